@@ -1,0 +1,27 @@
+//! One module per subcommand; each takes its parsed arguments and a writer for its data.
+
+pub mod scan;
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// The writer for a command's data: `-o FILE` or stdout.
+pub fn open_output(path: Option<&Path>) -> Result<Box<dyn Write>> {
+    Ok(match path {
+        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(|e| Error::io(p, e))?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    })
+}
+
+/// Report bad input on stderr (the summary has it too) and say whether the exit code should be 2.
+pub fn warn_bad_input(stats: &crate::scan::ReadStats) -> bool {
+    for f in &stats.failed {
+        eprintln!("trailscope: {}: {}", f.path, f.reason);
+    }
+    for r in &stats.rejected {
+        eprintln!("trailscope: {}: {} records rejected: {}", r.path, r.records, r.reason);
+    }
+    stats.files_failed > 0 || stats.records_rejected > 0
+}

@@ -1,0 +1,177 @@
+//! `trailscope scan`: read the inputs (or ingest them into a store) and account for every file and
+//! event: how many were read, skipped, failed, de-duplicated, and the events by account, region, day.
+
+use std::io::{IsTerminal, Write};
+
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::cli::{ScanArgs, SummaryFormat};
+use crate::dataset::{self, Dataset};
+use crate::error::{Error, PolarsContext, Result};
+use crate::filter::{format_ms, Filter};
+use crate::frame::{account_expr, col_name as c};
+use crate::ingest::{self, IngestStats};
+use crate::report;
+use crate::scan::ReadStats;
+use crate::source;
+
+#[derive(Serialize)]
+struct Count {
+    key: String,
+    events: u64,
+}
+
+#[derive(Serialize)]
+pub struct ScanSummary {
+    #[serde(flatten)]
+    read: ReadStats,
+    events: u64,
+    duplicates: u64,
+    first_event_time: Option<String>,
+    last_event_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    ingest: Option<IngestStats>,
+    by_account: Vec<Count>,
+    by_region: Vec<Count>,
+    by_day: Vec<Count>,
+}
+
+/// Run `scan`; returns true when some input was bad (exit code 2).
+pub fn run(args: &ScanArgs) -> Result<bool> {
+    let filter = args.input.filter()?;
+    let opts = args.input.read_options();
+    let (data, ingest_stats) = match &args.store {
+        Some(store) => {
+            // The store keeps whole files, so discovery does not prune by the filter here.
+            let inputs = source::discover(&args.input.inputs, &Filter::default())?;
+            let (ingest_stats, read) = ingest::ingest(store, inputs, &opts, args.input.quiet)?;
+            let mut data = dataset::load(std::slice::from_ref(store), &filter, &opts, true)?;
+            data.stats = read;
+            data.duplicates = ingest_stats.duplicates;
+            (data, Some(ingest_stats))
+        }
+        None => (dataset::load(&args.input.inputs, &filter, &opts, args.input.quiet)?, None),
+    };
+    let bad = super::warn_bad_input(&data.stats);
+    let summary = summarize(data, ingest_stats, args.store.as_ref().map(|p| p.display().to_string()))?;
+    let mut out = super::open_output(args.output.as_deref())?;
+    let format = args.format.unwrap_or(if args.output.is_none() && std::io::stdout().is_terminal() {
+        SummaryFormat::Table
+    } else {
+        SummaryFormat::Json
+    });
+    match format {
+        SummaryFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &summary).map_err(|e| Error::Usage(e.to_string()))?;
+            writeln!(out).map_err(|e| Error::io("<output>", e))?;
+        }
+        SummaryFormat::Table => write_table(&mut out, &summary)?,
+    }
+    out.flush().map_err(|e| Error::io("<output>", e))?;
+    Ok(bad)
+}
+
+fn counts(df: &DataFrame) -> Result<Vec<Count>> {
+    let keys = df.column("key").context("key")?.cast(&DataType::String).context("key")?;
+    let keys = keys.str().context("key")?.clone();
+    let n = df.column("events").context("events")?.cast(&DataType::UInt64).context("events")?;
+    let n = n.u64().context("events")?.clone();
+    Ok(keys
+        .iter()
+        .zip(n.iter())
+        .map(|(k, n)| Count { key: k.unwrap_or(crate::store::NULL_PARTITION).to_string(), events: n.unwrap_or(0) })
+        .collect())
+}
+
+fn count_by(events: &LazyFrame, key: Expr) -> Result<Vec<Count>> {
+    let df = events
+        .clone()
+        .group_by([key.alias("key")])
+        .agg([len().alias("events")])
+        .sort(["key"], SortMultipleOptions::default().with_nulls_last(true))
+        .collect()
+        .context("counting events")?;
+    counts(&df)
+}
+
+fn summarize(data: Dataset, ingest: Option<IngestStats>, store: Option<String>) -> Result<ScanSummary> {
+    let Dataset { events, stats, duplicates, .. } = data;
+    let events = events.cache();
+    let totals = events
+        .clone()
+        .select([
+            len().alias("n"),
+            col(c::EVENT_TIME).min().cast(DataType::Int64).alias("first"),
+            col(c::EVENT_TIME).max().cast(DataType::Int64).alias("last"),
+        ])
+        .collect()
+        .context("summarizing events")?;
+    let get_i64 = |name: &str| -> Result<Option<i64>> {
+        let col = totals.column(name).context(name)?.cast(&DataType::Int64).context(name)?;
+        Ok(col.i64().context(name)?.get(0))
+    };
+    let n = get_i64("n")?.unwrap_or(0) as u64;
+    Ok(ScanSummary {
+        events: n,
+        duplicates,
+        first_event_time: get_i64("first")?.map(format_ms),
+        last_event_time: get_i64("last")?.map(format_ms),
+        store,
+        ingest,
+        by_account: count_by(&events, account_expr())?,
+        by_region: count_by(&events, col(c::AWS_REGION))?,
+        by_day: count_by(&events, col(c::EVENT_TIME).dt().strftime("%Y-%m-%d"))?,
+        read: stats,
+    })
+}
+
+fn write_table(w: &mut dyn Write, s: &ScanSummary) -> Result<()> {
+    let io = |e| Error::io("<output>", e);
+    let r = &s.read;
+    let mut lines = vec![
+        ("files read", r.files.to_string()),
+        ("files skipped", r.files_skipped.to_string()),
+        ("files failed", r.files_failed.to_string()),
+        ("records", r.records.to_string()),
+        ("records rejected", r.records_rejected.to_string()),
+        ("records without eventID", r.records_without_event_id.to_string()),
+        ("duplicates", s.duplicates.to_string()),
+        ("events", s.events.to_string()),
+        ("first event", s.first_event_time.clone().unwrap_or_default()),
+        ("last event", s.last_event_time.clone().unwrap_or_default()),
+        ("MB read / decoded", format!("{:.1} / {:.1}", r.bytes_read as f64 / 1e6, r.bytes_decoded as f64 / 1e6)),
+    ];
+    if let Some(i) = &s.ingest {
+        lines.push(("files ingested", i.files_ingested.to_string()));
+        lines.push(("files unchanged", i.files_unchanged.to_string()));
+        lines.push(("events written", i.events_written.to_string()));
+    }
+    for (k, v) in lines {
+        writeln!(w, "{k:<24} {v}").map_err(io)?;
+    }
+    for (title, rows) in [("account", &s.by_account), ("region", &s.by_region), ("day", &s.by_day)] {
+        writeln!(w, "\nevents by {title}").map_err(io)?;
+        let keys = Column::new(title.into(), rows.iter().map(|c| c.key.clone()).collect::<Vec<_>>());
+        let n = Column::new("events".into(), rows.iter().map(|c| c.events).collect::<Vec<_>>());
+        let df = DataFrame::new(rows.len(), vec![keys, n]).context("table")?;
+        report::write_table(w, &df, 80)?;
+    }
+    for (title, list) in [("skipped", &r.skipped), ("failed", &r.failed)] {
+        if !list.is_empty() {
+            writeln!(w, "\n{title} files").map_err(io)?;
+            for f in list {
+                writeln!(w, "  {}: {}", f.path, f.reason).map_err(io)?;
+            }
+        }
+    }
+    if !r.rejected.is_empty() {
+        writeln!(w, "\nrejected records").map_err(io)?;
+        for x in &r.rejected {
+            writeln!(w, "  {}: {} records rejected: {}", x.path, x.records, x.reason).map_err(io)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,34 @@
+//! The `trailscope` binary: parse arguments, run the command, map errors to exit codes
+//! (0 ok, 1 error, 2 some input was bad but the results were printed), ripgrep style.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use trailscope::cli::{Cli, Command};
+use trailscope::commands;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Scan(args) => commands::scan::run(args),
+    };
+    match result {
+        Ok(false) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::from(2),
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            let err = anyhow::Error::from(e);
+            eprintln!("trailscope: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &trailscope::error::Error) -> bool {
+    matches!(e, trailscope::error::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+}

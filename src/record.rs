@@ -1,0 +1,442 @@
+//! The CloudTrail record as it appears on disk, and how each field becomes a value of the events frame.
+//! This is the one place that knows CloudTrail's JSON names (see `frame.rs` for the column names).
+//!
+//! Every leaf is captured as a borrowed `RawValue`, so a field of an unexpected JSON type never fails a
+//! whole file: strings are unescaped only when they contain escapes, anything else keeps its JSON text,
+//! and the nested blobs (`requestParameters`, ...) are kept byte for byte.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+type Raw<'a> = Option<&'a RawValue>;
+
+/// One event record. Field names are CloudTrail's (see `cloudtrail-event-reference-record-contents`).
+#[derive(Deserialize, Default)]
+pub struct RawEvent<'a> {
+    #[serde(rename = "eventVersion", borrow)]
+    pub event_version: Raw<'a>,
+    #[serde(rename = "userIdentity", borrow)]
+    pub user_identity: Raw<'a>,
+    #[serde(rename = "eventTime", borrow)]
+    pub event_time: Raw<'a>,
+    #[serde(rename = "eventSource", borrow)]
+    pub event_source: Raw<'a>,
+    #[serde(rename = "eventName", borrow)]
+    pub event_name: Raw<'a>,
+    #[serde(rename = "awsRegion", borrow)]
+    pub aws_region: Raw<'a>,
+    #[serde(rename = "sourceIPAddress", borrow)]
+    pub source_ip: Raw<'a>,
+    #[serde(rename = "userAgent", borrow)]
+    pub user_agent: Raw<'a>,
+    #[serde(rename = "errorCode", borrow)]
+    pub error_code: Raw<'a>,
+    #[serde(rename = "errorMessage", borrow)]
+    pub error_message: Raw<'a>,
+    #[serde(rename = "requestParameters", borrow)]
+    pub request_parameters: Raw<'a>,
+    #[serde(rename = "responseElements", borrow)]
+    pub response_elements: Raw<'a>,
+    #[serde(rename = "additionalEventData", borrow)]
+    pub additional_event_data: Raw<'a>,
+    #[serde(rename = "requestID", borrow)]
+    pub request_id: Raw<'a>,
+    #[serde(rename = "eventID", borrow)]
+    pub event_id: Raw<'a>,
+    #[serde(rename = "readOnly", borrow)]
+    pub read_only: Raw<'a>,
+    #[serde(rename = "resources", borrow)]
+    pub resources: Raw<'a>,
+    #[serde(rename = "eventType", borrow)]
+    pub event_type: Raw<'a>,
+    #[serde(rename = "managementEvent", borrow)]
+    pub management_event: Raw<'a>,
+    #[serde(rename = "recipientAccountId", borrow)]
+    pub recipient_account_id: Raw<'a>,
+    #[serde(rename = "sharedEventID", borrow)]
+    pub shared_event_id: Raw<'a>,
+    #[serde(rename = "vpcEndpointId", borrow)]
+    pub vpc_endpoint_id: Raw<'a>,
+    #[serde(rename = "eventCategory", borrow)]
+    pub event_category: Raw<'a>,
+    #[serde(rename = "tlsDetails", borrow)]
+    pub tls_details: Raw<'a>,
+    /// Event-history (LookupEvents) exports carry the whole event as a JSON string here.
+    #[serde(rename = "CloudTrailEvent", borrow)]
+    pub cloudtrail_event: Raw<'a>,
+}
+
+impl RawEvent<'_> {
+    /// Does this object look like a CloudTrail record at all (as opposed to some other JSON)?
+    pub fn looks_like_cloudtrail(&self) -> bool {
+        self.event_version.is_some()
+            || self.event_time.is_some()
+            || self.event_source.is_some()
+            || self.event_name.is_some()
+            || self.cloudtrail_event.is_some()
+    }
+}
+
+/// `userIdentity` (see `cloudtrail-event-reference-user-identity`).
+#[derive(Deserialize, Default)]
+pub struct UserIdentity<'a> {
+    #[serde(rename = "type", borrow)]
+    pub identity_type: Raw<'a>,
+    #[serde(rename = "principalId", borrow)]
+    pub principal_id: Raw<'a>,
+    #[serde(borrow)]
+    pub arn: Raw<'a>,
+    #[serde(rename = "accountId", borrow)]
+    pub account_id: Raw<'a>,
+    #[serde(rename = "accessKeyId", borrow)]
+    pub access_key_id: Raw<'a>,
+    #[serde(rename = "userName", borrow)]
+    pub user_name: Raw<'a>,
+    #[serde(rename = "invokedBy", borrow)]
+    pub invoked_by: Raw<'a>,
+    #[serde(rename = "sessionContext", borrow)]
+    pub session_context: Option<SessionContext<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct SessionContext<'a> {
+    #[serde(rename = "sessionIssuer", borrow)]
+    pub session_issuer: Option<SessionIssuer<'a>>,
+    #[serde(borrow)]
+    pub attributes: Option<SessionAttributes<'a>>,
+    #[serde(rename = "sourceIdentity", borrow)]
+    pub source_identity: Raw<'a>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct SessionIssuer<'a> {
+    #[serde(rename = "type", borrow)]
+    pub issuer_type: Raw<'a>,
+    #[serde(rename = "principalId", borrow)]
+    pub principal_id: Raw<'a>,
+    #[serde(borrow)]
+    pub arn: Raw<'a>,
+    #[serde(rename = "userName", borrow)]
+    pub user_name: Raw<'a>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct SessionAttributes<'a> {
+    #[serde(rename = "creationDate", borrow)]
+    pub creation_date: Raw<'a>,
+    #[serde(rename = "mfaAuthenticated", borrow)]
+    pub mfa_authenticated: Raw<'a>,
+}
+
+/// The few nested fields promoted to columns: `responseElements.ConsoleLogin`,
+/// `additionalEventData.MFAUsed`, `tlsDetails.tlsVersion`.
+#[derive(Deserialize, Default)]
+struct ResponseElements<'a> {
+    #[serde(rename = "ConsoleLogin", borrow)]
+    console_login: Raw<'a>,
+}
+
+#[derive(Deserialize, Default)]
+struct AdditionalEventData<'a> {
+    #[serde(rename = "MFAUsed", borrow)]
+    mfa_used: Raw<'a>,
+}
+
+#[derive(Deserialize, Default)]
+struct TlsDetails<'a> {
+    #[serde(rename = "tlsVersion", borrow)]
+    tls_version: Raw<'a>,
+}
+
+/// Parse a nested object leniently: anything that is not the expected object gives the default.
+fn nested<'a, T: Deserialize<'a> + Default>(raw: Raw<'a>) -> T {
+    match raw {
+        Some(r) if r.get().starts_with('{') => serde_json::from_str(r.get()).unwrap_or_default(),
+        _ => T::default(),
+    }
+}
+
+/// A JSON leaf as text: strings unescaped (borrowed when they contain no escape), other values as
+/// their JSON text. JSON `null` is `None` (serde maps it before we get here).
+pub fn text(raw: Raw<'_>) -> Option<Cow<'_, str>> {
+    let s = raw?.get();
+    if let Some(inner) = s.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        if !inner.contains('\\') {
+            return Some(Cow::Borrowed(inner));
+        }
+        return serde_json::from_str::<String>(s).ok().map(Cow::Owned);
+    }
+    if s == "null" {
+        return None;
+    }
+    Some(Cow::Borrowed(s))
+}
+
+/// A JSON leaf that should be a boolean: `true`/`false`, or the strings "true"/"false" (any case).
+pub fn boolean(raw: Raw<'_>) -> Option<bool> {
+    let t = text(raw)?;
+    if t.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if t.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// A JSON blob kept verbatim (objects, arrays, or scalars), `None` for null/absent.
+pub fn json_text(raw: Raw<'_>) -> Option<&str> {
+    raw.map(RawValue::get).filter(|s| *s != "null")
+}
+
+/// Milliseconds since the Unix epoch for an RFC 3339 timestamp. CloudTrail writes
+/// `YYYY-MM-DDTHH:MM:SSZ`; that shape takes a fast path, anything else goes through chrono
+/// (fractions, offsets, and the `2022-02-08 09:23:37+11:00` form of Event-history exports).
+pub fn parse_time_ms(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() == 20 && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':' && b[16] == b':'
+        && b[19] == b'Z'
+    {
+        let num = |r: std::ops::Range<usize>| -> Option<u32> {
+            b[r].iter().try_fold(0u32, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + (c - b'0') as u32))
+        };
+        let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        let date = chrono::NaiveDate::from_ymd_opt(y as i32, mo, d)?;
+        if h > 23 || mi > 59 || se > 60 {
+            return None;
+        }
+        let days = date.signed_duration_since(chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days();
+        return Some(((days * 24 + h as i64) * 60 + mi as i64) * 60_000 + se as i64 * 1000);
+    }
+    let parsed = chrono::DateTime::parse_from_rfc3339(s)
+        .or_else(|_| chrono::DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%:z"))
+        .ok()?;
+    Some(parsed.timestamp_millis())
+}
+
+/// One record mapped to the frame's values. `'a` borrows from the file's bytes.
+pub struct EventRow<'a> {
+    pub event_time_ms: i64,
+    pub event_version: Option<Cow<'a, str>>,
+    pub event_source: Option<Cow<'a, str>>,
+    pub event_name: Option<Cow<'a, str>>,
+    pub aws_region: Option<Cow<'a, str>>,
+    pub source_ip: Option<Cow<'a, str>>,
+    pub user_agent: Option<Cow<'a, str>>,
+    pub error_code: Option<Cow<'a, str>>,
+    pub error_message: Option<Cow<'a, str>>,
+    pub read_only: Option<bool>,
+    pub event_type: Option<Cow<'a, str>>,
+    pub event_category: Option<Cow<'a, str>>,
+    pub management_event: Option<bool>,
+    pub recipient_account_id: Option<Cow<'a, str>>,
+    pub event_id: Option<Cow<'a, str>>,
+    pub request_id: Option<Cow<'a, str>>,
+    pub shared_event_id: Option<Cow<'a, str>>,
+    pub vpc_endpoint_id: Option<Cow<'a, str>>,
+    pub identity_type: Option<Cow<'a, str>>,
+    pub principal_id: Option<Cow<'a, str>>,
+    pub arn: Option<Cow<'a, str>>,
+    pub account_id: Option<Cow<'a, str>>,
+    pub access_key_id: Option<Cow<'a, str>>,
+    pub user_name: Option<Cow<'a, str>>,
+    pub invoked_by: Option<Cow<'a, str>>,
+    pub session_issuer_type: Option<Cow<'a, str>>,
+    pub session_issuer_principal_id: Option<Cow<'a, str>>,
+    pub session_issuer_arn: Option<Cow<'a, str>>,
+    pub session_issuer_user_name: Option<Cow<'a, str>>,
+    pub session_mfa: Option<bool>,
+    pub session_created_ms: Option<i64>,
+    pub source_identity: Option<Cow<'a, str>>,
+    pub console_login: Option<Cow<'a, str>>,
+    pub mfa_used: Option<Cow<'a, str>>,
+    pub tls_version: Option<Cow<'a, str>>,
+    pub request_parameters: Option<&'a str>,
+    pub response_elements: Option<&'a str>,
+    pub additional_event_data: Option<&'a str>,
+    pub resources: Option<&'a str>,
+    pub principal: Option<Cow<'a, str>>,
+}
+
+/// Why a record was not turned into a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reject {
+    NoEventTime,
+    BadEventTime,
+    BadEmbeddedEvent,
+}
+
+impl Reject {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Reject::NoEventTime => "record without eventTime",
+            Reject::BadEventTime => "record with an eventTime that is not RFC 3339",
+            Reject::BadEmbeddedEvent => "Event-history record whose CloudTrailEvent is not a JSON event",
+        }
+    }
+}
+
+fn non_empty(v: Option<Cow<'_, str>>) -> Option<Cow<'_, str>> {
+    v.filter(|s| !s.is_empty())
+}
+
+impl<'a> EventRow<'a> {
+    /// Map a parsed record to its row, or say why it cannot be one.
+    pub fn from_raw(ev: &RawEvent<'a>) -> Result<EventRow<'a>, Reject> {
+        let time = text(ev.event_time).ok_or(Reject::NoEventTime)?;
+        let event_time_ms = parse_time_ms(&time).ok_or(Reject::BadEventTime)?;
+        let ui: UserIdentity<'a> = nested(ev.user_identity);
+        let ctx = ui.session_context.unwrap_or_default();
+        let issuer = ctx.session_issuer.unwrap_or_default();
+        let attrs = ctx.attributes.unwrap_or_default();
+        let event_name = text(ev.event_name);
+        let console_login = if event_name.as_deref() == Some("ConsoleLogin") {
+            text(nested::<ResponseElements>(ev.response_elements).console_login)
+        } else {
+            None
+        };
+        let mfa_used = text(nested::<AdditionalEventData>(ev.additional_event_data).mfa_used);
+        let identity_type = text(ui.identity_type);
+        let arn = text(ui.arn);
+        let session_issuer_arn = text(issuer.arn);
+        let invoked_by = text(ui.invoked_by);
+        let principal_id = text(ui.principal_id);
+        let account_id = text(ui.account_id);
+        let principal = derive_principal(
+            identity_type.as_deref(),
+            session_issuer_arn.as_ref(),
+            invoked_by.as_ref(),
+            arn.as_ref(),
+            principal_id.as_ref(),
+            account_id.as_ref(),
+        );
+        Ok(EventRow {
+            event_time_ms,
+            event_version: text(ev.event_version),
+            event_source: text(ev.event_source),
+            event_name,
+            aws_region: text(ev.aws_region),
+            source_ip: text(ev.source_ip),
+            user_agent: text(ev.user_agent),
+            error_code: text(ev.error_code),
+            error_message: text(ev.error_message),
+            read_only: boolean(ev.read_only),
+            event_type: text(ev.event_type),
+            event_category: text(ev.event_category),
+            management_event: boolean(ev.management_event),
+            recipient_account_id: text(ev.recipient_account_id),
+            event_id: non_empty(text(ev.event_id)),
+            request_id: text(ev.request_id),
+            shared_event_id: text(ev.shared_event_id),
+            vpc_endpoint_id: text(ev.vpc_endpoint_id),
+            identity_type,
+            principal_id,
+            arn,
+            account_id,
+            access_key_id: text(ui.access_key_id),
+            user_name: text(ui.user_name),
+            invoked_by,
+            session_issuer_type: text(issuer.issuer_type),
+            session_issuer_principal_id: text(issuer.principal_id),
+            session_issuer_arn,
+            session_issuer_user_name: text(issuer.user_name),
+            session_mfa: boolean(attrs.mfa_authenticated),
+            session_created_ms: text(attrs.creation_date).and_then(|t| parse_time_ms(&t)),
+            source_identity: text(ctx.source_identity),
+            console_login,
+            mfa_used,
+            tls_version: text(nested::<TlsDetails>(ev.tls_details).tls_version),
+            request_parameters: json_text(ev.request_parameters),
+            response_elements: json_text(ev.response_elements),
+            additional_event_data: json_text(ev.additional_event_data),
+            resources: json_text(ev.resources),
+            principal,
+        })
+    }
+}
+
+/// The stable identity whose permissions were used (issue #2):
+/// AssumedRole/FederatedUser -> the session issuer's ARN (else `arn`); AWSService -> `invokedBy`;
+/// otherwise `arn`, else `principalId`, else `accountId`. Records with no `type` but an `invokedBy`
+/// (service events such as those in the Invictus IR data) are the service's too.
+fn derive_principal<'a>(
+    identity_type: Option<&str>,
+    session_issuer_arn: Option<&Cow<'a, str>>,
+    invoked_by: Option<&Cow<'a, str>>,
+    arn: Option<&Cow<'a, str>>,
+    principal_id: Option<&Cow<'a, str>>,
+    account_id: Option<&Cow<'a, str>>,
+) -> Option<Cow<'a, str>> {
+    let pick = |v: Option<&Cow<'a, str>>| v.filter(|s| !s.is_empty()).cloned();
+    match identity_type {
+        Some("AssumedRole") | Some("FederatedUser") => pick(session_issuer_arn).or_else(|| pick(arn)),
+        Some("AWSService") => pick(invoked_by),
+        None if pick(invoked_by).is_some() => pick(invoked_by),
+        _ => pick(arn).or_else(|| pick(principal_id)).or_else(|| pick(account_id)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row_of(json: &str) -> Result<EventRow<'_>, Reject> {
+        let ev: RawEvent = serde_json::from_str(json).unwrap();
+        EventRow::from_raw(&ev)
+    }
+
+    #[test]
+    fn time_fast_path_agrees_with_chrono() {
+        for s in ["2023-07-10T12:11:15Z", "1970-01-01T00:00:00Z", "2024-02-29T23:59:59Z"] {
+            let want = chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis();
+            assert_eq!(parse_time_ms(s), Some(want), "{s}");
+        }
+        assert_eq!(parse_time_ms("2022-02-08 09:23:37+11:00"), parse_time_ms("2022-02-07T22:23:37Z"));
+        assert_eq!(parse_time_ms("2023-07-10T12:11:15.250Z"), Some(1_688_991_075_250));
+        assert_eq!(parse_time_ms("2023-13-10T12:11:15Z"), None);
+        assert_eq!(parse_time_ms("yesterday"), None);
+    }
+
+    #[test]
+    fn principal_rules() {
+        let assumed = r#"{"eventTime":"2023-07-10T12:11:15Z","userIdentity":{"type":"AssumedRole",
+            "arn":"arn:aws:sts::1:assumed-role/R/s","sessionContext":{"sessionIssuer":{"type":"Role",
+            "arn":"arn:aws:iam::1:role/R"},"attributes":{"mfaAuthenticated":"true"}}}}"#;
+        let r = row_of(assumed).unwrap();
+        assert_eq!(r.principal.as_deref(), Some("arn:aws:iam::1:role/R"));
+        assert_eq!(r.session_mfa, Some(true));
+        let service = r#"{"eventTime":"2023-07-10T12:11:15Z","userIdentity":{"type":"AWSService",
+            "invokedBy":"cloudtrail.amazonaws.com"}}"#;
+        assert_eq!(row_of(service).unwrap().principal.as_deref(), Some("cloudtrail.amazonaws.com"));
+        let untyped = r#"{"eventTime":"2023-07-10T12:11:15Z","userIdentity":{"accountId":"1"}}"#;
+        assert_eq!(row_of(untyped).unwrap().principal.as_deref(), Some("1"));
+        let root = r#"{"eventTime":"2023-07-10T12:11:15Z","userIdentity":{"type":"Root",
+            "principalId":"1","arn":"arn:aws:iam::1:root","accountId":"1"}}"#;
+        assert_eq!(row_of(root).unwrap().principal.as_deref(), Some("arn:aws:iam::1:root"));
+    }
+
+    #[test]
+    fn lenient_leaves_and_promoted_fields() {
+        let j = r#"{"eventTime":"2023-07-10T12:11:15Z","eventName":"ConsoleLogin","readOnly":"false",
+            "userAgent":"a \"quoted\" agent","responseElements":{"ConsoleLogin":"Success"},
+            "additionalEventData":{"MFAUsed":"No"},"eventID":"","userIdentity":"not an object",
+            "requestParameters":{"a":[1,2]}}"#;
+        let r = row_of(j).unwrap();
+        assert_eq!(r.read_only, Some(false));
+        assert_eq!(r.user_agent.as_deref(), Some("a \"quoted\" agent"));
+        assert_eq!(r.console_login.as_deref(), Some("Success"));
+        assert_eq!(r.mfa_used.as_deref(), Some("No"));
+        assert_eq!(r.event_id, None);
+        assert_eq!(r.identity_type, None);
+        assert_eq!(r.request_parameters, Some(r#"{"a":[1,2]}"#));
+    }
+
+    #[test]
+    fn rejects_records_without_usable_time() {
+        assert_eq!(row_of(r#"{"eventName":"X"}"#).err(), Some(Reject::NoEventTime));
+        assert_eq!(row_of(r#"{"eventTime":"soon"}"#).err(), Some(Reject::BadEventTime));
+    }
+}
