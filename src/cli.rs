@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::Result;
+use crate::report::Format;
 use crate::filter::Filter;
 use crate::scan::ReadOptions;
 
@@ -20,6 +21,125 @@ pub struct Cli {
 pub enum Command {
     /// Read archives (or a store): count files and events, report bad input; with --store, ingest.
     Scan(ScanArgs),
+    /// Root-account usage (CIS semantics): every root event and a summary.
+    Root(RootArgs),
+    /// Who did what: one row per principal; --principal adds breakdowns.
+    Activity(ActivityArgs),
+    /// Failed and denied requests, grouped; console sign-in failures.
+    Failures(FailuresArgs),
+    /// A forensic timeline with pivots; --session follows a temporary key.
+    Timeline(TimelineArgs),
+    /// Built-in checks: CIS AWS Foundations monitoring controls and more.
+    Detect(DetectArgs),
+    /// Ad-hoc Polars SQL over a table named `events`.
+    Sql(SqlArgs),
+}
+
+/// How to write a question's answer.
+#[derive(Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// Output format (table on a terminal, JSON otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Write to FILE instead of stdout (needed for parquet).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Write only this section of a multi-section answer (e.g. by_day).
+    #[arg(long, value_name = "NAME")]
+    pub section: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RootArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Print only the summary, as one row.
+    #[arg(long)]
+    pub summary: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ActivityArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Narrow to a principal (ARN, user name, access key id, or a glob); repeatable.
+    #[arg(long, value_name = "P")]
+    pub principal: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct FailuresArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Only authorization failures, classified by why they were denied.
+    #[arg(long)]
+    pub denied: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TimelineArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Principal (ARN, user name, access key id, or glob); repeatable.
+    #[arg(long, value_name = "P")]
+    pub principal: Vec<String>,
+    /// Access key id (or glob); repeatable.
+    #[arg(long, value_name = "KEY")]
+    pub access_key: Vec<String>,
+    /// Source IP address or CIDR block; repeatable.
+    #[arg(long, value_name = "IP|CIDR")]
+    pub source_ip: Vec<String>,
+    /// Event name or glob (e.g. 'Delete*'); repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub event_name: Vec<String>,
+    /// Event source (e.g. iam.amazonaws.com) or glob; repeatable.
+    #[arg(long, value_name = "SOURCE")]
+    pub event_source: Vec<String>,
+    /// Only failed requests.
+    #[arg(long)]
+    pub errors_only: bool,
+    /// Only read-only events.
+    #[arg(long, conflicts_with = "writes_only")]
+    pub read_only: bool,
+    /// Only events that change something (readOnly false).
+    #[arg(long)]
+    pub writes_only: bool,
+    /// Follow a temporary key (ASIA...) back to the call that issued it and forward to its use.
+    #[arg(long, value_name = "ASIA...")]
+    pub session: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DetectArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Run only this check (id, e.g. CIS-4.3); repeatable.
+    #[arg(long, value_name = "ID")]
+    pub check: Vec<String>,
+    /// List the checks and exit.
+    #[arg(long)]
+    pub list: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SqlArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// The query, over a table named `events`.
+    #[arg(long)]
+    pub query: String,
 }
 
 /// Inputs and the filters every command shares.
@@ -82,4 +202,15 @@ pub struct ScanArgs {
     /// Write the output to FILE instead of stdout.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

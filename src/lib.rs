@@ -15,6 +15,7 @@ pub mod frame;
 pub mod ingest;
 pub mod parse;
 pub mod progress;
+pub mod query;
 pub mod record;
 pub mod report;
 pub mod scan;

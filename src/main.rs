@@ -14,6 +14,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Scan(args) => commands::scan::run(args),
+        Command::Root(args) => commands::questions::root(args),
+        Command::Activity(args) => commands::questions::activity(args),
+        Command::Failures(args) => commands::questions::failures(args),
+        Command::Timeline(args) => commands::questions::timeline(args),
+        Command::Detect(args) => commands::questions::detect(args),
+        Command::Sql(args) => commands::questions::sql(args),
     };
     match result {
         Ok(false) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! One module per subcommand; each takes its parsed arguments and a writer for its data.
 
+pub mod questions;
 pub mod scan;
 
 use std::io::Write;

@@ -1,0 +1,133 @@
+//! The questions. Each module builds a lazy Polars plan over the events frame and returns it (or a
+//! few named sections); none of them prints. `report.rs` writes the result in the chosen format.
+
+pub mod activity;
+pub mod detect;
+pub mod failures;
+pub mod root;
+pub mod sql;
+pub mod timeline;
+
+use polars::prelude::*;
+
+use crate::frame::col_name as c;
+
+/// A question's answer: one or more named tables, each in a documented, deterministic order.
+pub struct Answer {
+    pub sections: Vec<(String, LazyFrame)>,
+}
+
+impl Answer {
+    pub fn one(name: &str, lf: LazyFrame) -> Self {
+        Answer { sections: vec![(name.to_string(), lf)] }
+    }
+
+    pub fn with(mut self, name: &str, lf: LazyFrame) -> Self {
+        self.sections.push((name.to_string(), lf));
+        self
+    }
+}
+
+/// A non-empty string column value.
+pub fn present(name: &str) -> Expr {
+    col(name).is_not_null().and(col(name).neq(lit("")))
+}
+
+/// The request failed: any non-empty errorCode.
+pub fn is_error() -> Expr {
+    present(c::ERROR_CODE)
+}
+
+/// Authorization failures: `AccessDenied*`, `*UnauthorizedOperation`, `VpceAccessDenied`.
+pub fn is_denied() -> Expr {
+    let code = col(c::ERROR_CODE);
+    present(c::ERROR_CODE).and(
+        code.clone()
+            .str()
+            .starts_with(lit("AccessDenied"))
+            .or(code.clone().str().ends_with(lit("UnauthorizedOperation")))
+            .or(code.eq(lit("VpceAccessDenied"))),
+    )
+}
+
+/// A console sign-in event.
+pub fn is_console_login() -> Expr {
+    col(c::EVENT_NAME).eq(lit("ConsoleLogin"))
+}
+
+/// Did the sign-in use MFA? `additionalEventData.MFAUsed`, compared case-insensitively with "yes".
+pub fn mfa_used() -> Expr {
+    col(c::MFA_USED).str().to_lowercase().eq(lit("yes")).fill_null(lit(false))
+}
+
+/// A failed console sign-in: `ConsoleLogin` with `errorMessage` "Failed authentication", or the
+/// `responseElements.ConsoleLogin` "Failure" that the same events carry.
+pub fn is_console_failure() -> Expr {
+    is_console_login().and(
+        col(c::ERROR_MESSAGE)
+            .eq(lit("Failed authentication"))
+            .fill_null(lit(false))
+            .or(col(c::CONSOLE_LOGIN).eq(lit("Failure")).fill_null(lit(false))),
+    )
+}
+
+/// The service of an event: `eventSource` without `.amazonaws.com`.
+pub fn service() -> Expr {
+    col(c::EVENT_SOURCE).str().replace(lit(r"\.amazonaws\.com$"), lit(""), false)
+}
+
+/// Translate a shell glob (`*`, `?`) to an anchored regular expression.
+pub fn glob_regex(glob: &str) -> String {
+    let mut re = String::from("^");
+    for ch in glob.chars() {
+        match ch {
+            '*' => re.push_str(".*"),
+            '?' => re.push('.'),
+            c if "\\.+()|[]{}^$#&-~".contains(c) => {
+                re.push('\\');
+                re.push(c);
+            }
+            c => re.push(c),
+        }
+    }
+    re.push('$');
+    re
+}
+
+/// Does `column` match `pattern` (exactly, or as a glob when it has `*` or `?`)?
+pub fn matches(column: &str, pattern: &str) -> Expr {
+    let e = if pattern.contains(['*', '?']) {
+        col(column).str().contains(lit(glob_regex(pattern)), true)
+    } else {
+        col(column).eq(lit(pattern))
+    };
+    e.fill_null(lit(false))
+}
+
+/// Rows of any of the principals named: an ARN, a user name, an access key id, or a glob of one.
+pub fn principal_filter(patterns: &[String]) -> Option<Expr> {
+    let fields = [c::PRINCIPAL, c::ARN, c::USER_NAME, c::ACCESS_KEY_ID, c::SESSION_ISSUER_USER_NAME, c::PRINCIPAL_ID];
+    patterns
+        .iter()
+        .flat_map(|p| fields.iter().map(move |f| matches(f, p)))
+        .reduce(|a, b| a.or(b))
+}
+
+/// Sort options: every key ascending, nulls last, stable.
+pub fn ascending(n: usize) -> SortMultipleOptions {
+    SortMultipleOptions::default()
+        .with_order_descending_multi(vec![false; n])
+        .with_nulls_last(true)
+        .with_maintain_order(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_become_anchored_regexes() {
+        assert_eq!(glob_regex("arn:aws:iam::*:user/a?c"), r"^arn:aws:iam::.*:user/a.c$");
+        assert_eq!(glob_regex("x.y"), r"^x\.y$");
+    }
+}

@@ -1,0 +1,229 @@
+//! `timeline`: event rows in time order with the pivots investigators use (principal, access key,
+//! source IP or CIDR, event name glob, event source, errors only, read-only or writes only), and the
+//! session pivot: from a temporary key (ASIA...) back to the STS call that issued it (and, when that
+//! call was itself made with a temporary key, further back), and forward to everything it did.
+
+use std::net::IpAddr;
+
+use polars::prelude::*;
+
+use super::{ascending, is_error, matches};
+use crate::error::{Error, PolarsContext, Result};
+use crate::frame::col_name as c;
+
+/// Columns of a timeline row.
+pub const COLUMNS: [&str; 16] = [
+    c::EVENT_TIME,
+    c::EVENT_ID,
+    c::RECIPIENT_ACCOUNT_ID,
+    c::PRINCIPAL,
+    c::IDENTITY_TYPE,
+    c::USER_NAME,
+    c::ACCESS_KEY_ID,
+    c::SOURCE_IP,
+    c::AWS_REGION,
+    c::EVENT_SOURCE,
+    c::EVENT_NAME,
+    c::READ_ONLY,
+    c::ERROR_CODE,
+    c::ERROR_MESSAGE,
+    c::USER_AGENT,
+    c::REQUEST_PARAMETERS,
+];
+
+/// STS calls that hand out temporary credentials (their responseElements carry the new key).
+const ISSUING_CALLS: [&str; 6] = [
+    "AssumeRole",
+    "AssumeRoleWithSAML",
+    "AssumeRoleWithWebIdentity",
+    "GetSessionToken",
+    "GetFederationToken",
+    "AssumeRoot",
+];
+
+/// How far back a session pivot follows keys issued with other temporary keys (role chaining).
+const MAX_CHAIN: usize = 10;
+
+/// An IP network (`10.0.0.0/8`, `2001:db8::/32`) or a single address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for IpNet {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || Error::Usage(format!("{s:?} is not an IP address or CIDR block"));
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(IpNet { addr, prefix })
+    }
+}
+
+impl IpNet {
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(i)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(n) & mask == u32::from(*i) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(i)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(n) & mask == u128::from(*i) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The pivots of a timeline.
+#[derive(Debug, Default, Clone)]
+pub struct Pivots {
+    pub principals: Vec<String>,
+    pub access_keys: Vec<String>,
+    pub source_ips: Vec<IpNet>,
+    pub event_names: Vec<String>,
+    pub event_sources: Vec<String>,
+    pub errors_only: bool,
+    pub read_only: bool,
+    pub writes_only: bool,
+}
+
+fn any(exprs: Vec<Expr>) -> Option<Expr> {
+    exprs.into_iter().reduce(|a, b| a.or(b))
+}
+
+/// Source IPs (as written in the events) that fall in any of `nets`. CloudTrail's sourceIPAddress
+/// is sometimes a service name (`ec2.amazonaws.com`): those never match.
+fn matching_ips(ev: &LazyFrame, nets: &[IpNet]) -> Result<Vec<String>> {
+    let df = ev
+        .clone()
+        .select([col(c::SOURCE_IP).drop_nulls().unique_stable()])
+        .collect()
+        .context("listing source IPs")?;
+    let ips = df.column(c::SOURCE_IP).context("source_ip")?.str().context("source_ip")?.clone();
+    Ok(ips
+        .iter()
+        .flatten()
+        .filter(|s| s.parse::<IpAddr>().is_ok_and(|ip| nets.iter().any(|n| n.contains(&ip))))
+        .map(str::to_string)
+        .collect())
+}
+
+/// Events matching every given pivot (each pivot matches any of its values).
+pub fn filtered(ev: LazyFrame, p: &Pivots) -> Result<LazyFrame> {
+    let mut conds: Vec<Expr> = Vec::new();
+    if let Some(e) = super::principal_filter(&p.principals) {
+        conds.push(e);
+    }
+    if let Some(e) = any(p.access_keys.iter().map(|k| matches(c::ACCESS_KEY_ID, k)).collect()) {
+        conds.push(e);
+    }
+    if let Some(e) = any(p.event_names.iter().map(|k| matches(c::EVENT_NAME, k)).collect()) {
+        conds.push(e);
+    }
+    if let Some(e) = any(p.event_sources.iter().map(|k| matches(c::EVENT_SOURCE, k)).collect()) {
+        conds.push(e);
+    }
+    if p.errors_only {
+        conds.push(is_error());
+    }
+    if p.read_only {
+        conds.push(col(c::READ_ONLY).eq(lit(true)).fill_null(lit(false)));
+    }
+    if p.writes_only {
+        conds.push(col(c::READ_ONLY).eq(lit(false)).fill_null(lit(false)));
+    }
+    let mut ev = match conds.into_iter().reduce(|a, b| a.and(b)) {
+        Some(e) => ev.filter(e),
+        None => ev,
+    };
+    if !p.source_ips.is_empty() {
+        ev = ev.cache();
+        let ips = matching_ips(&ev, &p.source_ips)?;
+        let list = Series::new("ips".into(), ips);
+        ev = ev.filter(col(c::SOURCE_IP).is_in(lit(list).implode(false), false).fill_null(lit(false)));
+    }
+    Ok(ev)
+}
+
+/// The timeline rows.
+pub fn rows(ev: LazyFrame, p: &Pivots) -> Result<LazyFrame> {
+    Ok(filtered(ev, p)?
+        .select(COLUMNS.iter().map(|n| col(*n)).collect::<Vec<_>>())
+        .sort([c::EVENT_TIME, c::EVENT_ID], ascending(2)))
+}
+
+/// The session pivot for temporary key `key`: a `pivot` column says whether a row issued a key in the
+/// chain (`issued ASIA...`) or was made with `key` (`used`).
+pub fn session(ev: LazyFrame, key: &str) -> Result<LazyFrame> {
+    let ev = ev.cache();
+    let mut parts = vec![ev
+        .clone()
+        .filter(col(c::ACCESS_KEY_ID).eq(lit(key)).fill_null(lit(false)))
+        .with_column(lit("used").alias("pivot"))];
+    let issuing = any(ISSUING_CALLS.iter().map(|n| col(c::EVENT_NAME).eq(lit(*n))).collect()).expect("calls");
+    let mut current = key.to_string();
+    let mut seen = vec![current.clone()];
+    for _ in 0..MAX_CHAIN {
+        let issuer = ev
+            .clone()
+            .filter(
+                issuing
+                    .clone()
+                    .and(col(c::RESPONSE_ELEMENTS).str().contains_literal(lit(format!("\"{current}\""))))
+                    .fill_null(lit(false)),
+            )
+            .with_column(lit(format!("issued {current}")).alias("pivot"));
+        let found = issuer.clone().collect().context("following the session pivot")?;
+        if found.height() == 0 {
+            break;
+        }
+        parts.push(issuer);
+        // Follow the issuing call's own key if it was temporary too.
+        let keys = found.column(c::ACCESS_KEY_ID).context("access_key_id")?.str().context("key")?.clone();
+        let next = keys.iter().flatten().find(|k| k.starts_with("ASIA") && !seen.iter().any(|s| s == k));
+        match next {
+            Some(k) => {
+                current = k.to_string();
+                seen.push(current.clone());
+            }
+            None => break,
+        }
+    }
+    let mut cols: Vec<Expr> = vec![col("pivot")];
+    cols.extend(COLUMNS.iter().map(|n| col(*n)));
+    let all = concat(parts, UnionArgs::default()).context("session pivot")?;
+    Ok(all.select(cols).sort([c::EVENT_TIME, c::EVENT_ID], ascending(2)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_matching() {
+        let net: IpNet = "10.1.0.0/16".parse().unwrap();
+        assert!(net.contains(&"10.1.200.3".parse().unwrap()));
+        assert!(!net.contains(&"10.2.0.1".parse().unwrap()));
+        let one: IpNet = "192.0.2.7".parse().unwrap();
+        assert!(one.contains(&"192.0.2.7".parse().unwrap()));
+        assert!(!one.contains(&"192.0.2.8".parse().unwrap()));
+        let all: IpNet = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains(&"8.8.8.8".parse().unwrap()));
+        let v6: IpNet = "2001:db8::/32".parse().unwrap();
+        assert!(v6.contains(&"2001:db8::1".parse().unwrap()));
+        assert!(!v6.contains(&"10.0.0.1".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<IpNet>().is_err());
+        assert!("ec2.amazonaws.com".parse::<IpNet>().is_err());
+    }
+}
