@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::Result;
-use crate::report::Format;
 use crate::filter::Filter;
+use crate::report::Format;
 use crate::scan::ReadOptions;
 
 #[derive(Parser, Debug)]

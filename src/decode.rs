@@ -140,9 +140,7 @@ fn diagnose(member: &[u8]) -> DecodeError {
         match dec.read(&mut sink) {
             Ok(0) => return DecodeError::Gzip("checksum or length mismatch".into()),
             Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                return DecodeError::TruncatedGzip
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return DecodeError::TruncatedGzip,
             Err(e) => return DecodeError::Gzip(e.to_string()),
         }
     }
@@ -222,7 +220,7 @@ mod tests {
         let mut g = gz(&data);
         let n = g.len();
         g[n - 4..].copy_from_slice(&10u32.to_le_bytes()); // lie in ISIZE
-        // The ISIZE check inside libdeflate rejects the member: reported as corrupt, not silently cut.
+                                                          // The ISIZE check inside libdeflate rejects the member: reported as corrupt, not silently cut.
         assert!(gunzip(&g, 1 << 20).is_err());
     }
 

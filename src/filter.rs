@@ -132,11 +132,7 @@ impl Filter {
 }
 
 fn any_of(e: Expr, values: &[String]) -> Expr {
-    values
-        .iter()
-        .map(|v| e.clone().eq(lit(v.as_str())))
-        .reduce(|a, b| a.or(b))
-        .expect("non-empty list")
+    values.iter().map(|v| e.clone().eq(lit(v.as_str()))).reduce(|a, b| a.or(b)).expect("non-empty list")
 }
 
 #[cfg(test)]

@@ -182,8 +182,7 @@ impl Default for FrameBuilder {
 
 impl FrameBuilder {
     pub fn with_capacity(n: usize) -> Self {
-        let mut strings: Vec<Str> =
-            STRING_COLUMNS.iter().map(|name| Str::new((*name).into(), n)).collect();
+        let mut strings: Vec<Str> = STRING_COLUMNS.iter().map(|name| Str::new((*name).into(), n)).collect();
         strings.push(Str::new(c::SOURCE_FILE.into(), n));
         FrameBuilder {
             len: 0,
@@ -279,10 +278,8 @@ impl FrameBuilder {
         for (name, b) in STRING_COLUMNS.iter().chain([&c::SOURCE_FILE]).zip(self.strings) {
             by_name.insert(name, b.finish().into_column());
         }
-        let cols: Vec<Column> = columns()
-            .into_iter()
-            .map(|(name, _)| by_name.remove(name).expect("every column built"))
-            .collect();
+        let cols: Vec<Column> =
+            columns().into_iter().map(|(name, _)| by_name.remove(name).expect("every column built")).collect();
         DataFrame::new(n, cols).context("building the events frame")
     }
 }

@@ -29,10 +29,7 @@ pub struct IngestStats {
 /// written: the store keeps whole files, so a later run with another window finds them complete.
 pub fn ingest(root: &Path, inputs: Inputs, opts: &ReadOptions, quiet: bool) -> Result<(IngestStats, ReadStats)> {
     if let Some(s) = inputs.stores.first() {
-        return Err(Error::Usage(format!(
-            "{} is a store; a store cannot be ingested into another store",
-            s.display()
-        )));
+        return Err(Error::Usage(format!("{} is a store; a store cannot be ingested into another store", s.display())));
     }
     let mut store = Store::create_or_open(root)?;
     let mut stats = IngestStats::default();
@@ -91,4 +88,3 @@ fn batches(files: &[InputFile]) -> impl Iterator<Item = &[InputFile]> {
         Some(head)
     })
 }
-

@@ -70,9 +70,7 @@ pub fn parse(bytes: &[u8]) -> Result<(Shape, Vec<RawEvent<'_>>), ParseError> {
                 (Some(r), _) if single_document => (Shape::Records, r),
                 (None, Some(e)) if single_document => (Shape::Events, e),
                 (Some(_), _) | (_, Some(_)) => {
-                    return Err(ParseError::Invalid(
-                        "a Records/Events document followed by more JSON".into(),
-                    ))
+                    return Err(ParseError::Invalid("a Records/Events document followed by more JSON".into()))
                 }
                 (None, None) => {
                     let records = serde_json::Deserializer::from_slice(body)

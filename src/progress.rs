@@ -18,8 +18,10 @@ impl Progress {
         let bar = (!quiet && std::io::stderr().is_terminal() && files > 0).then(|| {
             let bar = ProgressBar::with_draw_target(Some(files), ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} files {msg} (eta {eta})")
-                    .expect("valid template"),
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} files {msg} (eta {eta})",
+                )
+                .expect("valid template"),
             );
             bar.set_message(format!("0/{} MB", bytes >> 20));
             bar

@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 type Raw<'a> = Option<&'a RawValue>;
 
 /// One event record. Field names are CloudTrail's (see `cloudtrail-event-reference-record-contents`).
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug)]
 pub struct RawEvent<'a> {
     #[serde(rename = "eventVersion", borrow)]
     pub event_version: Raw<'a>,
@@ -80,7 +80,7 @@ impl RawEvent<'_> {
 }
 
 /// `userIdentity` (see `cloudtrail-event-reference-user-identity`).
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug)]
 pub struct UserIdentity<'a> {
     #[serde(rename = "type", borrow)]
     pub identity_type: Raw<'a>,
@@ -100,7 +100,7 @@ pub struct UserIdentity<'a> {
     pub session_context: Option<SessionContext<'a>>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug)]
 pub struct SessionContext<'a> {
     #[serde(rename = "sessionIssuer", borrow)]
     pub session_issuer: Option<SessionIssuer<'a>>,
@@ -110,7 +110,7 @@ pub struct SessionContext<'a> {
     pub source_identity: Raw<'a>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug)]
 pub struct SessionIssuer<'a> {
     #[serde(rename = "type", borrow)]
     pub issuer_type: Raw<'a>,
@@ -122,7 +122,7 @@ pub struct SessionIssuer<'a> {
     pub user_name: Raw<'a>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug)]
 pub struct SessionAttributes<'a> {
     #[serde(rename = "creationDate", borrow)]
     pub creation_date: Raw<'a>,
@@ -132,19 +132,19 @@ pub struct SessionAttributes<'a> {
 
 /// The few nested fields promoted to columns: `responseElements.ConsoleLogin`,
 /// `additionalEventData.MFAUsed`, `tlsDetails.tlsVersion`.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug)]
 struct ResponseElements<'a> {
     #[serde(rename = "ConsoleLogin", borrow)]
     console_login: Raw<'a>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug)]
 struct AdditionalEventData<'a> {
     #[serde(rename = "MFAUsed", borrow)]
     mfa_used: Raw<'a>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug)]
 struct TlsDetails<'a> {
     #[serde(rename = "tlsVersion", borrow)]
     tls_version: Raw<'a>,
@@ -196,8 +196,7 @@ pub fn json_text(raw: Raw<'_>) -> Option<&str> {
 /// (fractions, offsets, and the `2022-02-08 09:23:37+11:00` form of Event-history exports).
 pub fn parse_time_ms(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() == 20 && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':' && b[16] == b':'
-        && b[19] == b'Z'
+    if b.len() == 20 && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':' && b[16] == b':' && b[19] == b'Z'
     {
         let num = |r: std::ops::Range<usize>| -> Option<u32> {
             b[r].iter().try_fold(0u32, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + (c - b'0') as u32))

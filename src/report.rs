@@ -230,7 +230,12 @@ pub fn write_sections(sink: &Sink<'_>, mut sections: Vec<(String, DataFrame)>) -
         Format::Json if sections.len() > 1 => {
             let mut obj = serde_json::Map::new();
             for (name, df) in &sections {
-                obj.insert(name.clone(), serde_json::Value::from(rows_json(df)?.into_iter().map(Into::into).collect::<Vec<serde_json::Value>>()));
+                obj.insert(
+                    name.clone(),
+                    serde_json::Value::from(
+                        rows_json(df)?.into_iter().map(Into::into).collect::<Vec<serde_json::Value>>(),
+                    ),
+                );
             }
             serde_json::to_writer_pretty(&mut w, &obj).map_err(|e| Error::Usage(e.to_string()))?;
             writeln!(w).map_err(io_err)?;

@@ -94,8 +94,7 @@ fn skip(path: &Path, reason: &str) -> Skipped {
 }
 
 fn consider_file(path: &Path, meta: &std::fs::Metadata, filter: &Filter, out: &mut Inputs) {
-    let segments: Vec<&str> =
-        path.components().filter_map(|c| c.as_os_str().to_str()).collect();
+    let segments: Vec<&str> = path.components().filter_map(|c| c.as_os_str().to_str()).collect();
     if segments.contains(&"CloudTrail-Digest") {
         out.skipped.push(skip(path, "CloudTrail digest file (log file validation), not events"));
         return;

@@ -118,8 +118,7 @@ impl Store {
     pub fn open(root: &Path) -> Result<Store> {
         let marker_path = root.join(META_DIR).join(MARKER);
         let text = fs::read_to_string(&marker_path).map_err(|e| Error::io(&marker_path, e))?;
-        let marker: Marker =
-            serde_json::from_str(&text).map_err(|e| store_err(root, format!("bad {MARKER}: {e}")))?;
+        let marker: Marker = serde_json::from_str(&text).map_err(|e| store_err(root, format!("bad {MARKER}: {e}")))?;
         if marker.schema_version != SCHEMA_VERSION {
             return Err(store_err(
                 root,
@@ -181,9 +180,7 @@ impl Store {
     }
 
     pub fn is_unchanged(&self, known: &hashbrown::HashMap<&str, &InputRecord>, f: &InputFile) -> bool {
-        known
-            .get(input_key(&f.path).as_str())
-            .is_some_and(|r| r.size == f.size && r.mtime_ns == f.mtime_ns)
+        known.get(input_key(&f.path).as_str()).is_some_and(|r| r.size == f.size && r.mtime_ns == f.mtime_ns)
     }
 
     /// Every part, with the filter's partition pruning applied.
@@ -277,9 +274,8 @@ type PartitionKey = (String, String, String);
 
 /// Row indices of `df` grouped by (account, region, UTC date), in first-seen order.
 fn partition_rows(df: &DataFrame) -> Result<Vec<(PartitionKey, Vec<IdxSize>)>> {
-    let text = |name: &str| -> Result<StringChunked> {
-        Ok(df.column(name).context(name)?.str().context(name)?.clone())
-    };
+    let text =
+        |name: &str| -> Result<StringChunked> { Ok(df.column(name).context(name)?.str().context(name)?.clone()) };
     let recipient = text(c::RECIPIENT_ACCOUNT_ID)?;
     let caller = text(c::ACCOUNT_ID)?;
     let region = text(c::AWS_REGION)?;

@@ -17,27 +17,24 @@ const TOP_SERVICES: usize = 3;
 /// One row per principal.
 pub fn per_principal(ev: LazyFrame) -> LazyFrame {
     let ev = ev.with_column(service().alias("service")).cache();
-    let main = ev
-        .clone()
-        .group_by([col(c::PRINCIPAL)])
-        .agg([
-            col(c::IDENTITY_TYPE).drop_nulls().first().alias("principal_type"),
-            col(c::ACCOUNT_ID).drop_nulls().first().alias(c::ACCOUNT_ID),
-            len().cast(DataType::UInt32).alias("events"),
-            is_error().cast(DataType::UInt32).sum().alias("errors"),
-            col(c::EVENT_TIME).min().alias("first_seen"),
-            col(c::EVENT_TIME).max().alias("last_seen"),
-            distinct("service").alias("services"),
-            concat_str([col(c::EVENT_SOURCE), col(c::EVENT_NAME)], ":", false)
-                .drop_nulls()
-                .n_unique()
-                .cast(DataType::UInt32)
-                .alias("actions"),
-            distinct(c::SOURCE_IP).alias("source_ips"),
-            distinct(c::AWS_REGION).alias("regions"),
-            distinct(c::ACCESS_KEY_ID).alias("access_keys"),
-            distinct(c::USER_AGENT).alias("user_agents"),
-        ]);
+    let main = ev.clone().group_by([col(c::PRINCIPAL)]).agg([
+        col(c::IDENTITY_TYPE).drop_nulls().first().alias("principal_type"),
+        col(c::ACCOUNT_ID).drop_nulls().first().alias(c::ACCOUNT_ID),
+        len().cast(DataType::UInt32).alias("events"),
+        is_error().cast(DataType::UInt32).sum().alias("errors"),
+        col(c::EVENT_TIME).min().alias("first_seen"),
+        col(c::EVENT_TIME).max().alias("last_seen"),
+        distinct("service").alias("services"),
+        concat_str([col(c::EVENT_SOURCE), col(c::EVENT_NAME)], ":", false)
+            .drop_nulls()
+            .n_unique()
+            .cast(DataType::UInt32)
+            .alias("actions"),
+        distinct(c::SOURCE_IP).alias("source_ips"),
+        distinct(c::AWS_REGION).alias("regions"),
+        distinct(c::ACCESS_KEY_ID).alias("access_keys"),
+        distinct(c::USER_AGENT).alias("user_agents"),
+    ]);
     // Top services: count per (principal, service), best first (ties by name), keep the first few.
     let top = ev
         .group_by([col(c::PRINCIPAL), col("service")])
@@ -50,8 +47,7 @@ pub fn per_principal(ev: LazyFrame) -> LazyFrame {
                 .with_maintain_order(true),
         )
         .with_column(
-            concat_str([col("service"), lit(" ("), col("n").cast(DataType::String), lit(")")], "", true)
-                .alias("entry"),
+            concat_str([col("service"), lit(" ("), col("n").cast(DataType::String), lit(")")], "", true).alias("entry"),
         )
         .group_by_stable([col(c::PRINCIPAL)])
         .agg([col("entry").head(Some(TOP_SERVICES)).str().join(", ", true).alias("top_services")]);
@@ -98,8 +94,5 @@ pub fn answer(ev: LazyFrame, principals: &[String]) -> Answer {
             breakdown(&ev, &[service().alias("service"), col(c::EVENT_NAME)], &["service", c::EVENT_NAME]),
         )
         .with("by_source_ip", breakdown(&ev, &[col(c::SOURCE_IP)], &[c::SOURCE_IP]))
-        .with(
-            "by_day",
-            breakdown(&ev, &[col(c::EVENT_TIME).dt().strftime("%Y-%m-%d").alias("day")], &["day"]),
-        )
+        .with("by_day", breakdown(&ev, &[col(c::EVENT_TIME).dt().strftime("%Y-%m-%d").alias("day")], &["day"]))
 }

@@ -40,7 +40,8 @@ pub const CHECKS: &[Check] = &[
         id: "CIS-4.2",
         title: "Console sign-in without MFA",
         severity: "high",
-        reference: "CIS 4.2 / CloudWatch.3: ConsoleLogin, MFAUsed != Yes, userIdentity.type IAMUser, ConsoleLogin Success",
+        reference:
+            "CIS 4.2 / CloudWatch.3: ConsoleLogin, MFAUsed != Yes, userIdentity.type IAMUser, ConsoleLogin Success",
         rule: Rule::Condition(console_without_mfa),
     },
     Check {
@@ -58,10 +59,22 @@ pub const CHECKS: &[Check] = &[
         rule: Rule::Events {
             source: None,
             names: &[
-                "DeleteGroupPolicy", "DeleteRolePolicy", "DeleteUserPolicy", "PutGroupPolicy", "PutRolePolicy",
-                "PutUserPolicy", "CreatePolicy", "DeletePolicy", "CreatePolicyVersion", "DeletePolicyVersion",
-                "AttachRolePolicy", "DetachRolePolicy", "AttachUserPolicy", "DetachUserPolicy",
-                "AttachGroupPolicy", "DetachGroupPolicy",
+                "DeleteGroupPolicy",
+                "DeleteRolePolicy",
+                "DeleteUserPolicy",
+                "PutGroupPolicy",
+                "PutRolePolicy",
+                "PutUserPolicy",
+                "CreatePolicy",
+                "DeletePolicy",
+                "CreatePolicyVersion",
+                "DeletePolicyVersion",
+                "AttachRolePolicy",
+                "DetachRolePolicy",
+                "AttachUserPolicy",
+                "DetachUserPolicy",
+                "AttachGroupPolicy",
+                "DetachGroupPolicy",
             ],
         },
     },
@@ -97,8 +110,15 @@ pub const CHECKS: &[Check] = &[
         rule: Rule::Events {
             source: Some("s3.amazonaws.com"),
             names: &[
-                "PutBucketAcl", "PutBucketPolicy", "PutBucketCors", "PutBucketLifecycle", "PutBucketReplication",
-                "DeleteBucketPolicy", "DeleteBucketCors", "DeleteBucketLifecycle", "DeleteBucketReplication",
+                "PutBucketAcl",
+                "PutBucketPolicy",
+                "PutBucketCors",
+                "PutBucketLifecycle",
+                "PutBucketReplication",
+                "DeleteBucketPolicy",
+                "DeleteBucketCors",
+                "DeleteBucketLifecycle",
+                "DeleteBucketReplication",
             ],
         },
     },
@@ -110,7 +130,10 @@ pub const CHECKS: &[Check] = &[
         rule: Rule::Events {
             source: Some("config.amazonaws.com"),
             names: &[
-                "StopConfigurationRecorder", "DeleteDeliveryChannel", "PutDeliveryChannel", "PutConfigurationRecorder",
+                "StopConfigurationRecorder",
+                "DeleteDeliveryChannel",
+                "PutDeliveryChannel",
+                "PutConfigurationRecorder",
             ],
         },
     },
@@ -122,8 +145,12 @@ pub const CHECKS: &[Check] = &[
         rule: Rule::Events {
             source: None,
             names: &[
-                "AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupIngress",
-                "RevokeSecurityGroupEgress", "CreateSecurityGroup", "DeleteSecurityGroup",
+                "AuthorizeSecurityGroupIngress",
+                "AuthorizeSecurityGroupEgress",
+                "RevokeSecurityGroupIngress",
+                "RevokeSecurityGroupEgress",
+                "CreateSecurityGroup",
+                "DeleteSecurityGroup",
             ],
         },
     },
@@ -135,8 +162,12 @@ pub const CHECKS: &[Check] = &[
         rule: Rule::Events {
             source: None,
             names: &[
-                "CreateNetworkAcl", "CreateNetworkAclEntry", "DeleteNetworkAcl", "DeleteNetworkAclEntry",
-                "ReplaceNetworkAclEntry", "ReplaceNetworkAclAssociation",
+                "CreateNetworkAcl",
+                "CreateNetworkAclEntry",
+                "DeleteNetworkAcl",
+                "DeleteNetworkAclEntry",
+                "ReplaceNetworkAclEntry",
+                "ReplaceNetworkAclAssociation",
             ],
         },
     },
@@ -148,8 +179,12 @@ pub const CHECKS: &[Check] = &[
         rule: Rule::Events {
             source: None,
             names: &[
-                "CreateCustomerGateway", "DeleteCustomerGateway", "AttachInternetGateway", "CreateInternetGateway",
-                "DeleteInternetGateway", "DetachInternetGateway",
+                "CreateCustomerGateway",
+                "DeleteCustomerGateway",
+                "AttachInternetGateway",
+                "CreateInternetGateway",
+                "DeleteInternetGateway",
+                "DetachInternetGateway",
             ],
         },
     },
@@ -161,8 +196,13 @@ pub const CHECKS: &[Check] = &[
         rule: Rule::Events {
             source: Some("ec2.amazonaws.com"),
             names: &[
-                "CreateRoute", "CreateRouteTable", "ReplaceRoute", "ReplaceRouteTableAssociation", "DeleteRouteTable",
-                "DeleteRoute", "DisassociateRouteTable",
+                "CreateRoute",
+                "CreateRouteTable",
+                "ReplaceRoute",
+                "ReplaceRouteTableAssociation",
+                "DeleteRouteTable",
+                "DeleteRoute",
+                "DisassociateRouteTable",
             ],
         },
     },
@@ -174,9 +214,17 @@ pub const CHECKS: &[Check] = &[
         rule: Rule::Events {
             source: None,
             names: &[
-                "CreateVpc", "DeleteVpc", "ModifyVpcAttribute", "AcceptVpcPeeringConnection",
-                "CreateVpcPeeringConnection", "DeleteVpcPeeringConnection", "RejectVpcPeeringConnection",
-                "AttachClassicLinkVpc", "DetachClassicLinkVpc", "DisableVpcClassicLink", "EnableVpcClassicLink",
+                "CreateVpc",
+                "DeleteVpc",
+                "ModifyVpcAttribute",
+                "AcceptVpcPeeringConnection",
+                "CreateVpcPeeringConnection",
+                "DeleteVpcPeeringConnection",
+                "RejectVpcPeeringConnection",
+                "AttachClassicLinkVpc",
+                "DetachClassicLinkVpc",
+                "DisableVpcClassicLink",
+                "EnableVpcClassicLink",
             ],
         },
     },
@@ -188,10 +236,24 @@ pub const CHECKS: &[Check] = &[
         rule: Rule::Events {
             source: Some("organizations.amazonaws.com"),
             names: &[
-                "AcceptHandshake", "AttachPolicy", "CreateAccount", "CreateOrganizationalUnit", "CreatePolicy",
-                "DeclineHandshake", "DeleteOrganization", "DeleteOrganizationalUnit", "DeletePolicy", "DetachPolicy",
-                "DisablePolicyType", "EnablePolicyType", "InviteAccountToOrganization", "LeaveOrganization",
-                "MoveAccount", "RemoveAccountFromOrganization", "UpdatePolicy", "UpdateOrganizationalUnit",
+                "AcceptHandshake",
+                "AttachPolicy",
+                "CreateAccount",
+                "CreateOrganizationalUnit",
+                "CreatePolicy",
+                "DeclineHandshake",
+                "DeleteOrganization",
+                "DeleteOrganizationalUnit",
+                "DeletePolicy",
+                "DetachPolicy",
+                "DisablePolicyType",
+                "EnablePolicyType",
+                "InviteAccountToOrganization",
+                "LeaveOrganization",
+                "MoveAccount",
+                "RemoveAccountFromOrganization",
+                "UpdatePolicy",
+                "UpdateOrganizationalUnit",
             ],
         },
     },
@@ -331,9 +393,8 @@ pub fn findings(ev: LazyFrame, only: &[String]) -> PolarsResult<LazyFrame> {
 
 /// The list of checks as a table (for `detect --list`).
 pub fn list() -> PolarsResult<DataFrame> {
-    let col_of = |name: &str, f: fn(&Check) -> &'static str| {
-        Column::new(name.into(), CHECKS.iter().map(f).collect::<Vec<_>>())
-    };
+    let col_of =
+        |name: &str, f: fn(&Check) -> &'static str| Column::new(name.into(), CHECKS.iter().map(f).collect::<Vec<_>>());
     DataFrame::new(
         CHECKS.len(),
         vec![

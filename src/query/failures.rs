@@ -73,7 +73,10 @@ pub fn grouped(ev: LazyFrame, denied_only: bool) -> LazyFrame {
         ])
         .sort(
             sort_keys,
-            SortMultipleOptions::default().with_order_descending_multi(desc).with_nulls_last(true).with_maintain_order(true),
+            SortMultipleOptions::default()
+                .with_order_descending_multi(desc)
+                .with_nulls_last(true)
+                .with_maintain_order(true),
         )
 }
 

@@ -107,10 +107,7 @@ pub fn matches(column: &str, pattern: &str) -> Expr {
 /// Rows of any of the principals named: an ARN, a user name, an access key id, or a glob of one.
 pub fn principal_filter(patterns: &[String]) -> Option<Expr> {
     let fields = [c::PRINCIPAL, c::ARN, c::USER_NAME, c::ACCESS_KEY_ID, c::SESSION_ISSUER_USER_NAME, c::PRINCIPAL_ID];
-    patterns
-        .iter()
-        .flat_map(|p| fields.iter().map(move |f| matches(f, p)))
-        .reduce(|a, b| a.or(b))
+    patterns.iter().flat_map(|p| fields.iter().map(move |f| matches(f, p))).reduce(|a, b| a.or(b))
 }
 
 /// Sort options: every key ascending, nulls last, stable.

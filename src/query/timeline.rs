@@ -105,11 +105,8 @@ fn any(exprs: Vec<Expr>) -> Option<Expr> {
 /// Source IPs (as written in the events) that fall in any of `nets`. CloudTrail's sourceIPAddress
 /// is sometimes a service name (`ec2.amazonaws.com`): those never match.
 fn matching_ips(ev: &LazyFrame, nets: &[IpNet]) -> Result<Vec<String>> {
-    let df = ev
-        .clone()
-        .select([col(c::SOURCE_IP).drop_nulls().unique_stable()])
-        .collect()
-        .context("listing source IPs")?;
+    let df =
+        ev.clone().select([col(c::SOURCE_IP).drop_nulls().unique_stable()]).collect().context("listing source IPs")?;
     let ips = df.column(c::SOURCE_IP).context("source_ip")?.str().context("source_ip")?.clone();
     Ok(ips
         .iter()
