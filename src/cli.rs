@@ -179,7 +179,7 @@ impl InputArgs {
     }
 
     pub fn read_options(&self) -> ReadOptions {
-        ReadOptions { max_file_bytes: self.max_file_mb.saturating_mul(1 << 20) }
+        ReadOptions { max_file_bytes: self.max_file_mb.saturating_mul(1 << 20), ..Default::default() }
     }
 }
 

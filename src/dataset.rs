@@ -37,24 +37,37 @@ pub fn from_inputs(inputs: Inputs, filter: &Filter, opts: &ReadOptions, quiet: b
     for s in skipped {
         stats.add_skipped(s);
     }
-    let mut lazies: Vec<LazyFrame> = Vec::new();
-    for root in &stores {
-        lazies.push(Store::open(root)?.scan(filter)?);
-    }
-    if raw.height() > 0 || lazies.is_empty() {
-        lazies.push(raw.lazy());
-    }
-    let filtered = |lf: LazyFrame| match filter.expr() {
-        Some(e) => lf.filter(e),
-        None => lf,
-    };
-    // A single store holds each eventID once already; anything else is de-duplicated here.
-    if lazies.len() == 1 && !stores.is_empty() {
-        let events = filtered(lazies.pop().expect("one"));
+    // A single store holds each eventID once already: answer from it lazily, with partition pruning.
+    if stores.len() == 1 && raw.height() == 0 {
+        let lf = Store::open(&stores[0])?.scan(filter)?;
+        let events = match filter.expr() {
+            Some(e) => lf.filter(e),
+            None => lf,
+        };
         return Ok(Dataset { events, stats, duplicates: 0, stores });
     }
-    let all = concat(lazies, UnionArgs::default()).context("combining inputs")?;
-    let df = filtered(all).collect().context("filtering events")?;
-    let (df, duplicates) = scan::dedupe(df, &mut hashbrown::HashSet::new())?;
+    // Otherwise: de-duplicate over every row in input order first (so the first delivery of an event
+    // decides, whether or not the filters select it), then filter; `duplicates` counts the selected
+    // repeats. Stores are read whole here, since pruning before de-duplication could change the answer.
+    let mut lazies: Vec<LazyFrame> = Vec::new();
+    for root in &stores {
+        lazies.push(Store::open(root)?.scan(&Filter::default())?);
+    }
+    lazies.push(raw.lazy());
+    let mut all =
+        concat(lazies, UnionArgs::default()).context("combining inputs")?.collect().context("reading inputs")?;
+    let (first, _) = scan::first_occurrences(&all, &mut hashbrown::HashSet::new())?;
+    all.with_column(first.with_name(FIRST.into()).into_column()).context("marking first occurrences")?;
+    let mut lf = all.lazy();
+    if let Some(e) = filter.expr() {
+        lf = lf.filter(e);
+    }
+    let df = lf.collect().context("filtering events")?;
+    let first = df.column(FIRST).context(FIRST)?.bool().context(FIRST)?.clone();
+    let duplicates = first.len() as u64 - first.sum().unwrap_or(0) as u64;
+    let df = df.filter(&first).context("dropping duplicate events")?.drop(FIRST).context(FIRST)?;
     Ok(Dataset { events: df.lazy(), stats, duplicates, stores })
 }
+
+/// Temporary column: is this row the first of its eventID?
+const FIRST: &str = "__trailscope_first";

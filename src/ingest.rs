@@ -37,12 +37,17 @@ pub fn ingest(root: &Path, inputs: Inputs, opts: &ReadOptions, quiet: bool) -> R
     for s in inputs.skipped {
         read.add_skipped(s);
     }
+    // Rows carry the absolute path as source_file, the same key the manifests use, so that the rows of
+    // a re-ingested file can be told apart from its earlier ingest.
+    let opts = &ReadOptions { absolute_source_file: true, ..opts.clone() };
     let known = store.known_inputs();
     let (unchanged, todo): (Vec<InputFile>, Vec<InputFile>) =
         inputs.files.into_iter().partition(|f| store.is_unchanged(&known, f));
+    let changed: hashbrown::HashSet<String> =
+        todo.iter().map(|f| store::input_key(&f.path)).filter(|k| known.contains_key(k.as_str())).collect();
     drop(known);
     stats.files_unchanged = unchanged.len() as u64;
-    let mut seen = store.event_ids()?;
+    let mut seen = store.event_ids(&changed)?;
     let total: u64 = todo.iter().map(|f| f.size).sum();
     let progress = Progress::new(todo.len() as u64, total, quiet);
     let run = format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"), std::process::id());
@@ -51,13 +56,14 @@ pub fn ingest(root: &Path, inputs: Inputs, opts: &ReadOptions, quiet: bool) -> R
         let (df, dupes) = scan::dedupe(df, &mut seen)?;
         stats.duplicates += dupes;
         stats.events_written += df.height() as u64;
-        // Record read and skipped files as ingested (a skipped file needs no second look unless it
-        // changes); failed files are left out so the next run tries them again.
+        // Record the files read; skipped and failed ones are looked at again next time (skipping is
+        // cheap, and a failed file may have been repaired).
         let records: Vec<InputRecord> = {
-            let failed: hashbrown::HashSet<&str> = batch_read.failed.iter().map(|f| f.path.as_str()).collect();
+            let not_read: hashbrown::HashSet<&str> =
+                batch_read.failed.iter().chain(&batch_read.skipped).map(|f| f.path.as_str()).collect();
             batch
                 .iter()
-                .filter(|f| !failed.contains(f.path.display().to_string().as_str()))
+                .filter(|f| !not_read.contains(f.path.display().to_string().as_str()))
                 .map(|f| InputRecord { path: store::input_key(&f.path), size: f.size, mtime_ns: f.mtime_ns })
                 .collect()
         };

@@ -25,11 +25,14 @@ pub const DEFAULT_MAX_FILE_BYTES: u64 = 1 << 30;
 #[derive(Debug, Clone)]
 pub struct ReadOptions {
     pub max_file_bytes: u64,
+    /// Write the absolute path into `source_file` (the store does, so that rows match its manifests);
+    /// otherwise the path as given.
+    pub absolute_source_file: bool,
 }
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions { max_file_bytes: DEFAULT_MAX_FILE_BYTES }
+        ReadOptions { max_file_bytes: DEFAULT_MAX_FILE_BYTES, absolute_source_file: false }
     }
 }
 
@@ -116,7 +119,11 @@ fn read_one(file: &InputFile, opts: &ReadOptions, out: &mut FrameBuilder, decode
         Err(e @ ParseError::NotCloudTrail(_)) => return Outcome::Skipped(e.to_string()),
         Err(e) => return Outcome::Failed(e.to_string()),
     };
-    let source = file.path.to_string_lossy();
+    let source = if opts.absolute_source_file {
+        std::borrow::Cow::Owned(crate::store::input_key(&file.path))
+    } else {
+        file.path.to_string_lossy()
+    };
     let mut rows = 0;
     let mut without_id = 0;
     let mut rejected = BTreeMap::new();
@@ -220,10 +227,10 @@ pub fn stack(frames: Vec<DataFrame>) -> Result<DataFrame> {
     Ok(first)
 }
 
-/// Keep the first row of each eventID not already in `seen` (rows without one are all kept), adding
-/// the kept ids to `seen`. Returns the frame and the number of duplicates dropped. Exact: it compares
+/// Which rows are the first of their eventID, given the ids in `seen` (which gains this frame's):
+/// rows without an id are always kept. Returns the mask and the number of repeats. Exact: it compares
 /// the ids themselves, not hashes.
-pub fn dedupe(df: DataFrame, seen: &mut hashbrown::HashSet<String>) -> Result<(DataFrame, u64)> {
+pub fn first_occurrences(df: &DataFrame, seen: &mut hashbrown::HashSet<String>) -> Result<(BooleanChunked, u64)> {
     let ids = df.column(crate::frame::col_name::EVENT_ID).context("event_id")?;
     let ids = ids.str().context("event_id as text")?;
     let mut dupes = 0u64;
@@ -241,6 +248,13 @@ pub fn dedupe(df: DataFrame, seen: &mut hashbrown::HashSet<String>) -> Result<(D
             None => true,
         })
         .collect();
+    Ok((mask, dupes))
+}
+
+/// Keep the first row of each eventID not already in `seen`; returns the frame and the number of
+/// duplicates dropped.
+pub fn dedupe(df: DataFrame, seen: &mut hashbrown::HashSet<String>) -> Result<(DataFrame, u64)> {
+    let (mask, dupes) = first_occurrences(&df, seen)?;
     if dupes == 0 {
         return Ok((df, 0));
     }

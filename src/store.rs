@@ -183,39 +183,74 @@ impl Store {
         known.get(input_key(&f.path).as_str()).is_some_and(|r| r.size == f.size && r.mtime_ns == f.mtime_ns)
     }
 
+    /// Every part (after the filter's partition pruning), with the input files whose rows in it were
+    /// superseded by a later ingest of a changed file.
+    fn live_parts(&self, filter: &Filter) -> Vec<(&Part, Vec<&str>)> {
+        let latest: hashbrown::HashMap<&str, &str> = self
+            .manifests
+            .iter()
+            .flat_map(|m| m.inputs.iter().map(move |i| (i.path.as_str(), m.batch.as_str())))
+            .collect();
+        let mut out = Vec::new();
+        for m in &self.manifests {
+            let superseded: Vec<&str> = m
+                .inputs
+                .iter()
+                .map(|i| i.path.as_str())
+                .filter(|p| latest.get(p).is_some_and(|b| *b != m.batch))
+                .collect();
+            for p in &m.parts {
+                let date = NaiveDate::parse_from_str(&p.date, "%Y-%m-%d").ok();
+                if !filter.prunes_partition(&p.account, &p.region, date) {
+                    out.push((p, superseded.clone()));
+                }
+            }
+        }
+        out
+    }
+
     /// Every part, with the filter's partition pruning applied.
     pub fn parts(&self, filter: &Filter) -> Vec<&Part> {
-        self.manifests
-            .iter()
-            .flat_map(|m| &m.parts)
-            .filter(|p| {
-                let date = NaiveDate::parse_from_str(&p.date, "%Y-%m-%d").ok();
-                !filter.prunes_partition(&p.account, &p.region, date)
-            })
-            .collect()
+        self.live_parts(filter).into_iter().map(|(p, _)| p).collect()
     }
 
-    /// The events of the store (after partition pruning) as a lazy scan.
-    pub fn scan(&self, filter: &Filter) -> Result<LazyFrame> {
-        let paths: Vec<PlRefPath> = self
-            .parts(filter)
-            .iter()
-            .map(|p| PlRefPath::new(self.root.join(&p.path).to_string_lossy().as_ref()))
-            .collect();
-        if paths.is_empty() {
-            return Ok(crate::frame::empty()?.lazy());
-        }
-        let args = ScanArgsParquet {
+    fn scan_args() -> ScanArgsParquet {
+        ScanArgsParquet {
             hive_options: HiveOptions { enabled: Some(false), ..Default::default() },
             ..Default::default()
-        };
-        LazyFrame::scan_parquet_files(paths.into(), args).context("scanning the store")
+        }
     }
 
-    /// All event ids already in the store (for de-duplication across runs).
-    pub fn event_ids(&self) -> Result<hashbrown::HashSet<String>> {
+    /// The events of the store (after partition pruning) as a lazy scan. Rows of a file that was
+    /// re-ingested after it changed come only from its latest ingest.
+    pub fn scan(&self, filter: &Filter) -> Result<LazyFrame> {
+        let parts = self.live_parts(filter);
+        let path_of = |p: &Part| PlRefPath::new(self.root.join(&p.path).to_string_lossy().as_ref());
+        let (clean, stale): (Vec<_>, Vec<_>) = parts.into_iter().partition(|(_, s)| s.is_empty());
+        let mut scans = Vec::new();
+        if !clean.is_empty() {
+            let paths: Vec<PlRefPath> = clean.iter().map(|(p, _)| path_of(p)).collect();
+            scans.push(LazyFrame::scan_parquet_files(paths.into(), Self::scan_args()).context("scanning the store")?);
+        }
+        for (p, superseded) in stale {
+            let old = Series::new("superseded".into(), superseded.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+            let lf = LazyFrame::scan_parquet(path_of(p), Self::scan_args()).context("scanning the store")?;
+            scans.push(lf.filter(col(c::SOURCE_FILE).is_in(lit(old).implode(false), false).not()));
+        }
+        match scans.len() {
+            0 => Ok(crate::frame::empty()?.lazy()),
+            1 => Ok(scans.pop().expect("one scan")),
+            _ => concat(scans, UnionArgs::default()).context("scanning the store"),
+        }
+    }
+
+    /// The event ids in the store (for de-duplication across runs), leaving out the rows of
+    /// `reingesting` (input paths about to be read again because they changed).
+    pub fn event_ids(&self, reingesting: &hashbrown::HashSet<String>) -> Result<hashbrown::HashSet<String>> {
+        let old = Series::new("reingesting".into(), reingesting.iter().cloned().collect::<Vec<_>>());
         let df = self
             .scan(&Filter::default())?
+            .filter(col(c::SOURCE_FILE).is_in(lit(old).implode(false), false).not())
             .select([col(c::EVENT_ID)])
             .filter(col(c::EVENT_ID).is_not_null())
             .collect()
