@@ -33,6 +33,8 @@ pub enum Command {
     Detect(DetectArgs),
     /// Ad-hoc Polars SQL over a table named `events`.
     Sql(SqlArgs),
+    /// IAM permissions granted (per --iam snapshot) but not used in the events.
+    Unused(UnusedArgs),
 }
 
 /// How to write a question's answer.
@@ -213,4 +215,30 @@ mod tests {
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
     }
+}
+
+#[derive(Args, Debug)]
+pub struct UnusedArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Output of `aws iam get-account-authorization-details` (one per account; repeatable).
+    #[arg(long, value_name = "AUTHZ.json", required = true)]
+    pub iam: Vec<PathBuf>,
+    /// One row per (principal, granted action) instead of one per principal.
+    #[arg(long)]
+    pub actions: bool,
+    /// Print a least-privilege policy for this principal (ARN, name or id) built from what it used.
+    #[arg(long, value_name = "PRINCIPAL")]
+    pub policy: Option<String>,
+    /// The IAM credential report (CSV): adds the section access_keys with stale and old keys.
+    #[arg(long, value_name = "FILE")]
+    pub credential_report: Option<PathBuf>,
+    /// An access key unused for this many days is stale.
+    #[arg(long, value_name = "DAYS", default_value_t = 90)]
+    pub stale_days: i64,
+    /// Judge key ages as of this time (default: now).
+    #[arg(long, value_name = "TIME")]
+    pub as_of: Option<String>,
 }

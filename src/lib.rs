@@ -12,6 +12,7 @@ pub mod decode;
 pub mod error;
 pub mod filter;
 pub mod frame;
+pub mod iam;
 pub mod ingest;
 pub mod parse;
 pub mod progress;

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::Timeline(args) => commands::questions::timeline(args),
         Command::Detect(args) => commands::questions::detect(args),
         Command::Sql(args) => commands::questions::sql(args),
+        Command::Unused(args) => commands::unused::run(args),
     };
     match result {
         Ok(false) => ExitCode::SUCCESS,

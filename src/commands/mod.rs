@@ -2,6 +2,7 @@
 
 pub mod questions;
 pub mod scan;
+pub mod unused;
 
 use std::io::Write;
 use std::path::Path;

@@ -11,7 +11,7 @@ use crate::error::{PolarsContext, Result};
 use crate::query::{self, Answer};
 use crate::report::{self, Format, Sink};
 
-fn load(input: &InputArgs) -> Result<Dataset> {
+pub fn load(input: &InputArgs) -> Result<Dataset> {
     let filter = input.filter()?;
     dataset::load(&input.inputs, &filter, &input.read_options(), input.quiet)
 }
@@ -25,7 +25,7 @@ fn format_of(out: &OutputArgs) -> Format {
 }
 
 /// Collect the answer's sections (all, or the one `--section` names) and write them.
-fn write(answer: Answer, out: &OutputArgs) -> Result<()> {
+pub fn write(answer: Answer, out: &OutputArgs) -> Result<()> {
     let mut sections = Vec::new();
     for (name, lf) in answer.sections {
         if out.section.as_ref().is_some_and(|s| *s != name) {

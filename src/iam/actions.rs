@@ -110,17 +110,33 @@ pub const DATA_PLANE: &[(&str, &[&str])] = &[
     (
         "s3.amazonaws.com",
         &[
-            "s3:GetObject*", "s3:PutObject*", "s3:DeleteObject*", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts",
-            "s3:RestoreObject", "s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags",
+            "s3:GetObject*",
+            "s3:PutObject*",
+            "s3:DeleteObject*",
+            "s3:AbortMultipartUpload",
+            "s3:ListMultipartUploadParts",
+            "s3:RestoreObject",
+            "s3:ReplicateObject",
+            "s3:ReplicateDelete",
+            "s3:ReplicateTags",
         ],
     ),
     ("lambda.amazonaws.com", &["lambda:InvokeFunction", "lambda:InvokeAsync", "lambda:InvokeFunctionUrl"]),
     (
         "dynamodb.amazonaws.com",
         &[
-            "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query",
-            "dynamodb:Scan", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem",
-            "dynamodb:PartiQL*", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:Query",
+            "dynamodb:Scan",
+            "dynamodb:BatchGetItem",
+            "dynamodb:BatchWriteItem",
+            "dynamodb:ConditionCheckItem",
+            "dynamodb:PartiQL*",
+            "dynamodb:GetRecords",
+            "dynamodb:GetShardIterator",
         ],
     ),
     (
@@ -128,7 +144,10 @@ pub const DATA_PLANE: &[(&str, &[&str])] = &[
         &["sqs:SendMessage*", "sqs:ReceiveMessage", "sqs:DeleteMessage*", "sqs:ChangeMessageVisibility*"],
     ),
     ("sns.amazonaws.com", &["sns:Publish", "sns:PublishBatch"]),
-    ("kinesis.amazonaws.com", &["kinesis:PutRecord*", "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:SubscribeToShard"]),
+    (
+        "kinesis.amazonaws.com",
+        &["kinesis:PutRecord*", "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:SubscribeToShard"],
+    ),
     ("secretsmanager.amazonaws.com", &[]),
 ];
 
@@ -234,9 +253,11 @@ mod tests {
             for a in *actions {
                 assert!(cat.lookup(a).is_some(), "{prefix} {name} -> {a} is not in the catalogue");
             }
-            assert_eq!(map_event(cat, &format!("{prefix}.amazonaws.com"), name), Mapped::Actions(
-                actions.iter().map(|a| cat.lookup(a).unwrap().0.to_string()).collect()
-            ), "{prefix} {name}");
+            assert_eq!(
+                map_event(cat, &format!("{prefix}.amazonaws.com"), name),
+                Mapped::Actions(actions.iter().map(|a| cat.lookup(a).unwrap().0.to_string()).collect()),
+                "{prefix} {name}"
+            );
         }
     }
 

@@ -115,9 +115,8 @@ pub struct AuthorizationDetails {
 impl AuthorizationDetails {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        serde_json::from_str(&text).map_err(|e| {
-            Error::Usage(format!("{}: not an authorization-details file: {e}", path.display()))
-        })
+        serde_json::from_str(&text)
+            .map_err(|e| Error::Usage(format!("{}: not an authorization-details file: {e}", path.display())))
     }
 
     /// Merge several files (one per account).

@@ -1,0 +1,41 @@
+//! `trailscope unused`: granted versus used IAM actions (see `iam::unused`).
+
+use std::io::Write;
+
+use polars::prelude::*;
+
+use super::questions::{load, write};
+use crate::cli::UnusedArgs;
+use crate::error::{Error, Result};
+use crate::iam::authz::AuthorizationDetails;
+use crate::iam::unused;
+use crate::query::Answer;
+
+pub fn run(args: &UnusedArgs) -> Result<bool> {
+    let mut az = AuthorizationDetails::default();
+    for f in &args.iam {
+        az.merge(AuthorizationDetails::load(f)?);
+    }
+    let data = load(&args.input)?;
+    let bad = super::warn_bad_input(&data.stats);
+    let analysis = unused::analyze(&az, data.events)?;
+    if let Some(who) = &args.policy {
+        let policy = analysis.least_privilege(who)?;
+        let mut w = super::open_output(args.output.output.as_deref())?;
+        serde_json::to_writer_pretty(&mut w, &policy).map_err(|e| Error::Usage(e.to_string()))?;
+        writeln!(w).and_then(|()| w.flush()).map_err(|e| Error::io("<output>", e))?;
+        return Ok(bad);
+    }
+    let main = if args.actions { ("actions", analysis.actions()?) } else { ("principals", analysis.summary()?) };
+    let mut answer = Answer::one(main.0, main.1.lazy());
+    if let Some(path) = &args.credential_report {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let as_of = match &args.as_of {
+            Some(t) => crate::filter::parse_instant(t)?,
+            None => chrono::Utc::now().timestamp_millis(),
+        };
+        answer = answer.with("access_keys", unused::credential_findings(&text, args.stale_days, as_of)?.lazy());
+    }
+    write(answer, &args.output)?;
+    Ok(bad)
+}

@@ -1,0 +1,465 @@
+//! `unused`: IAM permissions granted but never used, per principal and per action, for any window,
+//! offline. Granted comes from the authorization-details snapshot (`authz.rs`, `policy.rs`); used from
+//! successful events (`actions.rs`). Each granted action is `used`, `unused`, or `not_logged` when
+//! CloudTrail could not have shown its use; an action is never called unused when the logs could not
+//! have shown it. Denied calls are `attempted`, never used.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use polars::prelude::*;
+use serde_json::{json, Value};
+
+use super::actions::{self, Mapped};
+use super::authz::{self, AttachedPolicy, AuthorizationDetails, InlinePolicy};
+use super::catalogue::Catalogue;
+use super::policy::{self, NamedPolicy, Permissions};
+use crate::error::{Error, PolarsContext, Result};
+use crate::frame::col_name as c;
+use crate::query::{is_denied, is_error};
+
+/// A user or role of the snapshot with its identity policies.
+pub struct Principal {
+    pub kind: &'static str,
+    pub name: String,
+    pub arn: String,
+    pub id: String,
+    pub permissions: Permissions,
+}
+
+fn inline(list: &[InlinePolicy], suffix: &str, out: &mut Vec<NamedPolicy>, warnings: &mut Vec<String>) {
+    for p in list {
+        match authz::document(&p.policy_document) {
+            Ok(document) => out.push(NamedPolicy { name: format!("{}{suffix}", p.policy_name), document }),
+            Err(e) => warnings.push(format!("inline policy {}: {e}", p.policy_name)),
+        }
+    }
+}
+
+fn managed(
+    az: &AuthorizationDetails,
+    list: &[AttachedPolicy],
+    suffix: &str,
+    out: &mut Vec<NamedPolicy>,
+    warnings: &mut Vec<String>,
+) {
+    for a in list {
+        let name = a.policy_name.clone().unwrap_or_else(|| a.policy_arn.rsplit('/').next().unwrap_or("").to_string());
+        match az.policy(&a.policy_arn).and_then(|p| p.default_document()) {
+            Some(doc) => match authz::document(doc) {
+                Ok(document) => out.push(NamedPolicy { name: format!("{name}{suffix}"), document }),
+                Err(e) => warnings.push(format!("managed policy {}: {e}", a.policy_arn)),
+            },
+            None => warnings.push(format!(
+                "managed policy {} is attached but its document is not in the authorization details",
+                a.policy_arn
+            )),
+        }
+    }
+}
+
+fn boundary(az: &AuthorizationDetails, b: Option<&authz::Boundary>, warnings: &mut Vec<String>) -> Option<Permissions> {
+    let arn = &b?.permissions_boundary_arn;
+    let mut docs = Vec::new();
+    managed(az, &[AttachedPolicy { policy_name: None, policy_arn: arn.clone() }], "", &mut docs, warnings);
+    if docs.is_empty() {
+        warnings.push(format!("permissions boundary {arn} could not be read: granted actions are not narrowed by it"));
+        return None;
+    }
+    Some(policy::evaluate(Catalogue::get(), &docs))
+}
+
+/// Every user and role of the snapshot with its granted actions.
+pub fn principals(az: &AuthorizationDetails) -> Vec<Principal> {
+    let cat = Catalogue::get();
+    let mut out = Vec::new();
+    for u in &az.user_detail_list {
+        let (mut docs, mut warnings) = (Vec::new(), Vec::new());
+        inline(&u.user_policy_list, " (inline)", &mut docs, &mut warnings);
+        managed(az, &u.attached_managed_policies, "", &mut docs, &mut warnings);
+        for g in &u.group_list {
+            match az.group(g, &u.arn) {
+                Some(group) => {
+                    let suffix = format!(" (group {g})");
+                    inline(&group.group_policy_list, &suffix, &mut docs, &mut warnings);
+                    managed(az, &group.attached_managed_policies, &suffix, &mut docs, &mut warnings);
+                }
+                None => warnings.push(format!("group {g} is not in the authorization details")),
+            }
+        }
+        let b = boundary(az, u.permissions_boundary.as_ref(), &mut warnings);
+        out.push(finish("User", &u.user_name, &u.arn, &u.user_id, cat, docs, b, warnings));
+    }
+    for r in &az.role_detail_list {
+        let (mut docs, mut warnings) = (Vec::new(), Vec::new());
+        inline(&r.role_policy_list, " (inline)", &mut docs, &mut warnings);
+        managed(az, &r.attached_managed_policies, "", &mut docs, &mut warnings);
+        let b = boundary(az, r.permissions_boundary.as_ref(), &mut warnings);
+        out.push(finish("Role", &r.role_name, &r.arn, &r.role_id, cat, docs, b, warnings));
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    kind: &'static str,
+    name: &str,
+    arn: &str,
+    id: &str,
+    cat: &Catalogue,
+    docs: Vec<NamedPolicy>,
+    boundary: Option<Permissions>,
+    warnings: Vec<String>,
+) -> Principal {
+    let mut permissions = policy::evaluate(cat, &docs);
+    if let Some(b) = &boundary {
+        policy::apply_boundary(&mut permissions, b);
+    }
+    permissions.warnings.extend(warnings);
+    Principal { kind, name: name.to_string(), arn: arn.to_string(), id: id.to_string(), permissions }
+}
+
+/// What the events say about one principal.
+#[derive(Default)]
+struct Usage {
+    events: u64,
+    last_activity: Option<i64>,
+    used: BTreeMap<usize, i64>,
+    attempted: BTreeMap<usize, u64>,
+    unknown: BTreeSet<String>,
+}
+
+/// Everything the analysis found.
+pub struct Analysis {
+    pub principals: Vec<Principal>,
+    usage: Vec<Usage>,
+    data_sources: hashbrown::HashSet<String>,
+    read_events: bool,
+}
+
+/// Event types that are not calls made with the principal's permissions.
+const NOT_CALLS: [&str; 3] = ["AwsServiceEvent", "AwsConsoleSignIn", "AwsCloudTrailInsight"];
+
+fn strs(df: &DataFrame, name: &str) -> Result<StringChunked> {
+    Ok(df.column(name).context(name)?.str().context(name)?.clone())
+}
+
+/// Attribute the events to the snapshot's principals and map them to actions.
+pub fn analyze(az: &AuthorizationDetails, events: LazyFrame) -> Result<Analysis> {
+    let cat = Catalogue::get();
+    let principals = principals(az);
+    let events = events.cache();
+    let outcome = when(is_denied()).then(lit("denied")).when(is_error()).then(lit("error")).otherwise(lit("ok"));
+    let keys = [
+        c::IDENTITY_TYPE,
+        c::ARN,
+        c::PRINCIPAL_ID,
+        c::SESSION_ISSUER_PRINCIPAL_ID,
+        c::SESSION_ISSUER_ARN,
+        c::EVENT_SOURCE,
+        c::EVENT_NAME,
+        c::EVENT_TYPE,
+    ];
+    let mut group: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
+    group.push(outcome.alias("outcome"));
+    let grouped = events
+        .clone()
+        .group_by(group)
+        .agg([len().cast(DataType::UInt64).alias("n"), col(c::EVENT_TIME).max().cast(DataType::Int64).alias("last")])
+        .collect()
+        .context("grouping events by principal and call")?;
+    let context = events
+        .select([
+            col(c::EVENT_SOURCE)
+                .filter(col(c::EVENT_CATEGORY).eq(lit("Data")).fill_null(lit(false)))
+                .unique_stable()
+                .implode(false)
+                .alias("data_sources"),
+            col(c::READ_ONLY).eq(lit(true)).fill_null(lit(false)).any(true).alias("read_events"),
+        ])
+        .collect()
+        .context("reading the trail's coverage")?;
+    let data_sources: hashbrown::HashSet<String> = match context.column("data_sources").context("data")?.get(0) {
+        Ok(AnyValue::List(s)) => s.str().map(|s| s.iter().flatten().map(str::to_string).collect()).unwrap_or_default(),
+        _ => Default::default(),
+    };
+    let read_events = matches!(context.column("read_events").context("read")?.get(0), Ok(AnyValue::Boolean(true)));
+
+    // Lookups from the identifiers CloudTrail records to the snapshot's principals.
+    let mut by_id: hashbrown::HashMap<&str, usize> = hashbrown::HashMap::new();
+    let mut by_arn: hashbrown::HashMap<&str, usize> = hashbrown::HashMap::new();
+    for (i, p) in principals.iter().enumerate() {
+        by_id.insert(p.id.as_str(), i);
+        by_arn.insert(p.arn.as_str(), i);
+    }
+    let [ty, arn, pid, sipid, siarn, src, name, etype] = keys.map(|k| strs(&grouped, k));
+    let (ty, arn, pid, sipid, siarn, src, name, etype) = (ty?, arn?, pid?, sipid?, siarn?, src?, name?, etype?);
+    let out = strs(&grouped, "outcome")?;
+    let n = grouped.column("n").context("n")?.u64().context("n")?.clone();
+    let last = grouped.column("last").context("last")?.i64().context("last")?.clone();
+    let mut usage: Vec<Usage> = principals.iter().map(|_| Usage::default()).collect();
+    for i in 0..grouped.height() {
+        let who = match ty.get(i) {
+            Some("IAMUser") => pid.get(i).and_then(|x| by_id.get(x)).or_else(|| arn.get(i).and_then(|x| by_arn.get(x))),
+            Some("AssumedRole") => {
+                sipid.get(i).and_then(|x| by_id.get(x)).or_else(|| siarn.get(i).and_then(|x| by_arn.get(x)))
+            }
+            _ => None,
+        };
+        let Some(&who) = who else { continue };
+        let u = &mut usage[who];
+        let count = n.get(i).unwrap_or(0);
+        let at = last.get(i);
+        u.events += count;
+        u.last_activity = u.last_activity.max(at);
+        if etype.get(i).is_some_and(|t| NOT_CALLS.contains(&t)) {
+            continue;
+        }
+        let (Some(s), Some(e)) = (src.get(i), name.get(i)) else { continue };
+        let acts = match actions::map_event(cat, s, e) {
+            Mapped::Actions(a) => a,
+            Mapped::NoPermission => continue,
+            Mapped::Unknown(a) => {
+                u.unknown.insert(a);
+                continue;
+            }
+        };
+        for a in acts.iter().filter_map(|a| cat.index(a)) {
+            match out.get(i) {
+                Some("ok") => {
+                    let t = u.used.entry(a).or_insert(i64::MIN);
+                    *t = (*t).max(at.unwrap_or(i64::MIN));
+                }
+                Some("denied") => *u.attempted.entry(a).or_insert(0) += count,
+                _ => {}
+            }
+        }
+    }
+    drop((by_id, by_arn));
+    Ok(Analysis { principals, usage, data_sources, read_events })
+}
+
+/// One (principal, action) verdict.
+pub struct Verdict<'a> {
+    pub principal: &'a Principal,
+    pub action: &'a str,
+    pub level: &'static str,
+    pub status: &'static str,
+    pub granted_by: String,
+    pub last_used: Option<i64>,
+    pub note: String,
+}
+
+impl Analysis {
+    fn verdicts(&self, i: usize) -> Vec<Verdict<'_>> {
+        let cat = Catalogue::get();
+        let p = &self.principals[i];
+        let u = &self.usage[i];
+        p.permissions
+            .actions
+            .iter()
+            .map(|(&a, grant)| {
+                let action = cat.name(a);
+                let mut notes: Vec<String> = grant.notes.iter().cloned().collect();
+                let (status, last_used) = if let Some(&t) = u.used.get(&a) {
+                    ("used", Some(t))
+                } else if let Some(why) = actions::not_logged_reason(cat, action, &self.data_sources, self.read_events)
+                {
+                    notes.push(why);
+                    ("not_logged", None)
+                } else {
+                    ("unused", None)
+                };
+                if let Some(n) = u.attempted.get(&a) {
+                    notes.push(format!("attempted {n} times, denied"));
+                }
+                Verdict {
+                    principal: p,
+                    action,
+                    level: cat.level(a).name(),
+                    status,
+                    granted_by: grant.granted_by.iter().cloned().collect::<Vec<_>>().join(", "),
+                    last_used,
+                    note: notes.join("; "),
+                }
+            })
+            .collect()
+    }
+
+    /// One row per principal of the snapshot, largest unused count first.
+    pub fn summary(&self) -> Result<DataFrame> {
+        let mut rows: Vec<(usize, [u64; 5])> = Vec::new();
+        for i in 0..self.principals.len() {
+            let v = self.verdicts(i);
+            let count = |s: &str| v.iter().filter(|x| x.status == s).count() as u64;
+            let attempted = self.usage[i].attempted.len() as u64;
+            rows.push((i, [v.len() as u64, count("used"), count("unused"), count("not_logged"), attempted]));
+        }
+        rows.sort_by(|a, b| b.1[2].cmp(&a.1[2]).then_with(|| self.principals[a.0].arn.cmp(&self.principals[b.0].arn)));
+        let p = |i: usize| &self.principals[i];
+        let share = |r: &[u64; 5]| {
+            let judged = r[1] + r[2];
+            (judged > 0).then(|| (r[2] as f64 / judged as f64 * 1000.0).round() / 1000.0)
+        };
+        let warnings = |i: usize| {
+            let mut w = p(i).permissions.warnings.clone();
+            let ungranted: Vec<&str> = self.usage[i]
+                .used
+                .keys()
+                .filter(|a| !p(i).permissions.actions.contains_key(a))
+                .map(|a| Catalogue::get().name(*a))
+                .collect();
+            if !ungranted.is_empty() {
+                w.push(format!(
+                    "used but not granted by the snapshot (a policy missing from it, or a resource policy): {}",
+                    ungranted.join(", ")
+                ));
+            }
+            let unknown = &self.usage[i].unknown;
+            if !unknown.is_empty() {
+                w.push(format!(
+                    "calls not in the action catalogue: {}",
+                    unknown.iter().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+            w.join("; ")
+        };
+        let df = DataFrame::new(
+            rows.len(),
+            vec![
+                Column::new("principal".into(), rows.iter().map(|r| p(r.0).arn.clone()).collect::<Vec<_>>()),
+                Column::new("principal_type".into(), rows.iter().map(|r| p(r.0).kind).collect::<Vec<_>>()),
+                Column::new("name".into(), rows.iter().map(|r| p(r.0).name.clone()).collect::<Vec<_>>()),
+                Column::new("events".into(), rows.iter().map(|r| self.usage[r.0].events).collect::<Vec<_>>()),
+                ms_column("last_activity", rows.iter().map(|r| self.usage[r.0].last_activity).collect()),
+                Column::new("granted".into(), rows.iter().map(|r| r.1[0]).collect::<Vec<_>>()),
+                Column::new("used".into(), rows.iter().map(|r| r.1[1]).collect::<Vec<_>>()),
+                Column::new("unused".into(), rows.iter().map(|r| r.1[2]).collect::<Vec<_>>()),
+                Column::new("not_logged".into(), rows.iter().map(|r| r.1[3]).collect::<Vec<_>>()),
+                Column::new("attempted".into(), rows.iter().map(|r| r.1[4]).collect::<Vec<_>>()),
+                Column::new("unused_share".into(), rows.iter().map(|r| share(&r.1)).collect::<Vec<_>>()),
+                Column::new("warnings".into(), rows.iter().map(|r| warnings(r.0)).collect::<Vec<_>>()),
+            ],
+        )
+        .context("unused summary")?;
+        Ok(df)
+    }
+
+    /// One row per (principal, granted action), by principal then action.
+    pub fn actions(&self) -> Result<DataFrame> {
+        let mut order: Vec<usize> = (0..self.principals.len()).collect();
+        order.sort_by(|a, b| self.principals[*a].arn.cmp(&self.principals[*b].arn));
+        let v: Vec<Verdict> = order.into_iter().flat_map(|i| self.verdicts(i)).collect();
+        DataFrame::new(
+            v.len(),
+            vec![
+                Column::new("principal".into(), v.iter().map(|x| x.principal.arn.clone()).collect::<Vec<_>>()),
+                Column::new("action".into(), v.iter().map(|x| x.action).collect::<Vec<_>>()),
+                Column::new("access_level".into(), v.iter().map(|x| x.level).collect::<Vec<_>>()),
+                Column::new("status".into(), v.iter().map(|x| x.status).collect::<Vec<_>>()),
+                Column::new("granted_by".into(), v.iter().map(|x| x.granted_by.clone()).collect::<Vec<_>>()),
+                ms_column("last_used", v.iter().map(|x| x.last_used).collect()),
+                Column::new("note".into(), v.iter().map(|x| x.note.clone()).collect::<Vec<_>>()),
+            ],
+        )
+        .context("unused actions")
+    }
+
+    fn find(&self, who: &str) -> Option<usize> {
+        self.principals.iter().position(|p| p.arn == who || p.name == who || p.id == who)
+    }
+
+    /// A least-privilege identity policy for `who` (ARN, name or id): the actions it used (and was
+    /// granted), one statement per service.
+    pub fn least_privilege(&self, who: &str) -> Result<Value> {
+        let i =
+            self.find(who).ok_or_else(|| Error::Usage(format!("{who} is not a user or role of the --iam files")))?;
+        let cat = Catalogue::get();
+        let mut by_service: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for a in self.usage[i].used.keys() {
+            let name = cat.name(*a);
+            let service = name.split(':').next().unwrap_or("").to_string();
+            by_service.entry(service).or_default().push(name.to_string());
+        }
+        let statements: Vec<Value> = by_service
+            .into_iter()
+            .map(|(service, mut acts)| {
+                acts.sort();
+                let sid: String = service.split(|ch: char| !ch.is_ascii_alphanumeric()).map(capitalize).collect();
+                json!({"Sid": format!("Used{sid}"), "Effect": "Allow", "Action": acts, "Resource": "*"})
+            })
+            .collect();
+        Ok(json!({"Version": "2012-10-17", "Statement": statements}))
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+}
+
+/// A UTC millisecond timestamp column.
+pub fn ms_column(name: &str, v: Vec<Option<i64>>) -> Column {
+    Int64Chunked::from_iter_options(name.into(), v.into_iter())
+        .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+        .into_column()
+}
+
+/// Access keys of the IAM credential report that are stale or old (CIS 1.12 / 1.14).
+pub fn credential_findings(report: &str, stale_days: i64, as_of_ms: i64) -> Result<DataFrame> {
+    let mut lines = report.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    let idx = |name: &str| header.iter().position(|h| *h == name);
+    let user_i = idx("user").ok_or_else(|| Error::Usage("credential report: no `user` column".into()))?;
+    let arn_i = idx("arn");
+    let day_ms = 86_400_000i64;
+    let parse = |s: &str| {
+        crate::record::parse_time_ms(s)
+            .or_else(|| chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis()))
+    };
+    let (mut user, mut arn, mut key, mut rotated, mut used, mut finding) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split(',').collect();
+        let get = |i: Option<usize>| i.and_then(|i| f.get(i)).copied().unwrap_or("");
+        for k in 1..=2 {
+            if get(idx(&format!("access_key_{k}_active"))) != "true" {
+                continue;
+            }
+            let r = parse(get(idx(&format!("access_key_{k}_last_rotated"))));
+            let u = parse(get(idx(&format!("access_key_{k}_last_used_date"))));
+            let mut found = Vec::new();
+            match u {
+                None => found.push("active, never used".to_string()),
+                Some(t) if (as_of_ms - t) / day_ms >= stale_days => {
+                    found.push(format!("unused for {} days", (as_of_ms - t) / day_ms))
+                }
+                _ => {}
+            }
+            if let Some(t) = r {
+                if (as_of_ms - t) / day_ms > 90 {
+                    found.push(format!("not rotated for {} days (CIS: rotate within 90)", (as_of_ms - t) / day_ms));
+                }
+            }
+            for x in found {
+                user.push(f.get(user_i).copied().unwrap_or("").to_string());
+                arn.push(get(arn_i).to_string());
+                key.push(format!("access_key_{k}"));
+                rotated.push(r);
+                used.push(u);
+                finding.push(x);
+            }
+        }
+    }
+    DataFrame::new(
+        user.len(),
+        vec![
+            Column::new("user".into(), user),
+            Column::new("arn".into(), arn),
+            Column::new("key".into(), key),
+            ms_column("last_rotated", rotated),
+            ms_column("last_used", used),
+            Column::new("finding".into(), finding),
+        ],
+    )
+    .context("credential findings")
+}
