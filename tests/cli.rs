@@ -12,6 +12,8 @@
 
 #[path = "cli/scan.rs"]
 mod scan;
+#[path = "cli/unused.rs"]
+mod unused;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,177 @@
+//! `trailscope unused` on the Invictus IR events with the hand-written snapshot
+//! `testdata/iam/invictus-authz.json` (see testdata/README.md). Granted counts were computed with the
+//! Python one-liner in testdata/README.md over `src/iam/actions.tsv` (fnmatch, independent of the Rust
+//! wildcard code); statuses were checked by hand against the events.
+
+use serde_json::Value;
+
+use crate::{list, num, text, TestCommand};
+
+const AUTHZ: &str = "testdata/iam/invictus-authz.json";
+const EVENTS: &str = "testdata/invictus-ir/CloudTrail";
+
+fn unused(extra: &[&str]) -> Value {
+    let mut args = vec!["unused", "--iam", AUTHZ, EVENTS, "--format", "json"];
+    args.extend_from_slice(extra);
+    TestCommand::new(args).run().expect_code(0).json()
+}
+
+fn row<'a>(rows: &'a Value, name: &str) -> &'a Value {
+    rows.as_array().expect("rows").iter().find(|r| r["name"] == name).unwrap_or_else(|| panic!("no row for {name}"))
+}
+
+fn action<'a>(rows: &'a Value, principal_suffix: &str, action: &str) -> Option<&'a Value> {
+    rows.as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| text(r, "principal").ends_with(principal_suffix) && r["action"] == action)
+}
+
+#[test]
+fn granted_counts_follow_groups_versions_boundaries_and_denies() {
+    let rows = unused(&[]);
+    assert_eq!(rows.as_array().unwrap().len(), 6, "every user and role of the snapshot, active or not");
+    // benjamin: group auditors (iam:List* minus the fully denied ListSSHPublicKeys, two Gets,
+    // ec2:Describe*), an URL-encoded inline policy, S3ReadAudit's default version v2 (not v1's s3:*),
+    // all cut by the boundary (which drops ec2:Describe*).
+    assert_eq!(num(row(&rows, "benjamin"), "granted"), 71);
+    // bert-jan: NotAction [iam:*, organizations:*, account:*]; AdministratorAccess is missing.
+    assert_eq!(num(row(&rows, "bert-jan"), "granted"), 20189);
+    assert_eq!(num(row(&rows, "stratus-red-team-ec2-enumerate-role"), "granted"), 19);
+    assert_eq!(num(row(&rows, "carol"), "granted"), 2);
+}
+
+#[test]
+fn usage_is_attributed_to_users_and_to_roles_by_role_id() {
+    let rows = unused(&[]);
+    let ben = row(&rows, "benjamin");
+    assert_eq!(num(ben, "events"), 105);
+    assert_eq!(text(ben, "last_activity"), "2023-07-10T12:37:50Z");
+    // The enumerate role's sessions (8 events, role id AROATFQR7NSCQNEXZHIOB).
+    let role = row(&rows, "stratus-red-team-ec2-enumerate-role");
+    assert_eq!(num(role, "events"), 8);
+    // UpdateInstanceAssociationStatus, PutInventory, UpdateInstanceInformation (PutComplianceItems is
+    // used but not granted, so it is a warning, not a verdict).
+    assert_eq!(num(role, "used"), 3);
+    assert!(text(role, "warnings").contains("ssm:PutComplianceItems"), "{}", role["warnings"]);
+}
+
+#[test]
+fn dormant_principals_are_listed_with_zero_events() {
+    let rows = unused(&[]);
+    for name in ["carol", "unused-deploy-role"] {
+        let r = row(&rows, name);
+        assert_eq!(num(r, "events"), 0, "{name}");
+        assert_eq!(num(r, "used"), 0, "{name}");
+        assert!(r["last_activity"].is_null(), "{name}");
+    }
+}
+
+#[test]
+fn missing_managed_policy_is_a_warning_naming_it() {
+    let rows = unused(&[]);
+    let w = text(row(&rows, "bert-jan"), "warnings");
+    assert!(w.contains("arn:aws:iam::aws:policy/AdministratorAccess"), "{w}");
+    assert!(w.contains("not in the authorization details"), "{w}");
+}
+
+#[test]
+fn denied_calls_are_attempted_never_used() {
+    let rows = unused(&[]);
+    // The get-password-data role was denied ec2:GetPasswordData 29 times and holds only
+    // ec2:DescribeInstances, which it never called.
+    let r = row(&rows, "stratus-red-team-ec2-get-password-data-role");
+    assert_eq!(num(r, "attempted"), 1);
+    assert_eq!(num(r, "used"), 0);
+    assert_eq!(num(r, "unused"), 1);
+}
+
+#[test]
+fn per_action_statuses() {
+    let rows = unused(&["--actions"]);
+    let status = |p: &str, a: &str| action(&rows, p, a).map(|r| text(r, "status").to_string());
+    // Used, through the S3 rename ListBuckets -> s3:ListAllMyBuckets.
+    assert_eq!(status("user/benjamin", "s3:ListAllMyBuckets").as_deref(), Some("used"));
+    assert_eq!(status("user/benjamin", "route53:ListHostedZones").as_deref(), Some("used"));
+    // Granted by the group, never called.
+    assert_eq!(status("user/benjamin", "iam:ListRoles").as_deref(), Some("unused"));
+    // A data event the trail did not log: never called unused.
+    assert_eq!(status("user/benjamin", "s3:GetObject").as_deref(), Some("not_logged"));
+    // Fully denied, outside the boundary, or only in a non-default version: not granted at all.
+    assert_eq!(status("user/benjamin", "iam:ListSSHPublicKeys"), None);
+    assert_eq!(status("user/benjamin", "ec2:DescribeInstances"), None);
+    assert_eq!(status("user/benjamin", "s3:DeleteBucket"), None);
+    // Permission-only actions are not_logged.
+    assert_eq!(status("user/carol", "iam:PassRole").as_deref(), Some("not_logged"));
+    assert_eq!(status("user/carol", "s3:ListAllMyBuckets").as_deref(), Some("unused"));
+    // A resource-scoped Deny leaves the action granted, with a note.
+    let list_users = action(&rows, "user/benjamin", "iam:ListUsers").expect("granted");
+    assert_eq!(text(list_users, "status"), "used");
+    assert!(text(list_users, "note").contains("partially denied"));
+    assert_eq!(text(list_users, "granted_by"), "auditors-iam (group auditors)");
+    // Conditions on an Allow are carried as a note.
+    let ec2 = action(&rows, "user/bert-jan", "ec2:RunInstances").expect("granted by NotAction");
+    assert!(text(ec2, "note").contains("requires MFA"));
+}
+
+#[test]
+fn least_privilege_policy_is_valid_and_covers_what_was_used() {
+    let out = TestCommand::new(["unused", "--iam", AUTHZ, EVENTS, "--policy", "benjamin"]).run();
+    out.expect_code(0);
+    let policy = out.json();
+    assert_eq!(policy["Version"], "2012-10-17");
+    let statements = list(&policy, "Statement");
+    let mut actions: Vec<String> = Vec::new();
+    for s in statements {
+        assert_eq!(s["Effect"], "Allow");
+        assert_eq!(s["Resource"], "*");
+        assert!(text(s, "Sid").chars().all(|c| c.is_ascii_alphanumeric()), "Sid must be alphanumeric");
+        actions.extend(list(s, "Action").iter().map(|a| a.as_str().unwrap().to_string()));
+    }
+    for want in ["s3:ListAllMyBuckets", "s3:GetBucketAcl", "route53:ListHostedZones", "iam:ListUsers"] {
+        assert!(actions.iter().any(|a| a == want), "{want} in {actions:?}");
+    }
+    // benjamin's successful calls (listed by hand from the events): 9 non-S3 actions and 9 S3 ones
+    // (GetStorageLensDashboardDataInternal is not an IAM action and stays out).
+    assert_eq!(actions.len(), 18, "{actions:?}");
+}
+
+#[test]
+fn credential_report_flags_stale_and_old_keys() {
+    let out = TestCommand::new([
+        "unused",
+        "--iam",
+        AUTHZ,
+        EVENTS,
+        "--credential-report",
+        "testdata/iam/credential-report.csv",
+        "--as-of",
+        "2023-07-11T00:00:00Z",
+        "--section",
+        "access_keys",
+        "--format",
+        "json",
+    ])
+    .run();
+    out.expect_code(0);
+    let rows = out.json();
+    let findings: Vec<(String, String, String)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (text(r, "user").into(), text(r, "key").into(), text(r, "finding").into()))
+        .collect();
+    let expected = vec![
+        // Whole days from each date to --as-of, counted by hand (and with Python's datetime).
+        (
+            "bert-jan".to_string(),
+            "access_key_1".to_string(),
+            "not rotated for 190 days (CIS: rotate within 90)".to_string(),
+        ),
+        ("carol".into(), "access_key_1".into(), "active, never used".into()),
+        ("carol".into(), "access_key_1".into(), "not rotated for 555 days (CIS: rotate within 90)".into()),
+        ("carol".into(), "access_key_2".into(), "unused for 119 days".into()),
+        ("carol".into(), "access_key_2".into(), "not rotated for 131 days (CIS: rotate within 90)".into()),
+    ];
+    assert_eq!(findings, expected);
+}
