@@ -35,6 +35,10 @@ pub enum Command {
     Sql(SqlArgs),
     /// IAM permissions granted (per --iam snapshot) but not used in the events.
     Unused(UnusedArgs),
+    /// Download CloudTrail archives from S3 (only what the filters need; resumable).
+    Pull(PullArgs),
+    /// Offline log file integrity validation from the digest files in a tree.
+    Verify(VerifyArgs),
 }
 
 /// How to write a question's answer.
@@ -241,4 +245,76 @@ pub struct UnusedArgs {
     /// Judge key ages as of this time (default: now).
     #[arg(long, value_name = "TIME")]
     pub as_of: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The tree to check (as `pull` writes it, or any copy of the bucket's keys).
+    #[arg(value_name = "INPUT")]
+    pub input: PathBuf,
+    /// Public keys (the JSON `aws cloudtrail list-public-keys` prints) to check digest signatures.
+    #[arg(long, value_name = "FILE")]
+    pub public_keys: Option<PathBuf>,
+    /// Output format (table on a terminal, JSON otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<VerifyFormat>,
+    /// Write the output to FILE instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Refuse files that decompress past this many MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub max_file_mb: u64,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// s3://BUCKET[/PREFIX]
+    #[arg(value_name = "S3_URL")]
+    pub source: String,
+    /// Local directory; keys map to paths under it one to one.
+    #[arg(value_name = "DEST")]
+    pub dest: PathBuf,
+    /// Only events at or after this time (files are selected by their key's date, with a margin).
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Only events before this time.
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// Only this account; repeatable.
+    #[arg(long, value_name = "ID")]
+    pub account: Vec<String>,
+    /// Only this trail region (a filter, like every command's --region); repeatable.
+    #[arg(long, value_name = "REGION")]
+    pub region: Vec<String>,
+    /// Hours CloudTrail may deliver late: files this much past --to are fetched too.
+    #[arg(long, value_name = "HOURS", default_value_t = 24)]
+    pub late_delivery_hours: u32,
+    /// Skip digest files (CloudTrail-Digest/), which are fetched by default for `verify`.
+    #[arg(long)]
+    pub no_digests: bool,
+    /// Named profile of the shared AWS config/credentials files.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Region of the S3 client (default: AWS_REGION, the profile's, else us-east-1).
+    #[arg(long, value_name = "REGION")]
+    pub s3_region: Option<String>,
+    /// Endpoint of an S3-compatible server (e.g. http://127.0.0.1:9000).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Parallel downloads.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub jobs: usize,
+    /// Output format of the summary (table on a terminal, JSON otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<SummaryFormat>,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
 }

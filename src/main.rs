@@ -21,6 +21,12 @@ fn main() -> ExitCode {
         Command::Detect(args) => commands::questions::detect(args),
         Command::Sql(args) => commands::questions::sql(args),
         Command::Unused(args) => commands::unused::run(args),
+        Command::Pull(args) => commands::pull::run(args),
+        // verify has its own exit codes: 1 for integrity problems, 2 for unreadable input.
+        Command::Verify(args) => match commands::verify::run(args) {
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(false) => ExitCode::SUCCESS,

@@ -14,6 +14,8 @@
 mod scan;
 #[path = "cli/unused.rs"]
 mod unused;
+#[path = "cli/verify.rs"]
+mod verify;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

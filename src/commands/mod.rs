@@ -1,8 +1,10 @@
 //! One module per subcommand; each takes its parsed arguments and a writer for its data.
 
+pub mod pull;
 pub mod questions;
 pub mod scan;
 pub mod unused;
+pub mod verify;
 
 use std::io::Write;
 use std::path::Path;

@@ -1,0 +1,1 @@
+//! `pull`: download CloudTrail archives from S3 (to be written).
