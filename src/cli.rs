@@ -39,6 +39,12 @@ pub enum Command {
     Pull(PullArgs),
     /// Offline log file integrity validation from the digest files in a tree.
     Verify(VerifyArgs),
+    /// The quarterly access-review pack: one self-contained HTML file (or JSON).
+    Report(ReportArgs),
+    /// Merge a store's small Parquet files per partition, atomically.
+    Compact(CompactArgs),
+    /// Write the questions as SQL for Spark, Trino, Athena or DuckDB over the store's lake.
+    SqlPack(SqlPackArgs),
 }
 
 /// How to write a question's answer.
@@ -317,4 +323,59 @@ pub struct PullArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// IAM snapshot(s) (`aws iam get-account-authorization-details`).
+    #[arg(long, value_name = "AUTHZ.json")]
+    pub iam: Vec<PathBuf>,
+    /// The IAM credential report (CSV).
+    #[arg(long, value_name = "FILE")]
+    pub credential_report: Option<PathBuf>,
+    /// Write the HTML report here.
+    #[arg(long, value_name = "OUT.html")]
+    pub html: Option<PathBuf>,
+    /// Write the report's data as JSON (`--format json`, to stdout or -o).
+    #[arg(long, value_enum)]
+    pub format: Option<SummaryFormat>,
+    /// Write the JSON to FILE instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct CompactArgs {
+    /// The store directory.
+    #[arg(value_name = "STORE")]
+    pub store: PathBuf,
+    /// Merge a partition's files when it has at least this many.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub min_files: usize,
+    /// Output format of the summary (table on a terminal, JSON otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<SummaryFormat>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Spark,
+    Trino,
+    Athena,
+    Duckdb,
+}
+
+#[derive(Args, Debug)]
+pub struct SqlPackArgs {
+    /// The SQL dialect.
+    #[arg(long, value_enum)]
+    pub dialect: Dialect,
+    /// Directory to write one .sql file per question into (stdout when absent).
+    #[arg(long, short, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Where the lake is, for the CREATE TABLE statement (e.g. s3://bucket/store/events).
+    #[arg(long, value_name = "URL", default_value = "s3://YOUR-BUCKET/trailscope-store/events")]
+    pub location: String,
 }

@@ -22,6 +22,9 @@ fn main() -> ExitCode {
         Command::Sql(args) => commands::questions::sql(args),
         Command::Unused(args) => commands::unused::run(args),
         Command::Pull(args) => commands::pull::run(args),
+        Command::Report(args) => commands::report::run(args),
+        Command::Compact(args) => commands::compact::run(args),
+        Command::SqlPack(args) => commands::sql_pack::run(args),
         // verify has its own exit codes: 1 for integrity problems, 2 for unreadable input.
         Command::Verify(args) => match commands::verify::run(args) {
             Ok(code) => return ExitCode::from(code),

@@ -1,8 +1,11 @@
 //! One module per subcommand; each takes its parsed arguments and a writer for its data.
 
+pub mod compact;
 pub mod pull;
 pub mod questions;
+pub mod report;
 pub mod scan;
+pub mod sql_pack;
 pub mod unused;
 pub mod verify;
 
