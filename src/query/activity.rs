@@ -7,8 +7,9 @@ use polars::prelude::*;
 use super::{ascending, is_error, service, Answer};
 use crate::frame::col_name as c;
 
+/// Distinct non-empty values (CloudTrail writes `""` for an absent access key, for one).
 fn distinct(name: &str) -> Expr {
-    col(name).drop_nulls().n_unique().cast(DataType::UInt32)
+    col(name).filter(super::present(name)).n_unique().cast(DataType::UInt32)
 }
 
 /// How many services to name in `top_services`.

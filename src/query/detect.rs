@@ -368,6 +368,10 @@ fn select_finding(lf: LazyFrame, check: &Check) -> LazyFrame {
 
 /// Findings of the selected checks (all when `only` is empty), by time, then check and event id.
 pub fn findings(ev: LazyFrame, only: &[String]) -> PolarsResult<LazyFrame> {
+    if let Some(unknown) = only.iter().find(|o| !CHECKS.iter().any(|k| o.eq_ignore_ascii_case(k.id))) {
+        let ids: Vec<&str> = CHECKS.iter().map(|k| k.id).collect();
+        polars::prelude::polars_bail!(InvalidOperation: "no check {unknown:?}; the checks are {}", ids.join(", "));
+    }
     let ev = ev.cache();
     let mut parts = Vec::new();
     for check in CHECKS.iter().filter(|k| only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case(k.id))) {
