@@ -352,8 +352,10 @@ def activity_rows(events):
         top = sorted(per_service.items(), key=lambda kv: (-kv[1], nl(kv[0])))[:3]
         out.append({
             "principal": principal,
-            "principal_type": first_non_null(r["identity_type"] for r in rs),
-            "account_id": first_non_null(r["account_id"] for r in rs),
+            # The smallest non-null value: independent of row order (a store returns rows in another
+            # order than the raw files).
+            "principal_type": min((r["identity_type"] for r in rs if r["identity_type"] is not None), default=None),
+            "account_id": min((r["account_id"] for r in rs if r["account_id"] is not None), default=None),
             "events": len(rs),
             "errors": sum(is_error(r) for r in rs),
             "first_seen": fmt_ms(min(r["ms"] for r in rs)),

@@ -14,6 +14,7 @@ pub mod filter;
 pub mod frame;
 pub mod iam;
 pub mod ingest;
+pub mod lake;
 pub mod parse;
 pub mod progress;
 pub mod pull;

@@ -311,9 +311,13 @@ fn console_auth_failure() -> Expr {
     super::is_console_login().and(col(c::ERROR_MESSAGE).eq(lit("Failed authentication")).fill_null(lit(false)))
 }
 
+/// The regular expression for `requestParameters.userName` (shared with the SQL pack; no backslashes,
+/// see `SERVICE_SUFFIX_RE`).
+pub const TARGET_USER_RE: &str = r#""userName" *: *"([^"]*)""#;
+
 /// `requestParameters.userName` of IAM calls.
 fn target_user() -> Expr {
-    col(c::REQUEST_PARAMETERS).str().extract(lit(r#""userName"\s*:\s*"([^"]*)""#), 1)
+    col(c::REQUEST_PARAMETERS).str().extract(lit(TARGET_USER_RE), 1)
 }
 
 fn root_access_key_created() -> Expr {

@@ -71,9 +71,13 @@ pub fn is_console_failure() -> Expr {
     )
 }
 
+/// The regular expression that strips the domain from an eventSource (shared with the SQL pack;
+/// written without backslashes so that every SQL dialect's string literal keeps it as is).
+pub const SERVICE_SUFFIX_RE: &str = "[.]amazonaws[.]com$";
+
 /// The service of an event: `eventSource` without `.amazonaws.com`.
 pub fn service() -> Expr {
-    col(c::EVENT_SOURCE).str().replace(lit(r"\.amazonaws\.com$"), lit(""), false)
+    col(c::EVENT_SOURCE).str().replace(lit(SERVICE_SUFFIX_RE), lit(""), false)
 }
 
 /// Translate a shell glob (`*`, `?`) to an anchored regular expression.
