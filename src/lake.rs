@@ -125,8 +125,15 @@ fn finding_select(id: &str, title: &str, severity: &str) -> String {
     )
 }
 
-/// The condition of a check, or `None` for a frame rule (which is a subquery of its own).
-fn check_condition(id: &str, rule: &Rule) -> Result<Option<String>, String> {
+/// How a check appears in the pack.
+enum CheckSql {
+    Condition(String),
+    DeniedThenSucceeded,
+    Skipped,
+}
+
+/// The SQL of a check.
+fn check_condition(id: &str, rule: &Rule) -> Result<CheckSql, String> {
     match rule {
         Rule::Events { source, names } => {
             let list = names.iter().map(|n| quote(n)).collect::<Vec<_>>().join(", ");
@@ -134,7 +141,7 @@ fn check_condition(id: &str, rule: &Rule) -> Result<Option<String>, String> {
             if let Some(s) = source {
                 cond = format!("{cond} AND event_source = {}", quote(s));
             }
-            Ok(Some(format!("({cond})")))
+            Ok(CheckSql::Condition(format!("({cond})")))
         }
         Rule::Condition(_) | Rule::Frame(_) => {
             let sql = CHECK_SQL
@@ -142,10 +149,11 @@ fn check_condition(id: &str, rule: &Rule) -> Result<Option<String>, String> {
                 .find(|(k, _)| *k == id)
                 .map(|(_, s)| *s)
                 .ok_or_else(|| format!("check {id} has no SQL in lake::CHECK_SQL"))?;
-            if sql == "{denied_then_succeeded}" {
-                return Ok(None);
-            }
-            Ok(Some(sql.replace("{target_user}", &target_user()).replace("{is_error}", IS_ERROR)))
+            Ok(match sql {
+                "{denied_then_succeeded}" => CheckSql::DeniedThenSucceeded,
+                "{needs_parameters}" => CheckSql::Skipped,
+                _ => CheckSql::Condition(sql.replace("{target_user}", &target_user()).replace("{is_error}", IS_ERROR)),
+            })
         }
     }
 }
@@ -168,8 +176,9 @@ pub fn detect(_d: Dialect) -> Result<String, String> {
     for k in CHECKS {
         let select = finding_select(k.id, k.title, k.severity);
         match check_condition(k.id, &k.rule)? {
-            Some(cond) => parts.push(format!("  {select}\n  FROM events WHERE {cond}")),
-            None => parts.push(format!("  {}", denied_then_succeeded(&select))),
+            CheckSql::Condition(cond) => parts.push(format!("  {select}\n  FROM events WHERE {cond}")),
+            CheckSql::DeniedThenSucceeded => parts.push(format!("  {}", denied_then_succeeded(&select))),
+            CheckSql::Skipped => {}
         }
     }
     Ok(format!(

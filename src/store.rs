@@ -11,6 +11,7 @@
 //! rename). Readers only see parts named in a manifest, so a crash mid-batch leaves the store as it was.
 //! Writers never share a file, so separate processes may ingest disjoint inputs into one store.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -62,6 +63,30 @@ pub struct Manifest {
     pub created: String,
     pub inputs: Vec<InputRecord>,
     pub parts: Vec<Part>,
+    /// Parts this manifest replaces (written by `compact`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaces: Vec<String>,
+    /// For a compaction: which ingest batch the rows of each input file came from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<RowSource>,
+}
+
+/// The rows of `path` in a compacted part are those of ingest batch `batch`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RowSource {
+    pub path: String,
+    pub batch: String,
+}
+
+/// What `compact` did.
+#[derive(Debug, Default, Serialize)]
+pub struct CompactStats {
+    pub partitions_compacted: u64,
+    pub parts_before: u64,
+    pub parts_after: u64,
+    pub rows: u64,
+    pub rows_dropped_superseded: u64,
+    pub orphans_removed: u64,
 }
 
 pub fn is_store(dir: &Path) -> bool {
@@ -152,8 +177,12 @@ impl Store {
             return Store::open(root);
         }
         if root.exists() {
-            let non_empty = fs::read_dir(root).map_err(|e| Error::io(root, e))?.next().is_some();
-            if non_empty {
+            // Another writer may be creating the same store right now: its `_trailscope` is fine.
+            let foreign = fs::read_dir(root)
+                .map_err(|e| Error::io(root, e))?
+                .filter_map(|e| e.ok())
+                .any(|e| e.file_name() != META_DIR && e.file_name() != EVENTS_DIR);
+            if foreign {
                 return Err(store_err(root, "exists, is not empty and is not a trailscope store"));
             }
         }
@@ -191,15 +220,22 @@ impl Store {
             .iter()
             .flat_map(|m| m.inputs.iter().map(move |i| (i.path.as_str(), m.batch.as_str())))
             .collect();
+        let replaced: hashbrown::HashSet<&str> =
+            self.manifests.iter().flat_map(|m| m.replaces.iter().map(String::as_str)).collect();
         let mut out = Vec::new();
         for m in &self.manifests {
-            let superseded: Vec<&str> = m
-                .inputs
-                .iter()
-                .map(|i| i.path.as_str())
-                .filter(|p| latest.get(p).is_some_and(|b| *b != m.batch))
+            // Where each input's rows in this manifest's parts came from.
+            let sources: Vec<(&str, &str)> = if m.sources.is_empty() {
+                m.inputs.iter().map(|i| (i.path.as_str(), m.batch.as_str())).collect()
+            } else {
+                m.sources.iter().map(|s| (s.path.as_str(), s.batch.as_str())).collect()
+            };
+            let superseded: Vec<&str> = sources
+                .into_iter()
+                .filter(|(p, batch)| latest.get(p).is_some_and(|b| b != batch))
+                .map(|(p, _)| p)
                 .collect();
-            for p in &m.parts {
+            for p in m.parts.iter().filter(|p| !replaced.contains(p.path.as_str())) {
                 let date = NaiveDate::parse_from_str(&p.date, "%Y-%m-%d").ok();
                 if !filter.prunes_partition(&p.account, &p.region, date) {
                     out.push((p, superseded.clone()));
@@ -290,13 +326,148 @@ impl Store {
             created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             inputs,
             parts,
+            replaces: Vec::new(),
+            sources: Vec::new(),
         };
-        let mpath = self.root.join(META_DIR).join(MANIFEST_DIR).join(format!("{batch}.json"));
+        self.commit(manifest)
+    }
+
+    /// Write a manifest (the commit point of a batch or a compaction).
+    fn commit(&mut self, manifest: Manifest) -> Result<Manifest> {
+        let mpath = self.root.join(META_DIR).join(MANIFEST_DIR).join(format!("{}.json", manifest.batch));
         write_atomic(&mpath, |f| {
             serde_json::to_writer_pretty(f, &manifest).map_err(|e| store_err(&self.root, e.to_string()))
         })?;
         self.manifests.push(manifest.clone());
         Ok(manifest)
+    }
+
+    /// Merge the live parts of each partition that has at least `min_files` of them (or rows of
+    /// files re-ingested since) into one part, sorted by event time. The new parts and a manifest that
+    /// replaces the old ones are written first; the old files are deleted after that commit, so a
+    /// reader sees either the old parts or the new ones. Parquet files no manifest names and older
+    /// than an hour (left by a crashed writer; a running writer's parts are younger) are removed.
+    pub fn compact(&mut self, min_files: usize) -> Result<CompactStats> {
+        let mut stats = CompactStats::default();
+        let latest: hashbrown::HashMap<String, String> = self
+            .manifests
+            .iter()
+            .flat_map(|m| m.inputs.iter().map(move |i| (i.path.clone(), m.batch.clone())))
+            .collect();
+        let mut groups: BTreeMap<PartitionKey, Vec<(Part, Vec<String>)>> = BTreeMap::new();
+        for (p, superseded) in self.live_parts(&Filter::default()) {
+            groups
+                .entry((p.account.clone(), p.region.clone(), p.date.clone()))
+                .or_default()
+                .push((p.clone(), superseded.iter().map(|s| s.to_string()).collect()));
+        }
+        stats.parts_before = groups.values().map(|g| g.len() as u64).sum();
+        let batch = format!("{}-{}-compact", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"), std::process::id());
+        let (mut parts, mut replaces, mut sources) = (Vec::new(), Vec::new(), Vec::new());
+        for (seq, ((account, region, date), group)) in groups.into_iter().enumerate() {
+            let stale = group.iter().any(|(_, s)| !s.is_empty());
+            if group.len() < min_files.max(2) && !stale {
+                stats.parts_after += group.len() as u64;
+                continue;
+            }
+            let mut frames = Vec::new();
+            for (p, superseded) in &group {
+                let path = PlRefPath::new(self.root.join(&p.path).to_string_lossy().as_ref());
+                let mut lf = LazyFrame::scan_parquet(path, Self::scan_args()).context("reading a part")?;
+                if !superseded.is_empty() {
+                    let old = Series::new("superseded".into(), superseded.clone());
+                    lf = lf.filter(col(c::SOURCE_FILE).is_in(lit(old).implode(false), false).not());
+                }
+                frames.push(lf);
+                replaces.push(p.path.clone());
+            }
+            let before: u64 = group.iter().map(|(p, _)| p.rows).sum();
+            let mut df = concat(frames, UnionArgs::default())
+                .context("merging parts")?
+                .sort(
+                    [c::EVENT_TIME, c::EVENT_ID],
+                    SortMultipleOptions::default().with_nulls_last(true).with_maintain_order(true),
+                )
+                .collect()
+                .context("merging parts")?;
+            let rows = df.height() as u64;
+            stats.rows += rows;
+            stats.rows_dropped_superseded += before.saturating_sub(rows);
+            // Record where the merged rows of each input came from (its latest batch).
+            let files = df.column(c::SOURCE_FILE).context("source_file")?.str().context("source_file")?.clone();
+            let mut seen = hashbrown::HashSet::new();
+            for f in files.iter().flatten() {
+                if seen.insert(f.to_string()) {
+                    if let Some(b) = latest.get(f) {
+                        sources.push(RowSource { path: f.to_string(), batch: b.clone() });
+                    }
+                }
+            }
+            let rel = format!(
+                "{EVENTS_DIR}/account={}/region={}/date={}/part-{batch}-{seq:04}.parquet",
+                hive_escape(&account),
+                hive_escape(&region),
+                date
+            );
+            write_atomic(&self.root.join(&rel), |f| {
+                ParquetWriter::new(f)
+                    .with_compression(ParquetCompression::Zstd(None))
+                    .with_statistics(StatisticsOptions::full())
+                    .finish(&mut df)
+                    .map(|_| ())
+                    .context("writing parquet")
+            })?;
+            parts.push(Part { path: rel, rows, account, region, date });
+            stats.partitions_compacted += 1;
+            stats.parts_after += 1;
+        }
+        if !parts.is_empty() || !replaces.is_empty() {
+            let removed = replaces.clone();
+            self.commit(Manifest {
+                schema_version: SCHEMA_VERSION,
+                batch,
+                created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                inputs: Vec::new(),
+                parts,
+                replaces,
+                sources,
+            })?;
+            for r in removed {
+                let _ = fs::remove_file(self.root.join(r));
+            }
+        }
+        stats.orphans_removed = self.remove_orphans()?;
+        Ok(stats)
+    }
+
+    /// Delete Parquet files under `events/` that no manifest names (as a live or replaced part) and
+    /// that are older than an hour.
+    fn remove_orphans(&self) -> Result<u64> {
+        let named: hashbrown::HashSet<PathBuf> =
+            self.manifests.iter().flat_map(|m| m.parts.iter().map(|p| self.root.join(&p.path))).collect();
+        let mut files = Vec::new();
+        collect_parquet(&self.root.join(EVENTS_DIR), &mut files);
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let mut removed = 0;
+        for f in files {
+            let old = fs::metadata(&f).and_then(|m| m.modified()).is_ok_and(|t| t < hour_ago);
+            if old && !named.contains(&f) && fs::remove_file(&f).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn collect_parquet(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect_parquet(&p, out);
+        } else if p.extension().is_some_and(|x| x == "parquet") {
+            out.push(p);
+        }
     }
 }
 

@@ -10,6 +10,8 @@
 //! Expected values come from `testdata/golden/*.json`, computed by `scripts/golden.py` independently of
 //! the Rust code, or from facts checked by hand against the input files; never from trailscope itself.
 
+#[path = "cli/lake.rs"]
+mod lake;
 #[path = "cli/questions.rs"]
 mod questions;
 #[path = "cli/scan.rs"]

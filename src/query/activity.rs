@@ -19,8 +19,9 @@ const TOP_SERVICES: usize = 3;
 pub fn per_principal(ev: LazyFrame) -> LazyFrame {
     let ev = ev.with_column(service().alias("service")).cache();
     let main = ev.clone().group_by([col(c::PRINCIPAL)]).agg([
-        col(c::IDENTITY_TYPE).drop_nulls().first().alias("principal_type"),
-        col(c::ACCOUNT_ID).drop_nulls().first().alias(c::ACCOUNT_ID),
+        // The smallest value, not the first: row order differs between raw files and a store.
+        col(c::IDENTITY_TYPE).min().alias("principal_type"),
+        col(c::ACCOUNT_ID).min().alias(c::ACCOUNT_ID),
         len().cast(DataType::UInt32).alias("events"),
         is_error().cast(DataType::UInt32).sum().alias("errors"),
         col(c::EVENT_TIME).min().alias("first_seen"),
