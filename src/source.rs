@@ -71,6 +71,12 @@ fn walk(dir: &Path, filter: &Filter, out: &mut Inputs) -> Result<()> {
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
+        // `pull`'s resume state and its partial downloads are not input.
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name == crate::pull::STATE_DIR || name.ends_with(crate::pull::TMP_SUFFIX) {
+            continue;
+        }
         let ft = entry.file_type().map_err(|e| Error::io(&path, e))?;
         if ft.is_symlink() {
             // Follow links to files, not to directories (no cycles, no escaping the tree).

@@ -12,6 +12,8 @@
 
 #[path = "cli/lake.rs"]
 mod lake;
+#[path = "cli/pull.rs"]
+mod pull;
 #[path = "cli/questions.rs"]
 mod questions;
 #[path = "cli/scan.rs"]

@@ -143,7 +143,7 @@ pub const DATA_PLANE: &[(&str, &[&str])] = &[
         "sqs.amazonaws.com",
         &["sqs:SendMessage*", "sqs:ReceiveMessage", "sqs:DeleteMessage*", "sqs:ChangeMessageVisibility*"],
     ),
-    ("sns.amazonaws.com", &["sns:Publish", "sns:PublishBatch"]),
+    ("sns.amazonaws.com", &["sns:Publish"]),
     (
         "kinesis.amazonaws.com",
         &["kinesis:PutRecord*", "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:SubscribeToShard"],

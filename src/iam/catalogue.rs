@@ -152,7 +152,7 @@ mod tests {
         let c = Catalogue::get();
         assert!(c.len() > 15_000, "{}", c.len());
         assert_eq!(c.lookup("S3:getobject").map(|x| x.0), Some("s3:GetObject"));
-        assert_eq!(c.lookup("iam:PassRole").map(|x| x.1), Some(Level::Write));
+        assert_eq!(c.lookup("iam:PassRole").map(|x| x.1), Some(Level::Permissions));
         assert!(c.lookup("s3:NoSuchAction").is_none());
     }
 
