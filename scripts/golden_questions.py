@@ -648,6 +648,13 @@ CHECKS = [
     ("TS-CRED-FOR-OTHER-USER", "Access key or console password created for another user", "high",
      credentials_for_other_user),
     ("TS-DENIED-THEN-SUCCEEDED", "Principal denied many times, then succeeded", "high", None),
+    ("TS-NO-MFA-SESSION", "IAM user call in a session not MFA-authenticated", "medium",
+     lambda r: r["identity_type"] == "IAMUser" and r["session_mfa"] is False and r["event_name"] != "ConsoleLogin"),
+    ("TS-SSM-SESSION", "SSM Session Manager session started, resumed or terminated", "low",
+     events_rule({"StartSession", "ResumeSession", "TerminateSession"}, "ssm.amazonaws.com")),
+    # TS-OUTSIDE-NETWORK and TS-OUTSIDE-HOURS need --allowed-cidr / --allowed-hours: skipped without them.
+    ("TS-OUTSIDE-NETWORK", "Call from outside the allowed networks", "medium", False),
+    ("TS-OUTSIDE-HOURS", "Call outside the allowed hours", "low", False),
 ]
 
 
@@ -667,6 +674,8 @@ def detect_rows(events, only=()):
     out = []
     for cid, title, severity, rule in CHECKS:
         if only and cid not in only:
+            continue
+        if rule is False:
             continue
         hits = denied_then_succeeded(events) if rule is None else [r for r in events if rule(r)]
         for r in hits:

@@ -81,6 +81,18 @@ pub struct ActivityArgs {
     /// Narrow to a principal (ARN, user name, access key id, or a glob); repeatable.
     #[arg(long, value_name = "P")]
     pub principal: Vec<String>,
+    /// One row per principal, or per IAM group of the --iam snapshot (sections groups, members, by_action).
+    #[arg(long, value_enum, default_value_t = ActivityBy::Principal)]
+    pub by: ActivityBy,
+    /// IAM snapshot(s) (`aws iam get-account-authorization-details`), for --by group; repeatable.
+    #[arg(long, value_name = "AUTHZ.json")]
+    pub iam: Vec<PathBuf>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActivityBy {
+    Principal,
+    Group,
 }
 
 #[derive(Args, Debug)]
@@ -141,6 +153,29 @@ pub struct DetectArgs {
     /// List the checks and exit.
     #[arg(long)]
     pub list: bool,
+    #[command(flatten)]
+    pub allowed: AllowedArgs,
+}
+
+/// Parameters of the policy-condition checks (TS-OUTSIDE-NETWORK, TS-OUTSIDE-HOURS).
+#[derive(Args, Debug, Clone, Default)]
+pub struct AllowedArgs {
+    /// A network calls are expected from (address or CIDR, IPv4/IPv6); repeatable. Enables TS-OUTSIDE-NETWORK.
+    #[arg(long, value_name = "CIDR")]
+    pub allowed_cidr: Vec<String>,
+    /// Hours calls are expected in, e.g. "Mon-Fri 07:00-19:00 +02:00" (days, HH:MM-HH:MM, a fixed UTC
+    /// offset or UTC; zone names are not supported); repeatable. Enables TS-OUTSIDE-HOURS.
+    #[arg(long, value_name = "WINDOW")]
+    pub allowed_hours: Vec<String>,
+}
+
+impl AllowedArgs {
+    pub fn params(&self) -> Result<crate::query::detect::Params> {
+        Ok(crate::query::detect::Params {
+            allowed_cidrs: self.allowed_cidr.iter().map(|s| s.parse()).collect::<Result<Vec<_>>>()?,
+            allowed_hours: self.allowed_hours.iter().map(|s| s.parse()).collect::<Result<Vec<_>>>()?,
+        })
+    }
 }
 
 #[derive(Args, Debug)]
@@ -181,6 +216,25 @@ pub struct InputArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub s3: S3StoreArgs,
+}
+
+/// How to reach a store on S3 (an INPUT or `--store` of the form s3://BUCKET/PREFIX).
+#[derive(Args, Debug, Clone, Default)]
+pub struct S3StoreArgs {
+    /// Named profile of the shared AWS config/credentials files (for s3:// stores).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Region of the S3 client (for s3:// stores).
+    #[arg(long, value_name = "REGION")]
+    pub s3_region: Option<String>,
+    /// Endpoint of an S3-compatible server (for s3:// stores).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Local mirror of an s3:// store (default: under ~/.cache/trailscope/s3-stores).
+    #[arg(long, value_name = "DIR")]
+    pub s3_cache: Option<PathBuf>,
 }
 
 impl InputArgs {
@@ -191,7 +245,16 @@ impl InputArgs {
     }
 
     pub fn read_options(&self) -> ReadOptions {
-        ReadOptions { max_file_bytes: self.max_file_mb.saturating_mul(1 << 20), ..Default::default() }
+        ReadOptions {
+            max_file_bytes: self.max_file_mb.saturating_mul(1 << 20),
+            s3: crate::s3store::S3StoreOptions {
+                profile: self.s3.profile.clone(),
+                s3_region: self.s3.s3_region.clone(),
+                endpoint_url: self.s3.endpoint_url.clone(),
+                cache: self.s3.s3_cache.clone(),
+            },
+            ..Default::default()
+        }
     }
 }
 
@@ -208,8 +271,9 @@ pub struct ScanArgs {
     /// Output format (table on a terminal, JSON otherwise).
     #[arg(long, value_enum)]
     pub format: Option<SummaryFormat>,
-    /// Write the events into this Parquet store (created if absent); only new or changed files are read.
-    #[arg(long, value_name = "DIR")]
+    /// Write the events into this Parquet store (a directory, or s3://BUCKET/PREFIX; created if
+    /// absent); only new or changed files are read.
+    #[arg(long, value_name = "DIR|S3_URL")]
     pub store: Option<PathBuf>,
     /// Write the output to FILE instead of stdout.
     #[arg(long, short, value_name = "FILE")]
@@ -344,6 +408,17 @@ pub struct ReportArgs {
     /// Write the JSON to FILE instead of stdout.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub allowed: AllowedArgs,
+    /// The report's title.
+    #[arg(long, value_name = "TEXT", default_value = "CloudTrail access review")]
+    pub title: String,
+    /// An access key unused for this many days is stale (credential report).
+    #[arg(long, value_name = "DAYS", default_value_t = 90)]
+    pub stale_days: i64,
+    /// Judge key and password ages as of this time (default: now).
+    #[arg(long, value_name = "TIME")]
+    pub as_of: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -24,7 +24,15 @@ pub struct Dataset {
 
 /// Load from the command line's inputs.
 pub fn load(paths: &[PathBuf], filter: &Filter, opts: &ReadOptions, quiet: bool) -> Result<Dataset> {
-    let inputs = source::discover(paths, filter)?;
+    // An s3:// store is read from its local mirror, brought up to date first.
+    let mut local = Vec::with_capacity(paths.len());
+    for p in paths {
+        match p.to_str().filter(|s| crate::s3store::is_s3(s)) {
+            Some(url) => local.push(crate::s3store::Mirror::sync(url, &opts.s3)?.dir),
+            None => local.push(p.clone()),
+        }
+    }
+    let inputs = source::discover(&local, filter)?;
     from_inputs(inputs, filter, opts, quiet)
 }
 

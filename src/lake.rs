@@ -31,6 +31,14 @@ const CHECK_SQL: &[(&str, &str)] = &[
          AND NOT coalesce(identity_type = 'IAMUser' AND {target_user} = user_name, false) AND NOT {is_error})",
     ),
     ("TS-DENIED-THEN-SUCCEEDED", "{denied_then_succeeded}"),
+    (
+        "TS-NO-MFA-SESSION",
+        "coalesce(identity_type = 'IAMUser' AND session_mfa = false AND event_name <> 'ConsoleLogin', false)",
+    ),
+    // Checks that need --allowed-cidr / --allowed-hours: without them `detect` skips them, and so does
+    // the pack (write the condition for your network and hours into detect.sql to add them).
+    ("TS-OUTSIDE-NETWORK", "{needs_parameters}"),
+    ("TS-OUTSIDE-HOURS", "{needs_parameters}"),
 ];
 
 const ROOT_USAGE: &str =

@@ -21,6 +21,8 @@ pub mod pull;
 pub mod query;
 pub mod record;
 pub mod report;
+pub mod review;
+pub mod s3store;
 pub mod scan;
 pub mod source;
 pub mod store;

@@ -414,6 +414,30 @@ fn client_config(opts: &PullOptions, bucket: &str) -> Result<ClientConfig> {
     Ok(ClientConfig { builder, bucket: bucket.to_string(), region, endpoint, virtual_hosted, skip_signature })
 }
 
+/// An object_store S3 client for `bucket` with the same credential chain and endpoint rules as
+/// `pull` (used by the S3 store, `--store s3://...`).
+pub fn s3_client(
+    bucket: &str,
+    profile: Option<String>,
+    s3_region: Option<String>,
+    endpoint_url: Option<String>,
+) -> Result<AmazonS3> {
+    let opts = PullOptions {
+        source: format!("s3://{bucket}"),
+        dest: PathBuf::new(),
+        filter: Filter::default(),
+        digests: false,
+        profile,
+        s3_region,
+        endpoint_url,
+        jobs: 1,
+        quiet: true,
+    };
+    let cfg = client_config(&opts, bucket)?;
+    let region = cfg.region.clone();
+    cfg.builder.with_region(region).build().map_err(|e| Error::Usage(format!("cannot configure the S3 client: {e}")))
+}
+
 // ---------------------------------------------------------------------------------------------------
 // The S3 client: object_store for GET, our own signed ListObjectsV2 for listing.
 

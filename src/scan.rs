@@ -28,11 +28,13 @@ pub struct ReadOptions {
     /// Write the absolute path into `source_file` (the store does, so that rows match its manifests);
     /// otherwise the path as given.
     pub absolute_source_file: bool,
+    /// How to reach s3:// stores.
+    pub s3: crate::s3store::S3StoreOptions,
 }
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions { max_file_bytes: DEFAULT_MAX_FILE_BYTES, absolute_source_file: false }
+        ReadOptions { max_file_bytes: DEFAULT_MAX_FILE_BYTES, absolute_source_file: false, s3: Default::default() }
     }
 }
 

@@ -16,6 +16,8 @@ mod lake;
 mod pull;
 #[path = "cli/questions.rs"]
 mod questions;
+#[path = "cli/report.rs"]
+mod report;
 #[path = "cli/scan.rs"]
 mod scan;
 #[path = "cli/unused.rs"]

@@ -5,7 +5,9 @@ use std::io::IsTerminal;
 
 use polars::prelude::*;
 
-use crate::cli::{ActivityArgs, DetectArgs, FailuresArgs, InputArgs, OutputArgs, RootArgs, SqlArgs, TimelineArgs};
+use crate::cli::{
+    ActivityArgs, ActivityBy, DetectArgs, FailuresArgs, InputArgs, OutputArgs, RootArgs, SqlArgs, TimelineArgs,
+};
 use crate::dataset::{self, Dataset};
 use crate::error::{PolarsContext, Result};
 use crate::query::{self, Answer};
@@ -69,6 +71,27 @@ pub fn root(args: &RootArgs) -> Result<bool> {
 use std::io::Write;
 
 pub fn activity(args: &ActivityArgs) -> Result<bool> {
+    if args.by == ActivityBy::Group {
+        if args.iam.is_empty() {
+            return Err(crate::error::Error::Usage(
+                "--by group needs --iam AUTHZ.json (the groups and their members)".into(),
+            ));
+        }
+        let mut az = crate::iam::authz::AuthorizationDetails::default();
+        for f in &args.iam {
+            az.merge(crate::iam::authz::AuthorizationDetails::load(f)?);
+        }
+        let data = load(&args.input)?;
+        let bad = super::warn_bad_input(&data.stats);
+        let mut ev = data.events;
+        if let Some(filter) = query::principal_filter(&args.principal) {
+            ev = ev.filter(filter);
+        }
+        let answer =
+            query::activity::by_group(ev, &query::activity::group_members(&az)).context("activity by group")?;
+        write(answer, &args.output)?;
+        return Ok(bad);
+    }
     let data = load(&args.input)?;
     let bad = super::warn_bad_input(&data.stats);
     write(query::activity::answer(data.events, &args.principal), &args.output)?;
@@ -112,7 +135,14 @@ pub fn detect(args: &DetectArgs) -> Result<bool> {
     }
     let data = load(&args.input)?;
     let bad = super::warn_bad_input(&data.stats);
-    let lf = query::detect::findings(data.events, &args.check).context("planning checks")?;
+    let params = args.allowed.params()?;
+    // A check that needs a flag is skipped without it; say so when it was asked for by name.
+    if !args.check.is_empty() {
+        for (id, flag) in query::detect::skipped(&args.check, &params) {
+            eprintln!("trailscope: check {id} skipped: it needs {flag}");
+        }
+    }
+    let lf = query::detect::findings_with(data.events, &args.check, &params).context("planning checks")?;
     write(Answer::one("findings", lf), &args.output)?;
     Ok(bad)
 }

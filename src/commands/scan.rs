@@ -47,8 +47,15 @@ pub fn run(args: &ScanArgs) -> Result<bool> {
         Some(store) => {
             // The store keeps whole files, so discovery does not prune by the filter here.
             let inputs = source::discover(&args.input.inputs, &Filter::default())?;
-            let (ingest_stats, read) = ingest::ingest(store, inputs, &opts, args.input.quiet)?;
-            let mut data = dataset::load(std::slice::from_ref(store), &filter, &opts, true)?;
+            let s3 = store.to_str().filter(|s| crate::s3store::is_s3(s));
+            let mirror = s3.map(|url| crate::s3store::Mirror::sync(url, &opts.s3)).transpose()?;
+            let local = mirror.as_ref().map_or(store.clone(), |m| m.dir.clone());
+            let before = mirror.as_ref().map(|m| m.snapshot());
+            let (ingest_stats, read) = ingest::ingest(&local, inputs, &opts, args.input.quiet)?;
+            if let (Some(m), Some(before)) = (&mirror, &before) {
+                m.upload_new(before)?;
+            }
+            let mut data = dataset::load(std::slice::from_ref(&local), &filter, &opts, true)?;
             data.stats = read;
             data.duplicates = ingest_stats.duplicates;
             (data, Some(ingest_stats))

@@ -3,8 +3,11 @@
 //! lists and conditions of their metric filters, plus detections responders expect. Every check is one
 //! entry of `CHECKS`; each finding is one event row.
 
+use std::net::IpAddr;
+
 use polars::prelude::*;
 
+use super::timeline::IpNet;
 use super::{ascending, is_denied, is_error, mfa_used, present, root::is_root_usage};
 use crate::frame::col_name as c;
 
@@ -288,6 +291,40 @@ pub const CHECKS: &[Check] = &[
         reference: "trailscope: at least 5 authorization failures, then a successful call by the same principal",
         rule: Rule::Frame(denied_then_succeeded),
     },
+    Check {
+        id: "TS-NO-MFA-SESSION",
+        title: "IAM user call in a session not MFA-authenticated",
+        severity: "medium",
+        reference: "trailscope; CIS 1.10 (MFA for IAM users with a console password): userIdentity.type IAMUser, \
+                    sessionContext.attributes.mfaAuthenticated false (console sign-ins without MFA are CIS-4.2)",
+        rule: Rule::Condition(session_without_mfa),
+    },
+    Check {
+        id: "TS-SSM-SESSION",
+        title: "SSM Session Manager session started, resumed or terminated",
+        severity: "low",
+        reference: "trailscope: shell access to instances (Stratus Red Team aws.execution.ssm-start-session)",
+        rule: Rule::Events {
+            source: Some("ssm.amazonaws.com"),
+            names: &["StartSession", "ResumeSession", "TerminateSession"],
+        },
+    },
+    Check {
+        id: "TS-OUTSIDE-NETWORK",
+        title: "Call from outside the allowed networks",
+        severity: "medium",
+        reference: "trailscope: sourceIPAddress (an IP address) outside every --allowed-cidr, not made by a service \
+                    (no invokedBy, not AwsServiceEvent); skipped without --allowed-cidr",
+        rule: Rule::Frame(needs_parameters),
+    },
+    Check {
+        id: "TS-OUTSIDE-HOURS",
+        title: "Call outside the allowed hours",
+        severity: "low",
+        reference: "trailscope: eventTime outside every --allowed-hours window (days, hours, fixed UTC offset), not \
+                    made by a service (no invokedBy, not AwsServiceEvent); skipped without --allowed-hours",
+        rule: Rule::Frame(needs_parameters),
+    },
 ];
 
 /// CIS 4.1's filter: `($.errorCode = "*UnauthorizedOperation") || ($.errorCode = "AccessDenied*")`.
@@ -353,6 +390,229 @@ fn denied_then_succeeded(ev: LazyFrame) -> PolarsResult<LazyFrame> {
         .agg([all().exclude_cols([c::PRINCIPAL]).as_expr().first()]))
 }
 
+/// Calls made in a session whose context says it was not MFA-authenticated, by IAM users.
+fn session_without_mfa() -> Expr {
+    col(c::IDENTITY_TYPE)
+        .eq(lit("IAMUser"))
+        .and(col(c::SESSION_MFA).eq(lit(false)))
+        .and(super::is_console_login().not())
+        .fill_null(lit(false))
+}
+
+/// Calls a principal made itself: not on its behalf by a service, not a service event.
+fn own_call() -> Expr {
+    col(c::INVOKED_BY).is_null().and(col(c::EVENT_TYPE).neq_missing(lit("AwsServiceEvent")))
+}
+
+/// A check that needs parameters: its entry in `CHECKS` has the rule `Frame(needs_parameters)` (no
+/// findings), and `findings_with` runs `plan` instead, which returns `None` (the check is skipped)
+/// when the flag `needs` was not given.
+pub struct Parameterized {
+    pub id: &'static str,
+    pub needs: &'static str,
+    pub plan: fn(LazyFrame, &Params) -> PolarsResult<Option<LazyFrame>>,
+}
+
+/// The checks that need parameters (each also has its entry in `CHECKS`).
+pub const PARAMETERIZED: &[Parameterized] = &[
+    Parameterized { id: "TS-OUTSIDE-NETWORK", needs: "--allowed-cidr", plan: outside_network },
+    Parameterized { id: "TS-OUTSIDE-HOURS", needs: "--allowed-hours", plan: outside_hours },
+];
+
+/// The rule of a check that needs parameters, when run without them: no findings.
+fn needs_parameters(ev: LazyFrame) -> PolarsResult<LazyFrame> {
+    Ok(ev.filter(lit(false)))
+}
+
+/// The parameters of the checks that need some (`PARAMETERIZED`).
+#[derive(Debug, Clone, Default)]
+pub struct Params {
+    /// `--allowed-cidr`: the networks calls are expected from.
+    pub allowed_cidrs: Vec<IpNet>,
+    /// `--allowed-hours`: the windows calls are expected in.
+    pub allowed_hours: Vec<Hours>,
+}
+
+/// A weekly window of allowed hours: `Mon-Fri 07:00-19:00 +02:00`. Days are English three-letter
+/// names, as a range (`Mon-Fri`, `Fri-Mon` wraps) or a comma list (`Mon,Wed,Fri`), or `daily`; times
+/// are `HH:MM-HH:MM` (end exclusive, `24:00` allowed; an end before the start runs past midnight);
+/// the zone is a fixed offset from UTC (`UTC`, `Z`, `+02:00`, `-0530`, `UTC+2`; default UTC). Names
+/// such as `Europe/Paris` are refused: trailscope has no time-zone database, and a fixed offset does
+/// not follow daylight saving time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hours {
+    /// Allowed days, Monday = 0.
+    pub days: [bool; 7],
+    /// Minutes after local midnight: start inclusive, end exclusive.
+    pub start: u32,
+    pub end: u32,
+    /// Local time minus UTC, in minutes.
+    pub offset_minutes: i32,
+    /// The text it was parsed from.
+    pub text: String,
+}
+
+const DAY_NAMES: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+
+/// A day by its English name or three-letter abbreviation, Monday = 0.
+fn day_index(s: &str) -> Option<usize> {
+    let s = s.trim().to_ascii_lowercase();
+    DAY_NAMES.iter().position(|d| *d == s || (s.len() == 3 && d.starts_with(&s)))
+}
+
+fn parse_days(s: &str) -> Option<[bool; 7]> {
+    let mut days = [false; 7];
+    if matches!(s.to_ascii_lowercase().as_str(), "daily" | "*" | "all") {
+        return Some([true; 7]);
+    }
+    for part in s.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (day_index(a)?, day_index(b)?);
+                let mut d = a;
+                loop {
+                    days[d] = true;
+                    if d == b {
+                        break;
+                    }
+                    d = (d + 1) % 7;
+                }
+            }
+            None => days[day_index(part)?] = true,
+        }
+    }
+    Some(days)
+}
+
+fn parse_clock(s: &str) -> Option<u32> {
+    let (h, m) = s.split_once(':')?;
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60 || h == 24 && m == 0).then_some(h * 60 + m)
+}
+
+/// A fixed UTC offset in minutes: `UTC`, `Z`, `GMT`, `+02:00`, `-0530`, `+2`, optionally after `UTC`.
+fn parse_offset(s: &str) -> Option<i32> {
+    let upper = s.to_ascii_uppercase();
+    let rest = upper.strip_prefix("UTC").or_else(|| upper.strip_prefix("GMT")).unwrap_or(&upper);
+    if rest.is_empty() || rest == "Z" {
+        return Some(0);
+    }
+    let (sign, digits) = match rest.as_bytes()[0] {
+        b'+' => (1, &rest[1..]),
+        b'-' => (-1, &rest[1..]),
+        _ => return None,
+    };
+    let (h, m) = match digits.split_once(':') {
+        Some((h, m)) => (h, m),
+        None if digits.len() == 4 => digits.split_at(2),
+        None => (digits, "0"),
+    };
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    (h <= 14 && m < 60 && !digits.is_empty()).then_some(sign * (h * 60 + m))
+}
+
+impl std::str::FromStr for Hours {
+    type Err = crate::error::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |why: &str| {
+            crate::error::Error::Usage(format!(
+                "--allowed-hours {s:?}: {why} (expected e.g. \"Mon-Fri 07:00-19:00 +02:00\": days, HH:MM-HH:MM, a fixed \
+                 UTC offset)"
+            ))
+        };
+        let parts: Vec<&str> = s.split_whitespace().collect();
+        let (days, range, zone) = match parts.as_slice() {
+            [d, r] => (*d, *r, "UTC"),
+            [d, r, z] => (*d, *r, *z),
+            _ => return Err(bad("three parts are expected")),
+        };
+        let days = parse_days(days).ok_or_else(|| bad("days must be names like Mon-Fri or Mon,Wed,Fri"))?;
+        let (a, b) = range.split_once('-').ok_or_else(|| bad("hours must be HH:MM-HH:MM"))?;
+        let (start, end) = (parse_clock(a), parse_clock(b));
+        let (Some(start), Some(end)) = (start, end) else { return Err(bad("hours must be HH:MM-HH:MM")) };
+        if start == end {
+            return Err(bad("the window is empty"));
+        }
+        let offset_minutes = parse_offset(zone).ok_or_else(|| {
+            if zone.contains('/') {
+                bad("time zone names need a time-zone database trailscope does not ship; give the fixed offset, \
+                     e.g. +02:00 (it does not follow daylight saving time)")
+            } else {
+                bad("the zone must be UTC or a fixed offset such as +02:00")
+            }
+        })?;
+        Ok(Hours { days, start, end, offset_minutes, text: s.to_string() })
+    }
+}
+
+impl Hours {
+    /// Is the event time inside this window?
+    fn contains(&self) -> Expr {
+        const DAY_MS: i64 = 86_400_000;
+        let local = col(c::EVENT_TIME).cast(DataType::Int64) + lit(i64::from(self.offset_minutes) * 60_000);
+        let day = local.clone().floor_div(lit(DAY_MS));
+        // 1970-01-01 was a Thursday (Monday = 0 → 3).
+        let weekday = (day.clone() + lit(3i64)) - (day + lit(3i64)).floor_div(lit(7i64)) * lit(7i64);
+        let minute = (local.clone() - local.floor_div(lit(DAY_MS)) * lit(DAY_MS)).floor_div(lit(60_000i64));
+        let on = |shift: i64| {
+            let list: Vec<i64> = (0..7).filter(|d| self.days[*d as usize]).collect();
+            let wd = if shift == 0 {
+                weekday.clone()
+            } else {
+                let w = weekday.clone() + lit(7 - shift);
+                w.clone() - w.floor_div(lit(7i64)) * lit(7i64)
+            };
+            wd.is_in(lit(Series::new("days".into(), list)).implode(false), false)
+        };
+        let (start, end) = (lit(i64::from(self.start)), lit(i64::from(self.end)));
+        if self.start < self.end {
+            on(0).and(minute.clone().gt_eq(start)).and(minute.lt(end))
+        } else {
+            // Past midnight: the evening of an allowed day, or the early hours after one.
+            on(0).and(minute.clone().gt_eq(start)).or(on(1).and(minute.lt(end)))
+        }
+    }
+}
+
+fn outside_network(ev: LazyFrame, p: &Params) -> PolarsResult<Option<LazyFrame>> {
+    if p.allowed_cidrs.is_empty() {
+        return Ok(None);
+    }
+    let ev = ev.filter(own_call());
+    let ips = ev.clone().select([col(c::SOURCE_IP).drop_nulls().unique_stable()]).collect()?;
+    let outside: Vec<String> = ips
+        .column(c::SOURCE_IP)?
+        .str()?
+        .iter()
+        .flatten()
+        .filter(|s| s.parse::<IpAddr>().is_ok_and(|ip| !p.allowed_cidrs.iter().any(|n| n.contains(&ip))))
+        .map(str::to_string)
+        .collect();
+    let list = Series::new("ips".into(), outside);
+    Ok(Some(ev.filter(col(c::SOURCE_IP).is_in(lit(list).implode(false), false).fill_null(lit(false)))))
+}
+
+fn outside_hours(ev: LazyFrame, p: &Params) -> PolarsResult<Option<LazyFrame>> {
+    let Some(inside) = p.allowed_hours.iter().map(Hours::contains).reduce(|a, b| a.or(b)) else {
+        return Ok(None);
+    };
+    Ok(Some(ev.filter(own_call().and(inside.fill_null(lit(true)).not()))))
+}
+
+/// The checks of `only` (all when empty) that their parameters' absence skips, with the flag each needs.
+pub fn skipped(only: &[String], p: &Params) -> Vec<(&'static str, &'static str)> {
+    CHECKS
+        .iter()
+        .filter(|k| only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case(k.id)))
+        .filter_map(|k| PARAMETERIZED.iter().find(|x| x.id == k.id))
+        .filter(|x| match x.needs {
+            "--allowed-cidr" => p.allowed_cidrs.is_empty(),
+            _ => p.allowed_hours.is_empty(),
+        })
+        .map(|x| (x.id, x.needs))
+        .collect()
+}
+
 /// The output columns of a finding.
 pub const COLUMNS: [&str; 8] =
     ["check_id", "title", "severity", c::EVENT_TIME, c::PRINCIPAL, c::EVENT_NAME, c::SOURCE_IP, c::EVENT_ID];
@@ -372,6 +632,11 @@ fn select_finding(lf: LazyFrame, check: &Check) -> LazyFrame {
 
 /// Findings of the selected checks (all when `only` is empty), by time, then check and event id.
 pub fn findings(ev: LazyFrame, only: &[String]) -> PolarsResult<LazyFrame> {
+    findings_with(ev, only, &Params::default())
+}
+
+/// `findings` with the parameters of the checks that need some; those without are skipped.
+pub fn findings_with(ev: LazyFrame, only: &[String], params: &Params) -> PolarsResult<LazyFrame> {
     if let Some(unknown) = only.iter().find(|o| !CHECKS.iter().any(|k| o.eq_ignore_ascii_case(k.id))) {
         let ids: Vec<&str> = CHECKS.iter().map(|k| k.id).collect();
         polars::prelude::polars_bail!(InvalidOperation: "no check {unknown:?}; the checks are {}", ids.join(", "));
@@ -379,6 +644,12 @@ pub fn findings(ev: LazyFrame, only: &[String]) -> PolarsResult<LazyFrame> {
     let ev = ev.cache();
     let mut parts = Vec::new();
     for check in CHECKS.iter().filter(|k| only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case(k.id))) {
+        if let Some(x) = PARAMETERIZED.iter().find(|x| x.id == check.id) {
+            if let Some(hits) = (x.plan)(ev.clone(), params)? {
+                parts.push(select_finding(hits, check));
+            }
+            continue;
+        }
         let hits = match &check.rule {
             Rule::Events { source, names } => {
                 let list = Series::new("names".into(), names.iter().map(|s| s.to_string()).collect::<Vec<_>>());
@@ -426,5 +697,58 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), n);
         assert!(CHECKS.iter().all(|k| !k.reference.is_empty()));
+    }
+}
+
+#[cfg(test)]
+mod parameter_tests {
+    use super::*;
+
+    #[test]
+    fn allowed_hours_parse() {
+        let h: Hours = "Mon-Fri 07:00-19:00 +02:00".parse().unwrap();
+        assert_eq!(h.days, [true, true, true, true, true, false, false]);
+        assert_eq!((h.start, h.end, h.offset_minutes), (420, 1140, 120));
+        let h: Hours = "fri-mon 22:00-06:00 UTC-05:30".parse().unwrap();
+        assert_eq!(h.days, [true, false, false, false, true, true, true]);
+        assert_eq!(h.offset_minutes, -330);
+        let h: Hours = "Sat,Sunday 00:00-24:00".parse().unwrap();
+        assert_eq!((h.days[5], h.days[6], h.days[0], h.offset_minutes, h.end), (true, true, false, 0, 1440));
+        assert_eq!("daily 09:00-17:00 Z".parse::<Hours>().unwrap().days, [true; 7]);
+        assert_eq!("Mon 09:00-17:00 -0400".parse::<Hours>().unwrap().offset_minutes, -240);
+        for bad in
+            ["Mon-Fri", "Mon-Fri 07:00-07:00", "Xyz 07:00-19:00", "Mon 25:00-26:00", "Mon 07:00-19:00 Europe/Paris"]
+        {
+            assert!(bad.parse::<Hours>().is_err(), "{bad}");
+        }
+        let e = "Mon-Fri 07:00-19:00 Europe/Paris".parse::<Hours>().unwrap_err().to_string();
+        assert!(e.contains("+02:00"), "{e}");
+    }
+
+    fn inside(h: &str, times: &[&str]) -> Vec<bool> {
+        let ms: Vec<i64> = times.iter().map(|t| crate::filter::parse_instant(t).unwrap()).collect();
+        let df = df!(c::EVENT_TIME => ms).unwrap();
+        let h: Hours = h.parse().unwrap();
+        let out = df
+            .lazy()
+            .select([col(c::EVENT_TIME)
+                .cast(DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC)))
+                .alias(c::EVENT_TIME)])
+            .select([h.contains().alias("in")])
+            .collect()
+            .unwrap();
+        out.column("in").unwrap().bool().unwrap().iter().map(|b| b.unwrap()).collect()
+    }
+
+    #[test]
+    fn allowed_hours_windows() {
+        // 2024-07-29 is a Monday; +02:00 moves 05:30Z to 07:30 local.
+        let t = ["2024-07-29T05:30:00Z", "2024-07-29T04:59:00Z", "2024-07-29T17:00:00Z", "2024-08-03T10:00:00Z"];
+        assert_eq!(inside("Mon-Fri 07:00-19:00 +02:00", &t), [true, false, false, false]);
+        // Friday 23:00 local and the early hours of Saturday are inside a Fri 22:00-06:00 window.
+        let t = ["2024-08-02T23:00:00Z", "2024-08-03T05:59:00Z", "2024-08-03T06:00:00Z", "2024-08-01T23:00:00Z"];
+        assert_eq!(inside("Fri 22:00-06:00", &t), [true, true, false, false]);
+        // Sunday 23:30 at -01:00 is Monday 00:30Z.
+        assert_eq!(inside("Sun 23:00-24:00 -01:00", &["2024-08-05T00:30:00Z"]), [true]);
     }
 }

@@ -694,3 +694,47 @@ fn fatal_errors_exit_1_and_the_table_summarizes() {
     out.expect_code(0);
     assert!(out.stdout.contains("objects listed") && out.stdout.contains("already present"), "{}", out.stdout);
 }
+
+/// `--store s3://...` (issue #7): two machines (two local mirrors) each ingest a shard into one S3
+/// store; a third reads it and finds every event once; a re-run of a shard writes nothing.
+#[test]
+fn s3_store_takes_shards_from_two_machines_and_reads_back_complete() {
+    let mut server = S3Server::start();
+    server.put("lake-bucket", vec![json!({"key": "other/README", "text": "not the store"})]);
+    let env = Env::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = repo_root().join("testdata/invictus-ir/CloudTrail");
+    let mut names: Vec<_> = std::fs::read_dir(&src).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    let (a, b) = (tmp.path().join("shard-a"), tmp.path().join("shard-b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    for (i, n) in names.iter().enumerate() {
+        std::fs::copy(src.join(n), if i < 20 { &a } else { &b }.join(n)).unwrap();
+    }
+    let endpoint = server.proxy.clone();
+    let scan = |args: &[&str], cache: &str| {
+        let cache = tmp.path().join(cache);
+        let cache = cache.to_str().unwrap();
+        let mut all = args.to_vec();
+        all.extend(["--endpoint-url", &endpoint, "--s3-cache", cache, "--format", "json", "-q"]);
+        let out = run(env.command(&all, true, &[]), format!("trailscope {}", all.join(" ")));
+        out.expect_code(0);
+        out.json()
+    };
+    let url = "s3://lake-bucket/lake";
+    let first = scan(&["scan", a.to_str().unwrap(), "--store", url], "machine-1");
+    assert_eq!(num(&first, "files_ingested"), 20);
+    let second = scan(&["scan", b.to_str().unwrap(), "--store", url], "machine-2");
+    assert_eq!(num(&second, "files_ingested"), 35);
+    // Machine 2 saw machine 1's shard: its summary is of the whole store.
+    let g = golden("invictus");
+    assert_eq!(num(&second, "events"), num(&g, "events"));
+    let read = scan(&["scan", url], "machine-3");
+    assert_eq!(num(&read, "events"), num(&g, "events"));
+    assert_eq!(read["by_day"], g["by_day"]);
+    let again = scan(&["scan", a.to_str().unwrap(), "--store", url], "machine-1");
+    assert_eq!(num(&again, "files_ingested"), 0);
+    assert_eq!(num(&again, "events_written"), 0);
+    assert_eq!(num(&scan(&["scan", url], "machine-4"), "events"), num(&g, "events"));
+}

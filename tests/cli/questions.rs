@@ -495,8 +495,17 @@ fn detect_list_names_every_check() {
     let ids: Vec<&str> = rows(&got, None).iter().map(|r| text(r, "check_id")).collect();
     let mut want: Vec<String> = (1..=15).map(|i| format!("CIS-4.{i}")).collect();
     want.extend(
-        ["TS-TRAIL-TAMPER", "TS-ROOT-ACCESS-KEY", "TS-CRED-FOR-OTHER-USER", "TS-DENIED-THEN-SUCCEEDED"]
-            .map(String::from),
+        [
+            "TS-TRAIL-TAMPER",
+            "TS-ROOT-ACCESS-KEY",
+            "TS-CRED-FOR-OTHER-USER",
+            "TS-DENIED-THEN-SUCCEEDED",
+            "TS-NO-MFA-SESSION",
+            "TS-SSM-SESSION",
+            "TS-OUTSIDE-NETWORK",
+            "TS-OUTSIDE-HOURS",
+        ]
+        .map(String::from),
     );
     assert_eq!(ids, want);
 }
