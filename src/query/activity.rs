@@ -18,48 +18,22 @@ const TOP_SERVICES: usize = 3;
 /// One row per principal.
 pub fn per_principal(ev: LazyFrame) -> LazyFrame {
     let ev = ev.with_column(service().alias("service")).cache();
-    let main = ev.clone().group_by([col(c::PRINCIPAL)]).agg([
+    let mut aggs = vec![
         // The smallest value, not the first: row order differs between raw files and a store.
         col(c::IDENTITY_TYPE).min().alias("principal_type"),
         col(c::ACCOUNT_ID).min().alias(c::ACCOUNT_ID),
-        len().cast(DataType::UInt32).alias("events"),
-        is_error().cast(DataType::UInt32).sum().alias("errors"),
-        col(c::EVENT_TIME).min().alias("first_seen"),
-        col(c::EVENT_TIME).max().alias("last_seen"),
-        distinct("service").alias("services"),
-        concat_str([col(c::EVENT_SOURCE), col(c::EVENT_NAME)], ":", false)
-            .drop_nulls()
-            .n_unique()
-            .cast(DataType::UInt32)
-            .alias("actions"),
+    ];
+    aggs.extend(event_aggs());
+    aggs.extend([
         distinct(c::SOURCE_IP).alias("source_ips"),
         distinct(c::AWS_REGION).alias("regions"),
         distinct(c::ACCESS_KEY_ID).alias("access_keys"),
         distinct(c::USER_AGENT).alias("user_agents"),
     ]);
-    // Top services: count per (principal, service), best first (ties by name), keep the first few.
-    let top = ev
-        .group_by([col(c::PRINCIPAL), col("service")])
-        .agg([len().alias("n")])
-        .sort(
-            [c::PRINCIPAL, "n", "service"],
-            SortMultipleOptions::default()
-                .with_order_descending_multi([false, true, false])
-                .with_nulls_last(true)
-                .with_maintain_order(true),
-        )
-        .with_column(
-            concat_str([col("service"), lit(" ("), col("n").cast(DataType::String), lit(")")], "", true).alias("entry"),
-        )
-        .group_by_stable([col(c::PRINCIPAL)])
-        .agg([col("entry").head(Some(TOP_SERVICES)).str().join(", ", true).alias("top_services")]);
-    main.join(
-        top,
-        [col(c::PRINCIPAL)],
-        [col(c::PRINCIPAL)],
-        JoinArgs { nulls_equal: true, ..JoinArgs::new(JoinType::Left) },
-    )
-    .sort(
+    let main = ev.clone().group_by([col(c::PRINCIPAL)]).agg(aggs);
+    let top_services = top(&ev, &[c::PRINCIPAL], col("service"), TOP_SERVICES, "top_services");
+    let (l, r, args) = left(&[c::PRINCIPAL]);
+    main.join(top_services, l, r, args).sort(
         ["events", c::PRINCIPAL],
         SortMultipleOptions::default()
             .with_order_descending_multi([true, false])
