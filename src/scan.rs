@@ -102,9 +102,24 @@ fn named_like_json(path: &Path) -> bool {
     [".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz"].iter().any(|s| name.ends_with(s))
 }
 
+thread_local! {
+    /// Each worker's decompression buffer, reused from file to file.
+    static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Read one file into `out`. Rows are appended only once the whole file has parsed.
 fn read_one(file: &InputFile, opts: &ReadOptions, out: &mut FrameBuilder, decoded: &AtomicU64) -> Outcome {
-    let content = match decode::read_content(&file.path, opts.max_file_bytes) {
+    BUFFER.with_borrow_mut(|buf| read_one_with(file, opts, out, decoded, buf))
+}
+
+fn read_one_with(
+    file: &InputFile,
+    opts: &ReadOptions,
+    out: &mut FrameBuilder,
+    decoded: &AtomicU64,
+    buf: &mut Vec<u8>,
+) -> Outcome {
+    let content = match decode::read_content(&file.path, opts.max_file_bytes, buf) {
         Ok(c) => c,
         Err(DecodeError::Empty) if !named_like_json(&file.path) => {
             return Outcome::Skipped("empty file, not named as JSON".into())
@@ -225,7 +240,8 @@ pub fn stack(frames: Vec<DataFrame>) -> Result<DataFrame> {
     for f in it {
         first.vstack_mut_owned(f).context("stacking frames")?;
     }
-    first.rechunk_mut_par();
+    // No rechunk: Polars works on chunked columns, and a copy of every column costs as much as the
+    // frame itself.
     Ok(first)
 }
 

@@ -207,6 +207,7 @@ pub fn verify(root: &Path, keys: Option<&PublicKeys>, max_file_bytes: u64) -> Re
         walk(root, &mut files)?;
     }
     let mut report = Report::default();
+    let mut buf = Vec::new();
     let mut digests: Vec<LocalDigest> = Vec::new();
     let mut logs: BTreeMap<String, PathBuf> = BTreeMap::new();
     for path in files {
@@ -222,7 +223,7 @@ pub fn verify(root: &Path, keys: Option<&PublicKeys>, max_file_bytes: u64) -> Re
                 digest: key.clone(),
                 detail,
             };
-            let content = match decode::read_content(&path, max_file_bytes) {
+            let content = match decode::read_content(&path, max_file_bytes, &mut buf) {
                 Ok(c) => c,
                 Err(e) => {
                     report.unreadable.push(unreadable(e.to_string()));
@@ -262,7 +263,7 @@ pub fn verify(root: &Path, keys: Option<&PublicKeys>, max_file_bytes: u64) -> Re
                 });
                 continue;
             };
-            match decode::read_content(path, max_file_bytes) {
+            match decode::read_content(path, max_file_bytes, &mut buf) {
                 Ok(content) => {
                     let actual = sha256_hex(&content);
                     if actual.eq_ignore_ascii_case(&lf.hash_value) {
