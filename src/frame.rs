@@ -133,6 +133,8 @@ pub struct FrameBuilder {
     management_event: Vec<Option<bool>>,
     session_mfa: Vec<Option<bool>>,
     strings: Vec<Str>,
+    /// Which string columns are filled (the others come out all null): see `with_projection`.
+    keep: Vec<bool>,
 }
 
 /// The string columns in the order `push` fills them (must match `STRING_COLUMNS`).
@@ -181,10 +183,25 @@ impl Default for FrameBuilder {
 }
 
 impl FrameBuilder {
+    /// A builder that fills only the string columns named in `columns` (every column when `None`);
+    /// the frame still has the full schema. `scan` needs five columns for its summary, and copying
+    /// the others (the JSON blobs above all) is most of the frame's cost.
+    pub fn with_projection(columns: Option<&[&str]>) -> Self {
+        let mut b = Self::with_capacity(0);
+        if let Some(cols) = columns {
+            for (k, name) in b.keep.iter_mut().zip(STRING_COLUMNS.iter().chain([&c::SOURCE_FILE])) {
+                *k = cols.contains(name);
+            }
+        }
+        b
+    }
+
     pub fn with_capacity(n: usize) -> Self {
         let mut strings: Vec<Str> = STRING_COLUMNS.iter().map(|name| Str::new((*name).into(), n)).collect();
         strings.push(Str::new(c::SOURCE_FILE.into(), n));
+        let keep = vec![true; strings.len()];
         FrameBuilder {
+            keep,
             len: 0,
             event_time: Vec::with_capacity(n),
             session_created: Vec::with_capacity(n),
@@ -247,10 +264,14 @@ impl FrameBuilder {
             r.resources,
             r.principal.as_deref(),
         ];
-        for (b, v) in self.strings.iter_mut().zip(values) {
-            b.append_option(v);
+        for ((b, v), keep) in self.strings.iter_mut().zip(values).zip(&self.keep) {
+            if *keep {
+                b.append_option(v);
+            }
         }
-        self.strings[35].append_value(source_file);
+        if self.keep[35] {
+            self.strings[35].append_value(source_file);
+        }
     }
 
     /// Build the frame, columns in `schema()` order.
@@ -275,8 +296,10 @@ impl FrameBuilder {
         by_name.insert(c::READ_ONLY, boolean(c::READ_ONLY, self.read_only));
         by_name.insert(c::MANAGEMENT_EVENT, boolean(c::MANAGEMENT_EVENT, self.management_event));
         by_name.insert(c::SESSION_MFA, boolean(c::SESSION_MFA, self.session_mfa));
-        for (name, b) in STRING_COLUMNS.iter().chain([&c::SOURCE_FILE]).zip(self.strings) {
-            by_name.insert(name, b.finish().into_column());
+        for ((name, b), keep) in STRING_COLUMNS.iter().chain([&c::SOURCE_FILE]).zip(self.strings).zip(self.keep) {
+            let column =
+                if keep { b.finish().into_column() } else { Column::full_null((*name).into(), n, &DataType::String) };
+            by_name.insert(name, column);
         }
         let cols: Vec<Column> =
             columns().into_iter().map(|(name, _)| by_name.remove(name).expect("every column built")).collect();

@@ -30,11 +30,18 @@ pub struct ReadOptions {
     pub absolute_source_file: bool,
     /// How to reach s3:// stores.
     pub s3: crate::s3store::S3StoreOptions,
+    /// Fill only these string columns (the rest are null); `None` fills all.
+    pub columns: Option<&'static [&'static str]>,
 }
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions { max_file_bytes: DEFAULT_MAX_FILE_BYTES, absolute_source_file: false, s3: Default::default() }
+        ReadOptions {
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            absolute_source_file: false,
+            s3: Default::default(),
+            columns: None,
+        }
     }
 }
 
@@ -175,10 +182,15 @@ fn push_embedded(rec: &RawEvent<'_>, out: &mut FrameBuilder, source: &str) -> Re
 }
 
 /// One worker's share: its rows and the outcome of each of its files (by input index).
-#[derive(Default)]
 struct Part {
     builder: FrameBuilder,
     outcomes: Vec<(usize, Outcome)>,
+}
+
+impl Part {
+    fn new(columns: Option<&[&str]>) -> Part {
+        Part { builder: FrameBuilder::with_projection(columns), outcomes: Vec::new() }
+    }
 }
 
 /// Read `files` in parallel into one frame (rows in input order) and the accounting.
@@ -187,13 +199,16 @@ pub fn read_files(files: &[InputFile], opts: &ReadOptions, progress: &Progress) 
     let parts: Vec<Part> = files
         .par_iter()
         .enumerate()
-        .fold(Part::default, |mut part, (i, file)| {
-            let before = part.builder.len();
-            let outcome = read_one(file, opts, &mut part.builder, &decoded);
-            progress.file_done(file.size, (part.builder.len() - before) as u64);
-            part.outcomes.push((i, outcome));
-            part
-        })
+        .fold(
+            || Part::new(opts.columns),
+            |mut part, (i, file)| {
+                let before = part.builder.len();
+                let outcome = read_one(file, opts, &mut part.builder, &decoded);
+                progress.file_done(file.size, (part.builder.len() - before) as u64);
+                part.outcomes.push((i, outcome));
+                part
+            },
+        )
         .collect();
     let mut stats = ReadStats::default();
     let mut outcomes: Vec<(usize, Outcome)> = Vec::with_capacity(files.len());

@@ -13,7 +13,7 @@ use crate::filter::{format_ms, Filter};
 use crate::frame::{account_expr, col_name as c};
 use crate::ingest::{self, IngestStats};
 use crate::report;
-use crate::scan::ReadStats;
+use crate::scan::{ReadOptions, ReadStats};
 use crate::source;
 
 #[derive(Serialize)]
@@ -39,6 +39,9 @@ pub struct ScanSummary {
     by_day: Vec<Count>,
 }
 
+/// The string columns the summary and the filters read.
+const SUMMARY_COLUMNS: &[&str] = &[c::EVENT_ID, c::RECIPIENT_ACCOUNT_ID, c::ACCOUNT_ID, c::AWS_REGION];
+
 /// Run `scan`; returns true when some input was bad (exit code 2).
 pub fn run(args: &ScanArgs) -> Result<bool> {
     let filter = args.input.filter()?;
@@ -60,7 +63,11 @@ pub fn run(args: &ScanArgs) -> Result<bool> {
             data.duplicates = ingest_stats.duplicates;
             (data, Some(ingest_stats))
         }
-        None => (dataset::load(&args.input.inputs, &filter, &opts, args.input.quiet)?, None),
+        None => {
+            // The summary needs only these string columns (and event_time): fill no others.
+            let opts = ReadOptions { columns: Some(SUMMARY_COLUMNS), ..opts.clone() };
+            (dataset::load(&args.input.inputs, &filter, &opts, args.input.quiet)?, None)
+        }
     };
     let bad = super::warn_bad_input(&data.stats);
     let summary = summarize(data, ingest_stats, args.store.as_ref().map(|p| p.display().to_string()))?;
