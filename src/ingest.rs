@@ -13,7 +13,7 @@ use crate::source::{InputFile, Inputs};
 use crate::store::{self, InputRecord, Store};
 
 /// A batch is cut after this many bytes on disk or this many files, whichever comes first.
-const BATCH_BYTES: u64 = 256 << 20;
+const BATCH_BYTES: u64 = 64 << 20;
 const BATCH_FILES: usize = 20_000;
 
 #[derive(Debug, Default, Serialize)]
