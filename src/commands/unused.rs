@@ -11,6 +11,28 @@ use crate::iam::authz::AuthorizationDetails;
 use crate::iam::unused;
 use crate::query::Answer;
 
+/// The credential report's users (MFA, password age, two active keys) as a table: the same rows as
+/// the report's Credentials section.
+fn users_frame(users: &[serde_json::Value]) -> Result<DataFrame> {
+    let text = |k: &str| users.iter().map(|u| u[k].as_str().map(str::to_string)).collect::<Vec<_>>();
+    let flag = |k: &str| users.iter().map(|u| u[k].as_bool()).collect::<Vec<_>>();
+    let number = |k: &str| users.iter().map(|u| u[k].as_i64()).collect::<Vec<_>>();
+    DataFrame::new(
+        users.len(),
+        vec![
+            Column::new("user".into(), text("user")),
+            Column::new("arn".into(), text("arn")),
+            Column::new("password_enabled".into(), flag("password_enabled")),
+            Column::new("password_last_changed".into(), text("password_last_changed")),
+            Column::new("password_age_days".into(), number("password_age_days")),
+            Column::new("mfa_active".into(), flag("mfa_active")),
+            Column::new("active_keys".into(), number("active_keys")),
+            Column::new("findings".into(), text("findings")),
+        ],
+    )
+    .map_err(|source| Error::Polars { context: "credential report users".into(), source })
+}
+
 pub fn run(args: &UnusedArgs) -> Result<bool> {
     let mut az = AuthorizationDetails::default();
     for f in &args.iam {
@@ -35,6 +57,7 @@ pub fn run(args: &UnusedArgs) -> Result<bool> {
             None => chrono::Utc::now().timestamp_millis(),
         };
         answer = answer.with("access_keys", unused::credential_findings(&text, args.stale_days, as_of)?.lazy());
+        answer = answer.with("users", users_frame(&crate::review::credentials::users(&text, as_of)?)?.lazy());
     }
     write(answer, &args.output)?;
     Ok(bad)

@@ -175,3 +175,34 @@ fn credential_report_flags_stale_and_old_keys() {
     ];
     assert_eq!(findings, expected);
 }
+
+#[test]
+fn credential_report_users_show_mfa_password_age_and_two_keys() {
+    let out = TestCommand::new([
+        "unused",
+        "--iam",
+        AUTHZ,
+        EVENTS,
+        "--credential-report",
+        "testdata/iam/credential-report.csv",
+        "--as-of",
+        "2023-07-11T00:00:00Z",
+        "--section",
+        "users",
+        "--format",
+        "json",
+    ])
+    .run();
+    out.expect_code(0);
+    let rows = out.json();
+    let finding = |user: &str| {
+        rows.as_array().unwrap().iter().find(|r| r["user"] == user).map(|r| text(r, "findings").to_string())
+    };
+    // Read off testdata/iam/credential-report.csv by hand.
+    assert_eq!(finding("benjamin").as_deref(), Some(""));
+    assert_eq!(finding("bert-jan").as_deref(), Some("no MFA"));
+    assert_eq!(finding("carol").as_deref(), Some("no MFA; two active access keys"));
+    assert_eq!(finding("<root_account>").as_deref(), Some(""));
+    let ben = rows.as_array().unwrap().iter().find(|r| r["user"] == "benjamin").unwrap();
+    assert_eq!(ben["password_age_days"], 9);
+}
