@@ -10,17 +10,12 @@ use crate::cli::{ScanArgs, SummaryFormat};
 use crate::dataset::{self, Dataset};
 use crate::error::{Error, PolarsContext, Result};
 use crate::filter::{format_ms, Filter};
-use crate::frame::{account_expr, col_name as c};
+use crate::frame::col_name as c;
 use crate::ingest::{self, IngestStats};
+use crate::query::scope::Count;
 use crate::report;
 use crate::scan::{ReadOptions, ReadStats};
 use crate::source;
-
-#[derive(Serialize)]
-struct Count {
-    key: String,
-    events: u64,
-}
 
 #[derive(Serialize)]
 pub struct ScanSummary {
@@ -88,56 +83,19 @@ pub fn run(args: &ScanArgs) -> Result<bool> {
     Ok(bad)
 }
 
-fn counts(df: &DataFrame) -> Result<Vec<Count>> {
-    let keys = df.column("key").context("key")?.cast(&DataType::String).context("key")?;
-    let keys = keys.str().context("key")?.clone();
-    let n = df.column("events").context("events")?.cast(&DataType::UInt64).context("events")?;
-    let n = n.u64().context("events")?.clone();
-    Ok(keys
-        .iter()
-        .zip(n.iter())
-        .map(|(k, n)| Count { key: k.unwrap_or(crate::store::NULL_PARTITION).to_string(), events: n.unwrap_or(0) })
-        .collect())
-}
-
-fn count_by(events: &LazyFrame, key: Expr) -> Result<Vec<Count>> {
-    let df = events
-        .clone()
-        .group_by([key.alias("key")])
-        .agg([len().alias("events")])
-        .sort(["key"], SortMultipleOptions::default().with_nulls_last(true))
-        .collect()
-        .context("counting events")?;
-    counts(&df)
-}
-
 fn summarize(data: Dataset, ingest: Option<IngestStats>, store: Option<String>) -> Result<ScanSummary> {
     let Dataset { events, stats, duplicates, .. } = data;
-    let events = events.cache();
-    let totals = events
-        .clone()
-        .select([
-            len().alias("n"),
-            col(c::EVENT_TIME).min().cast(DataType::Int64).alias("first"),
-            col(c::EVENT_TIME).max().cast(DataType::Int64).alias("last"),
-        ])
-        .collect()
-        .context("summarizing events")?;
-    let get_i64 = |name: &str| -> Result<Option<i64>> {
-        let col = totals.column(name).context(name)?.cast(&DataType::Int64).context(name)?;
-        Ok(col.i64().context(name)?.get(0))
-    };
-    let n = get_i64("n")?.unwrap_or(0) as u64;
+    let scope = crate::query::scope::scope(&events.cache())?;
     Ok(ScanSummary {
-        events: n,
+        events: scope.events,
         duplicates,
-        first_event_time: get_i64("first")?.map(format_ms),
-        last_event_time: get_i64("last")?.map(format_ms),
+        first_event_time: scope.first_ms.map(format_ms),
+        last_event_time: scope.last_ms.map(format_ms),
         store,
         ingest,
-        by_account: count_by(&events, account_expr())?,
-        by_region: count_by(&events, col(c::AWS_REGION))?,
-        by_day: count_by(&events, col(c::EVENT_TIME).dt().strftime("%Y-%m-%d"))?,
+        by_account: scope.by_account,
+        by_region: scope.by_region,
+        by_day: scope.by_day,
         read: stats,
     })
 }

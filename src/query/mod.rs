@@ -5,6 +5,7 @@ pub mod activity;
 pub mod detect;
 pub mod failures;
 pub mod root;
+pub mod scope;
 pub mod sql;
 pub mod timeline;
 

@@ -19,7 +19,7 @@ use serde_json::{json, Map, Value};
 use crate::dataset::Dataset;
 use crate::error::{PolarsContext, Result};
 use crate::filter::format_ms;
-use crate::frame::{account_expr, col_name as c};
+use crate::frame::col_name as c;
 use crate::iam::authz::AuthorizationDetails;
 use crate::iam::unused;
 use crate::query::{self, detect};
@@ -170,24 +170,6 @@ fn over_time(ev: &LazyFrame, bucket: Bucket, span: Option<(i64, i64)>, series: &
     Ok(json!({"bucket": bucket.name(), "series": series.iter().map(|s| s.0).collect::<Vec<_>>(), "rows": rows}))
 }
 
-/// `{key, events}` counts sorted by key, as `scan` reports them.
-fn count_by(ev: &LazyFrame, key: Expr) -> Result<Vec<Value>> {
-    let df = ev
-        .clone()
-        .group_by([key.cast(DataType::String).alias("key")])
-        .agg([len().cast(DataType::UInt64).alias("events")])
-        .sort(["key"], SortMultipleOptions::default().with_nulls_last(true))
-        .collect()
-        .context("counting events")?;
-    let keys = df.column("key").context("key")?.str().context("key")?.clone();
-    let n = df.column("events").context("events")?.u64().context("events")?.clone();
-    Ok(keys
-        .iter()
-        .zip(n.iter())
-        .map(|(k, n)| json!({"key": k.unwrap_or(crate::store::NULL_PARTITION), "events": n.unwrap_or(0)}))
-        .collect())
-}
-
 /// Directories among the inputs that hold CloudTrail digest files (integrity can be checked there).
 fn digest_roots(inputs: &[PathBuf]) -> Vec<PathBuf> {
     fn has_digests(dir: &Path, depth: usize) -> bool {
@@ -217,23 +199,12 @@ pub fn build(data: Dataset, opts: &Options) -> Result<Value> {
     out.insert("filters".into(), opts.filters.clone());
 
     // ---- scope: what was read, as `scan` counts it, and the integrity of digested trees.
-    let totals = ev
-        .clone()
-        .select([
-            len().cast(DataType::Int64).alias("n"),
-            col(c::EVENT_TIME).min().cast(DataType::Int64).alias("first"),
-            col(c::EVENT_TIME).max().cast(DataType::Int64).alias("last"),
-        ])
-        .collect()
-        .context("summarizing events")?;
-    let get = |name: &str| -> Result<Option<i64>> {
-        Ok(totals.column(name).context(name)?.cast(&DataType::Int64).context(name)?.i64().context(name)?.get(0))
-    };
-    let (n_events, first, last) = (get("n")?.unwrap_or(0), get("first")?, get("last")?);
+    let scope = crate::query::scope::scope(&ev)?;
+    let (n_events, first, last) = (scope.events, scope.first_ms, scope.last_ms);
     let span = first.zip(last);
     let bucket = span.map_or(Bucket::Day, |(a, b)| Bucket::for_span(a, b));
-    let by_account = count_by(&ev, account_expr())?;
-    let by_region = count_by(&ev, col(c::AWS_REGION))?;
+    let to_json = |v: &[crate::query::scope::Count]| serde_json::to_value(v).unwrap_or(Value::Null);
+    let (by_account, by_region) = (to_json(&scope.by_account), to_json(&scope.by_region));
     let mut integrity = Vec::new();
     for root in digest_roots(&opts.inputs) {
         let r = crate::verify::verify(&root, None, opts.max_file_bytes)?;
@@ -257,8 +228,8 @@ pub fn build(data: Dataset, opts: &Options) -> Result<Value> {
                 "duplicates": duplicates,
                 "first_event_time": first.map(format_ms),
                 "last_event_time": last.map(format_ms),
-                "accounts": by_account.len(),
-                "regions": by_region.len(),
+                "accounts": scope.by_account.len(),
+                "regions": scope.by_region.len(),
                 "bytes_read": stats.bytes_read,
                 "bytes_decoded": stats.bytes_decoded,
             },
