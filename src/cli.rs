@@ -298,8 +298,12 @@ pub struct UnusedArgs {
     #[command(flatten)]
     pub output: OutputArgs,
     /// Output of `aws iam get-account-authorization-details` (one per account; repeatable).
-    #[arg(long, value_name = "AUTHZ.json", required = true)]
+    #[arg(long, value_name = "AUTHZ.json", required_unless_present = "used")]
     pub iam: Vec<PathBuf>,
+    /// Only the used side: per principal and action, the successful calls (no snapshot needed; the
+    /// same rows as the SQL pack's used.sql).
+    #[arg(long, conflicts_with_all = ["actions", "policy", "credential_report"])]
+    pub used: bool,
     /// One row per (principal, granted action) instead of one per principal.
     #[arg(long)]
     pub actions: bool,

@@ -248,6 +248,50 @@ pub fn create_table(d: Dialect, location: &str) -> String {
     }
 }
 
+/// `used.sql`: the used-actions side of `trailscope unused` (the rows of `unused --used`): per
+/// principal and IAM action, the successful calls and the last one. The event-to-action rules are
+/// generated from the same data as the local mapping (`iam::actions`).
+pub fn used(d: Dialect) -> String {
+    use crate::iam::actions::{NO_PERMISSION, RENAMES, SOURCE_PREFIX};
+    use crate::iam::unused::NOT_CALLS;
+    let first_label = match d {
+        Dialect::Spark => "split(label, '[.]')[0]",
+        _ => "split_part(label, '.', 1)",
+    };
+    let prefix_case: String =
+        SOURCE_PREFIX.iter().map(|(s, p)| format!("      WHEN {} THEN {}\n", quote(s), quote(p))).collect();
+    let rows: Vec<String> = RENAMES
+        .iter()
+        .flat_map(|(p, n, acts)| acts.iter().map(move |a| format!("({}, {}, {})", quote(p), quote(n), quote(a))))
+        .collect();
+    let values = match d {
+        Dialect::Spark => format!("SELECT * FROM VALUES\n    {}\n    AS r(prefix, name, action)", rows.join(",\n    ")),
+        _ => format!("SELECT * FROM (VALUES\n    {}\n  ) AS r(prefix, name, action)", rows.join(",\n    ")),
+    };
+    let not_calls = NOT_CALLS.iter().map(|t| quote(t)).collect::<Vec<_>>().join(", ");
+    let no_permission = NO_PERMISSION.iter().map(|a| quote(&a.to_lowercase())).collect::<Vec<_>>().join(", ");
+    format!(
+        "-- trailscope unused --used: the IAM actions each principal exercised with successful calls.\n\
+WITH calls AS (\n  SELECT principal, event_time,\n    regexp_replace(event_source, {svc}, '') AS label,\n    \
+coalesce(NULLIF(regexp_extract(event_name, {version}, 1), ''), event_name) AS name\n  FROM events\n  \
+WHERE NOT {IS_ERROR} AND (event_type IS NULL OR event_type NOT IN ({not_calls}))\n    \
+AND event_source IS NOT NULL AND event_name IS NOT NULL\n),\n\
+prefixed AS (\n  SELECT principal, event_time, name,\n    CASE label\n{prefix_case}      ELSE {first_label}\n    END AS prefix\n  FROM calls\n),\n\
+renames AS (\n  {values}\n),\n\
+mapped AS (\n  SELECT p.principal, p.event_time, coalesce(r.action, p.prefix || ':' || p.name) AS action,\n    \
+r.action IS NULL AS constructed\n  FROM prefixed p LEFT JOIN renames r ON r.prefix = p.prefix AND r.name = p.name\n)\n\
+SELECT principal, action, count(*) AS events, max(event_time) AS last_used\nFROM mapped\n\
+WHERE NOT (constructed AND lower(action) IN ({no_permission}))\nGROUP BY principal, action\nORDER BY {}\n",
+        asc(&["principal", "action"]),
+        svc = quote(SERVICE_SUFFIX_RE),
+        version = quote(VERSION_SUFFIX_RE),
+    )
+}
+
+/// An API version suffix on an event name (`ListFunctions20150331`, `GetFunction20150331v2`,
+/// `UpdateDistribution2017_03_25`): group 1 is the name without it (see `iam::actions::strip_version`).
+const VERSION_SUFFIX_RE: &str = "^(.*[^0-9_])([0-9]{8}|[0-9]{4}_[0-9]{2}_[0-9]{2})(v[0-9]+)?$";
+
 /// Every file of the pack: (file name, SQL).
 pub fn pack(d: Dialect, location: &str) -> Result<Vec<(String, String)>, String> {
     Ok(vec![
@@ -256,6 +300,7 @@ pub fn pack(d: Dialect, location: &str) -> Result<Vec<(String, String)>, String>
         ("activity.sql".into(), activity(d)),
         ("failures.sql".into(), failures(d)),
         ("detect.sql".into(), detect(d)?),
+        ("used.sql".into(), used(d)),
     ])
 }
 

@@ -34,6 +34,12 @@ fn users_frame(users: &[serde_json::Value]) -> Result<DataFrame> {
 }
 
 pub fn run(args: &UnusedArgs) -> Result<bool> {
+    if args.used {
+        let data = load(&args.input)?;
+        let bad = super::warn_bad_input(&data.stats);
+        write(Answer::one("used", unused::used_actions(data.events)?.lazy()), &args.output)?;
+        return Ok(bad);
+    }
     let mut az = AuthorizationDetails::default();
     for f in &args.iam {
         az.merge(AuthorizationDetails::load(f)?);

@@ -197,21 +197,32 @@ pub fn strip_version(name: &str) -> &str {
     }
 }
 
-/// Map one event.
-pub fn map_event(cat: &Catalogue, event_source: &str, event_name: &str) -> Mapped {
+/// The actions an event names before the catalogue is consulted: the renamed ones, or
+/// `prefix:Name`; `None` when the call needs no permission. The SQL pack's `used.sql` does the same.
+pub fn event_actions(event_source: &str, event_name: &str) -> Option<Vec<String>> {
     let prefix = prefix_of(event_source);
     let name = strip_version(event_name);
     if let Some((_, _, actions)) = RENAMES.iter().find(|(p, n, _)| *p == prefix && *n == name) {
-        return Mapped::Actions(actions.iter().map(|a| a.to_string()).collect());
+        return Some(actions.iter().map(|a| a.to_string()).collect());
     }
     let action = format!("{prefix}:{name}");
     if NO_PERMISSION.iter().any(|a| a.eq_ignore_ascii_case(&action)) {
-        return Mapped::NoPermission;
+        return None;
     }
-    match cat.lookup(&action) {
-        Some((canonical, _)) => Mapped::Actions(vec![canonical.to_string()]),
-        None => Mapped::Unknown(action),
+    Some(vec![action])
+}
+
+/// Map one event to catalogue actions.
+pub fn map_event(cat: &Catalogue, event_source: &str, event_name: &str) -> Mapped {
+    let Some(actions) = event_actions(event_source, event_name) else { return Mapped::NoPermission };
+    let mut out = Vec::with_capacity(actions.len());
+    for a in actions {
+        match cat.lookup(&a) {
+            Some((canonical, _)) => out.push(canonical.to_string()),
+            None => return Mapped::Unknown(a),
+        }
     }
+    Mapped::Actions(out)
 }
 
 /// Why CloudTrail cannot show the use of `action`, if it cannot. `data_sources` are the

@@ -137,7 +137,48 @@ pub struct Analysis {
 }
 
 /// Event types that are not calls made with the principal's permissions.
-const NOT_CALLS: [&str; 3] = ["AwsServiceEvent", "AwsConsoleSignIn", "AwsCloudTrailInsight"];
+pub const NOT_CALLS: [&str; 3] = ["AwsServiceEvent", "AwsConsoleSignIn", "AwsCloudTrailInsight"];
+
+/// The used-actions side of the analysis, with no snapshot: per `principal` and action (as the event
+/// names it, before the catalogue's spelling: what `used.sql` of the SQL pack computes), the
+/// successful calls and the last one. Sorted by principal (nulls last), then action.
+pub fn used_actions(events: LazyFrame) -> Result<DataFrame> {
+    let not_call = NOT_CALLS.iter().map(|t| col(c::EVENT_TYPE).eq(lit(*t))).reduce(|a, b| a.or(b)).expect("types");
+    let grouped = events
+        .filter(is_error().not().and(not_call.fill_null(lit(false)).not()))
+        .group_by([col(c::PRINCIPAL), col(c::EVENT_SOURCE), col(c::EVENT_NAME)])
+        .agg([len().cast(DataType::UInt64).alias("n"), col(c::EVENT_TIME).max().cast(DataType::Int64).alias("last")])
+        .collect()
+        .context("grouping successful calls")?;
+    let (principal, source, name) =
+        (strs(&grouped, c::PRINCIPAL)?, strs(&grouped, c::EVENT_SOURCE)?, strs(&grouped, c::EVENT_NAME)?);
+    let n = grouped.column("n").context("n")?.u64().context("n")?.clone();
+    let last = grouped.column("last").context("last")?.i64().context("last")?.clone();
+    // Key: (principal missing, so nulls sort last; principal; action) -> (calls, last call).
+    type Key = (bool, Option<String>, String);
+    let mut acc: BTreeMap<Key, (u64, Option<i64>)> = BTreeMap::new();
+    for i in 0..grouped.height() {
+        let (Some(s), Some(e)) = (source.get(i), name.get(i)) else { continue };
+        let Some(actions) = actions::event_actions(s, e) else { continue };
+        let who = principal.get(i).map(str::to_string);
+        for a in actions {
+            let entry = acc.entry((who.is_none(), who.clone(), a)).or_insert((0, None));
+            entry.0 += n.get(i).unwrap_or(0);
+            entry.1 = entry.1.max(last.get(i));
+        }
+    }
+    let rows: Vec<_> = acc.into_iter().collect();
+    DataFrame::new(
+        rows.len(),
+        vec![
+            Column::new("principal".into(), rows.iter().map(|((_, p, _), _)| p.clone()).collect::<Vec<_>>()),
+            Column::new("action".into(), rows.iter().map(|((_, _, a), _)| a.clone()).collect::<Vec<_>>()),
+            Column::new("events".into(), rows.iter().map(|(_, (n, _))| *n).collect::<Vec<_>>()),
+            ms_column("last_used", rows.iter().map(|(_, (_, t))| *t).collect()),
+        ],
+    )
+    .context("used actions")
+}
 
 fn strs(df: &DataFrame, name: &str) -> Result<StringChunked> {
     Ok(df.column(name).context(name)?.str().context(name)?.clone())

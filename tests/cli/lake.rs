@@ -28,7 +28,11 @@ fn store(tmp: &Path) -> PathBuf {
 
 /// The local command's rows (the first section when there are several).
 fn local(question: &str, store: &Path) -> Vec<Value> {
-    let v = TestCommand::new([question, path_str(store), "--format", "json"]).run().expect_code(0).json();
+    let args = match question {
+        "used" => vec!["unused", "--used", path_str(store), "--format", "json"],
+        q => vec![q, path_str(store), "--format", "json"],
+    };
+    let v = TestCommand::new(args).run().expect_code(0).json();
     match v {
         Value::Array(rows) => rows,
         Value::Object(mut sections) => match sections.remove(question) {
@@ -59,7 +63,7 @@ fn run_pack(dialect: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
     let engine: Value = serde_json::from_slice(&out.stdout).expect("engine JSON");
-    for q in ["root", "activity", "failures", "detect"] {
+    for q in ["root", "activity", "failures", "detect", "used"] {
         let want = local(q, &store);
         let got = engine[q].as_array().unwrap_or_else(|| panic!("{dialect}: no {q}"));
         assert!(!want.is_empty(), "{q}: the test data should give rows");
@@ -86,7 +90,7 @@ fn sql_pack_has_a_create_statement_and_a_file_per_question_for_every_dialect() {
     for d in ["spark", "trino", "athena", "duckdb"] {
         let dir = tmp.path().join(d);
         TestCommand::new(["sql-pack", "--dialect", d, "-o", path_str(&dir)]).run().expect_code(0);
-        for f in ["create_table.sql", "root.sql", "activity.sql", "failures.sql", "detect.sql"] {
+        for f in ["create_table.sql", "root.sql", "activity.sql", "failures.sql", "detect.sql", "used.sql"] {
             let sql = fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{d}/{f}: {e}"));
             assert!(sql.contains("events"), "{d}/{f}");
         }

@@ -14,7 +14,7 @@ import os
 import re
 import sys
 
-QUESTIONS = ["root", "activity", "failures", "detect"]
+QUESTIONS = ["root", "activity", "failures", "detect", "used"]
 
 
 def rfc3339(v):
