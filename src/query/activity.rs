@@ -33,13 +33,7 @@ pub fn per_principal(ev: LazyFrame) -> LazyFrame {
     let main = ev.clone().group_by([col(c::PRINCIPAL)]).agg(aggs);
     let top_services = top(&ev, &[c::PRINCIPAL], col("service"), TOP_SERVICES, "top_services");
     let (l, r, args) = left(&[c::PRINCIPAL]);
-    main.join(top_services, l, r, args).sort(
-        ["events", c::PRINCIPAL],
-        SortMultipleOptions::default()
-            .with_order_descending_multi([true, false])
-            .with_nulls_last(true)
-            .with_maintain_order(true),
-    )
+    main.join(top_services, l, r, args).sort(["events", c::PRINCIPAL], super::order([true, false]))
 }
 
 fn breakdown(ev: &LazyFrame, keys: &[Expr], key_names: &[&str]) -> LazyFrame {
@@ -141,13 +135,7 @@ fn top(ev: &LazyFrame, keys: &[&str], item: Expr, n: usize, alias: &str) -> Lazy
     ev.clone()
         .group_by(group)
         .agg([len().alias("_n")])
-        .sort(
-            sort_keys,
-            SortMultipleOptions::default()
-                .with_order_descending_multi(desc)
-                .with_nulls_last(true)
-                .with_maintain_order(true),
-        )
+        .sort(sort_keys, super::order(desc))
         .with_column(
             concat_str([col("_item"), lit(" ("), col("_n").cast(DataType::String), lit(")")], "", true).alias("_entry"),
         )
@@ -221,13 +209,7 @@ pub fn by_group(ev: LazyFrame, groups: &Groups) -> PolarsResult<Answer> {
             col("services").fill_null(lit(0u32)),
             col("actions").fill_null(lit(0u32)),
         ])
-        .sort(
-            ["group", "group_arn", "events", "member"],
-            SortMultipleOptions::default()
-                .with_order_descending_multi([false, false, true, false])
-                .with_nulls_last(true)
-                .with_maintain_order(true),
-        )
+        .sort(["group", "group_arn", "events", "member"], super::order([false, false, true, false]))
         .cache();
 
     // Groups: members, active members, and the events of all members.
@@ -249,13 +231,7 @@ pub fn by_group(ev: LazyFrame, groups: &Groups) -> PolarsResult<Answer> {
             ["members", "active_members", "events", "errors", "services", "actions"]
                 .map(|n| col(n).fill_null(lit(0u32))),
         )
-        .sort(
-            ["events", "group", "group_arn"],
-            SortMultipleOptions::default()
-                .with_order_descending_multi([true, false, false])
-                .with_nulls_last(true)
-                .with_maintain_order(true),
-        );
+        .sort(["events", "group", "group_arn"], super::order([true, false, false]));
 
     let by_action = tagged
         .group_by([col("group"), col("group_arn"), col("service"), col(c::EVENT_NAME)])
@@ -268,10 +244,7 @@ pub fn by_group(ev: LazyFrame, groups: &Groups) -> PolarsResult<Answer> {
         ])
         .sort(
             ["group", "group_arn", "events", "service", c::EVENT_NAME],
-            SortMultipleOptions::default()
-                .with_order_descending_multi([false, false, true, false, false])
-                .with_nulls_last(true)
-                .with_maintain_order(true),
+            super::order([false, false, true, false, false]),
         );
     Ok(Answer::one("groups", group_rows).with("members", member_stats).with("by_action", by_action))
 }

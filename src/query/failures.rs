@@ -71,13 +71,7 @@ pub fn grouped(ev: LazyFrame, denied_only: bool) -> LazyFrame {
             col(c::EVENT_TIME).max().alias("last_seen"),
             col(c::ERROR_MESSAGE).drop_nulls().sort(Default::default()).first().alias("sample_error_message"),
         ])
-        .sort(
-            sort_keys,
-            SortMultipleOptions::default()
-                .with_order_descending_multi(desc)
-                .with_nulls_last(true)
-                .with_maintain_order(true),
-        )
+        .sort(sort_keys, super::order(desc))
 }
 
 /// Failed console sign-ins, in time order.

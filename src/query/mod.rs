@@ -115,12 +115,17 @@ pub fn principal_filter(patterns: &[String]) -> Option<Expr> {
     patterns.iter().flat_map(|p| fields.iter().map(move |f| matches(f, p))).reduce(|a, b| a.or(b))
 }
 
-/// Sort options: every key ascending, nulls last, stable.
-pub fn ascending(n: usize) -> SortMultipleOptions {
+/// Sort options: each key descending where `desc` says so, nulls last, stable.
+pub fn order(desc: impl Into<Vec<bool>>) -> SortMultipleOptions {
     SortMultipleOptions::default()
-        .with_order_descending_multi(vec![false; n])
+        .with_order_descending_multi(desc.into())
         .with_nulls_last(true)
         .with_maintain_order(true)
+}
+
+/// Sort options: every key ascending, nulls last, stable.
+pub fn ascending(n: usize) -> SortMultipleOptions {
+    order(vec![false; n])
 }
 
 #[cfg(test)]

@@ -16,6 +16,28 @@ fn unused(extra: &[&str]) -> Value {
     TestCommand::new(args).run().expect_code(0).json()
 }
 
+/// A section of `unused --credential-report testdata/iam/credential-report.csv`, judged as of
+/// 2023-07-11.
+fn credential_section(section: &str) -> Value {
+    TestCommand::new([
+        "unused",
+        "--iam",
+        AUTHZ,
+        EVENTS,
+        "--credential-report",
+        "testdata/iam/credential-report.csv",
+        "--as-of",
+        "2023-07-11T00:00:00Z",
+        "--section",
+        section,
+        "--format",
+        "json",
+    ])
+    .run()
+    .expect_code(0)
+    .json()
+}
+
 fn row<'a>(rows: &'a Value, name: &str) -> &'a Value {
     rows.as_array().expect("rows").iter().find(|r| r["name"] == name).unwrap_or_else(|| panic!("no row for {name}"))
 }
@@ -138,23 +160,7 @@ fn least_privilege_policy_is_valid_and_covers_what_was_used() {
 
 #[test]
 fn credential_report_flags_stale_and_old_keys() {
-    let out = TestCommand::new([
-        "unused",
-        "--iam",
-        AUTHZ,
-        EVENTS,
-        "--credential-report",
-        "testdata/iam/credential-report.csv",
-        "--as-of",
-        "2023-07-11T00:00:00Z",
-        "--section",
-        "access_keys",
-        "--format",
-        "json",
-    ])
-    .run();
-    out.expect_code(0);
-    let rows = out.json();
+    let rows = credential_section("access_keys");
     let findings: Vec<(String, String, String)> = rows
         .as_array()
         .unwrap()
@@ -178,23 +184,7 @@ fn credential_report_flags_stale_and_old_keys() {
 
 #[test]
 fn credential_report_users_show_mfa_password_age_and_two_keys() {
-    let out = TestCommand::new([
-        "unused",
-        "--iam",
-        AUTHZ,
-        EVENTS,
-        "--credential-report",
-        "testdata/iam/credential-report.csv",
-        "--as-of",
-        "2023-07-11T00:00:00Z",
-        "--section",
-        "users",
-        "--format",
-        "json",
-    ])
-    .run();
-    out.expect_code(0);
-    let rows = out.json();
+    let rows = credential_section("users");
     let finding = |user: &str| {
         rows.as_array().unwrap().iter().find(|r| r["user"] == user).map(|r| text(r, "findings").to_string())
     };
