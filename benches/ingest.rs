@@ -65,7 +65,7 @@ fn inflate(c: &mut Criterion, json: &[u8], gz: &[u8]) {
     g.throughput(Throughput::Bytes(json.len() as u64));
     g.bench_function("libdeflate", |b| {
         b.iter(|| {
-            let out = trailscope::decode::gunzip(black_box(gz), CAP).expect("gunzip");
+            let out = trailscope::ingest::decode::gunzip(black_box(gz), CAP).expect("gunzip");
             assert_eq!(out.len(), json.len());
             out
         })
@@ -86,7 +86,7 @@ fn parse(c: &mut Criterion, json: &[u8]) {
     g.throughput(Throughput::Bytes(json.len() as u64));
     g.bench_function("serde_raw", |b| {
         b.iter(|| {
-            let (_, records) = trailscope::parse::parse(black_box(json)).expect("parse");
+            let (_, records) = trailscope::ingest::parse::parse(black_box(json)).expect("parse");
             assert_eq!(records.len(), EXPECTED_RECORDS);
             records.len()
         })
@@ -120,10 +120,10 @@ fn frame(c: &mut Criterion, json: &[u8]) {
     g.throughput(Throughput::Bytes(json.len() as u64));
     g.bench_function("build", |b| {
         b.iter(|| {
-            let (_, records) = trailscope::parse::parse(black_box(json)).expect("parse");
-            let mut builder = trailscope::frame::FrameBuilder::with_capacity(records.len());
+            let (_, records) = trailscope::ingest::parse::parse(black_box(json)).expect("parse");
+            let mut builder = trailscope::ingest::frame::FrameBuilder::with_capacity(records.len());
             for rec in &records {
-                let row = trailscope::record::EventRow::from_raw(rec).expect("every record has a time");
+                let row = trailscope::ingest::record::EventRow::from_raw(rec).expect("every record has a time");
                 builder.push(&row, "bench/combined.json");
             }
             let df = builder.finish().expect("frame");

@@ -1,29 +1,20 @@
 //! trailscope: offline AWS CloudTrail analytics.
 //!
-//! Stages, each handing a value to the next: **source** (find files: `source`) → **ingest** (inflate,
-//! parse, build columns: `decode`, `parse`, `record`, `frame`, `scan`; persist: `store`, `ingest`) →
-//! **dataset** (inputs and filters as one lazy frame: `dataset`, `filter`) → **report** (`report`).
-//! The binary's subcommands live in `commands`.
+//! Stages, each a folder, each handing a value to the next:
+//! **source** (find files, filters, the S3 layout, `pull`) → **ingest** (inflate, parse, map
+//! CloudTrail records to columns) → **store** (the Parquet lake: write, compact, S3 mirror) →
+//! **query** (inputs as one dataset; one file per question; the SQL pack) → **output** (one writer
+//! per format) and **report** (the access-review pack). `iam` (policies, the action catalogue) and
+//! `verify` (log file integrity) stand beside them. The command line lives in the binary
+//! (`src/bin/trailscope/`).
 
-pub mod cli;
-pub mod commands;
-pub mod dataset;
-pub mod decode;
 pub mod error;
-pub mod filter;
-pub mod frame;
 pub mod iam;
 pub mod ingest;
-pub mod lake;
-pub mod parse;
+pub mod output;
 pub mod progress;
-pub mod pull;
 pub mod query;
-pub mod record;
 pub mod report;
-pub mod review;
-pub mod s3store;
-pub mod scan;
 pub mod source;
 pub mod store;
 pub mod verify;

@@ -10,6 +10,11 @@
 //! Expected values come from `testdata/golden/*.json`, computed by `scripts/golden.py` independently of
 //! the Rust code, or from facts checked by hand against the input files; never from trailscope itself.
 
+// The binary's clap definitions, compiled here so that their consistency test
+// (`Cli::command().debug_assert()`) runs with the others; the binary has no test harness.
+#[allow(dead_code)]
+#[path = "../src/bin/trailscope/cli.rs"]
+mod cli_definition;
 #[path = "cli/lake.rs"]
 mod lake;
 #[path = "cli/pull.rs"]

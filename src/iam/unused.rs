@@ -14,7 +14,7 @@ use super::authz::{self, AttachedPolicy, AuthorizationDetails, InlinePolicy};
 use super::catalogue::Catalogue;
 use super::policy::{self, NamedPolicy, Permissions};
 use crate::error::{Error, PolarsContext, Result};
-use crate::frame::col_name as c;
+use crate::ingest::frame::col_name as c;
 use crate::query::{is_denied, is_error};
 
 /// A user or role of the snapshot with its identity policies.
@@ -454,7 +454,7 @@ pub fn credential_findings(report: &str, stale_days: i64, as_of_ms: i64) -> Resu
     let arn_i = idx("arn");
     let day_ms = 86_400_000i64;
     let parse = |s: &str| {
-        crate::record::parse_time_ms(s)
+        crate::ingest::record::parse_time_ms(s)
             .or_else(|| chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis()))
     };
     let (mut user, mut arn, mut key, mut rotated, mut used, mut finding) =

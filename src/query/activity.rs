@@ -5,7 +5,7 @@
 use polars::prelude::*;
 
 use super::{ascending, is_error, service, Answer};
-use crate::frame::col_name as c;
+use crate::ingest::frame::col_name as c;
 
 /// Distinct non-empty values (CloudTrail writes `""` for an absent access key, for one).
 fn distinct(name: &str) -> Expr {

@@ -9,7 +9,7 @@ use polars::prelude::*;
 
 use super::timeline::IpNet;
 use super::{ascending, is_denied, is_error, mfa_used, present, root::is_root_usage};
-use crate::frame::col_name as c;
+use crate::ingest::frame::col_name as c;
 
 /// How a check selects events.
 pub enum Rule {
@@ -726,7 +726,7 @@ mod parameter_tests {
     }
 
     fn inside(h: &str, times: &[&str]) -> Vec<bool> {
-        let ms: Vec<i64> = times.iter().map(|t| crate::filter::parse_instant(t).unwrap()).collect();
+        let ms: Vec<i64> = times.iter().map(|t| crate::source::filter::parse_instant(t).unwrap()).collect();
         let df = df!(c::EVENT_TIME => ms).unwrap();
         let h: Hours = h.parse().unwrap();
         let out = df

@@ -6,7 +6,7 @@
 use polars::prelude::*;
 
 use super::{ascending, is_console_failure, is_denied, is_error, Answer};
-use crate::frame::col_name as c;
+use crate::ingest::frame::col_name as c;
 
 /// Phrases in AWS's authorization error messages and what they say: (needle, denial, policy type).
 /// Messages look like "... is not authorized to perform: s3:GetObject ... with an explicit deny in a

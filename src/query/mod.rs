@@ -1,17 +1,19 @@
 //! The questions. Each module builds a lazy Polars plan over the events frame and returns it (or a
-//! few named sections); none of them prints. `report.rs` writes the result in the chosen format.
+//! few named sections); none of them prints. `output` writes the result in the chosen format.
 
 pub mod activity;
+pub mod dataset;
 pub mod detect;
 pub mod failures;
 pub mod root;
 pub mod scope;
 pub mod sql;
+pub mod sql_pack;
 pub mod timeline;
 
 use polars::prelude::*;
 
-use crate::frame::col_name as c;
+use crate::ingest::frame::col_name as c;
 
 /// A question's answer: one or more named tables, each in a documented, deterministic order.
 pub struct Answer {

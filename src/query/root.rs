@@ -6,7 +6,7 @@
 use polars::prelude::*;
 
 use super::{is_console_failure, is_console_login, mfa_used, present};
-use crate::frame::col_name as c;
+use crate::ingest::frame::col_name as c;
 
 /// The CIS root-usage condition.
 pub fn is_root_usage() -> Expr {

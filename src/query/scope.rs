@@ -5,7 +5,7 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use crate::error::{PolarsContext, Result};
-use crate::frame::{account_expr, col_name as c};
+use crate::ingest::frame::{account_expr, col_name as c};
 
 /// Events under one key (`__HIVE_DEFAULT_PARTITION__` for a missing value).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

@@ -16,7 +16,7 @@ pub fn plan(events: LazyFrame, query: &str) -> Result<LazyFrame> {
 
 /// A query error with the list of columns of `events`.
 pub fn explain_error(e: &PolarsError) -> Error {
-    let schema = crate::frame::schema();
+    let schema = crate::ingest::frame::schema();
     let names: Vec<&str> = schema.iter_names().map(|n| n.as_str()).collect();
     Error::Usage(format!("SQL error: {e}\ntable `events` has columns: {}", names.join(", ")))
 }

@@ -9,7 +9,7 @@ use polars::prelude::*;
 
 use super::{ascending, is_error, matches};
 use crate::error::{Error, PolarsContext, Result};
-use crate::frame::col_name as c;
+use crate::ingest::frame::col_name as c;
 
 /// Columns of a timeline row.
 pub const COLUMNS: [&str; 16] = [

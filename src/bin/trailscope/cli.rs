@@ -1,0 +1,454 @@
+//! The command line: clap definitions only. Flags are parsed into these plain structs, and each
+//! command in `commands/` turns them into library calls.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use trailscope::error::Result;
+use trailscope::ingest::pipeline::ReadOptions;
+use trailscope::output::Format;
+use trailscope::source::filter::Filter;
+
+#[derive(Parser, Debug)]
+#[command(name = "trailscope", version, about = "Offline AWS CloudTrail analytics", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Read archives (or a store): count files and events, report bad input; with --store, ingest.
+    Scan(ScanArgs),
+    /// Root-account usage (CIS semantics): every root event and a summary.
+    Root(RootArgs),
+    /// Who did what: one row per principal; --principal adds breakdowns.
+    Activity(ActivityArgs),
+    /// Failed and denied requests, grouped; console sign-in failures.
+    Failures(FailuresArgs),
+    /// A forensic timeline with pivots; --session follows a temporary key.
+    Timeline(TimelineArgs),
+    /// Built-in checks: CIS AWS Foundations monitoring controls and more.
+    Detect(DetectArgs),
+    /// Ad-hoc Polars SQL over a table named `events`.
+    Sql(SqlArgs),
+    /// IAM permissions granted (per --iam snapshot) but not used in the events.
+    Unused(UnusedArgs),
+    /// Download CloudTrail archives from S3 (only what the filters need; resumable).
+    Pull(PullArgs),
+    /// Offline log file integrity validation from the digest files in a tree.
+    Verify(VerifyArgs),
+    /// The quarterly access-review pack: one self-contained HTML file (or JSON).
+    Report(ReportArgs),
+    /// Merge a store's small Parquet files per partition, atomically.
+    Compact(CompactArgs),
+    /// Write the questions as SQL for Spark, Trino, Athena or DuckDB over the store's lake.
+    SqlPack(SqlPackArgs),
+}
+
+/// How to write a question's answer.
+#[derive(Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// Output format (table on a terminal, JSON otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Write to FILE instead of stdout (needed for parquet).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Write only this section of a multi-section answer (e.g. by_day).
+    #[arg(long, value_name = "NAME")]
+    pub section: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RootArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Print only the summary, as one row.
+    #[arg(long)]
+    pub summary: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ActivityArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Narrow to a principal (ARN, user name, access key id, or a glob); repeatable.
+    #[arg(long, value_name = "P")]
+    pub principal: Vec<String>,
+    /// One row per principal, or per IAM group of the --iam snapshot (sections groups, members, by_action).
+    #[arg(long, value_enum, default_value_t = ActivityBy::Principal)]
+    pub by: ActivityBy,
+    /// IAM snapshot(s) (`aws iam get-account-authorization-details`), for --by group; repeatable.
+    #[arg(long, value_name = "AUTHZ.json")]
+    pub iam: Vec<PathBuf>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActivityBy {
+    Principal,
+    Group,
+}
+
+#[derive(Args, Debug)]
+pub struct FailuresArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Only authorization failures, classified by why they were denied.
+    #[arg(long)]
+    pub denied: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TimelineArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Principal (ARN, user name, access key id, or glob); repeatable.
+    #[arg(long, value_name = "P")]
+    pub principal: Vec<String>,
+    /// Access key id (or glob); repeatable.
+    #[arg(long, value_name = "KEY")]
+    pub access_key: Vec<String>,
+    /// Source IP address or CIDR block; repeatable.
+    #[arg(long, value_name = "IP|CIDR")]
+    pub source_ip: Vec<String>,
+    /// Event name or glob (e.g. 'Delete*'); repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub event_name: Vec<String>,
+    /// Event source (e.g. iam.amazonaws.com) or glob; repeatable.
+    #[arg(long, value_name = "SOURCE")]
+    pub event_source: Vec<String>,
+    /// Only failed requests.
+    #[arg(long)]
+    pub errors_only: bool,
+    /// Only read-only events.
+    #[arg(long, conflicts_with = "writes_only")]
+    pub read_only: bool,
+    /// Only events that change something (readOnly false).
+    #[arg(long)]
+    pub writes_only: bool,
+    /// Follow a temporary key (ASIA...) back to the call that issued it and forward to its use.
+    #[arg(long, value_name = "ASIA...")]
+    pub session: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DetectArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Run only this check (id, e.g. CIS-4.3); repeatable.
+    #[arg(long, value_name = "ID")]
+    pub check: Vec<String>,
+    /// List the checks and exit.
+    #[arg(long)]
+    pub list: bool,
+    #[command(flatten)]
+    pub allowed: AllowedArgs,
+}
+
+/// Parameters of the policy-condition checks (TS-OUTSIDE-NETWORK, TS-OUTSIDE-HOURS).
+#[derive(Args, Debug, Clone, Default)]
+pub struct AllowedArgs {
+    /// A network calls are expected from (address or CIDR, IPv4/IPv6); repeatable. Enables TS-OUTSIDE-NETWORK.
+    #[arg(long, value_name = "CIDR")]
+    pub allowed_cidr: Vec<String>,
+    /// Hours calls are expected in, e.g. "Mon-Fri 07:00-19:00 +02:00" (days, HH:MM-HH:MM, a fixed UTC
+    /// offset or UTC; zone names are not supported); repeatable. Enables TS-OUTSIDE-HOURS.
+    #[arg(long, value_name = "WINDOW")]
+    pub allowed_hours: Vec<String>,
+}
+
+impl AllowedArgs {
+    pub fn params(&self) -> Result<trailscope::query::detect::Params> {
+        Ok(trailscope::query::detect::Params {
+            allowed_cidrs: self.allowed_cidr.iter().map(|s| s.parse()).collect::<Result<Vec<_>>>()?,
+            allowed_hours: self.allowed_hours.iter().map(|s| s.parse()).collect::<Result<Vec<_>>>()?,
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct SqlArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// The query, over a table named `events`.
+    #[arg(long)]
+    pub query: String,
+}
+
+/// Inputs and the filters every command shares.
+#[derive(Args, Debug, Clone)]
+pub struct InputArgs {
+    /// Files, directories (walked recursively) and trailscope stores, in any mix.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// Keep events at or after this time (RFC 3339, or a date meaning midnight UTC).
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Keep events before this time (exclusive).
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// Keep events of this account (recipientAccountId, else the caller's account); repeatable.
+    #[arg(long, value_name = "ID")]
+    pub account: Vec<String>,
+    /// Keep events of this region; repeatable.
+    #[arg(long, value_name = "REGION")]
+    pub region: Vec<String>,
+    /// Hours CloudTrail may deliver an event late, for pruning files by the date in their S3 key.
+    #[arg(long, value_name = "HOURS", default_value_t = 24)]
+    pub late_delivery_hours: u32,
+    /// Refuse files that decompress to more than this many MiB (gzip bomb guard).
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub max_file_mb: u64,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub s3: S3StoreArgs,
+}
+
+/// How to reach a store on S3 (an INPUT or `--store` of the form s3://BUCKET/PREFIX).
+#[derive(Args, Debug, Clone, Default)]
+pub struct S3StoreArgs {
+    /// Named profile of the shared AWS config/credentials files (for s3:// stores).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Region of the S3 client (for s3:// stores).
+    #[arg(long, value_name = "REGION")]
+    pub s3_region: Option<String>,
+    /// Endpoint of an S3-compatible server (for s3:// stores).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Local mirror of an s3:// store (default: under ~/.cache/trailscope/s3-stores).
+    #[arg(long, value_name = "DIR")]
+    pub s3_cache: Option<PathBuf>,
+}
+
+impl InputArgs {
+    pub fn filter(&self) -> Result<Filter> {
+        let mut f = Filter::new(self.from.as_deref(), self.to.as_deref(), self.account.clone(), self.region.clone())?;
+        f.late_delivery = Some(chrono::Duration::hours(i64::from(self.late_delivery_hours)));
+        Ok(f)
+    }
+
+    pub fn read_options(&self) -> ReadOptions {
+        ReadOptions {
+            max_file_bytes: self.max_file_mb.saturating_mul(1 << 20),
+            s3: trailscope::store::s3::S3StoreOptions {
+                profile: self.s3.profile.clone(),
+                s3_region: self.s3.s3_region.clone(),
+                endpoint_url: self.s3.endpoint_url.clone(),
+                cache: self.s3.s3_cache.clone(),
+            },
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SummaryFormat {
+    Table,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Output format (table on a terminal, JSON otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<SummaryFormat>,
+    /// Write the events into this Parquet store (a directory, or s3://BUCKET/PREFIX; created if
+    /// absent); only new or changed files are read.
+    #[arg(long, value_name = "DIR|S3_URL")]
+    pub store: Option<PathBuf>,
+    /// Write the output to FILE instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct UnusedArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Output of `aws iam get-account-authorization-details` (one per account; repeatable).
+    #[arg(long, value_name = "AUTHZ.json", required_unless_present = "used")]
+    pub iam: Vec<PathBuf>,
+    /// Only the used side: per principal and action, the successful calls (no snapshot needed; the
+    /// same rows as the SQL pack's used.sql).
+    #[arg(long, conflicts_with_all = ["actions", "policy", "credential_report"])]
+    pub used: bool,
+    /// One row per (principal, granted action) instead of one per principal.
+    #[arg(long)]
+    pub actions: bool,
+    /// Print a least-privilege policy for this principal (ARN, name or id) built from what it used.
+    #[arg(long, value_name = "PRINCIPAL")]
+    pub policy: Option<String>,
+    /// The IAM credential report (CSV): adds the section access_keys with stale and old keys.
+    #[arg(long, value_name = "FILE")]
+    pub credential_report: Option<PathBuf>,
+    /// An access key unused for this many days is stale.
+    #[arg(long, value_name = "DAYS", default_value_t = 90)]
+    pub stale_days: i64,
+    /// Judge key ages as of this time (default: now).
+    #[arg(long, value_name = "TIME")]
+    pub as_of: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The tree to check (as `pull` writes it, or any copy of the bucket's keys).
+    #[arg(value_name = "INPUT")]
+    pub input: PathBuf,
+    /// Public keys (the JSON `aws cloudtrail list-public-keys` prints) to check digest signatures.
+    #[arg(long, value_name = "FILE")]
+    pub public_keys: Option<PathBuf>,
+    /// Output format (table on a terminal, JSON otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<VerifyFormat>,
+    /// Write the output to FILE instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Refuse files that decompress past this many MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub max_file_mb: u64,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// s3://BUCKET[/PREFIX]
+    #[arg(value_name = "S3_URL")]
+    pub source: String,
+    /// Local directory; keys map to paths under it one to one.
+    #[arg(value_name = "DEST")]
+    pub dest: PathBuf,
+    /// Only events at or after this time (files are selected by their key's date, with a margin).
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Only events before this time.
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// Only this account; repeatable.
+    #[arg(long, value_name = "ID")]
+    pub account: Vec<String>,
+    /// Only this trail region (a filter, like every command's --region); repeatable.
+    #[arg(long, value_name = "REGION")]
+    pub region: Vec<String>,
+    /// Hours CloudTrail may deliver late: files this much past --to are fetched too.
+    #[arg(long, value_name = "HOURS", default_value_t = 24)]
+    pub late_delivery_hours: u32,
+    /// Skip digest files (CloudTrail-Digest/), which are fetched by default for `verify`.
+    #[arg(long)]
+    pub no_digests: bool,
+    /// Named profile of the shared AWS config/credentials files.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Region of the S3 client (default: AWS_REGION, the profile's, else us-east-1).
+    #[arg(long, value_name = "REGION")]
+    pub s3_region: Option<String>,
+    /// Endpoint of an S3-compatible server (e.g. http://127.0.0.1:9000).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Parallel downloads.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub jobs: usize,
+    /// Output format of the summary (table on a terminal, JSON otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<SummaryFormat>,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// IAM snapshot(s) (`aws iam get-account-authorization-details`).
+    #[arg(long, value_name = "AUTHZ.json")]
+    pub iam: Vec<PathBuf>,
+    /// The IAM credential report (CSV).
+    #[arg(long, value_name = "FILE")]
+    pub credential_report: Option<PathBuf>,
+    /// Write the HTML report here.
+    #[arg(long, value_name = "OUT.html")]
+    pub html: Option<PathBuf>,
+    /// Write the report's data as JSON (`--format json`, to stdout or -o).
+    #[arg(long, value_enum)]
+    pub format: Option<SummaryFormat>,
+    /// Write the JSON to FILE instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub allowed: AllowedArgs,
+    /// The report's title.
+    #[arg(long, value_name = "TEXT", default_value = "CloudTrail access review")]
+    pub title: String,
+    /// An access key unused for this many days is stale (credential report).
+    #[arg(long, value_name = "DAYS", default_value_t = 90)]
+    pub stale_days: i64,
+    /// Judge key and password ages as of this time (default: now).
+    #[arg(long, value_name = "TIME")]
+    pub as_of: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CompactArgs {
+    /// The store directory.
+    #[arg(value_name = "STORE")]
+    pub store: PathBuf,
+    /// Merge a partition's files when it has at least this many.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub min_files: usize,
+    /// Output format of the summary (table on a terminal, JSON otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<SummaryFormat>,
+}
+
+pub use trailscope::query::sql_pack::Dialect;
+
+#[derive(Args, Debug)]
+pub struct SqlPackArgs {
+    /// The SQL dialect.
+    #[arg(long, value_enum)]
+    pub dialect: Dialect,
+    /// Directory to write one .sql file per question into (stdout when absent).
+    #[arg(long, short, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Where the lake is, for the CREATE TABLE statement (e.g. s3://bucket/store/events).
+    #[arg(long, value_name = "URL", default_value = "s3://YOUR-BUCKET/trailscope-store/events")]
+    pub location: String,
+}

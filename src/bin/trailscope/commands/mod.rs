@@ -1,0 +1,23 @@
+//! One module per subcommand; each takes its parsed arguments and a writer for its data.
+
+pub mod compact;
+pub mod pull;
+pub mod questions;
+pub mod report;
+pub mod scan;
+pub mod sql_pack;
+pub mod unused;
+pub mod verify;
+
+pub use trailscope::output::open_output;
+
+/// Report bad input on stderr (the summary has it too) and say whether the exit code should be 2.
+pub fn warn_bad_input(stats: &trailscope::ingest::pipeline::ReadStats) -> bool {
+    for f in &stats.failed {
+        eprintln!("trailscope: {}: {}", f.path, f.reason);
+    }
+    for r in &stats.rejected {
+        eprintln!("trailscope: {}: {} records rejected: {}", r.path, r.records, r.reason);
+    }
+    stats.files_failed > 0 || stats.records_rejected > 0
+}

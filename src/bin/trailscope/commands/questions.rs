@@ -1,0 +1,157 @@
+//! The question commands (`root`, `activity`, `failures`, `timeline`, `detect`, `sql`): load the
+//! dataset, ask the question (a module of `query`), collect each section once, write it.
+
+use std::io::IsTerminal;
+
+use polars::prelude::*;
+
+use crate::cli::{
+    ActivityArgs, ActivityBy, DetectArgs, FailuresArgs, InputArgs, OutputArgs, RootArgs, SqlArgs, TimelineArgs,
+};
+use trailscope::error::{PolarsContext, Result};
+use trailscope::output::{self, Format, Sink};
+use trailscope::query::dataset::{self, Dataset};
+use trailscope::query::{self, Answer};
+
+pub fn load(input: &InputArgs) -> Result<Dataset> {
+    let filter = input.filter()?;
+    dataset::load(&input.inputs, &filter, &input.read_options(), input.quiet)
+}
+
+fn format_of(out: &OutputArgs) -> Format {
+    out.format.unwrap_or(if out.output.is_none() && std::io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        Format::Json
+    })
+}
+
+/// Collect the answer's sections (all, or the one `--section` names) and write them.
+pub fn write(answer: Answer, out: &OutputArgs) -> Result<()> {
+    let mut sections = Vec::new();
+    for (name, lf) in answer.sections {
+        if out.section.as_ref().is_some_and(|s| *s != name) {
+            continue;
+        }
+        let df = lf.collect().context(&format!("answering ({name})"))?;
+        sections.push((name, df));
+    }
+    if sections.is_empty() {
+        return Err(trailscope::error::Error::Usage(format!(
+            "no section named {:?}",
+            out.section.as_deref().unwrap_or_default()
+        )));
+    }
+    output::write_sections(&Sink { format: format_of(out), output: out.output.as_deref() }, sections)
+}
+
+pub fn root(args: &RootArgs) -> Result<bool> {
+    let data = load(&args.input)?;
+    let bad = super::warn_bad_input(&data.stats);
+    let ev = data.events.cache();
+    let format = format_of(&args.output);
+    if args.summary {
+        write(Answer::one("summary", query::root::summary(ev)), &args.output)?;
+    } else if format == Format::Table && args.output.section.is_none() {
+        // The table view closes with the summary, shown vertically.
+        let rows = query::root::events(ev.clone()).collect().context("root events")?;
+        let summary = query::root::summary(ev).collect().context("root summary")?;
+        let mut w = super::open_output(args.output.output.as_deref())?;
+        writeln!(w, "root events ({} rows)", rows.height()).map_err(|e| trailscope::error::Error::io("<output>", e))?;
+        output::write_table(&mut w, &rows, 60)?;
+        writeln!(w, "\nsummary").map_err(|e| trailscope::error::Error::io("<output>", e))?;
+        output::write_vertical(&mut w, &summary)?;
+        w.flush().map_err(|e| trailscope::error::Error::io("<output>", e))?;
+    } else {
+        write(Answer::one("root_events", query::root::events(ev)), &args.output)?;
+    }
+    Ok(bad)
+}
+
+use std::io::Write;
+
+pub fn activity(args: &ActivityArgs) -> Result<bool> {
+    if args.by == ActivityBy::Group {
+        if args.iam.is_empty() {
+            return Err(trailscope::error::Error::Usage(
+                "--by group needs --iam AUTHZ.json (the groups and their members)".into(),
+            ));
+        }
+        let mut az = trailscope::iam::authz::AuthorizationDetails::default();
+        for f in &args.iam {
+            az.merge(trailscope::iam::authz::AuthorizationDetails::load(f)?);
+        }
+        let data = load(&args.input)?;
+        let bad = super::warn_bad_input(&data.stats);
+        let mut ev = data.events;
+        if let Some(filter) = query::principal_filter(&args.principal) {
+            ev = ev.filter(filter);
+        }
+        let answer =
+            query::activity::by_group(ev, &query::activity::group_members(&az)).context("activity by group")?;
+        write(answer, &args.output)?;
+        return Ok(bad);
+    }
+    let data = load(&args.input)?;
+    let bad = super::warn_bad_input(&data.stats);
+    write(query::activity::answer(data.events, &args.principal), &args.output)?;
+    Ok(bad)
+}
+
+pub fn failures(args: &FailuresArgs) -> Result<bool> {
+    let data = load(&args.input)?;
+    let bad = super::warn_bad_input(&data.stats);
+    write(query::failures::answer(data.events, args.denied), &args.output)?;
+    Ok(bad)
+}
+
+pub fn timeline(args: &TimelineArgs) -> Result<bool> {
+    let data = load(&args.input)?;
+    let bad = super::warn_bad_input(&data.stats);
+    let source_ips = args.source_ip.iter().map(|s| s.parse()).collect::<Result<Vec<_>>>()?;
+    let pivots = query::timeline::Pivots {
+        principals: args.principal.clone(),
+        access_keys: args.access_key.clone(),
+        source_ips,
+        event_names: args.event_name.clone(),
+        event_sources: args.event_source.clone(),
+        errors_only: args.errors_only,
+        read_only: args.read_only,
+        writes_only: args.writes_only,
+    };
+    let lf = match &args.session {
+        Some(key) => query::timeline::session(query::timeline::filtered(data.events, &pivots)?, key)?,
+        None => query::timeline::rows(data.events, &pivots)?,
+    };
+    write(Answer::one("timeline", lf), &args.output)?;
+    Ok(bad)
+}
+
+pub fn detect(args: &DetectArgs) -> Result<bool> {
+    if args.list {
+        let df = query::detect::list().context("listing checks")?;
+        write(Answer::one("checks", df.lazy()), &args.output)?;
+        return Ok(false);
+    }
+    let data = load(&args.input)?;
+    let bad = super::warn_bad_input(&data.stats);
+    let params = args.allowed.params()?;
+    // A check that needs a flag is skipped without it; say so when it was asked for by name.
+    if !args.check.is_empty() {
+        for (id, flag) in query::detect::skipped(&args.check, &params) {
+            eprintln!("trailscope: check {id} skipped: it needs {flag}");
+        }
+    }
+    let lf = query::detect::findings_with(data.events, &args.check, &params).context("planning checks")?;
+    write(Answer::one("findings", lf), &args.output)?;
+    Ok(bad)
+}
+
+pub fn sql(args: &SqlArgs) -> Result<bool> {
+    let data = load(&args.input)?;
+    let bad = super::warn_bad_input(&data.stats);
+    let lf = query::sql::plan(data.events, &args.query)?;
+    let df = lf.collect().map_err(|e| query::sql::explain_error(&e))?;
+    write(Answer::one("result", df.lazy()), &args.output)?;
+    Ok(bad)
+}

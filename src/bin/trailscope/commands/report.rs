@@ -1,0 +1,68 @@
+//! `trailscope report`: the access-review pack (see `review`): one self-contained HTML file
+//! (`--html OUT.html`) and/or the same data as JSON (`--format json`, to stdout or `-o FILE`).
+
+use std::io::Write;
+
+use serde_json::json;
+
+use super::questions::load;
+use crate::cli::{ReportArgs, SummaryFormat};
+use trailscope::error::{Error, Result};
+use trailscope::iam::authz::AuthorizationDetails;
+use trailscope::report;
+
+pub fn run(args: &ReportArgs) -> Result<bool> {
+    let json_out = args.format == Some(SummaryFormat::Json) || args.output.is_some();
+    if args.html.is_none() && !json_out {
+        return Err(Error::Usage(
+            "say where the report goes: --html OUT.html, and/or --format json (stdout, or -o FILE)".into(),
+        ));
+    }
+    if args.format == Some(SummaryFormat::Table) {
+        return Err(Error::Usage("report writes HTML (--html) or JSON (--format json), not a table".into()));
+    }
+    let params = args.allowed.params()?;
+    let authz = if args.iam.is_empty() {
+        None
+    } else {
+        let mut az = AuthorizationDetails::default();
+        for f in &args.iam {
+            az.merge(AuthorizationDetails::load(f)?);
+        }
+        Some(az)
+    };
+    let credential_report = match &args.credential_report {
+        Some(p) => Some((p.display().to_string(), std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?)),
+        None => None,
+    };
+    let as_of_ms = match &args.as_of {
+        Some(t) => trailscope::source::filter::parse_instant(t)?,
+        None => chrono::Utc::now().timestamp_millis(),
+    };
+    let data = load(&args.input)?;
+    let bad = super::warn_bad_input(&data.stats);
+    let i = &args.input;
+    let opts = report::Options {
+        title: args.title.clone(),
+        inputs: i.inputs.clone(),
+        params,
+        allowed_cidrs: args.allowed.allowed_cidr.clone(),
+        authz,
+        credential_report,
+        stale_days: args.stale_days,
+        as_of_ms,
+        max_file_bytes: i.max_file_mb.saturating_mul(1 << 20),
+        filters: json!({"from": i.from, "to": i.to, "account": i.account, "region": i.region}),
+    };
+    let report = report::build(data, &opts)?;
+    if let Some(path) = &args.html {
+        let html = report::html::render(&report);
+        std::fs::write(path, html).map_err(|e| Error::io(path, e))?;
+    }
+    if json_out {
+        let mut w = super::open_output(args.output.as_deref())?;
+        serde_json::to_writer_pretty(&mut w, &report).map_err(|e| Error::Usage(e.to_string()))?;
+        writeln!(w).and_then(|()| w.flush()).map_err(|e| Error::io("<output>", e))?;
+    }
+    Ok(bad)
+}

@@ -1,0 +1,149 @@
+//! `trailscope scan`: read the inputs (or ingest them into a store) and account for every file and
+//! event: how many were read, skipped, failed, de-duplicated, and the events by account, region, day.
+
+use std::io::{IsTerminal, Write};
+
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::cli::{ScanArgs, SummaryFormat};
+use trailscope::error::{Error, PolarsContext, Result};
+use trailscope::ingest::frame::col_name as c;
+use trailscope::ingest::pipeline::{ReadOptions, ReadStats};
+use trailscope::output;
+use trailscope::query::dataset::{self, Dataset};
+use trailscope::query::scope::Count;
+use trailscope::source;
+use trailscope::source::filter::{format_ms, Filter};
+use trailscope::store::write::{self, IngestStats};
+
+#[derive(Serialize)]
+pub struct ScanSummary {
+    #[serde(flatten)]
+    read: ReadStats,
+    events: u64,
+    duplicates: u64,
+    first_event_time: Option<String>,
+    last_event_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    ingest: Option<IngestStats>,
+    by_account: Vec<Count>,
+    by_region: Vec<Count>,
+    by_day: Vec<Count>,
+}
+
+/// The string columns the summary and the filters read.
+const SUMMARY_COLUMNS: &[&str] = &[c::EVENT_ID, c::RECIPIENT_ACCOUNT_ID, c::ACCOUNT_ID, c::AWS_REGION];
+
+/// Run `scan`; returns true when some input was bad (exit code 2).
+pub fn run(args: &ScanArgs) -> Result<bool> {
+    let filter = args.input.filter()?;
+    let opts = args.input.read_options();
+    let (data, ingest_stats) = match &args.store {
+        Some(store) => {
+            // The store keeps whole files, so discovery does not prune by the filter here.
+            let inputs = source::discover(&args.input.inputs, &Filter::default())?;
+            let s3 = store.to_str().filter(|s| trailscope::store::s3::is_s3(s));
+            let mirror = s3.map(|url| trailscope::store::s3::Mirror::sync(url, &opts.s3)).transpose()?;
+            let local = mirror.as_ref().map_or(store.clone(), |m| m.dir.clone());
+            let before = mirror.as_ref().map(|m| m.snapshot());
+            let (ingest_stats, read) = write::ingest(&local, inputs, &opts, args.input.quiet)?;
+            if let (Some(m), Some(before)) = (&mirror, &before) {
+                m.upload_new(before)?;
+            }
+            let mut data = dataset::load(std::slice::from_ref(&local), &filter, &opts, true)?;
+            data.stats = read;
+            data.duplicates = ingest_stats.duplicates;
+            (data, Some(ingest_stats))
+        }
+        None => {
+            // The summary needs only these string columns (and event_time): fill no others.
+            let opts = ReadOptions { columns: Some(SUMMARY_COLUMNS), ..opts.clone() };
+            (dataset::load(&args.input.inputs, &filter, &opts, args.input.quiet)?, None)
+        }
+    };
+    let bad = super::warn_bad_input(&data.stats);
+    let summary = summarize(data, ingest_stats, args.store.as_ref().map(|p| p.display().to_string()))?;
+    let mut out = super::open_output(args.output.as_deref())?;
+    let format = args.format.unwrap_or(if args.output.is_none() && std::io::stdout().is_terminal() {
+        SummaryFormat::Table
+    } else {
+        SummaryFormat::Json
+    });
+    match format {
+        SummaryFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &summary).map_err(|e| Error::Usage(e.to_string()))?;
+            writeln!(out).map_err(|e| Error::io("<output>", e))?;
+        }
+        SummaryFormat::Table => write_table(&mut out, &summary)?,
+    }
+    out.flush().map_err(|e| Error::io("<output>", e))?;
+    Ok(bad)
+}
+
+fn summarize(data: Dataset, ingest: Option<IngestStats>, store: Option<String>) -> Result<ScanSummary> {
+    let Dataset { events, stats, duplicates, .. } = data;
+    let scope = trailscope::query::scope::scope(&events.cache())?;
+    Ok(ScanSummary {
+        events: scope.events,
+        duplicates,
+        first_event_time: scope.first_ms.map(format_ms),
+        last_event_time: scope.last_ms.map(format_ms),
+        store,
+        ingest,
+        by_account: scope.by_account,
+        by_region: scope.by_region,
+        by_day: scope.by_day,
+        read: stats,
+    })
+}
+
+fn write_table(w: &mut dyn Write, s: &ScanSummary) -> Result<()> {
+    let io = |e| Error::io("<output>", e);
+    let r = &s.read;
+    let mut lines = vec![
+        ("files read", r.files.to_string()),
+        ("files skipped", r.files_skipped.to_string()),
+        ("files failed", r.files_failed.to_string()),
+        ("records", r.records.to_string()),
+        ("records rejected", r.records_rejected.to_string()),
+        ("records without eventID", r.records_without_event_id.to_string()),
+        ("duplicates", s.duplicates.to_string()),
+        ("events", s.events.to_string()),
+        ("first event", s.first_event_time.clone().unwrap_or_default()),
+        ("last event", s.last_event_time.clone().unwrap_or_default()),
+        ("MB read / decoded", format!("{:.1} / {:.1}", r.bytes_read as f64 / 1e6, r.bytes_decoded as f64 / 1e6)),
+    ];
+    if let Some(i) = &s.ingest {
+        lines.push(("files ingested", i.files_ingested.to_string()));
+        lines.push(("files unchanged", i.files_unchanged.to_string()));
+        lines.push(("events written", i.events_written.to_string()));
+    }
+    for (k, v) in lines {
+        writeln!(w, "{k:<24} {v}").map_err(io)?;
+    }
+    for (title, rows) in [("account", &s.by_account), ("region", &s.by_region), ("day", &s.by_day)] {
+        writeln!(w, "\nevents by {title}").map_err(io)?;
+        let keys = Column::new(title.into(), rows.iter().map(|c| c.key.clone()).collect::<Vec<_>>());
+        let n = Column::new("events".into(), rows.iter().map(|c| c.events).collect::<Vec<_>>());
+        let df = DataFrame::new(rows.len(), vec![keys, n]).context("table")?;
+        output::write_table(w, &df, 80)?;
+    }
+    for (title, list) in [("skipped", &r.skipped), ("failed", &r.failed)] {
+        if !list.is_empty() {
+            writeln!(w, "\n{title} files").map_err(io)?;
+            for f in list {
+                writeln!(w, "  {}: {}", f.path, f.reason).map_err(io)?;
+            }
+        }
+    }
+    if !r.rejected.is_empty() {
+        writeln!(w, "\nrejected records").map_err(io)?;
+        for x in &r.rejected {
+            writeln!(w, "  {}: {} records rejected: {}", x.path, x.records, x.reason).map_err(io)?;
+        }
+    }
+    Ok(())
+}

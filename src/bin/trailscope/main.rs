@@ -1,0 +1,60 @@
+//! The `trailscope` binary: parse arguments, run the command, map errors to exit codes
+//! (0 ok, 1 error, 2 some input was bad but the results were printed), ripgrep style.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+mod cli;
+mod commands;
+
+use cli::{Cli, Command};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// mimalloc's `mi_option_purge_delay` (see mimalloc.h).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+fn main() -> ExitCode {
+    // Never hand freed memory back to the OS during a run: by default mimalloc does so after 10 ms,
+    // and the kernel's zeroing of the pages it then gives back doubled the time of a scan of many
+    // small files (measured: 6.9 s -> 4.7 s for 9,191 files; see README, Performance).
+    // SAFETY: a plain option setter, called before any other thread exists.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Scan(args) => commands::scan::run(args),
+        Command::Root(args) => commands::questions::root(args),
+        Command::Activity(args) => commands::questions::activity(args),
+        Command::Failures(args) => commands::questions::failures(args),
+        Command::Timeline(args) => commands::questions::timeline(args),
+        Command::Detect(args) => commands::questions::detect(args),
+        Command::Sql(args) => commands::questions::sql(args),
+        Command::Unused(args) => commands::unused::run(args),
+        Command::Pull(args) => commands::pull::run(args),
+        Command::Report(args) => commands::report::run(args),
+        Command::Compact(args) => commands::compact::run(args),
+        Command::SqlPack(args) => commands::sql_pack::run(args),
+        // verify has its own exit codes: 1 for integrity problems, 2 for unreadable input.
+        Command::Verify(args) => match commands::verify::run(args) {
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e),
+        },
+    };
+    match result {
+        Ok(false) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::from(2),
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            let err = anyhow::Error::from(e);
+            eprintln!("trailscope: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &trailscope::error::Error) -> bool {
+    matches!(e, trailscope::error::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+}

@@ -1,0 +1,9 @@
+//! Ingest: bytes to rows. `decode` inflates (mmap, libdeflate), `parse` recognises the file's shape,
+//! `record` maps a CloudTrail record to a row, `frame` holds the columns, and `pipeline` runs it all
+//! in parallel with the accounting of every file and record.
+
+pub mod decode;
+pub mod frame;
+pub mod parse;
+pub mod pipeline;
+pub mod record;

@@ -1,0 +1,124 @@
+//! Recognising a file's shape by its content and parsing it into records, all or nothing: a file that
+//! is not entirely valid JSON contributes no events and is reported with serde's line and column.
+//!
+//! Shapes: S3 delivery files `{"Records":[...]}`; a JSON array of events; JSON Lines (or any stream of
+//! concatenated JSON objects); Event-history exports `{"Events":[...]}` or JSON Lines whose records
+//! carry the event as a JSON string in `CloudTrailEvent` (unpacked later, see `pipeline.rs`).
+
+use serde::Deserialize;
+
+use crate::ingest::record::RawEvent;
+
+/// How the records were laid out in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shape {
+    /// `{"Records":[...]}` as CloudTrail delivers to S3.
+    Records,
+    /// `{"Events":[...]}` as `aws cloudtrail lookup-events` prints.
+    Events,
+    /// A JSON array of events.
+    Array,
+    /// One JSON object per line (or concatenated objects).
+    Lines,
+}
+
+/// Why a file gave no records.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// Not JSON at all: skipped unless its name says it should have been (see `pipeline.rs`).
+    #[error("not JSON (starts with {0:?})")]
+    NotJson(String),
+    /// Valid JSON, but nothing in it is a CloudTrail record: skipped.
+    #[error("JSON, but not CloudTrail records ({0})")]
+    NotCloudTrail(&'static str),
+    /// Looks like JSON but is broken, or has a wrong shape: the file fails.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "Records", borrow)]
+    records: Option<Vec<RawEvent<'a>>>,
+    #[serde(rename = "Events", borrow)]
+    events: Option<Vec<RawEvent<'a>>>,
+}
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Parse `bytes` (already decompressed) into records.
+pub fn parse(bytes: &[u8]) -> Result<(Shape, Vec<RawEvent<'_>>), ParseError> {
+    let bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace());
+    let Some(start) = start else {
+        return Err(ParseError::Invalid("only whitespace, no JSON".into()));
+    };
+    let body = &bytes[start..];
+    let invalid = |e: serde_json::Error| ParseError::Invalid(format!("invalid JSON: {e}"));
+    let (shape, records) = match body[0] {
+        b'[' => (Shape::Array, serde_json::from_slice::<Vec<RawEvent>>(body).map_err(invalid)?),
+        b'{' => {
+            let mut stream = serde_json::Deserializer::from_slice(body).into_iter::<Envelope>();
+            let first = match stream.next() {
+                Some(Ok(env)) => env,
+                Some(Err(e)) => return Err(invalid(e)),
+                None => unreachable!("body starts with '{{'"),
+            };
+            let single_document = body[stream.byte_offset()..].iter().all(u8::is_ascii_whitespace);
+            match (first.records, first.events) {
+                (Some(r), _) if single_document => (Shape::Records, r),
+                (None, Some(e)) if single_document => (Shape::Events, e),
+                (Some(_), _) | (_, Some(_)) => {
+                    return Err(ParseError::Invalid("a Records/Events document followed by more JSON".into()))
+                }
+                (None, None) => {
+                    let records = serde_json::Deserializer::from_slice(body)
+                        .into_iter::<RawEvent>()
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(invalid)?;
+                    (Shape::Lines, records)
+                }
+            }
+        }
+        _ => {
+            let shown: String = String::from_utf8_lossy(&body[..body.len().min(8)]).into_owned();
+            return Err(ParseError::NotJson(shown));
+        }
+    };
+    if !records.is_empty() && !records.iter().any(RawEvent::looks_like_cloudtrail) {
+        return Err(ParseError::NotCloudTrail("no record has eventTime, eventName or eventSource"));
+    }
+    Ok((shape, records))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape_of(s: &str) -> Result<(Shape, usize), String> {
+        parse(s.as_bytes()).map(|(sh, r)| (sh, r.len())).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn recognises_each_shape() {
+        assert_eq!(shape_of(r#"{"Records":[{"eventTime":"x"},{"eventTime":"y"}]}"#), Ok((Shape::Records, 2)));
+        assert_eq!(shape_of(r#"  [{"eventName":"A"}]"#), Ok((Shape::Array, 1)));
+        assert_eq!(shape_of("{\"eventName\":\"A\"}\n\n{\"eventName\":\"B\"}\n"), Ok((Shape::Lines, 2)));
+        assert_eq!(shape_of(r#"{"Events":[{"CloudTrailEvent":"{}"}]}"#), Ok((Shape::Events, 1)));
+        assert_eq!(shape_of("\u{feff}{\"Records\":[]}"), Ok((Shape::Records, 0)));
+        assert_eq!(shape_of("[]"), Ok((Shape::Array, 0)));
+    }
+
+    #[test]
+    fn classifies_bad_input() {
+        assert!(matches!(parse(b"name,age\n"), Err(ParseError::NotJson(_))));
+        assert!(matches!(parse(br#"{"foo":1}"#), Err(ParseError::NotCloudTrail(_))));
+        assert!(matches!(parse(br#"{"Records":[{"eventName":"A"}"#), Err(ParseError::Invalid(_))));
+        assert!(matches!(parse(b"[{eventName: 1}]"), Err(ParseError::Invalid(_))));
+        assert!(matches!(parse(br#"{"Records":["x"]}"#), Err(ParseError::Invalid(_))));
+        assert!(matches!(parse(b"\n  \n"), Err(ParseError::Invalid(_))));
+        let e = parse(b"{\"eventName\":\"A\"}\n{\"eventName\":\xff}\n").unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
+    }
+}

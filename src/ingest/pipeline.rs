@@ -1,0 +1,296 @@
+//! The ingest pipeline: files are read, inflated and parsed in parallel (rayon), each worker fills its
+//! own `FrameBuilder`, and the pieces are stacked in input order. Every file ends as read, skipped or
+//! failed with a reason; every record as a row or a counted rejection.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use polars::prelude::*;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::error::{PolarsContext, Result};
+use crate::ingest::decode::{self, DecodeError};
+use crate::ingest::frame::FrameBuilder;
+use crate::ingest::parse::{self, ParseError};
+use crate::ingest::record::{text, EventRow, RawEvent, Reject};
+use crate::progress::Progress;
+use crate::source::{InputFile, Skipped};
+
+/// Default cap on the decompressed size of one file. CloudTrail delivery files are a few MB; the
+/// largest real ones are well under 1 GiB.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 1 << 30;
+
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    pub max_file_bytes: u64,
+    /// Write the absolute path into `source_file` (the store does, so that rows match its manifests);
+    /// otherwise the path as given.
+    pub absolute_source_file: bool,
+    /// How to reach s3:// stores.
+    pub s3: crate::store::s3::S3StoreOptions,
+    /// Fill only these string columns (the rest are null); `None` fills all.
+    pub columns: Option<&'static [&'static str]>,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            absolute_source_file: false,
+            s3: Default::default(),
+            columns: None,
+        }
+    }
+}
+
+/// Records of a file that could not become rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejected {
+    pub path: String,
+    pub records: u64,
+    pub reason: String,
+}
+
+/// What reading one file came to.
+#[derive(Debug)]
+enum Outcome {
+    Read { records: u64, rejected: BTreeMap<Reject, u64>, without_id: u64 },
+    Skipped(String),
+    Failed(String),
+}
+
+/// The accounting of one ingest: every file and every record is in exactly one bucket.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ReadStats {
+    /// Files read (they may hold zero events).
+    pub files: u64,
+    pub files_skipped: u64,
+    pub files_failed: u64,
+    /// Events read as rows, before de-duplication and filters.
+    pub records: u64,
+    /// Records that could not be rows (no or invalid eventTime, broken embedded event).
+    pub records_rejected: u64,
+    /// Rows without an eventID: kept, never de-duplicated.
+    pub records_without_event_id: u64,
+    /// Bytes on disk and after decompression, of the files read.
+    pub bytes_read: u64,
+    pub bytes_decoded: u64,
+    pub skipped: Vec<Skipped>,
+    pub failed: Vec<Skipped>,
+    pub rejected: Vec<Rejected>,
+}
+
+impl ReadStats {
+    pub fn merge(&mut self, other: ReadStats) {
+        self.files += other.files;
+        self.files_skipped += other.files_skipped;
+        self.files_failed += other.files_failed;
+        self.records += other.records;
+        self.records_rejected += other.records_rejected;
+        self.records_without_event_id += other.records_without_event_id;
+        self.bytes_read += other.bytes_read;
+        self.bytes_decoded += other.bytes_decoded;
+        self.skipped.extend(other.skipped);
+        self.failed.extend(other.failed);
+        self.rejected.extend(other.rejected);
+    }
+
+    pub fn add_skipped(&mut self, s: Skipped) {
+        self.files_skipped += 1;
+        self.skipped.push(s);
+    }
+}
+
+/// Does the name claim JSON? Then content that is not JSON is a failure, not a file to skip.
+fn named_like_json(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_ascii_lowercase();
+    [".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz"].iter().any(|s| name.ends_with(s))
+}
+
+thread_local! {
+    /// Each worker's decompression buffer, reused from file to file.
+    static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Read one file into `out`. Rows are appended only once the whole file has parsed.
+fn read_one(file: &InputFile, opts: &ReadOptions, out: &mut FrameBuilder, decoded: &AtomicU64) -> Outcome {
+    BUFFER.with_borrow_mut(|buf| read_one_with(file, opts, out, decoded, buf))
+}
+
+fn read_one_with(
+    file: &InputFile,
+    opts: &ReadOptions,
+    out: &mut FrameBuilder,
+    decoded: &AtomicU64,
+    buf: &mut Vec<u8>,
+) -> Outcome {
+    let content = match decode::read_content(&file.path, opts.max_file_bytes, buf) {
+        Ok(c) => c,
+        Err(DecodeError::Empty) if !named_like_json(&file.path) => {
+            return Outcome::Skipped("empty file, not named as JSON".into())
+        }
+        Err(e @ DecodeError::Archive(_)) if !named_like_json(&file.path) => return Outcome::Skipped(e.to_string()),
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    decoded.fetch_add(content.len() as u64, Ordering::Relaxed);
+    let records = match parse::parse(&content) {
+        Ok((_, records)) => records,
+        Err(ParseError::NotJson(start)) if !named_like_json(&file.path) => {
+            return Outcome::Skipped(format!("not JSON (starts with {start:?})"))
+        }
+        Err(e @ ParseError::NotCloudTrail(_)) => return Outcome::Skipped(e.to_string()),
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let source = if opts.absolute_source_file {
+        std::borrow::Cow::Owned(crate::store::input_key(&file.path))
+    } else {
+        file.path.to_string_lossy()
+    };
+    let mut rows = 0;
+    let mut without_id = 0;
+    let mut rejected = BTreeMap::new();
+    for rec in &records {
+        let result = match rec.cloudtrail_event {
+            Some(_) => push_embedded(rec, out, &source),
+            None => EventRow::from_raw(rec).map(|row| {
+                let has_id = row.event_id.is_some();
+                out.push(&row, &source);
+                has_id
+            }),
+        };
+        match result {
+            Ok(has_id) => {
+                rows += 1;
+                without_id += u64::from(!has_id);
+            }
+            Err(r) => *rejected.entry(r).or_insert(0) += 1,
+        }
+    }
+    Outcome::Read { records: rows, rejected, without_id }
+}
+
+/// An Event-history record: the event is a JSON string in `CloudTrailEvent`.
+fn push_embedded(rec: &RawEvent<'_>, out: &mut FrameBuilder, source: &str) -> Result<bool, Reject> {
+    let inner = text(rec.cloudtrail_event).ok_or(Reject::BadEmbeddedEvent)?;
+    let ev: RawEvent = serde_json::from_str(&inner).map_err(|_| Reject::BadEmbeddedEvent)?;
+    let row = EventRow::from_raw(&ev)?;
+    let has_id = row.event_id.is_some();
+    out.push(&row, source);
+    Ok(has_id)
+}
+
+/// One worker's share: its rows and the outcome of each of its files (by input index).
+struct Part {
+    builder: FrameBuilder,
+    outcomes: Vec<(usize, Outcome)>,
+}
+
+impl Part {
+    fn new(columns: Option<&[&str]>) -> Part {
+        Part { builder: FrameBuilder::with_projection(columns), outcomes: Vec::new() }
+    }
+}
+
+/// Read `files` in parallel into one frame (rows in input order) and the accounting.
+pub fn read_files(files: &[InputFile], opts: &ReadOptions, progress: &Progress) -> Result<(DataFrame, ReadStats)> {
+    let decoded = AtomicU64::new(0);
+    let parts: Vec<Part> = files
+        .par_iter()
+        .enumerate()
+        .fold(
+            || Part::new(opts.columns),
+            |mut part, (i, file)| {
+                let before = part.builder.len();
+                let outcome = read_one(file, opts, &mut part.builder, &decoded);
+                progress.file_done(file.size, (part.builder.len() - before) as u64);
+                part.outcomes.push((i, outcome));
+                part
+            },
+        )
+        .collect();
+    let mut stats = ReadStats::default();
+    let mut outcomes: Vec<(usize, Outcome)> = Vec::with_capacity(files.len());
+    let mut frames: Vec<DataFrame> = Vec::with_capacity(parts.len());
+    for part in parts {
+        outcomes.extend(part.outcomes);
+        if !part.builder.is_empty() {
+            frames.push(part.builder.finish()?);
+        }
+    }
+    outcomes.sort_by_key(|(i, _)| *i);
+    for (i, outcome) in outcomes {
+        let file = &files[i];
+        let path = file.path.display().to_string();
+        match outcome {
+            Outcome::Read { records, rejected, without_id } => {
+                stats.files += 1;
+                stats.bytes_read += file.size;
+                stats.records += records;
+                stats.records_without_event_id += without_id;
+                for (why, n) in rejected {
+                    stats.records_rejected += n;
+                    stats.rejected.push(Rejected { path: path.clone(), records: n, reason: why.reason().into() });
+                }
+            }
+            Outcome::Skipped(reason) => stats.add_skipped(Skipped { path, reason }),
+            Outcome::Failed(reason) => {
+                stats.files_failed += 1;
+                stats.failed.push(Skipped { path, reason });
+            }
+        }
+    }
+    stats.bytes_decoded = decoded.into_inner();
+    let frame = stack(frames)?;
+    Ok((frame, stats))
+}
+
+/// Stack frames of the same schema (an empty list gives the empty events frame).
+pub fn stack(frames: Vec<DataFrame>) -> Result<DataFrame> {
+    let mut it = frames.into_iter();
+    let Some(mut first) = it.next() else {
+        return crate::ingest::frame::empty();
+    };
+    for f in it {
+        first.vstack_mut_owned(f).context("stacking frames")?;
+    }
+    // No rechunk: Polars works on chunked columns, and a copy of every column costs as much as the
+    // frame itself.
+    Ok(first)
+}
+
+/// Which rows are the first of their eventID, given the ids in `seen` (which gains this frame's):
+/// rows without an id are always kept. Returns the mask and the number of repeats. Exact: it compares
+/// the ids themselves, not hashes.
+pub fn first_occurrences(df: &DataFrame, seen: &mut hashbrown::HashSet<String>) -> Result<(BooleanChunked, u64)> {
+    let ids = df.column(crate::ingest::frame::col_name::EVENT_ID).context("event_id")?;
+    let ids = ids.str().context("event_id as text")?;
+    let mut dupes = 0u64;
+    let mask: BooleanChunked = ids
+        .iter()
+        .map(|id| match id {
+            Some(id) if seen.contains(id) => {
+                dupes += 1;
+                false
+            }
+            Some(id) => {
+                seen.insert(id.to_string());
+                true
+            }
+            None => true,
+        })
+        .collect();
+    Ok((mask, dupes))
+}
+
+/// Keep the first row of each eventID not already in `seen`; returns the frame and the number of
+/// duplicates dropped.
+pub fn dedupe(df: DataFrame, seen: &mut hashbrown::HashSet<String>) -> Result<(DataFrame, u64)> {
+    let (mask, dupes) = first_occurrences(&df, seen)?;
+    if dupes == 0 {
+        return Ok((df, 0));
+    }
+    let out = df.filter(&mask).context("dropping duplicate events")?;
+    Ok((out, dupes))
+}

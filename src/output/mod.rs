@@ -1,0 +1,265 @@
+//! Writing results. One writer per output format: an aligned text table for people; CSV, JSON (an
+//! array of row objects), JSON Lines and Parquet for tools; Timesketch's import format for timelines.
+//! Timestamps are RFC 3339 with `Z`; keys are the snake_case column names. Data goes to the writer
+//! given (stdout or `-o FILE`); nothing here prints progress or warnings.
+
+use std::io::Write;
+use std::path::Path;
+
+use clap::ValueEnum;
+use polars::prelude::*;
+
+use crate::error::{Error, PolarsContext, Result};
+use crate::source::filter::format_ms;
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+    Jsonl,
+    Parquet,
+    /// Timesketch import: JSON Lines (CSV when -o ends in .csv) with message, datetime, timestamp_desc.
+    Timesketch,
+}
+
+fn io_err(e: std::io::Error) -> Error {
+    Error::io("<output>", e)
+}
+
+/// One cell as text: timestamps as RFC 3339 with `Z`, nulls empty.
+pub fn cell(v: &AnyValue<'_>) -> String {
+    match v {
+        AnyValue::Null => String::new(),
+        AnyValue::String(s) => (*s).to_string(),
+        AnyValue::StringOwned(s) => s.to_string(),
+        AnyValue::Boolean(b) => b.to_string(),
+        AnyValue::Datetime(t, unit, _) | AnyValue::DatetimeOwned(t, unit, _) => format_ms(to_ms(*t, *unit)),
+        AnyValue::Date(d) => {
+            chrono::NaiveDate::from_num_days_from_ce_opt(*d + 719_163).map(|d| d.to_string()).unwrap_or_default()
+        }
+        other => {
+            let s = other.to_string();
+            s.trim_matches('"').to_string()
+        }
+    }
+}
+
+/// A cell as a JSON value (numbers and booleans keep their type).
+pub fn json_cell(v: &AnyValue<'_>) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        AnyValue::Null => J::Null,
+        AnyValue::Boolean(b) => J::Bool(*b),
+        AnyValue::Int8(_) | AnyValue::Int16(_) | AnyValue::Int32(_) | AnyValue::Int64(_) => {
+            J::from(v.extract::<i64>().unwrap_or_default())
+        }
+        AnyValue::UInt8(_) | AnyValue::UInt16(_) | AnyValue::UInt32(_) | AnyValue::UInt64(_) => {
+            J::from(v.extract::<u64>().unwrap_or_default())
+        }
+        AnyValue::Float32(_) | AnyValue::Float64(_) => {
+            serde_json::Number::from_f64(v.extract::<f64>().unwrap_or_default()).map_or(J::Null, J::Number)
+        }
+        AnyValue::List(s) => J::Array(s.iter().map(|x| json_cell(&x)).collect()),
+        _ => J::String(cell(v)),
+    }
+}
+
+fn to_ms(t: i64, unit: TimeUnit) -> i64 {
+    match unit {
+        TimeUnit::Nanoseconds => t.div_euclid(1_000_000),
+        TimeUnit::Microseconds => t.div_euclid(1_000),
+        TimeUnit::Milliseconds => t,
+    }
+}
+
+/// The rows of `df` as JSON objects with the column names as keys.
+pub fn rows_json(df: &DataFrame) -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
+    let cols = df.columns();
+    let mut out = Vec::with_capacity(df.height());
+    for i in 0..df.height() {
+        let mut obj = serde_json::Map::new();
+        for c in cols {
+            let v = c.get(i).context("reading a cell")?;
+            obj.insert(c.name().to_string(), json_cell(&v));
+        }
+        out.push(obj);
+    }
+    Ok(out)
+}
+
+/// An aligned text table; long cells are cut to `max_width` characters.
+pub fn write_table(w: &mut dyn Write, df: &DataFrame, max_width: usize) -> Result<()> {
+    let cols = df.columns();
+    let mut grid: Vec<Vec<String>> = vec![cols.iter().map(|c| c.name().to_string()).collect()];
+    for i in 0..df.height() {
+        let mut row = Vec::with_capacity(cols.len());
+        for c in cols {
+            let mut s = cell(&c.get(i).context("reading a cell")?).replace(['\n', '\t', '\r'], " ");
+            if s.chars().count() > max_width {
+                s = s.chars().take(max_width.saturating_sub(1)).collect::<String>() + "…";
+            }
+            row.push(s);
+        }
+        grid.push(row);
+    }
+    let widths: Vec<usize> =
+        (0..cols.len()).map(|j| grid.iter().map(|r| r[j].chars().count()).max().unwrap_or(0)).collect();
+    for (n, row) in grid.iter().enumerate() {
+        let line: Vec<String> = row.iter().zip(&widths).map(|(s, w)| format!("{s:<w$}")).collect();
+        writeln!(w, "{}", line.join("  ").trim_end()).map_err(io_err)?;
+        if n == 0 {
+            let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+            writeln!(w, "{}", rule.join("  ")).map_err(io_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// A single row shown as `name  value` lines (summaries read better vertically).
+pub fn write_vertical(w: &mut dyn Write, df: &DataFrame) -> Result<()> {
+    let width = df.columns().iter().map(|c| c.name().len()).max().unwrap_or(0);
+    for c in df.columns() {
+        let v = if df.height() > 0 { cell(&c.get(0).context("reading a cell")?) } else { String::new() };
+        writeln!(w, "{:<width$}  {v}", c.name().as_str()).map_err(io_err)?;
+    }
+    Ok(())
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// RFC 4180 CSV with a header row.
+pub fn write_csv(w: &mut dyn Write, df: &DataFrame) -> Result<()> {
+    let cols = df.columns();
+    let header: Vec<String> = cols.iter().map(|c| csv_field(c.name())).collect();
+    writeln!(w, "{}", header.join(",")).map_err(io_err)?;
+    for i in 0..df.height() {
+        let mut fields = Vec::with_capacity(cols.len());
+        for c in cols {
+            fields.push(csv_field(&cell(&c.get(i).context("reading a cell")?)));
+        }
+        writeln!(w, "{}", fields.join(",")).map_err(io_err)?;
+    }
+    Ok(())
+}
+
+pub fn write_json(w: &mut dyn Write, df: &DataFrame) -> Result<()> {
+    serde_json::to_writer_pretty(&mut *w, &rows_json(df)?).map_err(|e| Error::Usage(e.to_string()))?;
+    writeln!(w).map_err(io_err)
+}
+
+pub fn write_jsonl(w: &mut dyn Write, df: &DataFrame) -> Result<()> {
+    for row in rows_json(df)? {
+        serde_json::to_writer(&mut *w, &row).map_err(|e| Error::Usage(e.to_string()))?;
+        writeln!(w).map_err(io_err)?;
+    }
+    Ok(())
+}
+
+pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<()> {
+    let f = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    ParquetWriter::new(f).finish(df).map(|_| ()).context("writing parquet")
+}
+
+/// Timesketch's required fields in front of the event's own: `message`, `datetime` (RFC 3339),
+/// `timestamp_desc`.
+pub fn timesketch(df: &DataFrame) -> Result<DataFrame> {
+    use crate::ingest::frame::col_name as c;
+    let text = |name: &str| col(name).cast(DataType::String).fill_null(lit(""));
+    let message = concat_str(
+        [
+            text(c::PRINCIPAL),
+            lit(" "),
+            text(c::EVENT_SOURCE),
+            lit(":"),
+            text(c::EVENT_NAME),
+            lit(" from "),
+            text(c::SOURCE_IP),
+            when(text(c::ERROR_CODE).neq(lit(""))).then(lit(" failed: ") + text(c::ERROR_CODE)).otherwise(lit("")),
+        ],
+        "",
+        true,
+    );
+    df.clone()
+        .lazy()
+        .select([
+            message.alias("message"),
+            col(c::EVENT_TIME).dt().strftime("%Y-%m-%dT%H:%M:%S%.3fZ").alias("datetime"),
+            lit("Event Time").alias("timestamp_desc"),
+            all().as_expr(),
+        ])
+        .collect()
+        .context("building the Timesketch view")
+}
+
+/// Where and how to write an answer.
+pub struct Sink<'a> {
+    pub format: Format,
+    pub output: Option<&'a Path>,
+}
+
+/// Write named sections. Table shows each under its title; JSON is the array of rows of a single
+/// section or an object of arrays keyed by section name; CSV, JSON Lines and Parquet write the first
+/// section (choose another with `--section`).
+pub fn write_sections(sink: &Sink<'_>, mut sections: Vec<(String, DataFrame)>) -> Result<()> {
+    if sink.format == Format::Parquet {
+        let path = sink.output.ok_or_else(|| Error::Usage("--format parquet needs -o FILE".into()))?;
+        let (_, df) = sections.first_mut().ok_or_else(|| Error::Usage("nothing to write".into()))?;
+        return write_parquet(path, df);
+    }
+    let mut w = open_output(sink.output)?;
+    match sink.format {
+        Format::Table => {
+            let many = sections.len() > 1;
+            for (n, (name, df)) in sections.iter().enumerate() {
+                if many {
+                    if n > 0 {
+                        writeln!(w).map_err(io_err)?;
+                    }
+                    writeln!(w, "{} ({} rows)", name.replace('_', " "), df.height()).map_err(io_err)?;
+                }
+                write_table(&mut w, df, 60)?;
+            }
+        }
+        Format::Json if sections.len() > 1 => {
+            let mut obj = serde_json::Map::new();
+            for (name, df) in &sections {
+                obj.insert(
+                    name.clone(),
+                    serde_json::Value::from(
+                        rows_json(df)?.into_iter().map(Into::into).collect::<Vec<serde_json::Value>>(),
+                    ),
+                );
+            }
+            serde_json::to_writer_pretty(&mut w, &obj).map_err(|e| Error::Usage(e.to_string()))?;
+            writeln!(w).map_err(io_err)?;
+        }
+        Format::Json => write_json(&mut w, &sections[0].1)?,
+        Format::Jsonl => write_jsonl(&mut w, &sections[0].1)?,
+        Format::Csv => write_csv(&mut w, &sections[0].1)?,
+        Format::Timesketch => {
+            let df = timesketch(&sections[0].1)?;
+            if sink.output.is_some_and(|p| p.extension().is_some_and(|e| e == "csv")) {
+                write_csv(&mut w, &df)?;
+            } else {
+                write_jsonl(&mut w, &df)?;
+            }
+        }
+        Format::Parquet => unreachable!("handled above"),
+    }
+    w.flush().map_err(io_err)
+}
+
+/// The writer for a command's data: `-o FILE` or stdout.
+pub fn open_output(path: Option<&Path>) -> Result<Box<dyn Write>> {
+    Ok(match path {
+        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(|e| Error::io(p, e))?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    })
+}

@@ -1,0 +1,543 @@
+//! `report`: the quarterly access-review pack. One pass over the dataset asks the same questions as
+//! the individual commands (`scan`'s accounting, `root`, `activity`, `failures`, `detect`, `unused`,
+//! `verify`) through the same library functions, and gathers their answers into one JSON document
+//! (`--format json`); `html.rs` renders that document, with charts drawn by `svg.rs`, as one
+//! self-contained HTML file. The HTML shows nothing the JSON does not hold, so its numbers are the
+//! commands' numbers.
+
+pub mod credentials;
+pub mod html;
+pub mod svg;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
+use polars::prelude::*;
+use serde_json::{json, Map, Value};
+
+use crate::error::{PolarsContext, Result};
+use crate::iam::authz::AuthorizationDetails;
+use crate::iam::unused;
+use crate::ingest::frame::col_name as c;
+use crate::output::rows_json;
+use crate::query::dataset::Dataset;
+use crate::query::{self, detect};
+use crate::source::filter::format_ms;
+
+/// What the report needs besides the events.
+pub struct Options {
+    pub title: String,
+    /// The command line's INPUTs (directories with digest files get an integrity check).
+    pub inputs: Vec<PathBuf>,
+    pub params: detect::Params,
+    /// `--allowed-cidr` as given (for the record).
+    pub allowed_cidrs: Vec<String>,
+    /// The IAM snapshot, when `--iam` was given.
+    pub authz: Option<AuthorizationDetails>,
+    /// The credential report: its path and text, when `--credential-report` was given.
+    pub credential_report: Option<(String, String)>,
+    pub stale_days: i64,
+    pub as_of_ms: i64,
+    pub max_file_bytes: u64,
+    /// The shared filters as given (for the record).
+    pub filters: Value,
+}
+
+/// The section ids, in report order (the HTML's `<section id>`s and the JSON's keys).
+pub const SECTIONS: [&str; 9] =
+    ["scope", "root", "principals", "mfa", "failures", "unused", "credentials", "sessions", "conditions"];
+
+/// The rows of a lazy answer as JSON.
+fn rows(lf: LazyFrame, what: &str) -> Result<Vec<Value>> {
+    let df = lf.collect().context(what)?;
+    Ok(rows_json(&df)?.into_iter().map(Value::Object).collect())
+}
+
+fn df_rows(df: &DataFrame) -> Result<Vec<Value>> {
+    Ok(rows_json(df)?.into_iter().map(Value::Object).collect())
+}
+
+/// The size of the time buckets of the report's charts, from the window's span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    Hour,
+    Day,
+    Month,
+}
+
+impl Bucket {
+    fn for_span(first: i64, last: i64) -> Bucket {
+        let hours = (last - first) / 3_600_000;
+        if hours <= 72 {
+            Bucket::Hour
+        } else if hours <= 24 * 400 {
+            Bucket::Day
+        } else {
+            Bucket::Month
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Bucket::Hour => "hour",
+            Bucket::Day => "day",
+            Bucket::Month => "month",
+        }
+    }
+
+    fn strftime(self) -> &'static str {
+        match self {
+            Bucket::Hour => "%Y-%m-%dT%H:00Z",
+            Bucket::Day => "%Y-%m-%d",
+            Bucket::Month => "%Y-%m",
+        }
+    }
+
+    /// Every bucket label from the one holding `first` to the one holding `last`.
+    fn labels(self, first: i64, last: i64) -> Vec<String> {
+        let (Some(a), Some(b)) =
+            (DateTime::<Utc>::from_timestamp_millis(first), DateTime::<Utc>::from_timestamp_millis(last))
+        else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        match self {
+            Bucket::Hour => {
+                let mut t = a.date_naive().and_hms_opt(a.hour(), 0, 0);
+                while let Some(x) = t {
+                    if x > b.naive_utc() || out.len() > 10_000 {
+                        break;
+                    }
+                    out.push(x.format(self.strftime()).to_string());
+                    t = x.checked_add_signed(Duration::hours(1));
+                }
+            }
+            Bucket::Day => {
+                let mut d = a.date_naive();
+                while d <= b.date_naive() && out.len() <= 10_000 {
+                    out.push(d.format("%Y-%m-%d").to_string());
+                    d = d.succ_opt().unwrap_or(d);
+                }
+            }
+            Bucket::Month => {
+                let (mut y, mut m) = (a.year(), a.month());
+                while (y, m) <= (b.year(), b.month()) && out.len() <= 10_000 {
+                    out.push(format!("{y:04}-{m:02}"));
+                    (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Events per bucket for each named subset, over every bucket of the window (zeros included):
+/// rows `{bucket, <name>: n, ...}`.
+fn over_time(ev: &LazyFrame, bucket: Bucket, span: Option<(i64, i64)>, series: &[(&str, Expr)]) -> Result<Value> {
+    let Some((first, last)) = span else { return Ok(json!({"bucket": bucket.name(), "series": [], "rows": []})) };
+    let aggs: Vec<Expr> =
+        series.iter().map(|(name, cond)| cond.clone().cast(DataType::UInt32).sum().alias(*name)).collect();
+    let df = ev
+        .clone()
+        .group_by([col(c::EVENT_TIME).dt().strftime(bucket.strftime()).alias("bucket")])
+        .agg(aggs)
+        .collect()
+        .context("events over time")?;
+    let keys = df.column("bucket").context("bucket")?.str().context("bucket")?.clone();
+    let mut counts: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for (i, k) in keys.iter().enumerate() {
+        let mut v = Vec::new();
+        for (name, _) in series {
+            let col = df.column(name).context(name)?.cast(&DataType::UInt64).context(name)?;
+            v.push(col.u64().context(name)?.get(i).unwrap_or(0));
+        }
+        counts.insert(k.unwrap_or("").to_string(), v);
+    }
+    let rows: Vec<Value> = bucket
+        .labels(first, last)
+        .into_iter()
+        .map(|label| {
+            let mut o = Map::new();
+            let v = counts.get(&label).cloned().unwrap_or_else(|| vec![0; series.len()]);
+            o.insert("bucket".into(), Value::from(label));
+            for ((name, _), n) in series.iter().zip(v) {
+                o.insert((*name).to_string(), Value::from(n));
+            }
+            Value::Object(o)
+        })
+        .collect();
+    Ok(json!({"bucket": bucket.name(), "series": series.iter().map(|s| s.0).collect::<Vec<_>>(), "rows": rows}))
+}
+
+/// Directories among the inputs that hold CloudTrail digest files (integrity can be checked there).
+fn digest_roots(inputs: &[PathBuf]) -> Vec<PathBuf> {
+    fn has_digests(dir: &Path, depth: usize) -> bool {
+        let Ok(entries) = std::fs::read_dir(dir) else { return false };
+        entries.flatten().any(|e| {
+            let p = e.path();
+            p.is_dir() && (e.file_name() == "CloudTrail-Digest" || (depth < 12 && has_digests(&p, depth + 1)))
+        })
+    }
+    inputs.iter().filter(|p| p.is_dir() && has_digests(p, 0)).cloned().collect()
+}
+
+fn strings(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
+    let s = df.column(name).context(name)?.cast(&DataType::String).context(name)?;
+    Ok(s.str().context(name)?.iter().map(|x| x.map(str::to_string)).collect())
+}
+
+/// Build the report's data.
+pub fn build(data: Dataset, opts: &Options) -> Result<Value> {
+    let Dataset { events, stats, duplicates, .. } = data;
+    let ev = events.cache();
+    let mut out = Map::new();
+    out.insert("title".into(), Value::from(opts.title.clone()));
+    out.insert("generated_at".into(), Value::from(format_ms(Utc::now().timestamp_millis())));
+    out.insert("as_of".into(), Value::from(format_ms(opts.as_of_ms)));
+    out.insert("inputs".into(), Value::from(opts.inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()));
+    out.insert("filters".into(), opts.filters.clone());
+
+    // ---- scope: what was read, as `scan` counts it, and the integrity of digested trees.
+    let scope = crate::query::scope::scope(&ev)?;
+    let (n_events, first, last) = (scope.events, scope.first_ms, scope.last_ms);
+    let span = first.zip(last);
+    let bucket = span.map_or(Bucket::Day, |(a, b)| Bucket::for_span(a, b));
+    let to_json = |v: &[crate::query::scope::Count]| serde_json::to_value(v).unwrap_or(Value::Null);
+    let (by_account, by_region) = (to_json(&scope.by_account), to_json(&scope.by_region));
+    let mut integrity = Vec::new();
+    for root in digest_roots(&opts.inputs) {
+        let r = crate::verify::verify(&root, None, opts.max_file_bytes)?;
+        let mut v = serde_json::to_value(&r).unwrap_or(Value::Null);
+        if let Value::Object(o) = &mut v {
+            o.insert("input".into(), Value::from(root.display().to_string()));
+        }
+        integrity.push(v);
+    }
+    out.insert(
+        "scope".into(),
+        json!({
+            "summary": {
+                "files": stats.files,
+                "files_skipped": stats.files_skipped,
+                "files_failed": stats.files_failed,
+                "records": stats.records,
+                "records_rejected": stats.records_rejected,
+                "records_without_event_id": stats.records_without_event_id,
+                "events": n_events,
+                "duplicates": duplicates,
+                "first_event_time": first.map(format_ms),
+                "last_event_time": last.map(format_ms),
+                "accounts": scope.by_account.len(),
+                "regions": scope.by_region.len(),
+                "bytes_read": stats.bytes_read,
+                "bytes_decoded": stats.bytes_decoded,
+            },
+            "by_account": by_account,
+            "by_region": by_region,
+            "over_time": over_time(&ev, bucket, span, &[("events", col(c::EVENT_TIME).is_not_null())])?,
+            "skipped": serde_json::to_value(&stats.skipped).unwrap_or(Value::Null),
+            "failed": serde_json::to_value(&stats.failed).unwrap_or(Value::Null),
+            "rejected": serde_json::to_value(&stats.rejected).unwrap_or(Value::Null),
+            "integrity": integrity,
+        }),
+    );
+
+    // ---- detect: every check once; the sections below read their findings from here.
+    let findings =
+        detect::findings_with(ev.clone(), &[], &opts.params).context("planning checks")?.collect().context("checks")?;
+    let ids = strings(&findings, "check_id")?;
+    let skipped: Vec<&str> = detect::skipped(&[], &opts.params).into_iter().map(|(id, _)| id).collect();
+    let checks: Vec<Value> = detect::CHECKS
+        .iter()
+        .map(|k| {
+            let n = ids.iter().filter(|x| x.as_deref() == Some(k.id)).count();
+            json!({"check_id": k.id, "title": k.title, "severity": k.severity, "findings": n,
+                   "skipped": skipped.contains(&k.id)})
+        })
+        .collect();
+    let of_check =
+        |id: &str| -> Result<LazyFrame> { Ok(findings.clone().lazy().filter(col("check_id").eq(lit(id.to_string())))) };
+
+    // ---- root: `root`'s summary and rows, over time; the checks' counts.
+    let root_events = query::root::events(ev.clone());
+    out.insert(
+        "root".into(),
+        json!({
+            "summary": rows(query::root::summary(ev.clone()), "root summary")?.into_iter().next(),
+            "over_time": over_time(&ev.clone().filter(query::root::is_root_usage()), bucket, span, &[
+                ("console_logins", query::is_console_login()),
+                ("other_events", query::is_console_login().not()),
+            ])?,
+            "events": rows(root_events, "root events")?,
+            "checks": checks,
+        }),
+    );
+
+    // ---- principals: `activity`, dormant principals (`unused` rows with no events), groups.
+    let analysis = match &opts.authz {
+        Some(az) => Some(unused::analyze(az, ev.clone())?),
+        None => None,
+    };
+    let unused_rows = match &analysis {
+        Some(a) => Some(df_rows(&a.summary()?)?),
+        None => None,
+    };
+    let mut principals = Map::new();
+    principals.insert("activity".into(), Value::from(rows(query::activity::per_principal(ev.clone()), "activity")?));
+    if let (Some(az), Some(u)) = (&opts.authz, &unused_rows) {
+        let dormant: Vec<Value> = u.iter().filter(|r| r["events"].as_u64() == Some(0)).cloned().collect();
+        principals.insert("dormant".into(), Value::from(dormant));
+        let groups = query::activity::group_members(az);
+        let answer = query::activity::by_group(ev.clone(), &groups).context("activity by group")?;
+        for (name, lf) in answer.sections {
+            principals.insert(format!("group_{name}").replace("group_groups", "groups"), Value::from(rows(lf, &name)?));
+        }
+    }
+    out.insert("principals".into(), Value::Object(principals));
+
+    // ---- MFA posture: CIS-4.2 and TS-NO-MFA-SESSION findings, per principal.
+    let mfa_rows = of_check("CIS-4.2")?.with_column(lit("console_sign_in").alias("kind")).select([
+        col("kind"),
+        col("principal"),
+        col("event_time"),
+        col("event_name"),
+        col("source_ip"),
+    ]);
+    let per_principal = concat(
+        [
+            of_check("CIS-4.2")?.with_column(lit(true).alias("_console")),
+            of_check("TS-NO-MFA-SESSION")?.with_column(lit(false).alias("_console")),
+        ],
+        UnionArgs::default(),
+    )
+    .context("mfa")?
+    .group_by([col("principal")])
+    .agg([
+        col("_console").cast(DataType::UInt32).sum().alias("console_sign_ins_without_mfa"),
+        col("_console").not().cast(DataType::UInt32).sum().alias("calls_without_mfa"),
+        col("source_ip").drop_nulls().n_unique().cast(DataType::UInt32).alias("source_ips"),
+        col(c::EVENT_TIME).min().alias("first_seen"),
+        col(c::EVENT_TIME).max().alias("last_seen"),
+    ])
+    .with_column((col("console_sign_ins_without_mfa") + col("calls_without_mfa")).alias("total"))
+    .sort(
+        ["total", "principal"],
+        SortMultipleOptions::default().with_order_descending_multi([true, false]).with_maintain_order(true),
+    );
+    out.insert(
+        "mfa".into(),
+        json!({
+            "principals": rows(per_principal, "mfa per principal")?,
+            "console_sign_ins": rows(mfa_rows, "mfa sign-ins")?,
+        }),
+    );
+
+    // ---- failures: `failures` and `failures --denied`, over time.
+    let denied = query::is_denied();
+    out.insert(
+        "failures".into(),
+        json!({
+            "over_time": over_time(&ev, bucket, span, &[
+                ("denied", denied.clone()),
+                ("other_errors", query::is_error().and(denied.not())),
+            ])?,
+            "failures": rows(query::failures::grouped(ev.clone(), false), "failures")?,
+            "denied": rows(query::failures::grouped(ev.clone(), true), "denied")?,
+            "console_sign_in_failures": rows(query::failures::console_failures(ev.clone()), "sign-in failures")?,
+        }),
+    );
+
+    // ---- unused permissions: `unused`'s rows and each principal's least-privilege policy.
+    if let (Some(a), Some(u)) = (&analysis, &unused_rows) {
+        let mut policies = Vec::new();
+        for r in u {
+            let arn = r["principal"].as_str().unwrap_or("");
+            policies.push(json!({"principal": arn, "name": r["name"], "policy": a.least_privilege(arn)?}));
+        }
+        out.insert("unused".into(), json!({"principals": u, "policies": policies}));
+    } else {
+        out.insert("unused".into(), Value::Null);
+    }
+
+    // ---- credentials: `unused --credential-report`'s access keys, and the users' posture.
+    match &opts.credential_report {
+        Some((path, text)) => {
+            let keys = df_rows(&unused::credential_findings(text, opts.stale_days, opts.as_of_ms)?)?;
+            let users = credentials::users(text, opts.as_of_ms)?;
+            out.insert("credentials".into(), credentials::section(path, keys, users, opts.stale_days));
+        }
+        None => {
+            out.insert("credentials".into(), Value::Null);
+        }
+    }
+
+    // ---- sessions: the TS-SSM-SESSION events, per session and per (principal, target).
+    let ssm = ev
+        .clone()
+        .join(
+            of_check("TS-SSM-SESSION")?.select([col(c::EVENT_ID)]),
+            [col(c::EVENT_ID)],
+            [col(c::EVENT_ID)],
+            JoinArgs::new(JoinType::Semi),
+        )
+        .select([
+            col(c::EVENT_TIME),
+            col(c::EVENT_ID),
+            col(c::EVENT_NAME),
+            col(c::PRINCIPAL),
+            col(c::SOURCE_IP),
+            col(c::ERROR_CODE),
+            col(c::REQUEST_PARAMETERS).str().extract(lit(r#""target"\s*:\s*"([^"]*)""#), 1).alias("target"),
+            col(c::REQUEST_PARAMETERS)
+                .str()
+                .extract(lit(r#""sessionId"\s*:\s*"([^"]*)""#), 1)
+                .fill_null(col(c::RESPONSE_ELEMENTS).str().extract(lit(r#""sessionId"\s*:\s*"([^"]*)""#), 1))
+                .alias("session_id"),
+        ])
+        .sort([c::EVENT_TIME, c::EVENT_ID], query::ascending(2))
+        .collect()
+        .context("SSM sessions")?;
+    out.insert("sessions".into(), sessions(&ssm)?);
+
+    // ---- policy conditions: TS-OUTSIDE-NETWORK and TS-OUTSIDE-HOURS findings, per principal.
+    let cond = concat(
+        [
+            of_check("TS-OUTSIDE-NETWORK")?.with_column(lit(true).alias("_net")),
+            of_check("TS-OUTSIDE-HOURS")?.with_column(lit(false).alias("_net")),
+        ],
+        UnionArgs::default(),
+    )
+    .context("conditions")?
+    .group_by([col("principal")])
+    .agg([
+        col("_net").cast(DataType::UInt32).sum().alias("outside_network"),
+        col("source_ip").filter(col("_net")).drop_nulls().n_unique().cast(DataType::UInt32).alias("outside_ips"),
+        col("source_ip")
+            .filter(col("_net"))
+            .drop_nulls()
+            .unique()
+            .sort(Default::default())
+            .head(Some(3))
+            .str()
+            .join(", ", true)
+            .alias("sample_ips"),
+        col("_net").not().cast(DataType::UInt32).sum().alias("outside_hours"),
+        col(c::EVENT_TIME).min().alias("first_seen"),
+        col(c::EVENT_TIME).max().alias("last_seen"),
+    ])
+    .with_column((col("outside_network") + col("outside_hours")).alias("total"))
+    .sort(
+        ["total", "principal"],
+        SortMultipleOptions::default().with_order_descending_multi([true, false]).with_maintain_order(true),
+    );
+    out.insert(
+        "conditions".into(),
+        json!({
+            "allowed_cidrs": opts.allowed_cidrs,
+            "allowed_hours": opts.params.allowed_hours.iter().map(|h| h.text.clone()).collect::<Vec<_>>(),
+            "network_checked": !opts.params.allowed_cidrs.is_empty(),
+            "hours_checked": !opts.params.allowed_hours.is_empty(),
+            "principals": rows(cond, "conditions per principal")?,
+        }),
+    );
+    Ok(Value::Object(out))
+}
+
+/// SSM Session Manager sessions: one row per session id (its StartSession gives principal and target;
+/// resumes and terminations are matched by session id), and counts per (principal, target).
+fn sessions(df: &DataFrame) -> Result<Value> {
+    let [time, id, name, principal, ip, error, target, session] =
+        ["event_time", c::EVENT_ID, c::EVENT_NAME, c::PRINCIPAL, c::SOURCE_IP, c::ERROR_CODE, "target", "session_id"]
+            .map(|n| strings(df, n));
+    let (time, _id, name, principal, ip, error, target, session) =
+        (time?, id?, name?, principal?, ip?, error?, target?, session?);
+    let times: Vec<Option<i64>> = {
+        let t = df.column(c::EVENT_TIME).context("time")?.cast(&DataType::Int64).context("time")?;
+        t.i64().context("time")?.iter().collect()
+    };
+    drop(time);
+    #[derive(Default)]
+    struct S {
+        principal: String,
+        target: Option<String>,
+        source_ip: Option<String>,
+        started: Option<i64>,
+        resumed: u64,
+        terminated: Option<i64>,
+        failed: u64,
+    }
+    let mut by_id: BTreeMap<String, S> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    for i in 0..df.height() {
+        let key = session[i].clone().unwrap_or_else(|| format!("(no session id: event {i})"));
+        let s = by_id.entry(key.clone()).or_insert_with(|| {
+            order.push(key.clone());
+            S { principal: principal[i].clone().unwrap_or_default(), ..Default::default() }
+        });
+        if error[i].as_deref().is_some_and(|e| !e.is_empty()) {
+            s.failed += 1;
+        }
+        match name[i].as_deref() {
+            Some("StartSession") => {
+                s.principal = principal[i].clone().unwrap_or_default();
+                s.target = target[i].clone();
+                s.source_ip = ip[i].clone();
+                s.started = times[i];
+            }
+            Some("ResumeSession") => s.resumed += 1,
+            Some("TerminateSession") => s.terminated = times[i],
+            _ => {}
+        }
+    }
+    let unknown = "(unknown: no StartSession in the input)";
+    let per_session: Vec<Value> = order
+        .iter()
+        .map(|k| {
+            let s = &by_id[k];
+            json!({
+                "session_id": k, "principal": s.principal, "target": s.target.clone().unwrap_or_else(|| unknown.into()),
+                "source_ip": s.source_ip, "started": s.started.map(format_ms), "resumed": s.resumed,
+                "terminated": s.terminated.map(format_ms), "failed_calls": s.failed,
+            })
+        })
+        .collect();
+    // Per (principal, target): event counts by kind, so that their sum is TS-SSM-SESSION's count.
+    let mut per_target: BTreeMap<(String, String), [u64; 3]> = BTreeMap::new();
+    let mut span: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+    for i in 0..df.height() {
+        let key = session[i].clone().unwrap_or_else(|| format!("(no session id: event {i})"));
+        let s = &by_id[&key];
+        let k = (s.principal.clone(), s.target.clone().unwrap_or_else(|| unknown.into()));
+        let slot = match name[i].as_deref() {
+            Some("StartSession") => 0,
+            Some("ResumeSession") => 1,
+            _ => 2,
+        };
+        per_target.entry(k.clone()).or_default()[slot] += 1;
+        if let Some(t) = times[i] {
+            let e = span.entry(k).or_insert((t, t));
+            e.0 = e.0.min(t);
+            e.1 = e.1.max(t);
+        }
+    }
+    let mut by_target: Vec<Value> = per_target
+        .iter()
+        .map(|((p, t), n)| {
+            let (a, b) = span.get(&(p.clone(), t.clone())).copied().map_or((None, None), |(a, b)| (Some(a), Some(b)));
+            json!({"principal": p, "target": t, "starts": n[0], "resumes": n[1], "terminates": n[2],
+                   "events": n[0] + n[1] + n[2], "first_seen": a.map(format_ms), "last_seen": b.map(format_ms)})
+        })
+        .collect();
+    by_target.sort_by(|a, b| {
+        b["events"].as_u64().cmp(&a["events"].as_u64()).then_with(|| {
+            (a["principal"].as_str(), a["target"].as_str()).cmp(&(b["principal"].as_str(), b["target"].as_str()))
+        })
+    });
+    Ok(json!({"events": df.height(), "sessions": per_session, "by_target": by_target}))
+}
+
+/// Days between two instants, as the credential checks count them.
+pub fn days_between(from_ms: i64, to_ms: i64) -> i64 {
+    (to_ms - from_ms) / 86_400_000
+}

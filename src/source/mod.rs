@@ -1,0 +1,179 @@
+//! Finding input files: directories are walked (sorted, so runs are deterministic), CloudTrail's S3 key
+//! layout is recognised to skip digest and Insights files and to prune whole files by account, region
+//! and date before they are opened, and trailscope stores are recognised by their marker file.
+
+pub mod filter;
+pub mod pull;
+
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+
+use crate::error::{Error, Result};
+use crate::source::filter::Filter;
+use crate::store;
+
+/// What the S3 key layout says about a log file:
+/// `[prefix/]AWSLogs/[o-org/]<account>/CloudTrail/<region>/YYYY/MM/DD/<file>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub account: Option<String>,
+    pub region: Option<String>,
+    /// UTC day of delivery (the folder date). Events in the file are from that day or shortly before.
+    pub date: Option<NaiveDate>,
+}
+
+/// One file to read.
+#[derive(Debug, Clone)]
+pub struct InputFile {
+    pub path: PathBuf,
+    pub size: u64,
+    /// Modification time in nanoseconds since the epoch (0 when the platform has none).
+    pub mtime_ns: i64,
+    pub key: KeyInfo,
+}
+
+/// A file that will not be read, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Skipped {
+    pub path: String,
+    pub reason: String,
+}
+
+/// Everything named on the command line, resolved.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    pub files: Vec<InputFile>,
+    pub stores: Vec<PathBuf>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Walk the inputs. Order: arguments in the order given, each directory's entries sorted by name.
+pub fn discover(paths: &[PathBuf], filter: &Filter) -> Result<Inputs> {
+    let mut out = Inputs::default();
+    for p in paths {
+        let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
+        if meta.is_dir() {
+            walk(p, filter, &mut out)?;
+        } else {
+            consider_file(p, &meta, filter, &mut out);
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, filter: &Filter, out: &mut Inputs) -> Result<()> {
+    if store::is_store(dir) {
+        out.stores.push(dir.to_path_buf());
+        return Ok(());
+    }
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| Error::io(dir, e))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        // `pull`'s resume state and its partial downloads are not input.
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name == crate::source::pull::STATE_DIR || name.ends_with(crate::source::pull::TMP_SUFFIX) {
+            continue;
+        }
+        let ft = entry.file_type().map_err(|e| Error::io(&path, e))?;
+        if ft.is_symlink() {
+            // Follow links to files, not to directories (no cycles, no escaping the tree).
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_file() => consider_file(&path, &m, filter, out),
+                Ok(_) => out.skipped.push(skip(&path, "symbolic link to a directory, not followed")),
+                Err(e) => out.skipped.push(skip(&path, &format!("broken symbolic link: {e}"))),
+            }
+        } else if ft.is_dir() {
+            walk(&path, filter, out)?;
+        } else if ft.is_file() {
+            let meta = entry.metadata().map_err(|e| Error::io(&path, e))?;
+            consider_file(&path, &meta, filter, out);
+        }
+    }
+    Ok(())
+}
+
+fn skip(path: &Path, reason: &str) -> Skipped {
+    Skipped { path: path.display().to_string(), reason: reason.to_string() }
+}
+
+fn consider_file(path: &Path, meta: &std::fs::Metadata, filter: &Filter, out: &mut Inputs) {
+    let segments: Vec<&str> = path.components().filter_map(|c| c.as_os_str().to_str()).collect();
+    if segments.contains(&"CloudTrail-Digest") {
+        out.skipped.push(skip(path, "CloudTrail digest file (log file validation), not events"));
+        return;
+    }
+    if segments.contains(&"CloudTrail-Insight") {
+        out.skipped.push(skip(path, "CloudTrail Insights file, not API events"));
+        return;
+    }
+    let key = parse_key(&segments);
+    if let Some(reason) = filter.prunes_key(&key) {
+        out.skipped.push(skip(path, &reason));
+        return;
+    }
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i64);
+    out.files.push(InputFile { path: path.to_path_buf(), size: meta.len(), mtime_ns, key });
+}
+
+/// Read the layout from the path's segments; only a complete `AWSLogs/...` layout is trusted.
+pub fn parse_key(segments: &[&str]) -> KeyInfo {
+    let Some(i) = segments.iter().rposition(|s| *s == "AWSLogs") else {
+        return KeyInfo::default();
+    };
+    let mut rest = &segments[i + 1..];
+    if rest.first().is_some_and(|s| s.starts_with("o-")) {
+        rest = &rest[1..];
+    }
+    // <account>/CloudTrail/<region>/YYYY/MM/DD/<file>
+    if rest.len() < 7 || rest[1] != "CloudTrail" {
+        return KeyInfo::default();
+    }
+    let account = rest[0];
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return KeyInfo::default();
+    }
+    let date = (|| {
+        let y = rest[3].parse().ok()?;
+        let m = rest[4].parse().ok()?;
+        let d = rest[5].parse().ok()?;
+        NaiveDate::from_ymd_opt(y, m, d)
+    })();
+    KeyInfo { account: Some(account.to_string()), region: Some(rest[2].to_string()), date }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segs(p: &str) -> Vec<&str> {
+        p.split('/').collect()
+    }
+
+    #[test]
+    fn parses_plain_and_org_layouts() {
+        let k = parse_key(&segs("bucket/x/AWSLogs/123456789012/CloudTrail/eu-west-1/2024/03/05/f.json.gz"));
+        assert_eq!(k.account.as_deref(), Some("123456789012"));
+        assert_eq!(k.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(k.date, NaiveDate::from_ymd_opt(2024, 3, 5));
+        let o = parse_key(&segs("AWSLogs/o-abc123/123456789012/CloudTrail/us-east-1/2024/12/31/f.json.gz"));
+        assert_eq!(o.region.as_deref(), Some("us-east-1"));
+        assert_eq!(o.date, NaiveDate::from_ymd_opt(2024, 12, 31));
+    }
+
+    #[test]
+    fn untrusted_layouts_say_nothing() {
+        assert_eq!(parse_key(&segs("logs/123456789012_CloudTrail_us-east-1_x.json")), KeyInfo::default());
+        assert_eq!(parse_key(&segs("AWSLogs/1234/CloudTrail/us-east-1/2024/01/01/f")), KeyInfo::default());
+        assert_eq!(parse_key(&segs("AWSLogs/123456789012/CloudTrail/us-east-1/f")), KeyInfo::default());
+    }
+}

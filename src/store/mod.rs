@@ -1,0 +1,544 @@
+//! The store: events as Parquet in a Hive-style lake, so repeat questions never re-read gzip and other
+//! engines (Spark, Trino, Athena, DuckDB) can read the same files.
+//!
+//! ```text
+//! STORE/_trailscope/store.json                      marker: format and schema version
+//! STORE/_trailscope/manifest/<batch>.json           one per committed batch: inputs and parts
+//! STORE/events/account=<id>/region=<r>/date=<YYYY-MM-DD>/part-<batch>-<n>.parquet
+//! ```
+//!
+//! A batch writes its Parquet parts (temp file + rename), then commits by writing its manifest (temp +
+//! rename). Readers only see parts named in a manifest, so a crash mid-batch leaves the store as it was.
+//! Writers never share a file, so separate processes may ingest disjoint inputs into one store.
+
+pub mod s3;
+pub mod write;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, PolarsContext, Result};
+use crate::ingest::frame::{col_name as c, SCHEMA_VERSION};
+use crate::source::filter::Filter;
+use crate::source::InputFile;
+
+const META_DIR: &str = "_trailscope";
+const MARKER: &str = "store.json";
+const MANIFEST_DIR: &str = "manifest";
+const EVENTS_DIR: &str = "events";
+/// Hive's name for a null partition value.
+pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
+
+#[derive(Serialize, Deserialize)]
+struct Marker {
+    format: String,
+    schema_version: u32,
+}
+
+/// One input file as recorded in a manifest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InputRecord {
+    pub path: String,
+    pub size: u64,
+    pub mtime_ns: i64,
+}
+
+/// One Parquet file of the store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Part {
+    /// Relative to the store root, `/`-separated.
+    pub path: String,
+    pub rows: u64,
+    pub account: String,
+    pub region: String,
+    pub date: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub schema_version: u32,
+    pub batch: String,
+    pub created: String,
+    pub inputs: Vec<InputRecord>,
+    pub parts: Vec<Part>,
+    /// Parts this manifest replaces (written by `compact`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaces: Vec<String>,
+    /// For a compaction: which ingest batch the rows of each input file came from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<RowSource>,
+}
+
+/// The rows of `path` in a compacted part are those of ingest batch `batch`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RowSource {
+    pub path: String,
+    pub batch: String,
+}
+
+/// What `compact` did.
+#[derive(Debug, Default, Serialize)]
+pub struct CompactStats {
+    pub partitions_compacted: u64,
+    pub parts_before: u64,
+    pub parts_after: u64,
+    pub rows: u64,
+    pub rows_dropped_superseded: u64,
+    pub orphans_removed: u64,
+}
+
+pub fn is_store(dir: &Path) -> bool {
+    dir.join(META_DIR).join(MARKER).is_file()
+}
+
+/// An open store.
+pub struct Store {
+    root: PathBuf,
+    manifests: Vec<Manifest>,
+}
+
+fn store_err(root: &Path, reason: impl Into<String>) -> Error {
+    Error::Store { path: root.to_path_buf(), reason: reason.into() }
+}
+
+/// Write `bytes` to `path` atomically: a temp file in the same directory, then rename.
+fn write_atomic(path: &Path, write: impl FnOnce(&mut fs::File) -> Result<()>) -> Result<()> {
+    let dir = path.parent().expect("path has a parent");
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("part"),
+        std::process::id()
+    ));
+    let mut f = fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let result = write(&mut f).and_then(|()| f.sync_all().map_err(|e| Error::io(&tmp, e)));
+    drop(f);
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// Escape a partition value the way Hive does (`%XX` for anything outside a safe set).
+pub fn hive_escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if out.is_empty() || out == "." || out == ".." {
+        return NULL_PARTITION.to_string();
+    }
+    out
+}
+
+impl Store {
+    /// Open an existing store.
+    pub fn open(root: &Path) -> Result<Store> {
+        let marker_path = root.join(META_DIR).join(MARKER);
+        let text = fs::read_to_string(&marker_path).map_err(|e| Error::io(&marker_path, e))?;
+        let marker: Marker = serde_json::from_str(&text).map_err(|e| store_err(root, format!("bad {MARKER}: {e}")))?;
+        if marker.schema_version != SCHEMA_VERSION {
+            return Err(store_err(
+                root,
+                format!("schema version {} (this trailscope writes {SCHEMA_VERSION})", marker.schema_version),
+            ));
+        }
+        let mdir = root.join(META_DIR).join(MANIFEST_DIR);
+        let mut names: Vec<PathBuf> = match fs::read_dir(&mdir) {
+            Ok(rd) => rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(Error::io(&mdir, e)),
+        };
+        names.sort();
+        let mut manifests = Vec::with_capacity(names.len());
+        for p in names {
+            let text = fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+            let m: Manifest = serde_json::from_str(&text)
+                .map_err(|e| store_err(root, format!("bad manifest {}: {e}", p.display())))?;
+            manifests.push(m);
+        }
+        Ok(Store { root: root.to_path_buf(), manifests })
+    }
+
+    /// Open, creating an empty store if `root` has none (refusing a non-empty directory that is not
+    /// a store, so that a typo never scatters files into someone's folder).
+    pub fn create_or_open(root: &Path) -> Result<Store> {
+        if is_store(root) {
+            return Store::open(root);
+        }
+        if root.exists() {
+            // Another writer may be creating the same store right now: its `_trailscope` is fine.
+            let foreign = fs::read_dir(root)
+                .map_err(|e| Error::io(root, e))?
+                .filter_map(|e| e.ok())
+                .any(|e| e.file_name() != META_DIR && e.file_name() != EVENTS_DIR);
+            if foreign {
+                return Err(store_err(root, "exists, is not empty and is not a trailscope store"));
+            }
+        }
+        let marker = Marker { format: "trailscope-store".into(), schema_version: SCHEMA_VERSION };
+        write_atomic(&root.join(META_DIR).join(MARKER), |f| {
+            serde_json::to_writer_pretty(f, &marker).map_err(|e| store_err(root, e.to_string()))
+        })?;
+        Store::open(root)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The latest recorded (size, mtime) of every input path.
+    pub fn known_inputs(&self) -> hashbrown::HashMap<&str, &InputRecord> {
+        let mut m = hashbrown::HashMap::new();
+        for man in &self.manifests {
+            for i in &man.inputs {
+                m.insert(i.path.as_str(), i);
+            }
+        }
+        m
+    }
+
+    pub fn is_unchanged(&self, known: &hashbrown::HashMap<&str, &InputRecord>, f: &InputFile) -> bool {
+        known.get(input_key(&f.path).as_str()).is_some_and(|r| r.size == f.size && r.mtime_ns == f.mtime_ns)
+    }
+
+    /// Every part (after the filter's partition pruning), with the input files whose rows in it were
+    /// superseded by a later ingest of a changed file.
+    fn live_parts(&self, filter: &Filter) -> Vec<(&Part, Vec<&str>)> {
+        let latest: hashbrown::HashMap<&str, &str> = self
+            .manifests
+            .iter()
+            .flat_map(|m| m.inputs.iter().map(move |i| (i.path.as_str(), m.batch.as_str())))
+            .collect();
+        let replaced: hashbrown::HashSet<&str> =
+            self.manifests.iter().flat_map(|m| m.replaces.iter().map(String::as_str)).collect();
+        let mut out = Vec::new();
+        for m in &self.manifests {
+            // Where each input's rows in this manifest's parts came from.
+            let sources: Vec<(&str, &str)> = if m.sources.is_empty() {
+                m.inputs.iter().map(|i| (i.path.as_str(), m.batch.as_str())).collect()
+            } else {
+                m.sources.iter().map(|s| (s.path.as_str(), s.batch.as_str())).collect()
+            };
+            let superseded: Vec<&str> = sources
+                .into_iter()
+                .filter(|(p, batch)| latest.get(p).is_some_and(|b| b != batch))
+                .map(|(p, _)| p)
+                .collect();
+            for p in m.parts.iter().filter(|p| !replaced.contains(p.path.as_str())) {
+                let date = NaiveDate::parse_from_str(&p.date, "%Y-%m-%d").ok();
+                if !filter.prunes_partition(&p.account, &p.region, date) {
+                    out.push((p, superseded.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Every part, with the filter's partition pruning applied.
+    pub fn parts(&self, filter: &Filter) -> Vec<&Part> {
+        self.live_parts(filter).into_iter().map(|(p, _)| p).collect()
+    }
+
+    fn scan_args() -> ScanArgsParquet {
+        ScanArgsParquet {
+            hive_options: HiveOptions { enabled: Some(false), ..Default::default() },
+            ..Default::default()
+        }
+    }
+
+    /// The events of the store (after partition pruning) as a lazy scan. Rows of a file that was
+    /// re-ingested after it changed come only from its latest ingest.
+    pub fn scan(&self, filter: &Filter) -> Result<LazyFrame> {
+        let parts = self.live_parts(filter);
+        let path_of = |p: &Part| PlRefPath::new(self.root.join(&p.path).to_string_lossy().as_ref());
+        let (clean, stale): (Vec<_>, Vec<_>) = parts.into_iter().partition(|(_, s)| s.is_empty());
+        let mut scans = Vec::new();
+        if !clean.is_empty() {
+            let paths: Vec<PlRefPath> = clean.iter().map(|(p, _)| path_of(p)).collect();
+            scans.push(LazyFrame::scan_parquet_files(paths.into(), Self::scan_args()).context("scanning the store")?);
+        }
+        for (p, superseded) in stale {
+            let old = Series::new("superseded".into(), superseded.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+            let lf = LazyFrame::scan_parquet(path_of(p), Self::scan_args()).context("scanning the store")?;
+            scans.push(lf.filter(col(c::SOURCE_FILE).is_in(lit(old).implode(false), false).not()));
+        }
+        match scans.len() {
+            0 => Ok(crate::ingest::frame::empty()?.lazy()),
+            1 => Ok(scans.pop().expect("one scan")),
+            _ => concat(scans, UnionArgs::default()).context("scanning the store"),
+        }
+    }
+
+    /// The event ids in the store (for de-duplication across runs), leaving out the rows of
+    /// `reingesting` (input paths about to be read again because they changed).
+    pub fn event_ids(&self, reingesting: &hashbrown::HashSet<String>) -> Result<hashbrown::HashSet<String>> {
+        let old = Series::new("reingesting".into(), reingesting.iter().cloned().collect::<Vec<_>>());
+        let df = self
+            .scan(&Filter::default())?
+            .filter(col(c::SOURCE_FILE).is_in(lit(old).implode(false), false).not())
+            .select([col(c::EVENT_ID)])
+            .filter(col(c::EVENT_ID).is_not_null())
+            .collect()
+            .context("reading event ids from the store")?;
+        let ids = df.column(c::EVENT_ID).context("event_id")?.str().context("event_id")?.clone();
+        Ok(ids.iter().flatten().map(str::to_string).collect())
+    }
+
+    /// Write one batch: partition `df`, write the parts, then commit the manifest.
+    pub fn write_batch(&mut self, batch: &str, df: &DataFrame, inputs: Vec<InputRecord>) -> Result<Manifest> {
+        let mut parts = Vec::new();
+        for (seq, (key, idx)) in partition_rows(df)?.into_iter().enumerate() {
+            let (account, region, date) = key;
+            let rel = format!(
+                "{EVENTS_DIR}/account={}/region={}/date={}/part-{batch}-{seq:04}.parquet",
+                hive_escape(&account),
+                hive_escape(&region),
+                date
+            );
+            let idx = IdxCa::from_vec("idx".into(), idx);
+            let mut part_df = df.take(&idx).context("selecting a partition")?;
+            let path = self.root.join(&rel);
+            let rows = part_df.height() as u64;
+            write_atomic(&path, |f| {
+                ParquetWriter::new(f)
+                    .with_compression(ParquetCompression::Zstd(None))
+                    .with_statistics(StatisticsOptions::full())
+                    .finish(&mut part_df)
+                    .map(|_| ())
+                    .context("writing parquet")
+            })?;
+            parts.push(Part { path: rel, rows, account, region, date });
+        }
+        let manifest = Manifest {
+            schema_version: SCHEMA_VERSION,
+            batch: batch.to_string(),
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            inputs,
+            parts,
+            replaces: Vec::new(),
+            sources: Vec::new(),
+        };
+        self.commit(manifest)
+    }
+
+    /// Write a manifest (the commit point of a batch or a compaction).
+    fn commit(&mut self, manifest: Manifest) -> Result<Manifest> {
+        let mpath = self.root.join(META_DIR).join(MANIFEST_DIR).join(format!("{}.json", manifest.batch));
+        write_atomic(&mpath, |f| {
+            serde_json::to_writer_pretty(f, &manifest).map_err(|e| store_err(&self.root, e.to_string()))
+        })?;
+        self.manifests.push(manifest.clone());
+        Ok(manifest)
+    }
+
+    /// Merge the live parts of each partition that has at least `min_files` of them (or rows of
+    /// files re-ingested since) into one part, sorted by event time. The new parts and a manifest that
+    /// replaces the old ones are written first; the old files are deleted after that commit, so a
+    /// reader sees either the old parts or the new ones. Parquet files no manifest names and older
+    /// than an hour (left by a crashed writer; a running writer's parts are younger) are removed.
+    pub fn compact(&mut self, min_files: usize) -> Result<CompactStats> {
+        let mut stats = CompactStats::default();
+        let latest: hashbrown::HashMap<String, String> = self
+            .manifests
+            .iter()
+            .flat_map(|m| m.inputs.iter().map(move |i| (i.path.clone(), m.batch.clone())))
+            .collect();
+        let mut groups: BTreeMap<PartitionKey, Vec<(Part, Vec<String>)>> = BTreeMap::new();
+        for (p, superseded) in self.live_parts(&Filter::default()) {
+            groups
+                .entry((p.account.clone(), p.region.clone(), p.date.clone()))
+                .or_default()
+                .push((p.clone(), superseded.iter().map(|s| s.to_string()).collect()));
+        }
+        stats.parts_before = groups.values().map(|g| g.len() as u64).sum();
+        let batch = format!("{}-{}-compact", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"), std::process::id());
+        let (mut parts, mut replaces, mut sources) = (Vec::new(), Vec::new(), Vec::new());
+        for (seq, ((account, region, date), group)) in groups.into_iter().enumerate() {
+            let stale = group.iter().any(|(_, s)| !s.is_empty());
+            if group.len() < min_files.max(2) && !stale {
+                stats.parts_after += group.len() as u64;
+                continue;
+            }
+            let mut frames = Vec::new();
+            for (p, superseded) in &group {
+                let path = PlRefPath::new(self.root.join(&p.path).to_string_lossy().as_ref());
+                let mut lf = LazyFrame::scan_parquet(path, Self::scan_args()).context("reading a part")?;
+                if !superseded.is_empty() {
+                    let old = Series::new("superseded".into(), superseded.clone());
+                    lf = lf.filter(col(c::SOURCE_FILE).is_in(lit(old).implode(false), false).not());
+                }
+                frames.push(lf);
+                replaces.push(p.path.clone());
+            }
+            let before: u64 = group.iter().map(|(p, _)| p.rows).sum();
+            let mut df = concat(frames, UnionArgs::default())
+                .context("merging parts")?
+                .sort(
+                    [c::EVENT_TIME, c::EVENT_ID],
+                    SortMultipleOptions::default().with_nulls_last(true).with_maintain_order(true),
+                )
+                .collect()
+                .context("merging parts")?;
+            let rows = df.height() as u64;
+            stats.rows += rows;
+            stats.rows_dropped_superseded += before.saturating_sub(rows);
+            // Record where the merged rows of each input came from (its latest batch).
+            let files = df.column(c::SOURCE_FILE).context("source_file")?.str().context("source_file")?.clone();
+            let mut seen = hashbrown::HashSet::new();
+            for f in files.iter().flatten() {
+                if seen.insert(f.to_string()) {
+                    if let Some(b) = latest.get(f) {
+                        sources.push(RowSource { path: f.to_string(), batch: b.clone() });
+                    }
+                }
+            }
+            let rel = format!(
+                "{EVENTS_DIR}/account={}/region={}/date={}/part-{batch}-{seq:04}.parquet",
+                hive_escape(&account),
+                hive_escape(&region),
+                date
+            );
+            write_atomic(&self.root.join(&rel), |f| {
+                ParquetWriter::new(f)
+                    .with_compression(ParquetCompression::Zstd(None))
+                    .with_statistics(StatisticsOptions::full())
+                    .finish(&mut df)
+                    .map(|_| ())
+                    .context("writing parquet")
+            })?;
+            parts.push(Part { path: rel, rows, account, region, date });
+            stats.partitions_compacted += 1;
+            stats.parts_after += 1;
+        }
+        if !parts.is_empty() || !replaces.is_empty() {
+            let removed = replaces.clone();
+            self.commit(Manifest {
+                schema_version: SCHEMA_VERSION,
+                batch,
+                created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                inputs: Vec::new(),
+                parts,
+                replaces,
+                sources,
+            })?;
+            for r in removed {
+                let _ = fs::remove_file(self.root.join(r));
+            }
+        }
+        stats.orphans_removed = self.remove_orphans()?;
+        Ok(stats)
+    }
+
+    /// Delete Parquet files under `events/` that no manifest names (as a live or replaced part) and
+    /// that are older than an hour.
+    fn remove_orphans(&self) -> Result<u64> {
+        let named: hashbrown::HashSet<PathBuf> =
+            self.manifests.iter().flat_map(|m| m.parts.iter().map(|p| self.root.join(&p.path))).collect();
+        let mut files = Vec::new();
+        collect_parquet(&self.root.join(EVENTS_DIR), &mut files);
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let mut removed = 0;
+        for f in files {
+            let old = fs::metadata(&f).and_then(|m| m.modified()).is_ok_and(|t| t < hour_ago);
+            if old && !named.contains(&f) && fs::remove_file(&f).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn collect_parquet(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect_parquet(&p, out);
+        } else if p.extension().is_some_and(|x| x == "parquet") {
+            out.push(p);
+        }
+    }
+}
+
+/// The key under which an input path is remembered: absolute, so runs from other directories match.
+pub fn input_key(p: &Path) -> String {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()).to_string_lossy().into_owned()
+}
+
+type PartitionKey = (String, String, String);
+
+/// Row indices of `df` grouped by (account, region, UTC date), in first-seen order.
+fn partition_rows(df: &DataFrame) -> Result<Vec<(PartitionKey, Vec<IdxSize>)>> {
+    let text =
+        |name: &str| -> Result<StringChunked> { Ok(df.column(name).context(name)?.str().context(name)?.clone()) };
+    let recipient = text(c::RECIPIENT_ACCOUNT_ID)?;
+    let caller = text(c::ACCOUNT_ID)?;
+    let region = text(c::AWS_REGION)?;
+    let times = df.column(c::EVENT_TIME).context("event_time")?.cast(&DataType::Int64).context("event_time")?;
+    let times = times.i64().context("event_time")?.clone();
+    let mut groups: indexmap_like::OrderedGroups = Default::default();
+    for (i, (((r, a), g), t)) in recipient.iter().zip(caller.iter()).zip(region.iter()).zip(times.iter()).enumerate() {
+        let account = r.or(a).filter(|s| !s.is_empty()).unwrap_or(NULL_PARTITION);
+        let region = g.filter(|s| !s.is_empty()).unwrap_or(NULL_PARTITION);
+        let date = t
+            .and_then(chrono::DateTime::<chrono::Utc>::from_timestamp_millis)
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .unwrap_or_else(|| NULL_PARTITION.to_string());
+        groups.push((account.to_string(), region.to_string(), date), i as IdxSize);
+    }
+    Ok(groups.into_vec())
+}
+
+mod indexmap_like {
+    //! A tiny insertion-ordered grouping map, so part numbering is deterministic.
+    use super::{IdxSize, PartitionKey};
+
+    #[derive(Default)]
+    pub struct OrderedGroups {
+        index: hashbrown::HashMap<PartitionKey, usize>,
+        groups: Vec<(PartitionKey, Vec<IdxSize>)>,
+    }
+
+    impl OrderedGroups {
+        pub fn push(&mut self, key: PartitionKey, row: IdxSize) {
+            if let Some(&g) = self.index.get(&key) {
+                self.groups[g].1.push(row);
+            } else {
+                self.index.insert(key.clone(), self.groups.len());
+                self.groups.push((key, vec![row]));
+            }
+        }
+
+        pub fn into_vec(self) -> Vec<(PartitionKey, Vec<IdxSize>)> {
+            self.groups
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hive_escape_keeps_paths_inside_the_store() {
+        assert_eq!(hive_escape("123456789012"), "123456789012");
+        assert_eq!(hive_escape("us-east-1"), "us-east-1");
+        assert_eq!(hive_escape("../etc"), "..%2Fetc");
+        assert_eq!(hive_escape(".."), NULL_PARTITION);
+        assert_eq!(hive_escape("a b"), "a%20b");
+    }
+}

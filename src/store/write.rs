@@ -1,0 +1,96 @@
+//! `scan --store`: ingest raw archives into a store in batches, so memory stays flat however many
+//! files there are, skipping files the store already holds unchanged (same path, size and mtime),
+//! and never writing an eventID the store already has.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::ingest::pipeline::{self, ReadOptions, ReadStats};
+use crate::progress::Progress;
+use crate::source::{InputFile, Inputs};
+use crate::store::{self, InputRecord, Store};
+
+/// A batch is cut after this many bytes on disk or this many files, whichever comes first.
+const BATCH_BYTES: u64 = 64 << 20;
+const BATCH_FILES: usize = 20_000;
+
+#[derive(Debug, Default, Serialize)]
+pub struct IngestStats {
+    pub files_ingested: u64,
+    pub files_unchanged: u64,
+    pub events_written: u64,
+    pub duplicates: u64,
+    pub batches: u64,
+}
+
+/// Ingest `inputs` into the store at `root` (created if absent). Filters are not applied to what is
+/// written: the store keeps whole files, so a later run with another window finds them complete.
+pub fn ingest(root: &Path, inputs: Inputs, opts: &ReadOptions, quiet: bool) -> Result<(IngestStats, ReadStats)> {
+    if let Some(s) = inputs.stores.first() {
+        return Err(Error::Usage(format!("{} is a store; a store cannot be ingested into another store", s.display())));
+    }
+    let mut store = Store::create_or_open(root)?;
+    let mut stats = IngestStats::default();
+    let mut read = ReadStats::default();
+    for s in inputs.skipped {
+        read.add_skipped(s);
+    }
+    // Rows carry the absolute path as source_file, the same key the manifests use, so that the rows of
+    // a re-ingested file can be told apart from its earlier ingest.
+    let opts = &ReadOptions { absolute_source_file: true, ..opts.clone() };
+    let known = store.known_inputs();
+    let (unchanged, todo): (Vec<InputFile>, Vec<InputFile>) =
+        inputs.files.into_iter().partition(|f| store.is_unchanged(&known, f));
+    let changed: hashbrown::HashSet<String> =
+        todo.iter().map(|f| store::input_key(&f.path)).filter(|k| known.contains_key(k.as_str())).collect();
+    drop(known);
+    stats.files_unchanged = unchanged.len() as u64;
+    let mut seen = store.event_ids(&changed)?;
+    let total: u64 = todo.iter().map(|f| f.size).sum();
+    let progress = Progress::new(todo.len() as u64, total, quiet);
+    let run = format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"), std::process::id());
+    for (n, batch) in batches(&todo).enumerate() {
+        let (df, batch_read) = pipeline::read_files(batch, opts, &progress)?;
+        let (df, dupes) = pipeline::dedupe(df, &mut seen)?;
+        stats.duplicates += dupes;
+        stats.events_written += df.height() as u64;
+        // Record the files read; skipped and failed ones are looked at again next time (skipping is
+        // cheap, and a failed file may have been repaired).
+        let records: Vec<InputRecord> = {
+            let not_read: hashbrown::HashSet<&str> =
+                batch_read.failed.iter().chain(&batch_read.skipped).map(|f| f.path.as_str()).collect();
+            batch
+                .iter()
+                .filter(|f| !not_read.contains(f.path.display().to_string().as_str()))
+                .map(|f| InputRecord { path: store::input_key(&f.path), size: f.size, mtime_ns: f.mtime_ns })
+                .collect()
+        };
+        stats.files_ingested += batch_read.files;
+        read.merge(batch_read);
+        store.write_batch(&format!("{run}-{n:05}"), &df, records)?;
+        stats.batches += 1;
+    }
+    progress.finish();
+    Ok((stats, read))
+}
+
+/// Consecutive runs of files bounded by `BATCH_BYTES` and `BATCH_FILES`.
+fn batches(files: &[InputFile]) -> impl Iterator<Item = &[InputFile]> {
+    let mut rest = files;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = 0;
+        let mut n = 0;
+        while n < rest.len() && n < BATCH_FILES && (n == 0 || bytes < BATCH_BYTES) {
+            bytes += rest[n].size;
+            n += 1;
+        }
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        Some(head)
+    })
+}
