@@ -152,3 +152,19 @@ pub fn list<'a>(v: &'a Value, key: &str) -> &'a Vec<Value> {
 pub fn text<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or_else(|| panic!("no string {key:?} in {v:#}"))
 }
+
+/// `--version` names the commit the binary was built from (#15), so a report can say which build
+/// made it.
+#[test]
+fn version_names_the_commit() {
+    let out = TestCommand::new(["--version"]).run();
+    out.expect_code(0);
+    let head = Command::new("git").args(["log", "-1", "--format=%h"]).current_dir(repo_root()).output();
+    let head = head.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    assert!(!head.is_empty(), "the tests run in a git checkout");
+    assert!(
+        out.stdout.starts_with(&format!("trailscope {} ({head} ", env!("CARGO_PKG_VERSION"))),
+        "version line {:?} does not name commit {head}",
+        out.stdout
+    );
+}

@@ -11,7 +11,7 @@ use trailscope::output::Format;
 use trailscope::source::filter::Filter;
 
 #[derive(Parser, Debug)]
-#[command(name = "trailscope", version, about = "Offline AWS CloudTrail analytics", long_about = None)]
+#[command(name = "trailscope", version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("TRAILSCOPE_COMMIT"), ")"), about = "Offline AWS CloudTrail analytics", long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
