@@ -20,8 +20,8 @@ What it models (README: "The questions", "The events frame", "Input"):
     or CloudTrail-Insight segment skipped; gzip detected by magic bytes; files whose first byte is not
     `{`/`[` skipped (LICENSE files); shapes {"Records":[...]}, a JSON array, JSON Lines. Anything else
     (Event-history exports, broken files) is not modelled and stops the script.
-  * a record without a usable eventTime is rejected (exit code 2); the first record of each eventID in
-    path order is kept, later ones dropped; records without an eventID are all kept.
+  * a record without a usable eventTime is rejected (exit code 2); the first record of each (eventID,
+    eventTime) in path order is kept, later ones with both the same dropped; records without an eventID are all kept.
   * principal: AssumedRole/FederatedUser -> sessionIssuer.arn, else arn; AWSService -> invokedBy; no type
     but an invokedBy -> invokedBy; otherwise arn, else principalId, else accountId (empty strings count
     as absent).
@@ -225,9 +225,10 @@ def load(*inputs):
     seen, events = set(), []
     for r in rows:
         if r["event_id"] is not None:
-            if r["event_id"] in seen:
+            key = (r["event_id"], r["ms"])
+            if key in seen:
                 continue
-            seen.add(r["event_id"])
+            seen.add(key)
         events.append(r)
     return events, rejected
 

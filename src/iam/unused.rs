@@ -4,6 +4,7 @@
 //! CloudTrail could not have shown its use; an action is never called unused when the logs could not
 //! have shown it. Denied calls are `attempted`, never used.
 
+use crate::query::Run;
 use std::collections::{BTreeMap, BTreeSet};
 
 use polars::prelude::*;
@@ -148,7 +149,7 @@ pub fn used_actions(events: LazyFrame) -> Result<DataFrame> {
         .filter(is_error().not().and(not_call.fill_null(lit(false)).not()))
         .group_by([col(c::PRINCIPAL), col(c::EVENT_SOURCE), col(c::EVENT_NAME)])
         .agg([len().cast(DataType::UInt64).alias("n"), col(c::EVENT_TIME).max().cast(DataType::Int64).alias("last")])
-        .collect()
+        .run()
         .context("grouping successful calls")?;
     let (principal, source, name) =
         (strs(&grouped, c::PRINCIPAL)?, strs(&grouped, c::EVENT_SOURCE)?, strs(&grouped, c::EVENT_NAME)?);
@@ -206,18 +207,18 @@ pub fn analyze(az: &AuthorizationDetails, events: LazyFrame) -> Result<Analysis>
         .clone()
         .group_by(group)
         .agg([len().cast(DataType::UInt64).alias("n"), col(c::EVENT_TIME).max().cast(DataType::Int64).alias("last")])
-        .collect()
+        .run()
         .context("grouping events by principal and call")?;
     let context = events
         .select([
             col(c::EVENT_SOURCE)
                 .filter(col(c::EVENT_CATEGORY).eq(lit("Data")).fill_null(lit(false)))
-                .unique_stable()
+                .unique()
                 .implode(false)
                 .alias("data_sources"),
             col(c::READ_ONLY).eq(lit(true)).fill_null(lit(false)).any(true).alias("read_events"),
         ])
-        .collect()
+        .run()
         .context("reading the trail's coverage")?;
     let data_sources: hashbrown::HashSet<String> = match context.column("data_sources").context("data")?.get(0) {
         Ok(AnyValue::List(s)) => s.str().map(|s| s.iter().flatten().map(str::to_string).collect()).unwrap_or_default(),

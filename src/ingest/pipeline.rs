@@ -32,7 +32,13 @@ pub struct ReadOptions {
     pub s3: crate::store::s3::S3StoreOptions,
     /// Fill only these string columns (the rest are null); `None` fills all.
     pub columns: Option<&'static [&'static str]>,
+    /// What a command may hold in memory (`--memory-limit`): decides whether inputs are read at once
+    /// or a batch at a time (see `query::dataset`).
+    pub memory_limit: u64,
 }
+
+/// The default `--memory-limit`: 1 GiB.
+pub const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
 
 impl Default for ReadOptions {
     fn default() -> Self {
@@ -41,6 +47,7 @@ impl Default for ReadOptions {
             absolute_source_file: false,
             s3: Default::default(),
             columns: None,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
         }
     }
 }
@@ -260,23 +267,38 @@ pub fn stack(frames: Vec<DataFrame>) -> Result<DataFrame> {
     Ok(first)
 }
 
-/// Which rows are the first of their eventID, given the ids in `seen` (which gains this frame's):
-/// rows without an id are always kept. Returns the mask and the number of repeats. Exact: it compares
-/// the ids themselves, not hashes.
-pub fn first_occurrences(df: &DataFrame, seen: &mut hashbrown::HashSet<String>) -> Result<(BooleanChunked, u64)> {
-    let ids = df.column(crate::ingest::frame::col_name::EVENT_ID).context("event_id")?;
+/// What makes two rows one event: the same eventID at the same eventTime (ms). A redelivered record
+/// carries both unchanged; two different events that share an id (AWS's documentation examples reuse
+/// `...-EXAMPLE` ids across years) are both kept, and so is a real event that a planted record tries
+/// to shadow with its id but another time.
+pub type EventKey = (String, i64);
+
+/// Which rows are the first of their event (see `EventKey`), given the keys in `seen` (which gains
+/// this frame's): rows without an id are always kept. Returns the mask and the number of repeats.
+/// Exact: it compares the ids themselves, not hashes.
+pub fn first_occurrences(df: &DataFrame, seen: &mut hashbrown::HashSet<EventKey>) -> Result<(BooleanChunked, u64)> {
+    use crate::ingest::frame::col_name as c;
+    let ids = df.column(c::EVENT_ID).context("event_id")?;
     let ids = ids.str().context("event_id as text")?;
+    let times = df.column(c::EVENT_TIME).context(c::EVENT_TIME)?.cast(&DataType::Int64).context("event_time")?;
+    let times = times.i64().context("event_time")?;
     let mut dupes = 0u64;
+    let mut key = (String::new(), 0i64);
     let mask: BooleanChunked = ids
         .iter()
-        .map(|id| match id {
-            Some(id) if seen.contains(id) => {
-                dupes += 1;
-                false
-            }
+        .zip(times.iter())
+        .map(|(id, t)| match id {
             Some(id) => {
-                seen.insert(id.to_string());
-                true
+                key.0.clear();
+                key.0.push_str(id);
+                key.1 = t.unwrap_or(i64::MIN);
+                if seen.contains(&key) {
+                    dupes += 1;
+                    false
+                } else {
+                    seen.insert(key.clone());
+                    true
+                }
             }
             None => true,
         })
@@ -284,9 +306,9 @@ pub fn first_occurrences(df: &DataFrame, seen: &mut hashbrown::HashSet<String>) 
     Ok((mask, dupes))
 }
 
-/// Keep the first row of each eventID not already in `seen`; returns the frame and the number of
-/// duplicates dropped.
-pub fn dedupe(df: DataFrame, seen: &mut hashbrown::HashSet<String>) -> Result<(DataFrame, u64)> {
+/// Keep the first row of each event (see `EventKey`) not already in `seen`; returns the frame and the
+/// number of duplicates dropped.
+pub fn dedupe(df: DataFrame, seen: &mut hashbrown::HashSet<EventKey>) -> Result<(DataFrame, u64)> {
     let (mask, dupes) = first_occurrences(&df, seen)?;
     if dupes == 0 {
         return Ok((df, 0));

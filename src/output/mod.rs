@@ -136,9 +136,14 @@ fn csv_field(s: &str) -> String {
 
 /// RFC 4180 CSV with a header row.
 pub fn write_csv(w: &mut dyn Write, df: &DataFrame) -> Result<()> {
-    let cols = df.columns();
-    let header: Vec<String> = cols.iter().map(|c| csv_field(c.name())).collect();
+    let header: Vec<String> = df.columns().iter().map(|c| csv_field(c.name())).collect();
     writeln!(w, "{}", header.join(",")).map_err(io_err)?;
+    write_csv_rows(w, df)
+}
+
+/// The rows of `df` as CSV, without a header.
+fn write_csv_rows(w: &mut dyn Write, df: &DataFrame) -> Result<()> {
+    let cols = df.columns();
     for i in 0..df.height() {
         let mut fields = Vec::with_capacity(cols.len());
         for c in cols {
@@ -150,13 +155,13 @@ pub fn write_csv(w: &mut dyn Write, df: &DataFrame) -> Result<()> {
 }
 
 pub fn write_json(w: &mut dyn Write, df: &DataFrame) -> Result<()> {
-    serde_json::to_writer_pretty(&mut *w, &rows_json(df)?).map_err(|e| Error::Usage(e.to_string()))?;
+    serde_json::to_writer_pretty(&mut *w, &rows_json(df)?).map_err(json_err)?;
     writeln!(w).map_err(io_err)
 }
 
 pub fn write_jsonl(w: &mut dyn Write, df: &DataFrame) -> Result<()> {
     for row in rows_json(df)? {
-        serde_json::to_writer(&mut *w, &row).map_err(|e| Error::Usage(e.to_string()))?;
+        serde_json::to_writer(&mut *w, &row).map_err(json_err)?;
         writeln!(w).map_err(io_err)?;
     }
     Ok(())
@@ -198,6 +203,68 @@ pub fn timesketch(df: &DataFrame) -> Result<DataFrame> {
         .context("building the Timesketch view")
 }
 
+/// serde_json's error as ours: a failed write stays an I/O error (so a closed pipe is recognised).
+fn json_err(e: serde_json::Error) -> Error {
+    if e.is_io() {
+        io_err(e.into())
+    } else {
+        Error::Usage(e.to_string())
+    }
+}
+
+/// Does this format write rows one after another, so that an answer can be written as it is
+/// produced (`write_stream`)?
+pub fn is_row_format(format: Format) -> bool {
+    matches!(format, Format::Json | Format::Jsonl | Format::Csv | Format::Timesketch)
+}
+
+/// Write one section in a row format (see `is_row_format`) as the streaming engine produces it, a
+/// batch at a time: the answer is never held whole. The bytes are those `write_sections` writes.
+pub fn write_stream(sink: &Sink<'_>, mut lf: LazyFrame) -> Result<()> {
+    let csv = match sink.format {
+        Format::Csv => true,
+        Format::Timesketch => sink.output.is_some_and(|p| p.extension().is_some_and(|e| e == "csv")),
+        _ => false,
+    };
+    let mut w = open_output(sink.output)?;
+    if csv {
+        // The header even when no row comes.
+        let mut names: Vec<String> =
+            lf.collect_schema().context("planning the answer")?.iter_names().map(|n| n.to_string()).collect();
+        if sink.format == Format::Timesketch {
+            names.splice(0..0, ["message", "datetime", "timestamp_desc"].map(String::from));
+        }
+        let header: Vec<String> = names.iter().map(|n| csv_field(n)).collect();
+        writeln!(w, "{}", header.join(",")).map_err(io_err)?;
+    }
+    let mut rows = 0u64;
+    crate::query::stream(lf, |df| {
+        let df = if sink.format == Format::Timesketch { timesketch(&df)? } else { df };
+        match sink.format {
+            Format::Json => {
+                for row in rows_json(&df)? {
+                    let text = serde_json::to_string_pretty(&row).map_err(json_err)?;
+                    w.write_all(if rows == 0 { b"[\n" } else { b",\n" }).map_err(io_err)?;
+                    for (i, line) in text.lines().enumerate() {
+                        if i > 0 {
+                            w.write_all(b"\n").map_err(io_err)?;
+                        }
+                        write!(w, "  {line}").map_err(io_err)?;
+                    }
+                    rows += 1;
+                }
+                Ok(())
+            }
+            _ if csv => write_csv_rows(&mut w, &df),
+            _ => write_jsonl(&mut w, &df),
+        }
+    })?;
+    if sink.format == Format::Json {
+        w.write_all(if rows == 0 { b"[]\n" } else { b"\n]\n" }).map_err(io_err)?;
+    }
+    w.flush().map_err(io_err)
+}
+
 /// Where and how to write an answer.
 pub struct Sink<'a> {
     pub format: Format,
@@ -237,7 +304,7 @@ pub fn write_sections(sink: &Sink<'_>, mut sections: Vec<(String, DataFrame)>) -
                     ),
                 );
             }
-            serde_json::to_writer_pretty(&mut w, &obj).map_err(|e| Error::Usage(e.to_string()))?;
+            serde_json::to_writer_pretty(&mut w, &obj).map_err(json_err)?;
             writeln!(w).map_err(io_err)?;
         }
         Format::Json => write_json(&mut w, &sections[0].1)?,

@@ -1,16 +1,24 @@
 //! Turning the command line's INPUTs into one lazy events frame: raw archives are read (see
-//! `ingest::pipeline`), stores are scanned lazily with partition pruning, the shared filters are applied and
-//! duplicate eventIDs dropped. Every question starts from a `Dataset`.
+//! `ingest::pipeline`), stores are scanned lazily with partition pruning, the shared filters are
+//! applied and duplicate eventIDs dropped. Every question starts from a `Dataset`.
+//!
+//! Memory: inputs whose frame fits in half of `--memory-limit` are read into memory at once; larger
+//! ones (and mixes of stores and files) go through `spill`, which holds one batch and one hour of
+//! events at a time. A single store is scanned lazily. The questions run on Polars' streaming engine
+//! (`query::collect`, `query::stream`), so what they hold is their groups, not their input.
 
 use std::path::PathBuf;
 
 use polars::prelude::*;
 
-use crate::error::{PolarsContext, Result};
+use std::sync::Arc;
+
+use crate::error::{Error, PolarsContext, Result};
 use crate::ingest::pipeline::{self, ReadOptions, ReadStats};
 use crate::progress::Progress;
+use crate::query::spill::{SpillWriter, Spilled};
 use crate::source::filter::Filter;
-use crate::source::{self, Inputs};
+use crate::source::{self, InputFile, Inputs};
 use crate::store::Store;
 
 /// The events selected by the inputs and filters, with the accounting of how they were read.
@@ -20,6 +28,11 @@ pub struct Dataset {
     /// Events dropped as repeats of an eventID already seen.
     pub duplicates: u64,
     pub stores: Vec<PathBuf>,
+    /// Rows come sorted by (event_time, event_id): a question that lists events in that order need
+    /// not sort them (a sort holds all its rows in memory).
+    pub sorted: bool,
+    /// The temporary files an out-of-core dataset is scanned from; removed when the last user drops.
+    pub spill: Option<Arc<Spilled>>,
 }
 
 /// Load from the command line's inputs.
@@ -40,30 +53,31 @@ pub fn from_inputs(inputs: Inputs, filter: &Filter, opts: &ReadOptions, quiet: b
     let Inputs { files, stores, skipped } = inputs;
     let total: u64 = files.iter().map(|f| f.size).sum();
     let progress = Progress::new(files.len() as u64, total, quiet);
-    let (raw, mut stats) = pipeline::read_files(&files, opts, &progress)?;
-    progress.finish();
+    let mut stats = ReadStats::default();
     for s in skipped {
         stats.add_skipped(s);
     }
-    // A single store holds each eventID once already: answer from it lazily, with partition pruning.
-    if stores.len() == 1 && raw.height() == 0 {
+    // A single store holds each eventID once already: answer from it lazily, with partition pruning
+    // (the questions run on the streaming engine, so memory stays bounded).
+    if stores.len() == 1 && files.is_empty() {
         let lf = Store::open(&stores[0])?.scan(filter)?;
         let events = match filter.expr() {
             Some(e) => lf.filter(e),
             None => lf,
         };
-        return Ok(Dataset { events, stats, duplicates: 0, stores });
+        progress.finish();
+        return Ok(Dataset { events, stats, duplicates: 0, stores, sorted: false, spill: None });
     }
-    // Otherwise: de-duplicate over every row in input order first (so the first delivery of an event
-    // decides, whether or not the filters select it), then filter; `duplicates` counts the selected
-    // repeats. Stores are read whole here, since pruning before de-duplication could change the answer.
-    let mut lazies: Vec<LazyFrame> = Vec::new();
-    for root in &stores {
-        lazies.push(Store::open(root)?.scan(&Filter::default())?);
+    let fits = stores.is_empty() && estimated_frame_bytes(&files).saturating_mul(2) <= opts.memory_limit;
+    if !fits {
+        return spilled(files, stores, stats, filter, opts, progress);
     }
-    lazies.push(raw.lazy());
-    let mut all =
-        concat(lazies, UnionArgs::default()).context("combining inputs")?.collect().context("reading inputs")?;
+    let (raw, read) = pipeline::read_files(&files, opts, &progress)?;
+    progress.finish();
+    stats.merge(read);
+    // De-duplicate over every row in input order first (so the first delivery of an event decides,
+    // whether or not the filters select it), then filter; `duplicates` counts the selected repeats.
+    let mut all = raw;
     let (first, _) = pipeline::first_occurrences(&all, &mut hashbrown::HashSet::new())?;
     all.with_column(first.with_name(FIRST.into()).into_column()).context("marking first occurrences")?;
     let mut lf = all.lazy();
@@ -74,7 +88,68 @@ pub fn from_inputs(inputs: Inputs, filter: &Filter, opts: &ReadOptions, quiet: b
     let first = df.column(FIRST).context(FIRST)?.bool().context(FIRST)?.clone();
     let duplicates = first.len() as u64 - first.sum().unwrap_or(0) as u64;
     let df = df.filter(&first).context("dropping duplicate events")?.drop(FIRST).context(FIRST)?;
-    Ok(Dataset { events: df.lazy(), stats, duplicates, stores })
+    Ok(Dataset { events: df.lazy(), stats, duplicates, stores, sorted: false, spill: None })
+}
+
+/// What the rows of `files` take in memory as a frame, roughly: the decoded JSON (gzip inflates
+/// CloudTrail about tenfold).
+fn estimated_frame_bytes(files: &[InputFile]) -> u64 {
+    files.iter().map(|f| if is_gzip_name(&f.path) { f.size.saturating_mul(10) } else { f.size }).sum()
+}
+
+fn is_gzip_name(path: &std::path::Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+}
+
+/// The out-of-core path (see `spill`): stores first, then the raw files in batches whose frames take
+/// about an eighth of the memory limit each.
+fn spilled(
+    files: Vec<InputFile>,
+    stores: Vec<PathBuf>,
+    mut stats: ReadStats,
+    filter: &Filter,
+    opts: &ReadOptions,
+    progress: Progress,
+) -> Result<Dataset> {
+    let writer = std::sync::Arc::new(std::sync::Mutex::new(SpillWriter::new(filter.expr())?));
+    for root in &stores {
+        // Stores are read whole here: pruning before de-duplication could change the answer.
+        let lf = Store::open(root)?.scan(&Filter::default())?;
+        let w = writer.clone();
+        super::stream(lf, move |df| w.lock().map_err(|_| Error::Usage("spill writer poisoned".into()))?.add(df))?;
+    }
+    let budget = (opts.memory_limit / 8).max(1 << 20);
+    let mut writer = std::sync::Arc::into_inner(writer)
+        .and_then(|m| m.into_inner().ok())
+        .ok_or_else(|| Error::Usage("spill writer still shared".into()))?;
+    for batch in batches(&files, budget) {
+        let (df, read) = pipeline::read_files(batch, opts, &progress)?;
+        stats.merge(read);
+        writer.add(df)?;
+    }
+    progress.finish();
+    let spilled = writer.finish()?;
+    let events = spilled.scan()?;
+    Ok(Dataset { events, stats, duplicates: spilled.duplicates, stores, sorted: true, spill: Some(Arc::new(spilled)) })
+}
+
+/// Consecutive runs of files whose estimated frames stay within `budget` bytes (at least one file).
+fn batches(files: &[InputFile], budget: u64) -> impl Iterator<Item = &[InputFile]> {
+    let mut rest = files;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = 0;
+        let mut n = 0;
+        while n < rest.len() && (n == 0 || bytes + estimated_frame_bytes(&rest[n..=n]) <= budget) {
+            bytes += estimated_frame_bytes(&rest[n..=n]);
+            n += 1;
+        }
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        Some(head)
+    })
 }
 
 /// Temporary column: is this row the first of its eventID?

@@ -3,6 +3,7 @@
 //! lists and conditions of their metric filters, plus detections responders expect. Every check is one
 //! entry of `CHECKS`; each finding is one event row.
 
+use crate::query::Run;
 use std::net::IpAddr;
 
 use polars::prelude::*;
@@ -579,7 +580,7 @@ fn outside_network(ev: LazyFrame, p: &Params) -> PolarsResult<Option<LazyFrame>>
         return Ok(None);
     }
     let ev = ev.filter(own_call());
-    let ips = ev.clone().select([col(c::SOURCE_IP).drop_nulls().unique_stable()]).collect()?;
+    let ips = ev.clone().select([col(c::SOURCE_IP).drop_nulls().unique()]).run()?;
     let outside: Vec<String> = ips
         .column(c::SOURCE_IP)?
         .str()?
@@ -735,7 +736,7 @@ mod parameter_tests {
                 .cast(DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC)))
                 .alias(c::EVENT_TIME)])
             .select([h.contains().alias("in")])
-            .collect()
+            .run()
             .unwrap();
         out.column("in").unwrap().bool().unwrap().iter().map(|b| b.unwrap()).collect()
     }

@@ -7,13 +7,51 @@ pub mod detect;
 pub mod failures;
 pub mod root;
 pub mod scope;
+pub mod spill;
 pub mod sql;
 pub mod sql_pack;
 pub mod timeline;
 
 use polars::prelude::*;
 
+use crate::error::{PolarsContext, Result};
 use crate::ingest::frame::col_name as c;
+
+/// Running a plan on Polars' streaming engine, which holds groups and joins' build sides, not its
+/// input (a full sort still collects what it sorts; see `Dataset::sorted`). Every question's plan is
+/// run this way.
+pub trait Run {
+    fn run(self) -> PolarsResult<DataFrame>;
+}
+
+impl Run for LazyFrame {
+    fn run(self) -> PolarsResult<DataFrame> {
+        Ok(self.collect_with_engine(Engine::Streaming)?.unwrap_single())
+    }
+}
+
+/// Run a plan on the streaming engine and hand its rows to `each`, a batch at a time and in order,
+/// so that a long answer is written as it is produced, never held whole. An error from `each` stops
+/// the query and is returned as it is (a broken pipe stays a broken pipe).
+pub fn stream(lf: LazyFrame, mut each: impl FnMut(DataFrame) -> Result<()>) -> Result<()> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<DataFrame>(2);
+    // The callback returns "stop" once the receiving side has gone away.
+    let lf = lf
+        .sink_batches(PlanCallback::new(move |df: DataFrame| Ok(tx.send(df).is_err())), true, None)
+        .context("planning the query")?;
+    let query = std::thread::spawn(move || lf.collect_with_engine(Engine::Streaming).map(|_| ()));
+    let mut result = Ok(());
+    for df in rx.iter() {
+        if let Err(e) = each(df) {
+            result = Err(e);
+            break;
+        }
+    }
+    drop(rx);
+    let ran = query.join().unwrap_or_else(|_| Err(PolarsError::ComputeError("the query thread panicked".into())));
+    result?;
+    ran.context("answering")
+}
 
 /// A question's answer: one or more named tables, each in a documented, deterministic order.
 pub struct Answer {
@@ -115,6 +153,16 @@ pub fn matches(column: &str, pattern: &str) -> Expr {
 pub fn principal_filter(patterns: &[String]) -> Option<Expr> {
     let fields = [c::PRINCIPAL, c::ARN, c::USER_NAME, c::ACCESS_KEY_ID, c::SESSION_ISSUER_USER_NAME, c::PRINCIPAL_ID];
     patterns.iter().flat_map(|p| fields.iter().map(move |f| matches(f, p))).reduce(|a, b| a.or(b))
+}
+
+/// Rows in time order, then by event_id. `sorted` says the events already come in that order (an
+/// out-of-core dataset, see `Dataset::sorted`): then nothing is sorted, and the rows stream.
+pub fn in_time_order(lf: LazyFrame, sorted: bool) -> LazyFrame {
+    if sorted {
+        lf
+    } else {
+        lf.sort([c::EVENT_TIME, c::EVENT_ID], ascending(2))
+    }
 }
 
 /// Sort options: each key descending where `desc` says so, nulls last, stable.

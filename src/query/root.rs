@@ -33,11 +33,9 @@ pub const COLUMNS: [&str; 13] = [
     c::SESSION_MFA,
 ];
 
-/// Root events in time order.
-pub fn events(ev: LazyFrame) -> LazyFrame {
-    ev.filter(is_root_usage())
-        .select(COLUMNS.iter().map(|n| col(*n)).collect::<Vec<_>>())
-        .sort([c::EVENT_TIME, c::EVENT_ID], super::ascending(2))
+/// Root events in time order (`sorted`: the events come in that order already).
+pub fn events(ev: LazyFrame, sorted: bool) -> LazyFrame {
+    super::in_time_order(ev.filter(is_root_usage()).select(COLUMNS.iter().map(|n| col(*n)).collect::<Vec<_>>()), sorted)
 }
 
 /// One row of counts: the summary the table view closes with (and `--summary` prints).

@@ -1,6 +1,7 @@
 //! What a set of events covers: how many, first and last time, and counts by account, region and
 //! day — the numbers `scan` prints and the report's Scope section shows.
 
+use crate::query::Run;
 use polars::prelude::*;
 use serde::Serialize;
 
@@ -31,7 +32,7 @@ pub fn count_by(events: &LazyFrame, key: Expr) -> Result<Vec<Count>> {
         .group_by([key.cast(DataType::String).alias("key")])
         .agg([len().cast(DataType::UInt64).alias("events")])
         .sort(["key"], SortMultipleOptions::default().with_nulls_last(true))
-        .collect()
+        .run()
         .context("counting events")?;
     let keys = df.column("key").context("key")?.str().context("key")?.clone();
     let n = df.column("events").context("events")?.u64().context("events")?.clone();
@@ -51,7 +52,7 @@ pub fn scope(events: &LazyFrame) -> Result<Scope> {
             col(c::EVENT_TIME).min().cast(DataType::Int64).alias("first"),
             col(c::EVENT_TIME).max().cast(DataType::Int64).alias("last"),
         ])
-        .collect()
+        .run()
         .context("summarizing events")?;
     let get =
         |name: &str| -> Result<Option<i64>> { Ok(totals.column(name).context(name)?.i64().context(name)?.get(0)) };

@@ -3,6 +3,7 @@
 //! session pivot: from a temporary key (ASIA...) back to the STS call that issued it (and, when that
 //! call was itself made with a temporary key, further back), and forward to everything it did.
 
+use crate::query::Run;
 use std::net::IpAddr;
 
 use polars::prelude::*;
@@ -105,8 +106,7 @@ fn any(exprs: Vec<Expr>) -> Option<Expr> {
 /// Source IPs (as written in the events) that fall in any of `nets`. CloudTrail's sourceIPAddress
 /// is sometimes a service name (`ec2.amazonaws.com`): those never match.
 fn matching_ips(ev: &LazyFrame, nets: &[IpNet]) -> Result<Vec<String>> {
-    let df =
-        ev.clone().select([col(c::SOURCE_IP).drop_nulls().unique_stable()]).collect().context("listing source IPs")?;
+    let df = ev.clone().select([col(c::SOURCE_IP).drop_nulls().unique()]).run().context("listing source IPs")?;
     let ips = df.column(c::SOURCE_IP).context("source_ip")?.str().context("source_ip")?.clone();
     Ok(ips
         .iter()
@@ -154,10 +154,9 @@ pub fn filtered(ev: LazyFrame, p: &Pivots) -> Result<LazyFrame> {
 }
 
 /// The timeline rows.
-pub fn rows(ev: LazyFrame, p: &Pivots) -> Result<LazyFrame> {
-    Ok(filtered(ev, p)?
-        .select(COLUMNS.iter().map(|n| col(*n)).collect::<Vec<_>>())
-        .sort([c::EVENT_TIME, c::EVENT_ID], ascending(2)))
+/// `sorted`: the events come in time order already (see `Dataset::sorted`).
+pub fn rows(ev: LazyFrame, p: &Pivots, sorted: bool) -> Result<LazyFrame> {
+    Ok(super::in_time_order(filtered(ev, p)?.select(COLUMNS.iter().map(|n| col(*n)).collect::<Vec<_>>()), sorted))
 }
 
 /// The session pivot for temporary key `key`: a `pivot` column says whether a row issued a key in the
@@ -181,7 +180,7 @@ pub fn session(ev: LazyFrame, key: &str) -> Result<LazyFrame> {
                     .fill_null(lit(false)),
             )
             .with_column(lit(format!("issued {current}")).alias("pivot"));
-        let found = issuer.clone().collect().context("following the session pivot")?;
+        let found = issuer.clone().run().context("following the session pivot")?;
         if found.height() == 0 {
             break;
         }

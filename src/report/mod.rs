@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod html;
 pub mod svg;
 
+use crate::query::Run;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -50,7 +51,7 @@ pub const SECTIONS: [&str; 9] =
 
 /// The rows of a lazy answer as JSON.
 fn rows(lf: LazyFrame, what: &str) -> Result<Vec<Value>> {
-    let df = lf.collect().context(what)?;
+    let df = lf.run().context(what)?;
     Ok(rows_json(&df)?.into_iter().map(Value::Object).collect())
 }
 
@@ -142,7 +143,7 @@ fn over_time(ev: &LazyFrame, bucket: Bucket, span: Option<(i64, i64)>, series: &
         .clone()
         .group_by([col(c::EVENT_TIME).dt().strftime(bucket.strftime()).alias("bucket")])
         .agg(aggs)
-        .collect()
+        .run()
         .context("events over time")?;
     let keys = df.column("bucket").context("bucket")?.str().context("bucket")?.clone();
     let mut counts: BTreeMap<String, Vec<u64>> = BTreeMap::new();
@@ -245,7 +246,7 @@ pub fn build(data: Dataset, opts: &Options) -> Result<Value> {
 
     // ---- detect: every check once; the sections below read their findings from here.
     let findings =
-        detect::findings_with(ev.clone(), &[], &opts.params).context("planning checks")?.collect().context("checks")?;
+        detect::findings_with(ev.clone(), &[], &opts.params).context("planning checks")?.run().context("checks")?;
     let ids = strings(&findings, "check_id")?;
     let skipped: Vec<&str> = detect::skipped(&[], &opts.params).into_iter().map(|(id, _)| id).collect();
     let checks: Vec<Value> = detect::CHECKS
@@ -260,7 +261,7 @@ pub fn build(data: Dataset, opts: &Options) -> Result<Value> {
         |id: &str| -> Result<LazyFrame> { Ok(findings.clone().lazy().filter(col("check_id").eq(lit(id.to_string())))) };
 
     // ---- root: `root`'s summary and rows, over time; the checks' counts.
-    let root_events = query::root::events(ev.clone());
+    let root_events = query::root::events(ev.clone(), false);
     out.insert(
         "root".into(),
         json!({
@@ -396,7 +397,7 @@ pub fn build(data: Dataset, opts: &Options) -> Result<Value> {
                 .alias("session_id"),
         ])
         .sort([c::EVENT_TIME, c::EVENT_ID], query::ascending(2))
-        .collect()
+        .run()
         .context("SSM sessions")?;
     out.insert("sessions".into(), sessions(&ssm)?);
 

@@ -283,19 +283,23 @@ impl Store {
         }
     }
 
-    /// The event ids in the store (for de-duplication across runs), leaving out the rows of
-    /// `reingesting` (input paths about to be read again because they changed).
-    pub fn event_ids(&self, reingesting: &hashbrown::HashSet<String>) -> Result<hashbrown::HashSet<String>> {
+    /// The events in the store by key (eventID and time, for de-duplication across runs), leaving out
+    /// the rows of `reingesting` (input paths about to be read again because they changed).
+    pub fn event_ids(
+        &self,
+        reingesting: &hashbrown::HashSet<String>,
+    ) -> Result<hashbrown::HashSet<crate::ingest::pipeline::EventKey>> {
         let old = Series::new("reingesting".into(), reingesting.iter().cloned().collect::<Vec<_>>());
         let df = self
             .scan(&Filter::default())?
             .filter(col(c::SOURCE_FILE).is_in(lit(old).implode(false), false).not())
-            .select([col(c::EVENT_ID)])
+            .select([col(c::EVENT_ID), col(c::EVENT_TIME).cast(DataType::Int64)])
             .filter(col(c::EVENT_ID).is_not_null())
             .collect()
             .context("reading event ids from the store")?;
         let ids = df.column(c::EVENT_ID).context("event_id")?.str().context("event_id")?.clone();
-        Ok(ids.iter().flatten().map(str::to_string).collect())
+        let times = df.column(c::EVENT_TIME).context("event_time")?.i64().context("event_time")?.clone();
+        Ok(ids.iter().zip(times.iter()).filter_map(|(id, t)| Some((id?.to_string(), t.unwrap_or(i64::MIN)))).collect())
     }
 
     /// Write one batch: partition `df`, write the parts, then commit the manifest.

@@ -15,6 +15,9 @@ use trailscope::source::filter::Filter;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Worker threads for reading and for queries (default: one per core).
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -213,6 +216,10 @@ pub struct InputArgs {
     /// Refuse files that decompress to more than this many MiB (gzip bomb guard).
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
     pub max_file_mb: u64,
+    /// Memory to work in, e.g. 512MiB or 2GiB: inputs larger than half of it are read a batch at a
+    /// time and spilled to temporary files by hour ($TMPDIR).
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
+    pub memory_limit: u64,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
@@ -247,6 +254,7 @@ impl InputArgs {
     pub fn read_options(&self) -> ReadOptions {
         ReadOptions {
             max_file_bytes: self.max_file_mb.saturating_mul(1 << 20),
+            memory_limit: self.memory_limit,
             s3: trailscope::store::s3::S3StoreOptions {
                 profile: self.s3.profile.clone(),
                 s3_region: self.s3.s3_region.clone(),
@@ -288,6 +296,18 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("64 kb"), Ok(64 << 10));
+        assert_eq!(parse_size("1.5G"), Ok(3 << 29));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("2 parsecs").is_err());
+        assert!(parse_size("0").is_err());
     }
 }
 
@@ -451,4 +471,26 @@ pub struct SqlPackArgs {
     /// Where the lake is, for the CREATE TABLE statement (e.g. s3://bucket/store/events).
     #[arg(long, value_name = "URL", default_value = "s3://YOUR-BUCKET/trailscope-store/events")]
     pub location: String,
+}
+
+/// A size: a number of bytes with an optional unit, `K`/`KiB`/`KB`, `M`/`MiB`/`MB`, `G`/`GiB`/`GB`
+/// (all binary: 1K = 1024 bytes), e.g. `512MiB`, `2G`, `1073741824`.
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|ch: char| !(ch.is_ascii_digit() || ch == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a size (e.g. 512MiB, 2GiB)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        other => return Err(format!("unknown size unit {other:?} in {s:?} (use KiB, MiB or GiB)")),
+    };
+    let bytes = n * mult as f64;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+        return Err(format!("{s:?} is not a usable size"));
+    }
+    Ok(bytes as u64)
 }

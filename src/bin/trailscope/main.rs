@@ -22,6 +22,12 @@ fn main() -> ExitCode {
     // SAFETY: a plain option setter, called before any other thread exists.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        // Before any pool exists: rayon's (reading) and Polars' (queries) both take it.
+        // SAFETY (edition 2021: a safe call): no other thread has started yet.
+        std::env::set_var("POLARS_MAX_THREADS", n.to_string());
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(usize::from(n)).build_global();
+    }
     let result = match &cli.command {
         Command::Scan(args) => commands::scan::run(args),
         Command::Root(args) => commands::questions::root(args),

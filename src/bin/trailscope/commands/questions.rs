@@ -2,6 +2,7 @@
 //! dataset, ask the question (a module of `query`), collect each section once, write it.
 
 use std::io::IsTerminal;
+use trailscope::query::Run;
 
 use polars::prelude::*;
 
@@ -26,23 +27,29 @@ fn format_of(out: &OutputArgs) -> Format {
     })
 }
 
-/// Collect the answer's sections (all, or the one `--section` names) and write them.
+/// Write the answer's sections (all, or the one `--section` names). A single section in a row format
+/// is written as it is produced; otherwise each section is collected once (they are aggregates, or
+/// a table for a person to read).
 pub fn write(answer: Answer, out: &OutputArgs) -> Result<()> {
-    let mut sections = Vec::new();
-    for (name, lf) in answer.sections {
-        if out.section.as_ref().is_some_and(|s| *s != name) {
-            continue;
-        }
-        let df = lf.collect().context(&format!("answering ({name})"))?;
-        sections.push((name, df));
-    }
+    let mut sections: Vec<(String, LazyFrame)> =
+        answer.sections.into_iter().filter(|(name, _)| out.section.as_ref().is_none_or(|s| s == name)).collect();
     if sections.is_empty() {
         return Err(trailscope::error::Error::Usage(format!(
             "no section named {:?}",
             out.section.as_deref().unwrap_or_default()
         )));
     }
-    output::write_sections(&Sink { format: format_of(out), output: out.output.as_deref() }, sections)
+    let sink = Sink { format: format_of(out), output: out.output.as_deref() };
+    if sections.len() == 1 && output::is_row_format(sink.format) {
+        let (_, lf) = sections.pop().expect("one section");
+        return output::write_stream(&sink, lf);
+    }
+    let mut frames = Vec::with_capacity(sections.len());
+    for (name, lf) in sections {
+        let df = lf.run().context(&format!("answering ({name})"))?;
+        frames.push((name, df));
+    }
+    output::write_sections(&sink, frames)
 }
 
 pub fn root(args: &RootArgs) -> Result<bool> {
@@ -54,8 +61,8 @@ pub fn root(args: &RootArgs) -> Result<bool> {
         write(Answer::one("summary", query::root::summary(ev)), &args.output)?;
     } else if format == Format::Table && args.output.section.is_none() {
         // The table view closes with the summary, shown vertically.
-        let rows = query::root::events(ev.clone()).collect().context("root events")?;
-        let summary = query::root::summary(ev).collect().context("root summary")?;
+        let rows = query::root::events(ev.clone(), data.sorted).run().context("root events")?;
+        let summary = query::root::summary(ev).run().context("root summary")?;
         let mut w = super::open_output(args.output.output.as_deref())?;
         writeln!(w, "root events ({} rows)", rows.height()).map_err(|e| trailscope::error::Error::io("<output>", e))?;
         output::write_table(&mut w, &rows, 60)?;
@@ -63,7 +70,7 @@ pub fn root(args: &RootArgs) -> Result<bool> {
         output::write_vertical(&mut w, &summary)?;
         w.flush().map_err(|e| trailscope::error::Error::io("<output>", e))?;
     } else {
-        write(Answer::one("root_events", query::root::events(ev)), &args.output)?;
+        write(Answer::one("root_events", query::root::events(ev, data.sorted)), &args.output)?;
     }
     Ok(bad)
 }
@@ -121,7 +128,7 @@ pub fn timeline(args: &TimelineArgs) -> Result<bool> {
     };
     let lf = match &args.session {
         Some(key) => query::timeline::session(query::timeline::filtered(data.events, &pivots)?, key)?,
-        None => query::timeline::rows(data.events, &pivots)?,
+        None => query::timeline::rows(data.events, &pivots, data.sorted)?,
     };
     write(Answer::one("timeline", lf), &args.output)?;
     Ok(bad)
@@ -151,7 +158,7 @@ pub fn sql(args: &SqlArgs) -> Result<bool> {
     let data = load(&args.input)?;
     let bad = super::warn_bad_input(&data.stats);
     let lf = query::sql::plan(data.events, &args.query)?;
-    let df = lf.collect().map_err(|e| query::sql::explain_error(&e))?;
+    let df = lf.run().map_err(|e| query::sql::explain_error(&e))?;
     write(Answer::one("result", df.lazy()), &args.output)?;
     Ok(bad)
 }
