@@ -111,7 +111,7 @@ fn spilled(
     opts: &ReadOptions,
     progress: Progress,
 ) -> Result<Dataset> {
-    let writer = std::sync::Arc::new(std::sync::Mutex::new(SpillWriter::new(filter.expr())?));
+    let writer = std::sync::Arc::new(std::sync::Mutex::new(SpillWriter::new(filter.expr(), opts.memory_limit)?));
     for root in &stores {
         // Stores are read whole here: pruning before de-duplication could change the answer.
         let lf = Store::open(root)?.scan(&Filter::default())?;
@@ -127,8 +127,10 @@ fn spilled(
         stats.merge(read);
         writer.add(df)?;
     }
+    crate::query::spill::memtrace("events spilled");
     progress.finish();
     let spilled = writer.finish()?;
+    crate::query::spill::memtrace("buckets sorted");
     let events = spilled.scan()?;
     Ok(Dataset { events, stats, duplicates: spilled.duplicates, stores, sorted: true, spill: Some(Arc::new(spilled)) })
 }

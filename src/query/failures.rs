@@ -92,6 +92,5 @@ pub fn console_failures(ev: LazyFrame) -> LazyFrame {
 }
 
 pub fn answer(ev: LazyFrame, denied_only: bool) -> Answer {
-    let ev = ev.cache();
     Answer::one("failures", grouped(ev.clone(), denied_only)).with("console_sign_in_failures", console_failures(ev))
 }

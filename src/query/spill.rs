@@ -52,6 +52,9 @@ impl Drop for TempDir {
 pub struct SpillWriter {
     dir: TempDir,
     filter: Option<Expr>,
+    /// Bytes of spill files (LZ4 Parquet on disk) one bucket may have to be de-duplicated and sorted
+    /// in memory at once; larger buckets are cut into shorter time ranges first.
+    bucket_bytes: u64,
     batches: u64,
     /// Hour (ms since the epoch / 1 h, floored) → its pieces, in batch order.
     hours: BTreeMap<i64, Vec<PathBuf>>,
@@ -84,9 +87,12 @@ fn read_parquet(path: &Path) -> Result<DataFrame> {
 }
 
 impl SpillWriter {
-    /// Rows not selected by `filter` are dropped as they arrive.
-    pub fn new(filter: Option<Expr>) -> Result<SpillWriter> {
-        Ok(SpillWriter { dir: TempDir::new()?, filter, batches: 0, hours: BTreeMap::new() })
+    /// Rows not selected by `filter` are dropped as they arrive. `memory` is what the de-duplication
+    /// of the buckets may use (two at a time, one per worker; a bucket in memory takes several times
+    /// its compressed size on disk).
+    pub fn new(filter: Option<Expr>, memory: u64) -> Result<SpillWriter> {
+        let bucket_bytes = (memory / 40).max(1 << 16);
+        Ok(SpillWriter { dir: TempDir::new()?, filter, bucket_bytes, batches: 0, hours: BTreeMap::new() })
     }
 
     /// Add a batch of events (in input order, after the batches added before it).
@@ -123,33 +129,108 @@ impl SpillWriter {
         Ok(())
     }
 
-    /// De-duplicate and sort each hour (in parallel, one hour per worker), removing the pieces.
+    /// De-duplicate and sort each hour (in parallel, one per worker), removing the pieces. An hour
+    /// whose pieces exceed the bucket size is cut into shorter ranges first (exact all the same: the
+    /// copies of an event share its eventTime).
     pub fn finish(self) -> Result<Spilled> {
-        let SpillWriter { dir, hours, .. } = self;
+        let SpillWriter { dir, hours, bucket_bytes, .. } = self;
         let out_dir = dir.path().join("hours");
         fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
         let hours: Vec<(i64, Vec<PathBuf>)> = hours.into_iter().collect();
-        let done: Vec<(PathBuf, u64, u64)> = hours
+        let done: Vec<Vec<Sorted>> = hours
             .par_iter()
-            .map(|(hour, pieces)| -> Result<(PathBuf, u64, u64)> {
-                let mut df = read_parquet(&pieces[0])?;
-                for p in &pieces[1..] {
-                    df.vstack_mut_owned(read_parquet(p)?).context("stacking an hour")?;
-                }
-                let rows = df.height() as u64;
-                let (df, dupes) = pipeline::dedupe(df, &mut hashbrown::HashSet::new())?;
-                let mut df = df.sort([c::EVENT_TIME, c::EVENT_ID], super::ascending(2)).context("sorting an hour")?;
-                let path = out_dir.join(format!("{hour:012}.parquet"));
-                write_parquet(&path, &mut df)?;
-                for p in pieces {
-                    let _ = fs::remove_file(p);
-                }
-                Ok((path, dupes, rows))
+            .map(|(hour, pieces)| {
+                let start = hour.saturating_mul(HOUR_MS);
+                let bucket = Bucket { start, len: HOUR_MS, pieces: pieces.clone(), name: format!("{hour:012}") };
+                bucket.sort(&out_dir, bucket_bytes)
             })
             .collect::<Result<_>>()?;
-        let duplicates = done.iter().map(|(_, d, _)| d).sum();
-        let largest_hour = done.iter().map(|(_, _, r)| *r).max().unwrap_or(0);
-        Ok(Spilled { dir, files: done.into_iter().map(|(p, _, _)| p).collect(), duplicates, largest_hour })
+        let done: Vec<Sorted> = done.into_iter().flatten().collect();
+        let duplicates = done.iter().map(|s| s.duplicates).sum();
+        let largest_hour = done.iter().map(|s| s.rows).max().unwrap_or(0);
+        Ok(Spilled { dir, files: done.into_iter().map(|s| s.path).collect(), duplicates, largest_hour })
+    }
+}
+
+/// A time range `[start, start + len)` of spilled events and the pieces that hold them.
+struct Bucket {
+    start: i64,
+    len: i64,
+    pieces: Vec<PathBuf>,
+    name: String,
+}
+
+/// One sorted, de-duplicated output file.
+struct Sorted {
+    path: PathBuf,
+    duplicates: u64,
+    rows: u64,
+}
+
+/// Into how many ranges a bucket too large for memory is cut.
+const FAN_OUT: i64 = 16;
+
+impl Bucket {
+    fn bytes(&self) -> u64 {
+        self.pieces.iter().map(|p| fs::metadata(p).map_or(0, |m| m.len())).sum()
+    }
+
+    /// The bucket's events, de-duplicated and sorted, as one or more files in time order.
+    fn sort(self, out_dir: &Path, budget: u64) -> Result<Vec<Sorted>> {
+        if self.len > 1 && self.pieces.len() > 1 && self.bytes() > budget {
+            return self.split(out_dir, budget);
+        }
+        let mut df = read_parquet(&self.pieces[0])?;
+        for p in &self.pieces[1..] {
+            df.vstack_mut_owned(read_parquet(p)?).context("stacking a bucket")?;
+        }
+        let rows = df.height() as u64;
+        let (df, duplicates) = pipeline::dedupe(df, &mut hashbrown::HashSet::new())?;
+        let mut df = df.sort([c::EVENT_TIME, c::EVENT_ID], super::ascending(2)).context("sorting a bucket")?;
+        let path = out_dir.join(format!("{}.parquet", self.name));
+        write_parquet(&path, &mut df)?;
+        remove(&self.pieces);
+        Ok(vec![Sorted { path, duplicates, rows }])
+    }
+
+    /// Cut each piece into `FAN_OUT` shorter ranges (keeping the pieces' order in each), then sort
+    /// each range in turn.
+    fn split(self, out_dir: &Path, budget: u64) -> Result<Vec<Sorted>> {
+        let step = (self.len + FAN_OUT - 1) / FAN_OUT;
+        let dir = self.pieces[0].with_extension("split");
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let mut subs: Vec<Vec<PathBuf>> = vec![Vec::new(); FAN_OUT as usize];
+        for (n, piece) in self.pieces.iter().enumerate() {
+            let df = read_parquet(piece)?;
+            let times =
+                df.column(c::EVENT_TIME).context(c::EVENT_TIME)?.cast(&DataType::Int64).context("event_time")?;
+            let mut rows: Vec<Vec<IdxSize>> = vec![Vec::new(); FAN_OUT as usize];
+            for (i, t) in times.i64().context("event_time")?.iter().enumerate() {
+                let k = t.map_or(0, |t| ((t - self.start).clamp(0, self.len - 1) / step) as usize);
+                rows[k].push(i as IdxSize);
+            }
+            for (k, idx) in rows.into_iter().enumerate().filter(|(_, idx)| !idx.is_empty()) {
+                let mut sub = df.take(&IdxCa::from_vec("idx".into(), idx)).context("cutting a bucket")?;
+                let path = dir.join(format!("{k:02}-{n:010}.parquet"));
+                write_parquet(&path, &mut sub)?;
+                subs[k].push(path);
+            }
+            let _ = fs::remove_file(piece);
+        }
+        let mut out = Vec::new();
+        for (k, pieces) in subs.into_iter().enumerate().filter(|(_, p)| !p.is_empty()) {
+            let start = self.start + k as i64 * step;
+            let len = step.min(self.start + self.len - start);
+            let name = format!("{}-{k:02}", self.name);
+            out.extend(Bucket { start, len, pieces, name }.sort(out_dir, budget)?);
+        }
+        Ok(out)
+    }
+}
+
+fn remove(paths: &[PathBuf]) {
+    for p in paths {
+        let _ = fs::remove_file(p);
     }
 }
 
@@ -166,4 +247,17 @@ impl Spilled {
         };
         LazyFrame::scan_parquet_files(paths.into(), args).context("scanning spilled events")
     }
+}
+
+/// With `TRAILSCOPE_MEMTRACE` set, print the peak and current RSS at a phase of an out-of-core run
+/// (how the README's memory figures were split by phase).
+pub fn memtrace(what: &str) {
+    if std::env::var_os("TRAILSCOPE_MEMTRACE").is_none() {
+        return;
+    }
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let pick = |k: &str| {
+        s.lines().find(|l| l.starts_with(k)).unwrap_or("").split_whitespace().nth(1).unwrap_or("").to_string()
+    };
+    eprintln!("memtrace {what}: hwm {} KB rss {} KB", pick("VmHWM"), pick("VmRSS"));
 }

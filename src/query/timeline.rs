@@ -145,7 +145,6 @@ pub fn filtered(ev: LazyFrame, p: &Pivots) -> Result<LazyFrame> {
         None => ev,
     };
     if !p.source_ips.is_empty() {
-        ev = ev.cache();
         let ips = matching_ips(&ev, &p.source_ips)?;
         let list = Series::new("ips".into(), ips);
         ev = ev.filter(col(c::SOURCE_IP).is_in(lit(list).implode(false), false).fill_null(lit(false)));

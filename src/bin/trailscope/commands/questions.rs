@@ -55,7 +55,7 @@ pub fn write(answer: Answer, out: &OutputArgs) -> Result<()> {
 pub fn root(args: &RootArgs) -> Result<bool> {
     let data = load(&args.input)?;
     let bad = super::warn_bad_input(&data.stats);
-    let ev = data.events.cache();
+    let ev = data.events;
     let format = format_of(&args.output);
     if args.summary {
         write(Answer::one("summary", query::root::summary(ev)), &args.output)?;
@@ -101,7 +101,7 @@ pub fn activity(args: &ActivityArgs) -> Result<bool> {
     }
     let data = load(&args.input)?;
     let bad = super::warn_bad_input(&data.stats);
-    write(query::activity::answer(data.events, &args.principal), &args.output)?;
+    write(query::activity::answer(data.events, &args.principal).context("activity")?, &args.output)?;
     Ok(bad)
 }
 
