@@ -17,6 +17,8 @@
 mod cli_definition;
 #[path = "cli/lake.rs"]
 mod lake;
+#[path = "cli/memory.rs"]
+mod memory;
 #[path = "cli/pull.rs"]
 mod pull;
 #[path = "cli/questions.rs"]
