@@ -121,20 +121,24 @@ fn fold_batch(
     Ok(())
 }
 
+/// A principal and what was kept of it.
+type Row = (Option<String>, Principal);
+
+/// Ascending, a missing value last (Polars' order with `nulls_last`).
+fn nulls_last(a: &Option<String>, b: &Option<String>) -> std::cmp::Ordering {
+    match (a, b) {
+        (Some(a), Some(b)) => a.cmp(b),
+        (None, None) => std::cmp::Ordering::Equal,
+        (None, _) => std::cmp::Ordering::Greater,
+        (_, None) => std::cmp::Ordering::Less,
+    }
+}
+
 /// The rows, busiest principal first (then by principal, nulls last).
 fn principals_frame(acc: hashbrown::HashMap<Option<String>, Principal>) -> PolarsResult<LazyFrame> {
-    let mut rows: Vec<(Option<String>, Principal)> = acc.into_iter().collect();
-    rows.sort_by(|(a, pa), (b, pb)| {
-        pb.events.cmp(&pa.events).then_with(|| match (a, b) {
-            (Some(a), Some(b)) => a.cmp(b),
-            (None, None) => std::cmp::Ordering::Equal,
-            (None, _) => std::cmp::Ordering::Greater,
-            (_, None) => std::cmp::Ordering::Less,
-        })
-    });
-    let strings = |f: &dyn Fn(&(Option<String>, Principal)) -> Option<String>| -> Vec<Option<String>> {
-        rows.iter().map(f).collect()
-    };
+    let mut rows: Vec<Row> = acc.into_iter().collect();
+    rows.sort_by(|(a, pa), (b, pb)| pb.events.cmp(&pa.events).then_with(|| nulls_last(a, b)));
+    let strings = |f: &dyn Fn(&Row) -> Option<String>| -> Vec<Option<String>> { rows.iter().map(f).collect() };
     let counts = |f: &dyn Fn(&Principal) -> u32| -> Vec<u32> { rows.iter().map(|(_, p)| f(p)).collect() };
     let time = |name: &str, f: &dyn Fn(&Principal) -> Option<i64>| -> PolarsResult<Column> {
         Int64Chunked::from_iter_options(name.into(), rows.iter().map(|(_, p)| f(p)))
@@ -173,14 +177,7 @@ fn principals_frame(acc: hashbrown::HashMap<Option<String>, Principal>) -> Polar
 /// shown as its count alone), as `top` writes them.
 fn top_entries(counts: &hashbrown::HashMap<Option<String>, u32>, n: usize) -> String {
     let mut v: Vec<(&Option<String>, &u32)> = counts.iter().collect();
-    v.sort_by(|(a, na), (b, nb)| {
-        nb.cmp(na).then_with(|| match (a, b) {
-            (Some(a), Some(b)) => a.cmp(b),
-            (None, None) => std::cmp::Ordering::Equal,
-            (None, _) => std::cmp::Ordering::Greater,
-            (_, None) => std::cmp::Ordering::Less,
-        })
-    });
+    v.sort_by(|(a, na), (b, nb)| nb.cmp(na).then_with(|| nulls_last(a, b)));
     v.iter()
         .take(n)
         .map(|(item, count)| format!("{} ({count})", item.as_deref().unwrap_or("")))

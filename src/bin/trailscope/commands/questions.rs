@@ -157,8 +157,13 @@ pub fn detect(args: &DetectArgs) -> Result<bool> {
 pub fn sql(args: &SqlArgs) -> Result<bool> {
     let data = load(&args.input)?;
     let bad = super::warn_bad_input(&data.stats);
-    let lf = query::sql::plan(data.events, &args.query)?;
-    let df = lf.run().map_err(|e| query::sql::explain_error(&e))?;
-    write(Answer::one("result", df.lazy()), &args.output)?;
+    let mut lf = query::sql::plan(data.events, &args.query)?;
+    // A bad column name fails here, before any output is written.
+    lf.collect_schema().map_err(|e| query::sql::explain_error(&e))?;
+    // Rows are written as the query produces them (a `select *` over a year is not held whole).
+    write(Answer::one("result", lf), &args.output).map_err(|e| match e {
+        trailscope::error::Error::Polars { source, .. } => query::sql::explain_error(&source),
+        other => other,
+    })?;
     Ok(bad)
 }
