@@ -19,6 +19,8 @@ mod cli_definition;
 mod lake;
 #[path = "cli/memory.rs"]
 mod memory;
+#[path = "cli/output.rs"]
+mod output;
 #[path = "cli/pull.rs"]
 mod pull;
 #[path = "cli/questions.rs"]

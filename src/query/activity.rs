@@ -12,6 +12,28 @@ fn distinct(name: &str) -> Expr {
     col(name).filter(super::present(name)).n_unique().cast(DataType::UInt32)
 }
 
+/// The string columns `activity` (per principal, `--principal` and its breakdowns) and the shared
+/// filters read: raw files fill only these (the rest stay null), which spares parsing the request
+/// and response blobs and writing them to spill files. `event_time` is always filled.
+pub const COLUMNS_READ: &[&str] = &[
+    c::PRINCIPAL,
+    c::IDENTITY_TYPE,
+    c::ACCOUNT_ID,
+    c::RECIPIENT_ACCOUNT_ID,
+    c::ERROR_CODE,
+    c::EVENT_SOURCE,
+    c::EVENT_NAME,
+    c::SOURCE_IP,
+    c::AWS_REGION,
+    c::ACCESS_KEY_ID,
+    c::USER_AGENT,
+    c::EVENT_ID,
+    c::ARN,
+    c::USER_NAME,
+    c::SESSION_ISSUER_USER_NAME,
+    c::PRINCIPAL_ID,
+];
+
 /// How many services to name in `top_services`.
 const TOP_SERVICES: usize = 3;
 

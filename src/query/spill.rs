@@ -91,7 +91,7 @@ impl SpillWriter {
     /// of the buckets may use (two at a time, one per worker; a bucket in memory takes several times
     /// its compressed size on disk).
     pub fn new(filter: Option<Expr>, memory: u64) -> Result<SpillWriter> {
-        let bucket_bytes = (memory / 40).max(1 << 16);
+        let bucket_bytes = (memory / 40).max(512 << 10);
         Ok(SpillWriter { dir: TempDir::new()?, filter, bucket_bytes, batches: 0, hours: BTreeMap::new() })
     }
 

@@ -19,6 +19,13 @@ pub fn load(input: &InputArgs) -> Result<Dataset> {
     dataset::load(&input.inputs, &filter, &input.read_options(), input.quiet)
 }
 
+/// `load`, filling only `columns` of the string columns from raw files (see `ReadOptions::columns`).
+fn load_columns(input: &InputArgs, columns: &'static [&'static str]) -> Result<Dataset> {
+    let filter = input.filter()?;
+    let opts = trailscope::ingest::pipeline::ReadOptions { columns: Some(columns), ..input.read_options() };
+    dataset::load(&input.inputs, &filter, &opts, input.quiet)
+}
+
 fn format_of(out: &OutputArgs) -> Format {
     out.format.unwrap_or(if out.output.is_none() && std::io::stdout().is_terminal() {
         Format::Table
@@ -99,7 +106,7 @@ pub fn activity(args: &ActivityArgs) -> Result<bool> {
         write(answer, &args.output)?;
         return Ok(bad);
     }
-    let data = load(&args.input)?;
+    let data = load_columns(&args.input, query::activity::COLUMNS_READ)?;
     let bad = super::warn_bad_input(&data.stats);
     write(query::activity::answer(data.events, &args.principal).context("activity")?, &args.output)?;
     Ok(bad)
