@@ -316,3 +316,28 @@ pub fn dedupe(df: DataFrame, seen: &mut hashbrown::HashSet<EventKey>) -> Result<
     let out = df.filter(&mask).context("dropping duplicate events")?;
     Ok((out, dupes))
 }
+
+/// Consecutive runs of `files` in order, each of at least one file: a run ends once the `weight` of
+/// its files reaches `budget`, or at `max_files` files.
+pub fn batches<'a>(
+    files: &'a [InputFile],
+    budget: u64,
+    max_files: usize,
+    weight: impl Fn(&InputFile) -> u64 + 'a,
+) -> impl Iterator<Item = &'a [InputFile]> + 'a {
+    let mut rest = files;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut total = 0;
+        let mut n = 0;
+        while n < rest.len() && n < max_files && (n == 0 || total < budget) {
+            total += weight(&rest[n]);
+            n += 1;
+        }
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        Some(head)
+    })
+}

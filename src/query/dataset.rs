@@ -130,7 +130,7 @@ fn spilled(
     let mut writer = std::sync::Arc::into_inner(writer)
         .and_then(|m| m.into_inner().ok())
         .ok_or_else(|| Error::Usage("spill writer still shared".into()))?;
-    for batch in batches(&files, budget) {
+    for batch in pipeline::batches(&files, budget, usize::MAX, |f| estimated_frame_bytes(std::slice::from_ref(f))) {
         let (df, read) = pipeline::read_files(batch, opts, &progress)?;
         stats.merge(read);
         writer.add(df)?;
@@ -141,25 +141,6 @@ fn spilled(
     crate::query::spill::memtrace("buckets sorted");
     let events = spilled.scan()?;
     Ok(Dataset { events, stats, duplicates: spilled.duplicates, stores, sorted: true, spill: Some(Arc::new(spilled)) })
-}
-
-/// Consecutive runs of files whose estimated frames stay within `budget` bytes (at least one file).
-fn batches(files: &[InputFile], budget: u64) -> impl Iterator<Item = &[InputFile]> {
-    let mut rest = files;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let mut bytes = 0;
-        let mut n = 0;
-        while n < rest.len() && (n == 0 || bytes + estimated_frame_bytes(&rest[n..=n]) <= budget) {
-            bytes += estimated_frame_bytes(&rest[n..=n]);
-            n += 1;
-        }
-        let (head, tail) = rest.split_at(n);
-        rest = tail;
-        Some(head)
-    })
 }
 
 /// Temporary column: is this row the first of its eventID?

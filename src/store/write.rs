@@ -51,7 +51,7 @@ pub fn ingest(root: &Path, inputs: Inputs, opts: &ReadOptions, quiet: bool) -> R
     let total: u64 = todo.iter().map(|f| f.size).sum();
     let progress = Progress::new(todo.len() as u64, total, quiet);
     let run = format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"), std::process::id());
-    for (n, batch) in batches(&todo).enumerate() {
+    for (n, batch) in pipeline::batches(&todo, BATCH_BYTES, BATCH_FILES, |f| f.size).enumerate() {
         let (df, batch_read) = pipeline::read_files(batch, opts, &progress)?;
         let (df, dupes) = pipeline::dedupe(df, &mut seen)?;
         stats.duplicates += dupes;
@@ -74,23 +74,4 @@ pub fn ingest(root: &Path, inputs: Inputs, opts: &ReadOptions, quiet: bool) -> R
     }
     progress.finish();
     Ok((stats, read))
-}
-
-/// Consecutive runs of files bounded by `BATCH_BYTES` and `BATCH_FILES`.
-fn batches(files: &[InputFile]) -> impl Iterator<Item = &[InputFile]> {
-    let mut rest = files;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let mut bytes = 0;
-        let mut n = 0;
-        while n < rest.len() && n < BATCH_FILES && (n == 0 || bytes < BATCH_BYTES) {
-            bytes += rest[n].size;
-            n += 1;
-        }
-        let (head, tail) = rest.split_at(n);
-        rest = tail;
-        Some(head)
-    })
 }
