@@ -13,7 +13,7 @@ use polars::prelude::*;
 
 use std::sync::Arc;
 
-use crate::error::{Error, PolarsContext, Result};
+use crate::error::{PolarsContext, Result};
 use crate::ingest::pipeline::{self, ReadOptions, ReadStats};
 use crate::progress::Progress;
 use crate::query::spill::{SpillWriter, Spilled};
@@ -118,18 +118,14 @@ fn spilled(
     opts: &ReadOptions,
     progress: Progress,
 ) -> Result<Dataset> {
-    let writer = std::sync::Arc::new(std::sync::Mutex::new(SpillWriter::new(filter.expr(), opts.memory_limit)?));
+    let mut writer = SpillWriter::new(filter.expr(), opts.memory_limit)?;
     for root in &stores {
         // Stores are read whole here: pruning before de-duplication could change the answer.
         let lf = Store::open(root)?.scan(&Filter::default())?;
-        let w = writer.clone();
-        super::stream(lf, move |df| w.lock().map_err(|_| Error::Usage("spill writer poisoned".into()))?.add(df))?;
+        super::stream(lf, |df| writer.add(df))?;
     }
     // Floors keep a tiny limit from cutting the work into thousands of one-file batches.
     let budget = (opts.memory_limit / 8).max(4 << 20);
-    let mut writer = std::sync::Arc::into_inner(writer)
-        .and_then(|m| m.into_inner().ok())
-        .ok_or_else(|| Error::Usage("spill writer still shared".into()))?;
     for batch in pipeline::batches(&files, budget, usize::MAX, |f| estimated_frame_bytes(std::slice::from_ref(f))) {
         let (df, read) = pipeline::read_files(batch, opts, &progress)?;
         stats.merge(read);
