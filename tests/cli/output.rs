@@ -26,3 +26,20 @@ fn a_closed_pipe_ends_every_format_quietly() {
         assert!(!stderr.contains("Broken pipe"), "--format {format} complained: {stderr}");
     }
 }
+
+/// One exit-code scheme (#11): a mistyped flag, an unknown format or a missing INPUT stop the command
+/// with 1, as README says (clap's default was 2, the code for "some input was bad"); --help is 0.
+#[test]
+fn usage_errors_exit_1() {
+    for args in [
+        &["activity", "testdata/invictus-ir", "--no-such-flag"][..],
+        &["activity", "testdata/invictus-ir", "--format", "xlsx"],
+        &["activity"],
+        &["no-such-command"],
+    ] {
+        let out = crate::TestCommand::new(args.iter().copied()).run();
+        assert_eq!(out.code, Some(1), "trailscope {args:?}: stderr {}", out.stderr);
+        assert!(out.stderr.contains("error"), "trailscope {args:?} says why: {}", out.stderr);
+    }
+    crate::TestCommand::new(["activity", "--help"]).run().expect_code(0);
+}
