@@ -229,12 +229,9 @@ pub fn write_stream(sink: &Sink<'_>, mut lf: LazyFrame) -> Result<()> {
     let mut w = open_output(sink.output)?;
     if csv {
         // The header even when no row comes.
-        let mut names: Vec<String> =
-            lf.collect_schema().context("planning the answer")?.iter_names().map(|n| n.to_string()).collect();
-        if sink.format == Format::Timesketch {
-            names.splice(0..0, ["message", "datetime", "timestamp_desc"].map(String::from));
-        }
-        let header: Vec<String> = names.iter().map(|n| csv_field(n)).collect();
+        let empty = DataFrame::empty_with_schema(&*lf.collect_schema().context("planning the answer")?);
+        let empty = if sink.format == Format::Timesketch { timesketch(&empty)? } else { empty };
+        let header: Vec<String> = empty.columns().iter().map(|c| csv_field(c.name())).collect();
         writeln!(w, "{}", header.join(",")).map_err(io_err)?;
     }
     let mut rows = 0u64;

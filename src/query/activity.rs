@@ -5,6 +5,7 @@
 use polars::prelude::*;
 
 use super::{ascending, is_error, service, Answer};
+use crate::error::{PolarsContext, Result};
 use crate::ingest::frame::col_name as c;
 
 /// Distinct non-empty values (CloudTrail writes `""` for an absent access key, for one).
@@ -45,7 +46,7 @@ const TOP_SERVICES: usize = 3;
 /// events, 0.92 GB at 4 M, though the distinct values were a few hundred.) The semantics are those of
 /// `event_aggs` and `top`, which the group sections use: counts of non-empty distinct values, the
 /// smallest principal type and account, top services by count then name.
-pub fn per_principal(ev: LazyFrame) -> PolarsResult<LazyFrame> {
+pub fn per_principal(ev: LazyFrame) -> Result<LazyFrame> {
     let mut acc: hashbrown::HashMap<Option<String>, Principal> = hashbrown::HashMap::new();
     let cols = [
         c::PRINCIPAL,
@@ -63,12 +64,8 @@ pub fn per_principal(ev: LazyFrame) -> PolarsResult<LazyFrame> {
     let mut select: Vec<Expr> = cols.iter().map(|n| col(*n)).collect();
     select.push(col(c::EVENT_TIME).cast(DataType::Int64));
     let plan = ev.with_column(service().alias("service")).select(select);
-    super::stream(plan, |df| {
-        fold_batch(&mut acc, &df, &cols)
-            .map_err(|e| crate::error::Error::Polars { context: "activity".into(), source: e })
-    })
-    .map_err(|e| PolarsError::ComputeError(e.to_string().into()))?;
-    principals_frame(acc)
+    super::stream(plan, |df| fold_batch(&mut acc, &df, &cols).context("activity"))?;
+    principals_frame(acc).context("activity")
 }
 
 /// What `per_principal` keeps of one principal.
@@ -229,7 +226,7 @@ fn breakdown(ev: &LazyFrame, keys: &[Expr], key_names: &[&str]) -> LazyFrame {
 }
 
 /// The answer: per-principal rows, plus breakdowns when principals were named.
-pub fn answer(ev: LazyFrame, principals: &[String]) -> PolarsResult<Answer> {
+pub fn answer(ev: LazyFrame, principals: &[String]) -> Result<Answer> {
     let Some(filter) = super::principal_filter(principals) else {
         return Ok(Answer::one("principals", per_principal(ev)?));
     };

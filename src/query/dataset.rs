@@ -101,7 +101,15 @@ pub fn from_inputs(inputs: Inputs, filter: &Filter, opts: &ReadOptions, quiet: b
 /// What the rows of `files` take in memory as a frame, roughly: the decoded JSON (gzip inflates
 /// CloudTrail about tenfold).
 fn estimated_frame_bytes(files: &[InputFile]) -> u64 {
-    files.iter().map(|f| if is_gzip_name(&f.path) { f.size.saturating_mul(10) } else { f.size }).sum()
+    files.iter().map(estimated_file_bytes).sum()
+}
+
+fn estimated_file_bytes(f: &InputFile) -> u64 {
+    if is_gzip_name(&f.path) {
+        f.size.saturating_mul(10)
+    } else {
+        f.size
+    }
 }
 
 fn is_gzip_name(path: &std::path::Path) -> bool {
@@ -126,7 +134,7 @@ fn spilled(
     }
     // Floors keep a tiny limit from cutting the work into thousands of one-file batches.
     let budget = (opts.memory_limit / 8).max(4 << 20);
-    for batch in pipeline::batches(&files, budget, usize::MAX, |f| estimated_frame_bytes(std::slice::from_ref(f))) {
+    for batch in pipeline::batches(&files, budget, usize::MAX, estimated_file_bytes) {
         let (df, read) = pipeline::read_files(batch, opts, &progress)?;
         stats.merge(read);
         writer.add(df)?;

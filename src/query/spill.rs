@@ -66,8 +66,6 @@ pub struct Spilled {
     pub files: Vec<PathBuf>,
     /// Repeats of an eventID dropped (among the rows the filter selected).
     pub duplicates: u64,
-    /// Rows in the largest hour: what the de-duplication held in memory at once.
-    pub largest_hour: u64,
 }
 
 fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<()> {
@@ -106,22 +104,9 @@ impl SpillWriter {
         }
         let batch = self.batches;
         self.batches += 1;
-        let times = df.column(c::EVENT_TIME).context(c::EVENT_TIME)?.cast(&DataType::Int64).context("event_time")?;
-        let times = times.i64().context("event_time")?;
-        let mut rows: BTreeMap<i64, Vec<IdxSize>> = BTreeMap::new();
-        for (i, t) in times.iter().enumerate() {
-            // eventTime is never null in the frame (records without one are rejected); keep it safe.
-            let hour = t.map_or(i64::MIN, |t| t.div_euclid(HOUR_MS));
-            rows.entry(hour).or_default().push(i as IdxSize);
-        }
-        for (hour, idx) in rows {
+        for (hour, mut piece) in cut_by_time(&df, |t| t.div_euclid(HOUR_MS))? {
             let dir = self.dir.path().join("raw").join(format!("{hour}"));
             fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-            let mut piece = if idx.len() == df.height() {
-                df.clone()
-            } else {
-                df.take(&IdxCa::from_vec("idx".into(), idx)).context("cutting a batch by hour")?
-            };
             let path = dir.join(format!("{batch:010}.parquet"));
             write_parquet(&path, &mut piece)?;
             self.hours.entry(hour).or_default().push(path);
@@ -147,8 +132,7 @@ impl SpillWriter {
             .collect::<Result<_>>()?;
         let done: Vec<Sorted> = done.into_iter().flatten().collect();
         let duplicates = done.iter().map(|s| s.duplicates).sum();
-        let largest_hour = done.iter().map(|s| s.rows).max().unwrap_or(0);
-        Ok(Spilled { dir, files: done.into_iter().map(|s| s.path).collect(), duplicates, largest_hour })
+        Ok(Spilled { dir, files: done.into_iter().map(|s| s.path).collect(), duplicates })
     }
 }
 
@@ -164,7 +148,6 @@ struct Bucket {
 struct Sorted {
     path: PathBuf,
     duplicates: u64,
-    rows: u64,
 }
 
 /// Into how many ranges a bucket too large for memory is cut.
@@ -184,13 +167,12 @@ impl Bucket {
         for p in &self.pieces[1..] {
             df.vstack_mut_owned(read_parquet(p)?).context("stacking a bucket")?;
         }
-        let rows = df.height() as u64;
         let (df, duplicates) = pipeline::dedupe(df, &mut hashbrown::HashSet::new())?;
         let mut df = df.sort([c::EVENT_TIME, c::EVENT_ID], super::ascending(2)).context("sorting a bucket")?;
         let path = out_dir.join(format!("{}.parquet", self.name));
         write_parquet(&path, &mut df)?;
         remove(&self.pieces);
-        Ok(vec![Sorted { path, duplicates, rows }])
+        Ok(vec![Sorted { path, duplicates }])
     }
 
     /// Cut each piece into `FAN_OUT` shorter ranges (keeping the pieces' order in each), then sort
@@ -202,15 +184,8 @@ impl Bucket {
         let mut subs: Vec<Vec<PathBuf>> = vec![Vec::new(); FAN_OUT as usize];
         for (n, piece) in self.pieces.iter().enumerate() {
             let df = read_parquet(piece)?;
-            let times =
-                df.column(c::EVENT_TIME).context(c::EVENT_TIME)?.cast(&DataType::Int64).context("event_time")?;
-            let mut rows: Vec<Vec<IdxSize>> = vec![Vec::new(); FAN_OUT as usize];
-            for (i, t) in times.i64().context("event_time")?.iter().enumerate() {
-                let k = t.map_or(0, |t| ((t - self.start).clamp(0, self.len - 1) / step) as usize);
-                rows[k].push(i as IdxSize);
-            }
-            for (k, idx) in rows.into_iter().enumerate().filter(|(_, idx)| !idx.is_empty()) {
-                let mut sub = df.take(&IdxCa::from_vec("idx".into(), idx)).context("cutting a bucket")?;
+            let range = |t: i64| ((t - self.start).clamp(0, self.len - 1) / step) as usize;
+            for (k, mut sub) in cut_by_time(&df, range)? {
                 let path = dir.join(format!("{k:02}-{n:010}.parquet"));
                 write_parquet(&path, &mut sub)?;
                 subs[k].push(path);
@@ -226,6 +201,26 @@ impl Bucket {
         }
         Ok(out)
     }
+}
+
+/// The rows of `df` cut by `key` of their eventTime (ms), each part in the rows' order, by key.
+fn cut_by_time<K: Ord>(df: &DataFrame, key: impl Fn(i64) -> K) -> Result<BTreeMap<K, DataFrame>> {
+    let times = df.column(c::EVENT_TIME).context(c::EVENT_TIME)?.cast(&DataType::Int64).context("event_time")?;
+    let mut rows: BTreeMap<K, Vec<IdxSize>> = BTreeMap::new();
+    for (i, t) in times.i64().context("event_time")?.iter().enumerate() {
+        // eventTime is never null in the frame (records without one are rejected); keep it safe.
+        rows.entry(key(t.unwrap_or(i64::MIN))).or_default().push(i as IdxSize);
+    }
+    let mut out = BTreeMap::new();
+    for (k, idx) in rows {
+        let part = if idx.len() == df.height() {
+            df.clone()
+        } else {
+            df.take(&IdxCa::from_vec("idx".into(), idx)).context("cutting events by time")?
+        };
+        out.insert(k, part);
+    }
+    Ok(out)
 }
 
 fn remove(paths: &[PathBuf]) {

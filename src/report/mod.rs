@@ -285,10 +285,7 @@ pub fn build(data: Dataset, opts: &Options) -> Result<Value> {
         None => None,
     };
     let mut principals = Map::new();
-    principals.insert(
-        "activity".into(),
-        Value::from(rows(query::activity::per_principal(ev.clone()).context("activity")?, "activity")?),
-    );
+    principals.insert("activity".into(), Value::from(rows(query::activity::per_principal(ev.clone())?, "activity")?));
     if let (Some(az), Some(u)) = (&opts.authz, &unused_rows) {
         let dormant: Vec<Value> = u.iter().filter(|r| r["events"].as_u64() == Some(0)).cloned().collect();
         principals.insert("dormant".into(), Value::from(dormant));

@@ -108,7 +108,7 @@ pub fn activity(args: &ActivityArgs) -> Result<bool> {
     }
     let data = load_columns(&args.input, query::activity::COLUMNS_READ)?;
     let bad = super::warn_bad_input(&data.stats);
-    write(query::activity::answer(data.events, &args.principal).context("activity")?, &args.output)?;
+    write(query::activity::answer(data.events, &args.principal)?, &args.output)?;
     Ok(bad)
 }
 
