@@ -9,12 +9,15 @@
 //! (`src/bin/trailscope/`).
 
 pub mod error;
+pub mod fs;
 pub mod iam;
 pub mod ingest;
+pub mod layout;
 pub mod output;
 pub mod progress;
 pub mod query;
 pub mod report;
 pub mod source;
 pub mod store;
+pub mod time;
 pub mod verify;

@@ -5,4 +5,3 @@ pub mod actions;
 pub mod authz;
 pub mod catalogue;
 pub mod policy;
-pub mod unused;

@@ -28,8 +28,6 @@ pub struct ReadOptions {
     /// Write the absolute path into `source_file` (the store does, so that rows match its manifests);
     /// otherwise the path as given.
     pub absolute_source_file: bool,
-    /// How to reach s3:// stores.
-    pub s3: crate::store::s3::S3StoreOptions,
     /// Fill only these string columns (the rest are null); `None` fills all.
     pub columns: Option<&'static [&'static str]>,
     /// What a command may hold in memory (`--memory-limit`): decides whether inputs are read at once
@@ -45,7 +43,6 @@ impl Default for ReadOptions {
         ReadOptions {
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             absolute_source_file: false,
-            s3: Default::default(),
             columns: None,
             memory_limit: DEFAULT_MEMORY_LIMIT,
         }
@@ -151,7 +148,7 @@ fn read_one_with(
         Err(e) => return Outcome::Failed(e.to_string()),
     };
     let source = if opts.absolute_source_file {
-        std::borrow::Cow::Owned(crate::store::input_key(&file.path))
+        std::borrow::Cow::Owned(crate::layout::input_key(&file.path))
     } else {
         file.path.to_string_lossy()
     };

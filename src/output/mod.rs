@@ -10,7 +10,7 @@ use clap::ValueEnum;
 use polars::prelude::*;
 
 use crate::error::{Error, PolarsContext, Result};
-use crate::source::filter::format_ms;
+use crate::time::format_ms;
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

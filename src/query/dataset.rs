@@ -14,6 +14,7 @@ use polars::prelude::*;
 use std::sync::Arc;
 
 use crate::error::{PolarsContext, Result};
+use crate::ingest::frame::col_name as c;
 use crate::ingest::pipeline::{self, ReadOptions, ReadStats};
 use crate::progress::Progress;
 use crate::query::spill::{SpillWriter, Spilled};
@@ -36,12 +37,20 @@ pub struct Dataset {
 }
 
 /// Load from the command line's inputs.
-pub fn load(paths: &[PathBuf], filter: &Filter, opts: &ReadOptions, quiet: bool) -> Result<Dataset> {
+///
+/// `s3` says how to reach s3:// stores among `paths`.
+pub fn load(
+    paths: &[PathBuf],
+    filter: &Filter,
+    opts: &ReadOptions,
+    s3: &crate::store::s3::S3StoreOptions,
+    quiet: bool,
+) -> Result<Dataset> {
     // An s3:// store is read from its local mirror, brought up to date first.
     let mut local = Vec::with_capacity(paths.len());
     for p in paths {
         match p.to_str().filter(|s| crate::store::s3::is_s3(s)) {
-            Some(url) => local.push(crate::store::s3::Mirror::sync(url, &opts.s3)?.dir),
+            Some(url) => local.push(crate::store::s3::Mirror::sync(url, s3)?.dir),
             None => local.push(p.clone()),
         }
     }
@@ -61,7 +70,7 @@ pub fn from_inputs(inputs: Inputs, filter: &Filter, opts: &ReadOptions, quiet: b
     // (the questions run on the streaming engine, so memory stays bounded).
     if stores.len() == 1 && files.is_empty() {
         let lf = Store::open(&stores[0])?.scan(filter)?;
-        let events = match filter.expr() {
+        let events = match row_filter(filter) {
             Some(e) => lf.filter(e),
             None => lf,
         };
@@ -88,7 +97,7 @@ pub fn from_inputs(inputs: Inputs, filter: &Filter, opts: &ReadOptions, quiet: b
     let (first, _) = pipeline::first_occurrences(&all, &mut hashbrown::HashSet::new())?;
     all.with_column(first.with_name(FIRST.into()).into_column()).context("marking first occurrences")?;
     let mut lf = all.lazy();
-    if let Some(e) = filter.expr() {
+    if let Some(e) = row_filter(filter) {
         lf = lf.filter(e);
     }
     let df = lf.collect().context("filtering events")?;
@@ -126,7 +135,7 @@ fn spilled(
     opts: &ReadOptions,
     progress: Progress,
 ) -> Result<Dataset> {
-    let mut writer = SpillWriter::new(filter.expr(), opts.memory_limit)?;
+    let mut writer = SpillWriter::new(row_filter(filter), opts.memory_limit)?;
     for root in &stores {
         // Stores are read whole here: pruning before de-duplication could change the answer.
         let lf = Store::open(root)?.scan(&Filter::default())?;
@@ -149,3 +158,26 @@ fn spilled(
 
 /// Temporary column: is this row the first of its eventID?
 const FIRST: &str = "__trailscope_first";
+
+/// The filter on rows, `None` when nothing is filtered.
+pub fn row_filter(filter: &Filter) -> Option<Expr> {
+    let mut parts: Vec<Expr> = Vec::new();
+    let time = col(c::EVENT_TIME).cast(DataType::Int64);
+    if let Some(f) = filter.from_ms {
+        parts.push(time.clone().gt_eq(lit(f)));
+    }
+    if let Some(t) = filter.to_ms {
+        parts.push(time.lt(lit(t)));
+    }
+    if !filter.accounts.is_empty() {
+        parts.push(any_of(crate::ingest::frame::account_expr(), &filter.accounts));
+    }
+    if !filter.regions.is_empty() {
+        parts.push(any_of(col(c::AWS_REGION), &filter.regions));
+    }
+    parts.into_iter().reduce(|a, b| a.and(b))
+}
+
+fn any_of(e: Expr, values: &[String]) -> Expr {
+    values.iter().map(|v| e.clone().eq(lit(v.as_str()))).reduce(|a, b| a.or(b)).expect("non-empty list")
+}

@@ -733,7 +733,7 @@ mod parameter_tests {
     }
 
     fn inside(h: &str, times: &[&str]) -> Vec<bool> {
-        let ms: Vec<i64> = times.iter().map(|t| crate::source::filter::parse_instant(t).unwrap()).collect();
+        let ms: Vec<i64> = times.iter().map(|t| crate::time::parse_instant(t).unwrap()).collect();
         let df = df!(c::EVENT_TIME => ms).unwrap();
         let h: Hours = h.parse().unwrap();
         let out = df

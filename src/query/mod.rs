@@ -11,6 +11,7 @@ pub mod spill;
 pub mod sql;
 pub mod sql_pack;
 pub mod timeline;
+pub mod unused;
 
 use std::num::NonZeroUsize;
 

@@ -261,7 +261,7 @@ pub fn create_table(d: Dialect, location: &str) -> String {
 /// generated from the same data as the local mapping (`iam::actions`).
 pub fn used(d: Dialect) -> String {
     use crate::iam::actions::{NO_PERMISSION, RENAMES, SOURCE_PREFIX};
-    use crate::iam::unused::NOT_CALLS;
+    use crate::query::unused::NOT_CALLS;
     let first_label = match d {
         Dialect::Spark => "split(label, '[.]')[0]",
         _ => "split_part(label, '.', 1)",

@@ -1,11 +1,11 @@
 //! The users of the IAM credential report: password age, MFA, number of active access keys (the
-//! access keys themselves are judged by `iam::unused::credential_findings`, as `unused
+//! access keys themselves are judged by `query::unused::credential_findings`, as `unused
 //! --credential-report` does).
 
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
-use crate::source::filter::format_ms;
+use crate::time::format_ms;
 
 /// The password policy age this report holds passwords to (CIS: expire passwords within 90 days).
 pub const MAX_PASSWORD_AGE_DAYS: i64 = 90;

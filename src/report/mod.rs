@@ -7,6 +7,7 @@
 
 pub mod credentials;
 pub mod html;
+mod markup;
 pub mod svg;
 
 use crate::query::Run;
@@ -19,12 +20,12 @@ use serde_json::{json, Map, Value};
 
 use crate::error::{PolarsContext, Result};
 use crate::iam::authz::AuthorizationDetails;
-use crate::iam::unused;
 use crate::ingest::frame::col_name as c;
 use crate::output::rows_json;
 use crate::query::dataset::Dataset;
+use crate::query::unused;
 use crate::query::{self, detect};
-use crate::source::filter::format_ms;
+use crate::time::format_ms;
 
 /// What the report needs besides the events.
 pub struct Options {

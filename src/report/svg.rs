@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::html::esc;
+use super::markup::esc;
 
 /// Series colours, distinct in grey too (dark, mid, light alternate).
 pub const PALETTE: [&str; 6] = ["#2b6cb0", "#ed8936", "#9aa5b1", "#c53030", "#38a169", "#6b46c1"];

@@ -1,13 +1,12 @@
 //! The filters every command shares: `--from`/`--to` (half-open `[from, to)` on event_time),
 //! `--account` and `--region`. They prune whole files by S3 key (`source.rs`), whole store partitions
-//! (`store.rs`), and finally rows (`expr`).
+//! (`store.rs`), and finally rows (`query::dataset::row_filter`).
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
-use polars::prelude::*;
+use chrono::{Duration, NaiveDate};
 
 use crate::error::{Error, Result};
-use crate::ingest::frame::col_name as c;
-use crate::source::KeyInfo;
+use crate::layout::KeyInfo;
+use crate::time::{day_start_ms, format_ms, parse_instant};
 
 /// How late CloudTrail may deliver an event after it happened, for pruning by the delivery date in the
 /// S3 key. AWS documents ~5-15 minutes on average; a day of margin means we read at most one extra
@@ -21,27 +20,6 @@ pub struct Filter {
     pub accounts: Vec<String>,
     pub regions: Vec<String>,
     pub late_delivery: Option<Duration>,
-}
-
-/// Parse an RFC 3339 instant, or a bare date (midnight UTC).
-pub fn parse_instant(s: &str) -> Result<i64> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.timestamp_millis());
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_millis());
-    }
-    Err(Error::Filter(format!("{s:?} is not an RFC 3339 time (2024-01-31T00:00:00Z) or a date (2024-01-31)")))
-}
-
-pub fn format_ms(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        .unwrap_or_else(|| ms.to_string())
-}
-
-fn day_start_ms(d: NaiveDate) -> i64 {
-    d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_millis()
 }
 
 impl Filter {
@@ -110,29 +88,6 @@ impl Filter {
         }
         false
     }
-
-    /// The row filter, `None` when nothing is filtered.
-    pub fn expr(&self) -> Option<Expr> {
-        let mut parts: Vec<Expr> = Vec::new();
-        let time = col(c::EVENT_TIME).cast(DataType::Int64);
-        if let Some(f) = self.from_ms {
-            parts.push(time.clone().gt_eq(lit(f)));
-        }
-        if let Some(t) = self.to_ms {
-            parts.push(time.lt(lit(t)));
-        }
-        if !self.accounts.is_empty() {
-            parts.push(any_of(crate::ingest::frame::account_expr(), &self.accounts));
-        }
-        if !self.regions.is_empty() {
-            parts.push(any_of(col(c::AWS_REGION), &self.regions));
-        }
-        parts.into_iter().reduce(|a, b| a.and(b))
-    }
-}
-
-fn any_of(e: Expr, values: &[String]) -> Expr {
-    values.iter().map(|v| e.clone().eq(lit(v.as_str()))).reduce(|a, b| a.or(b)).expect("non-empty list")
 }
 
 #[cfg(test)]

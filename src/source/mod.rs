@@ -7,21 +7,9 @@ pub mod pull;
 
 use std::path::{Path, PathBuf};
 
-use chrono::NaiveDate;
-
 use crate::error::{Error, Result};
+use crate::layout::{parse_key, KeyInfo};
 use crate::source::filter::Filter;
-use crate::store;
-
-/// What the S3 key layout says about a log file:
-/// `[prefix/]AWSLogs/[o-org/]<account>/CloudTrail/<region>/YYYY/MM/DD/<file>`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KeyInfo {
-    pub account: Option<String>,
-    pub region: Option<String>,
-    /// UTC day of delivery (the folder date). Events in the file are from that day or shortly before.
-    pub date: Option<NaiveDate>,
-}
 
 /// One file to read.
 #[derive(Debug, Clone)]
@@ -63,7 +51,7 @@ pub fn discover(paths: &[PathBuf], filter: &Filter) -> Result<Inputs> {
 }
 
 fn walk(dir: &Path, filter: &Filter, out: &mut Inputs) -> Result<()> {
-    if store::is_store(dir) {
+    if crate::layout::is_store(dir) {
         out.stores.push(dir.to_path_buf());
         return Ok(());
     }
@@ -77,7 +65,7 @@ fn walk(dir: &Path, filter: &Filter, out: &mut Inputs) -> Result<()> {
         // `pull`'s resume state and its partial downloads are not input.
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name == crate::source::pull::STATE_DIR || name.ends_with(crate::source::pull::TMP_SUFFIX) {
+        if name == crate::layout::STATE_DIR || name.ends_with(crate::layout::TMP_SUFFIX) {
             continue;
         }
         let ft = entry.file_type().map_err(|e| Error::io(&path, e))?;
@@ -123,57 +111,4 @@ fn consider_file(path: &Path, meta: &std::fs::Metadata, filter: &Filter, out: &m
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos() as i64);
     out.files.push(InputFile { path: path.to_path_buf(), size: meta.len(), mtime_ns, key });
-}
-
-/// Read the layout from the path's segments; only a complete `AWSLogs/...` layout is trusted.
-pub fn parse_key(segments: &[&str]) -> KeyInfo {
-    let Some(i) = segments.iter().rposition(|s| *s == "AWSLogs") else {
-        return KeyInfo::default();
-    };
-    let mut rest = &segments[i + 1..];
-    if rest.first().is_some_and(|s| s.starts_with("o-")) {
-        rest = &rest[1..];
-    }
-    // <account>/CloudTrail/<region>/YYYY/MM/DD/<file>
-    if rest.len() < 7 || rest[1] != "CloudTrail" {
-        return KeyInfo::default();
-    }
-    let account = rest[0];
-    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-        return KeyInfo::default();
-    }
-    let date = (|| {
-        let y = rest[3].parse().ok()?;
-        let m = rest[4].parse().ok()?;
-        let d = rest[5].parse().ok()?;
-        NaiveDate::from_ymd_opt(y, m, d)
-    })();
-    KeyInfo { account: Some(account.to_string()), region: Some(rest[2].to_string()), date }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn segs(p: &str) -> Vec<&str> {
-        p.split('/').collect()
-    }
-
-    #[test]
-    fn parses_plain_and_org_layouts() {
-        let k = parse_key(&segs("bucket/x/AWSLogs/123456789012/CloudTrail/eu-west-1/2024/03/05/f.json.gz"));
-        assert_eq!(k.account.as_deref(), Some("123456789012"));
-        assert_eq!(k.region.as_deref(), Some("eu-west-1"));
-        assert_eq!(k.date, NaiveDate::from_ymd_opt(2024, 3, 5));
-        let o = parse_key(&segs("AWSLogs/o-abc123/123456789012/CloudTrail/us-east-1/2024/12/31/f.json.gz"));
-        assert_eq!(o.region.as_deref(), Some("us-east-1"));
-        assert_eq!(o.date, NaiveDate::from_ymd_opt(2024, 12, 31));
-    }
-
-    #[test]
-    fn untrusted_layouts_say_nothing() {
-        assert_eq!(parse_key(&segs("logs/123456789012_CloudTrail_us-east-1_x.json")), KeyInfo::default());
-        assert_eq!(parse_key(&segs("AWSLogs/1234/CloudTrail/us-east-1/2024/01/01/f")), KeyInfo::default());
-        assert_eq!(parse_key(&segs("AWSLogs/123456789012/CloudTrail/us-east-1/f")), KeyInfo::default());
-    }
 }

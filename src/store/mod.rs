@@ -24,11 +24,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, PolarsContext, Result};
 use crate::ingest::frame::{col_name as c, SCHEMA_VERSION};
+use crate::layout::{is_store, STORE_MARKER, STORE_META_DIR};
 use crate::source::filter::Filter;
 use crate::source::InputFile;
 
-const META_DIR: &str = "_trailscope";
-const MARKER: &str = "store.json";
 const MANIFEST_DIR: &str = "manifest";
 const EVENTS_DIR: &str = "events";
 /// Hive's name for a null partition value.
@@ -92,10 +91,6 @@ pub struct CompactStats {
     pub orphans_removed: u64,
 }
 
-pub fn is_store(dir: &Path) -> bool {
-    dir.join(META_DIR).join(MARKER).is_file()
-}
-
 /// An open store.
 pub struct Store {
     root: PathBuf,
@@ -106,23 +101,9 @@ fn store_err(root: &Path, reason: impl Into<String>) -> Error {
     Error::Store { path: root.to_path_buf(), reason: reason.into() }
 }
 
-/// Write `bytes` to `path` atomically: a temp file in the same directory, then rename.
+/// Replace `path` atomically (see [`crate::fs::write_atomic`]).
 fn write_atomic(path: &Path, write: impl FnOnce(&mut fs::File) -> Result<()>) -> Result<()> {
-    let dir = path.parent().expect("path has a parent");
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("part"),
-        std::process::id()
-    ));
-    let mut f = fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let result = write(&mut f).and_then(|()| f.sync_all().map_err(|e| Error::io(&tmp, e)));
-    drop(f);
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    crate::fs::write_atomic(path, write, |p, e| Error::io(p, e))
 }
 
 /// Escape a partition value the way Hive does (`%XX` for anything outside a safe set).
@@ -144,16 +125,17 @@ pub fn hive_escape(v: &str) -> String {
 impl Store {
     /// Open an existing store.
     pub fn open(root: &Path) -> Result<Store> {
-        let marker_path = root.join(META_DIR).join(MARKER);
+        let marker_path = root.join(STORE_META_DIR).join(STORE_MARKER);
         let text = fs::read_to_string(&marker_path).map_err(|e| Error::io(&marker_path, e))?;
-        let marker: Marker = serde_json::from_str(&text).map_err(|e| store_err(root, format!("bad {MARKER}: {e}")))?;
+        let marker: Marker =
+            serde_json::from_str(&text).map_err(|e| store_err(root, format!("bad {STORE_MARKER}: {e}")))?;
         if marker.schema_version != SCHEMA_VERSION {
             return Err(store_err(
                 root,
                 format!("schema version {} (this trailscope writes {SCHEMA_VERSION})", marker.schema_version),
             ));
         }
-        let mdir = root.join(META_DIR).join(MANIFEST_DIR);
+        let mdir = root.join(STORE_META_DIR).join(MANIFEST_DIR);
         let mut names: Vec<PathBuf> = match fs::read_dir(&mdir) {
             Ok(rd) => rd
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -184,13 +166,13 @@ impl Store {
             let foreign = fs::read_dir(root)
                 .map_err(|e| Error::io(root, e))?
                 .filter_map(|e| e.ok())
-                .any(|e| e.file_name() != META_DIR && e.file_name() != EVENTS_DIR);
+                .any(|e| e.file_name() != STORE_META_DIR && e.file_name() != EVENTS_DIR);
             if foreign {
                 return Err(store_err(root, "exists, is not empty and is not a trailscope store"));
             }
         }
         let marker = Marker { format: "trailscope-store".into(), schema_version: SCHEMA_VERSION };
-        write_atomic(&root.join(META_DIR).join(MARKER), |f| {
+        write_atomic(&root.join(STORE_META_DIR).join(STORE_MARKER), |f| {
             serde_json::to_writer_pretty(f, &marker).map_err(|e| store_err(root, e.to_string()))
         })?;
         Store::open(root)
@@ -212,7 +194,9 @@ impl Store {
     }
 
     pub fn is_unchanged(&self, known: &hashbrown::HashMap<&str, &InputRecord>, f: &InputFile) -> bool {
-        known.get(input_key(&f.path).as_str()).is_some_and(|r| r.size == f.size && r.mtime_ns == f.mtime_ns)
+        known
+            .get(crate::layout::input_key(&f.path).as_str())
+            .is_some_and(|r| r.size == f.size && r.mtime_ns == f.mtime_ns)
     }
 
     /// Every part (after the filter's partition pruning), with the input files whose rows in it were
@@ -341,7 +325,7 @@ impl Store {
 
     /// Write a manifest (the commit point of a batch or a compaction).
     fn commit(&mut self, manifest: Manifest) -> Result<Manifest> {
-        let mpath = self.root.join(META_DIR).join(MANIFEST_DIR).join(format!("{}.json", manifest.batch));
+        let mpath = self.root.join(STORE_META_DIR).join(MANIFEST_DIR).join(format!("{}.json", manifest.batch));
         write_atomic(&mpath, |f| {
             serde_json::to_writer_pretty(f, &manifest).map_err(|e| store_err(&self.root, e.to_string()))
         })?;
@@ -476,11 +460,6 @@ fn collect_parquet(dir: &Path, out: &mut Vec<PathBuf>) {
             out.push(p);
         }
     }
-}
-
-/// The key under which an input path is remembered: absolute, so runs from other directories match.
-pub fn input_key(p: &Path) -> String {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()).to_string_lossy().into_owned()
 }
 
 type PartitionKey = (String, String, String);

@@ -33,7 +33,7 @@ pub fn is_s3(url: &str) -> bool {
 fn default_cache(bucket: &str, prefix: &str) -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .or_else(|| crate::fs::home_dir().map(|h| h.join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
     let tag: String = prefix.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
     base.join("trailscope").join("s3-stores").join(bucket).join(if tag.is_empty() { "_root".into() } else { tag })

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::ingest::pipeline::{self, ReadOptions, ReadStats};
 use crate::progress::Progress;
 use crate::source::{InputFile, Inputs};
-use crate::store::{self, InputRecord, Store};
+use crate::store::{InputRecord, Store};
 
 /// A batch is cut after this many bytes on disk or this many files, whichever comes first.
 const BATCH_BYTES: u64 = 64 << 20;
@@ -44,7 +44,7 @@ pub fn ingest(root: &Path, inputs: Inputs, opts: &ReadOptions, quiet: bool) -> R
     let (unchanged, todo): (Vec<InputFile>, Vec<InputFile>) =
         inputs.files.into_iter().partition(|f| store.is_unchanged(&known, f));
     let changed: hashbrown::HashSet<String> =
-        todo.iter().map(|f| store::input_key(&f.path)).filter(|k| known.contains_key(k.as_str())).collect();
+        todo.iter().map(|f| crate::layout::input_key(&f.path)).filter(|k| known.contains_key(k.as_str())).collect();
     drop(known);
     stats.files_unchanged = unchanged.len() as u64;
     let mut seen = store.event_ids(&changed)?;
@@ -64,7 +64,7 @@ pub fn ingest(root: &Path, inputs: Inputs, opts: &ReadOptions, quiet: bool) -> R
             batch
                 .iter()
                 .filter(|f| !not_read.contains(f.path.display().to_string().as_str()))
-                .map(|f| InputRecord { path: store::input_key(&f.path), size: f.size, mtime_ns: f.mtime_ns })
+                .map(|f| InputRecord { path: crate::layout::input_key(&f.path), size: f.size, mtime_ns: f.mtime_ns })
                 .collect()
         };
         stats.files_ingested += batch_read.files;

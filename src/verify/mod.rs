@@ -16,19 +16,8 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
 use crate::ingest::decode;
-use crate::source::filter::parse_instant;
-
-/// Suffix of the file `pull` writes beside each digest with its S3 object metadata.
-pub const METADATA_SUFFIX: &str = ".metadata.json";
-
-/// The object metadata CloudTrail sets on a digest (`x-amz-meta-signature`, ...).
-#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
-pub struct DigestMetadata {
-    #[serde(rename = "signature")]
-    pub signature: Option<String>,
-    #[serde(rename = "signature-algorithm")]
-    pub signature_algorithm: Option<String>,
-}
+use crate::layout::{chain_of, key_from_s3_object, key_of, log_file_time, DigestMetadata, METADATA_SUFFIX};
+use crate::time::parse_instant;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -134,38 +123,6 @@ impl PublicKeys {
             })
             .map(|(_, key)| key)
     }
-}
-
-/// The S3 key of a local file, from `AWSLogs/` on (the bucket and any prefix are ignored, so a tree
-/// pulled with or without its prefix matches the keys the digests name).
-fn key_of(path: &Path) -> Option<String> {
-    let s = path.to_string_lossy().replace('\\', "/");
-    let i = s.find("AWSLogs/")?;
-    Some(s[i..].to_string())
-}
-
-fn key_from_s3_object(obj: &str) -> String {
-    match obj.find("AWSLogs/") {
-        Some(i) => obj[i..].to_string(),
-        None => obj.to_string(),
-    }
-}
-
-/// (account, region, trail) of a digest: its chain.
-fn chain_of(key: &str) -> String {
-    let name = key.rsplit('/').next().unwrap_or(key);
-    // <acct>_CloudTrail-Digest_<region>_<trail>_<home-region>_<timestamp>.json.gz
-    let stem = name.rsplit_once('_').map_or(name, |(a, _)| a);
-    let org = key.split('/').nth(1).filter(|s| s.starts_with("o-")).unwrap_or("");
-    format!("{org}{stem}")
-}
-
-/// Timestamp of a log file from its name (`..._20230710T1220Z_xxxx.json.gz`), in ms.
-fn log_file_time(key: &str) -> Option<i64> {
-    let name = key.rsplit('/').next()?;
-    let stamp = name.split('_').find(|p| p.len() == 14 && p.as_bytes()[8] == b'T' && p.ends_with('Z'))?;
-    let iso = format!("{}-{}-{}T{}:{}:00Z", &stamp[0..4], &stamp[4..6], &stamp[6..8], &stamp[9..11], &stamp[11..13]);
-    parse_instant(&iso).ok()
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

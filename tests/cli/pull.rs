@@ -323,8 +323,8 @@ fn pull_of_the_whole_trail_scans_like_the_original_files() {
 
     // The digest's signature metadata beside it, as `verify` reads it.
     let digest = keys.iter().find(|k| k.contains("CloudTrail-Digest")).unwrap();
-    let side = dest.join("base").join(format!("{digest}{}", trailscope::verify::METADATA_SUFFIX));
-    let meta: trailscope::verify::DigestMetadata =
+    let side = dest.join("base").join(format!("{digest}{}", trailscope::layout::METADATA_SUFFIX));
+    let meta: trailscope::layout::DigestMetadata =
         serde_json::from_str(&std::fs::read_to_string(&side).unwrap()).unwrap();
     assert_eq!(meta.signature.as_deref(), Some(SIGNATURE));
     assert_eq!(meta.signature_algorithm.as_deref(), Some(SIGNATURE_ALGORITHM));

@@ -255,13 +255,17 @@ impl InputArgs {
         ReadOptions {
             max_file_bytes: self.max_file_mb.saturating_mul(1 << 20),
             memory_limit: self.memory_limit,
-            s3: trailscope::store::s3::S3StoreOptions {
-                profile: self.s3.profile.clone(),
-                s3_region: self.s3.s3_region.clone(),
-                endpoint_url: self.s3.endpoint_url.clone(),
-                cache: self.s3.s3_cache.clone(),
-            },
             ..Default::default()
+        }
+    }
+
+    /// How to reach s3:// stores given as INPUT.
+    pub fn s3_options(&self) -> trailscope::store::s3::S3StoreOptions {
+        trailscope::store::s3::S3StoreOptions {
+            profile: self.s3.profile.clone(),
+            s3_region: self.s3.s3_region.clone(),
+            endpoint_url: self.s3.endpoint_url.clone(),
+            cache: self.s3.s3_cache.clone(),
         }
     }
 }

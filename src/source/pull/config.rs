@@ -24,12 +24,8 @@ pub struct Profile {
     pub unsupported: Vec<String>,
 }
 
-pub(super) fn home_dir() -> Option<PathBuf> {
-    std::env::var_os("HOME").or_else(|| std::env::var_os("USERPROFILE")).map(PathBuf::from)
-}
-
 pub(super) fn expand_home(p: &str) -> PathBuf {
-    match (p.strip_prefix("~/"), home_dir()) {
+    match (p.strip_prefix("~/"), crate::fs::home_dir()) {
         (Some(rest), Some(home)) => home.join(rest),
         _ => PathBuf::from(p),
     }
@@ -40,7 +36,7 @@ pub(super) fn expand_home(p: &str) -> PathBuf {
 pub fn shared_files() -> (Option<PathBuf>, Option<PathBuf>) {
     let pick = |var: &str, default: &str| match std::env::var(var) {
         Ok(v) if !v.is_empty() => Some(expand_home(&v)),
-        _ => home_dir().map(|h| h.join(".aws").join(default)),
+        _ => crate::fs::home_dir().map(|h| h.join(".aws").join(default)),
     };
     (pick("AWS_SHARED_CREDENTIALS_FILE", "credentials"), pick("AWS_CONFIG_FILE", "config"))
 }

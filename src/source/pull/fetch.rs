@@ -16,7 +16,7 @@ use super::list::{Backoff, Listed};
 use super::state::write_atomically;
 use super::{is_digest, sidecar_path, tmp_path};
 use crate::error::Result;
-use crate::verify::DigestMetadata;
+use crate::layout::DigestMetadata;
 
 /// Whole-object attempts (each with object_store's own retries inside) before an object is failed.
 const FETCH_ATTEMPTS: u32 = 3;

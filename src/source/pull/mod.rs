@@ -40,8 +40,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::layout::METADATA_SUFFIX;
+use crate::layout::{STATE_DIR, TMP_SUFFIX};
 use crate::source::filter::Filter;
-use crate::verify::METADATA_SUFFIX;
 
 pub use config::{load_profile, s3_client, shared_files, Profile};
 pub use list::{parse_list_xml, ListPage, Listed};
@@ -51,11 +52,6 @@ use fetch::*;
 use list::*;
 use plan::*;
 use state::*;
-
-/// Directory under DEST where `pull` keeps what it knows about the objects it wrote.
-pub const STATE_DIR: &str = ".trailscope-pull";
-/// Suffix of the temporary name an object is written to before it is renamed into place.
-pub const TMP_SUFFIX: &str = ".trailscope-tmp";
 
 /// What to pull and how.
 #[derive(Debug, Clone)]

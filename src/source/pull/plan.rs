@@ -7,8 +7,8 @@ use indicatif::ProgressBar;
 use super::list::{ListError, Listed, S3};
 use super::{unsafe_key, KeyProblem};
 use crate::error::Result;
+use crate::layout::KeyInfo;
 use crate::source::filter::Filter;
-use crate::source::KeyInfo;
 
 /// A bounded window of at most this many days is listed day by day; longer ones walk years and months.
 const DIRECT_DAYS: i64 = 62;

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::{norm_etag, tmp_path, STATE_DIR};
+use super::norm_etag;
+use crate::layout::STATE_DIR;
 
 /// The state file in [`STATE_DIR`]: one `<etag>\t<size>\t<key>` line per object, the last line wins.
 pub(super) const STATE_FILE: &str = "state";
@@ -82,14 +83,7 @@ impl State {
     }
 }
 
+/// Replace `path` with `bytes` atomically (see [`crate::fs::write_atomic`]).
 pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = tmp_path(path);
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+    crate::fs::write_atomic(path, |f| f.write_all(bytes), |_, e| e)
 }

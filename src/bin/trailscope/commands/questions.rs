@@ -16,14 +16,14 @@ use trailscope::query::{self, Answer};
 
 pub fn load(input: &InputArgs) -> Result<Dataset> {
     let filter = input.filter()?;
-    dataset::load(&input.inputs, &filter, &input.read_options(), input.quiet)
+    dataset::load(&input.inputs, &filter, &input.read_options(), &input.s3_options(), input.quiet)
 }
 
 /// `load`, filling only `columns` of the string columns from raw files (see `ReadOptions::columns`).
 fn load_columns(input: &InputArgs, columns: &'static [&'static str]) -> Result<Dataset> {
     let filter = input.filter()?;
     let opts = trailscope::ingest::pipeline::ReadOptions { columns: Some(columns), ..input.read_options() };
-    dataset::load(&input.inputs, &filter, &opts, input.quiet)
+    dataset::load(&input.inputs, &filter, &opts, &input.s3_options(), input.quiet)
 }
 
 fn format_of(out: &OutputArgs) -> Format {

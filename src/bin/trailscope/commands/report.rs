@@ -36,7 +36,7 @@ pub fn run(args: &ReportArgs) -> Result<bool> {
         None => None,
     };
     let as_of_ms = match &args.as_of {
-        Some(t) => trailscope::source::filter::parse_instant(t)?,
+        Some(t) => trailscope::time::parse_instant(t)?,
         None => chrono::Utc::now().timestamp_millis(),
     };
     let data = load(&args.input)?;

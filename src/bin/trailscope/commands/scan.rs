@@ -14,8 +14,9 @@ use trailscope::output;
 use trailscope::query::dataset::{self, Dataset};
 use trailscope::query::scope::Count;
 use trailscope::source;
-use trailscope::source::filter::{format_ms, Filter};
+use trailscope::source::filter::Filter;
 use trailscope::store::write::{self, IngestStats};
+use trailscope::time::format_ms;
 
 #[derive(Serialize)]
 pub struct ScanSummary {
@@ -46,14 +47,15 @@ pub fn run(args: &ScanArgs) -> Result<bool> {
             // The store keeps whole files, so discovery does not prune by the filter here.
             let inputs = source::discover(&args.input.inputs, &Filter::default())?;
             let s3 = store.to_str().filter(|s| trailscope::store::s3::is_s3(s));
-            let mirror = s3.map(|url| trailscope::store::s3::Mirror::sync(url, &opts.s3)).transpose()?;
+            let mirror =
+                s3.map(|url| trailscope::store::s3::Mirror::sync(url, &args.input.s3_options())).transpose()?;
             let local = mirror.as_ref().map_or(store.clone(), |m| m.dir.clone());
             let before = mirror.as_ref().map(|m| m.snapshot());
             let (ingest_stats, read) = write::ingest(&local, inputs, &opts, args.input.quiet)?;
             if let (Some(m), Some(before)) = (&mirror, &before) {
                 m.upload_new(before)?;
             }
-            let mut data = dataset::load(std::slice::from_ref(&local), &filter, &opts, true)?;
+            let mut data = dataset::load(std::slice::from_ref(&local), &filter, &opts, &args.input.s3_options(), true)?;
             data.stats = read;
             data.duplicates = ingest_stats.duplicates;
             (data, Some(ingest_stats))
@@ -61,7 +63,7 @@ pub fn run(args: &ScanArgs) -> Result<bool> {
         None => {
             // The summary needs only these string columns (and event_time): fill no others.
             let opts = ReadOptions { columns: Some(SUMMARY_COLUMNS), ..opts.clone() };
-            (dataset::load(&args.input.inputs, &filter, &opts, args.input.quiet)?, None)
+            (dataset::load(&args.input.inputs, &filter, &opts, &args.input.s3_options(), args.input.quiet)?, None)
         }
     };
     let bad = super::warn_bad_input(&data.stats);

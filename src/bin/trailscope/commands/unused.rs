@@ -1,4 +1,4 @@
-//! `trailscope unused`: granted versus used IAM actions (see `iam::unused`).
+//! `trailscope unused`: granted versus used IAM actions (see `query::unused`).
 
 use std::io::Write;
 
@@ -8,7 +8,7 @@ use super::questions::{load, write};
 use crate::cli::UnusedArgs;
 use trailscope::error::{Error, Result};
 use trailscope::iam::authz::AuthorizationDetails;
-use trailscope::iam::unused;
+use trailscope::query::unused;
 use trailscope::query::Answer;
 
 /// The credential report's users (MFA, password age, two active keys) as a table: the same rows as
@@ -59,7 +59,7 @@ pub fn run(args: &UnusedArgs) -> Result<bool> {
     if let Some(path) = &args.credential_report {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let as_of = match &args.as_of {
-            Some(t) => trailscope::source::filter::parse_instant(t)?,
+            Some(t) => trailscope::time::parse_instant(t)?,
             None => chrono::Utc::now().timestamp_millis(),
         };
         answer = answer.with("access_keys", unused::credential_findings(&text, args.stale_days, as_of)?.lazy());

@@ -10,11 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use polars::prelude::*;
 use serde_json::{json, Value};
 
-use super::actions::{self, Mapped};
-use super::authz::{self, AttachedPolicy, AuthorizationDetails, InlinePolicy};
-use super::catalogue::Catalogue;
-use super::policy::{self, NamedPolicy, Permissions};
 use crate::error::{Error, PolarsContext, Result};
+use crate::iam::actions::{self, Mapped};
+use crate::iam::authz::{self, AttachedPolicy, AuthorizationDetails, InlinePolicy};
+use crate::iam::catalogue::Catalogue;
+use crate::iam::policy::{self, NamedPolicy, Permissions};
 use crate::ingest::frame::col_name as c;
 use crate::query::{is_denied, is_error};
 
