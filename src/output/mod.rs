@@ -221,6 +221,18 @@ pub fn is_row_format(format: Format) -> bool {
 /// Write one section in a row format (see `is_row_format`) as the streaming engine produces it, a
 /// batch at a time: the answer is never held whole. The bytes are those `write_sections` writes.
 pub fn write_stream(sink: &Sink<'_>, mut lf: LazyFrame) -> Result<()> {
+    let schema = lf.collect_schema().context("planning the answer")?;
+    write_batches(sink, &schema, |each| crate::query::stream(lf, each))
+}
+
+/// Write one section in a row format (see `is_row_format`) from batches that `produce` hands to the
+/// writer it is given, in order; `schema` gives the CSV header when no batch comes. The bytes are
+/// those `write_sections` writes for the same rows.
+pub fn write_batches(
+    sink: &Sink<'_>,
+    schema: &Schema,
+    produce: impl FnOnce(&mut dyn FnMut(DataFrame) -> Result<()>) -> Result<()>,
+) -> Result<()> {
     let csv = match sink.format {
         Format::Csv => true,
         Format::Timesketch => sink.output.is_some_and(|p| p.extension().is_some_and(|e| e == "csv")),
@@ -229,13 +241,13 @@ pub fn write_stream(sink: &Sink<'_>, mut lf: LazyFrame) -> Result<()> {
     let mut w = open_output(sink.output)?;
     if csv {
         // The header even when no row comes.
-        let empty = DataFrame::empty_with_schema(&*lf.collect_schema().context("planning the answer")?);
+        let empty = DataFrame::empty_with_schema(schema);
         let empty = if sink.format == Format::Timesketch { timesketch(&empty)? } else { empty };
         let header: Vec<String> = empty.columns().iter().map(|c| csv_field(c.name())).collect();
         writeln!(w, "{}", header.join(",")).map_err(io_err)?;
     }
     let mut rows = 0u64;
-    crate::query::stream(lf, |df| {
+    produce(&mut |df| {
         let df = if sink.format == Format::Timesketch { timesketch(&df)? } else { df };
         match sink.format {
             Format::Json => {

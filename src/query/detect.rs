@@ -9,7 +9,8 @@ use std::net::IpAddr;
 use polars::prelude::*;
 
 use super::timeline::IpNet;
-use super::{ascending, is_denied, is_error, mfa_used, present, root::is_root_usage};
+use super::{is_denied, is_error, mfa_used, present, root::is_root_usage};
+use crate::error::PolarsContext;
 use crate::ingest::frame::col_name as c;
 
 /// How a check selects events.
@@ -18,8 +19,18 @@ pub enum Rule {
     Events { source: Option<&'static str>, names: &'static [&'static str] },
     /// A condition on the events frame.
     Condition(fn() -> Expr),
-    /// A rule over the whole frame (sequences across events).
-    Frame(fn(LazyFrame) -> PolarsResult<LazyFrame>),
+    /// A sequence across events, followed in time order (see `Sequence`).
+    Sequence(Sequence),
+    /// A condition built from the command's parameters (`PARAMETERIZED`); skipped without them.
+    Parameterized,
+}
+
+/// Rules over the order of events, kept as state while the events go by in time order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sequence {
+    /// At least `DENIED_THRESHOLD` authorization failures by a principal, then a call of theirs that
+    /// succeeded: the first such call, once per principal.
+    DeniedThenSucceeded,
 }
 
 pub struct Check {
@@ -290,7 +301,7 @@ pub const CHECKS: &[Check] = &[
         title: "Principal denied many times, then succeeded",
         severity: "high",
         reference: "trailscope: at least 5 authorization failures, then a successful call by the same principal",
-        rule: Rule::Frame(denied_then_succeeded),
+        rule: Rule::Sequence(Sequence::DeniedThenSucceeded),
     },
     Check {
         id: "TS-NO-MFA-SESSION",
@@ -316,7 +327,7 @@ pub const CHECKS: &[Check] = &[
         severity: "medium",
         reference: "trailscope: sourceIPAddress (an IP address) outside every --allowed-cidr, not made by a service \
                     (no invokedBy, not AwsServiceEvent); skipped without --allowed-cidr",
-        rule: Rule::Frame(needs_parameters),
+        rule: Rule::Parameterized,
     },
     Check {
         id: "TS-OUTSIDE-HOURS",
@@ -324,7 +335,7 @@ pub const CHECKS: &[Check] = &[
         severity: "low",
         reference: "trailscope: eventTime outside every --allowed-hours window (days, hours, fixed UTC offset), not \
                     made by a service (no invokedBy, not AwsServiceEvent); skipped without --allowed-hours",
-        rule: Rule::Frame(needs_parameters),
+        rule: Rule::Parameterized,
     },
 ];
 
@@ -379,18 +390,6 @@ fn credentials_for_other_user() -> Expr {
 /// Denials needed before a success is reported.
 const DENIED_THRESHOLD: u32 = 5;
 
-fn denied_then_succeeded(ev: LazyFrame) -> PolarsResult<LazyFrame> {
-    Ok(ev
-        .filter(present(c::PRINCIPAL))
-        .sort([c::EVENT_TIME, c::EVENT_ID], ascending(2))
-        .with_column(
-            is_denied().cast(DataType::UInt32).cum_sum(false).over([col(c::PRINCIPAL)])?.alias("_denied_so_far"),
-        )
-        .filter(col("_denied_so_far").gt_eq(lit(DENIED_THRESHOLD)).and(is_error().not()))
-        .group_by_stable([col(c::PRINCIPAL)])
-        .agg([all().exclude_cols([c::PRINCIPAL]).as_expr().first()]))
-}
-
 /// Calls made in a session whose context says it was not MFA-authenticated, by IAM users.
 fn session_without_mfa() -> Expr {
     col(c::IDENTITY_TYPE)
@@ -405,25 +404,20 @@ fn own_call() -> Expr {
     col(c::INVOKED_BY).is_null().and(col(c::EVENT_TYPE).neq_missing(lit("AwsServiceEvent")))
 }
 
-/// A check that needs parameters: its entry in `CHECKS` has the rule `Frame(needs_parameters)` (no
-/// findings), and `findings_with` runs `plan` instead, which returns `None` (the check is skipped)
-/// when the flag `needs` was not given.
+/// A check that needs parameters: its entry in `CHECKS` has the rule `Parameterized`, and `condition`
+/// builds its row condition from the parameters, or returns `None` (the check is skipped) when the
+/// flag `needs` was not given.
 pub struct Parameterized {
     pub id: &'static str,
     pub needs: &'static str,
-    pub plan: fn(LazyFrame, &Params) -> PolarsResult<Option<LazyFrame>>,
+    pub condition: fn(&LazyFrame, &Params) -> PolarsResult<Option<Expr>>,
 }
 
 /// The checks that need parameters (each also has its entry in `CHECKS`).
 pub const PARAMETERIZED: &[Parameterized] = &[
-    Parameterized { id: "TS-OUTSIDE-NETWORK", needs: "--allowed-cidr", plan: outside_network },
-    Parameterized { id: "TS-OUTSIDE-HOURS", needs: "--allowed-hours", plan: outside_hours },
+    Parameterized { id: "TS-OUTSIDE-NETWORK", needs: "--allowed-cidr", condition: outside_network },
+    Parameterized { id: "TS-OUTSIDE-HOURS", needs: "--allowed-hours", condition: outside_hours },
 ];
-
-/// The rule of a check that needs parameters, when run without them: no findings.
-fn needs_parameters(ev: LazyFrame) -> PolarsResult<LazyFrame> {
-    Ok(ev.filter(lit(false)))
-}
 
 /// The parameters of the checks that need some (`PARAMETERIZED`).
 #[derive(Debug, Clone, Default)]
@@ -575,12 +569,13 @@ impl Hours {
     }
 }
 
-fn outside_network(ev: LazyFrame, p: &Params) -> PolarsResult<Option<LazyFrame>> {
+/// The source IPs seen are listed first (one query; distinct addresses, not events), and those outside
+/// every allowed network become the condition.
+fn outside_network(ev: &LazyFrame, p: &Params) -> PolarsResult<Option<Expr>> {
     if p.allowed_cidrs.is_empty() {
         return Ok(None);
     }
-    let ev = ev.filter(own_call());
-    let ips = ev.clone().select([col(c::SOURCE_IP).drop_nulls().unique()]).run()?;
+    let ips = ev.clone().filter(own_call()).select([col(c::SOURCE_IP).drop_nulls().unique()]).run()?;
     let outside: Vec<String> = ips
         .column(c::SOURCE_IP)?
         .str()?
@@ -590,14 +585,14 @@ fn outside_network(ev: LazyFrame, p: &Params) -> PolarsResult<Option<LazyFrame>>
         .map(str::to_string)
         .collect();
     let list = Series::new("ips".into(), outside);
-    Ok(Some(ev.filter(col(c::SOURCE_IP).is_in(lit(list).implode(false), false).fill_null(lit(false)))))
+    Ok(Some(own_call().and(col(c::SOURCE_IP).is_in(lit(list).implode(false), false)).fill_null(lit(false))))
 }
 
-fn outside_hours(ev: LazyFrame, p: &Params) -> PolarsResult<Option<LazyFrame>> {
+fn outside_hours(_: &LazyFrame, p: &Params) -> PolarsResult<Option<Expr>> {
     let Some(inside) = p.allowed_hours.iter().map(Hours::contains).reduce(|a, b| a.or(b)) else {
         return Ok(None);
     };
-    Ok(Some(ev.filter(own_call().and(inside.fill_null(lit(true)).not()))))
+    Ok(Some(own_call().and(inside.fill_null(lit(true)).not()).fill_null(lit(false))))
 }
 
 /// The checks of `only` (all when empty) that their parameters' absence skips, with the flag each needs.
@@ -618,63 +613,226 @@ pub fn skipped(only: &[String], p: &Params) -> Vec<(&'static str, &'static str)>
 pub const COLUMNS: [&str; 8] =
     ["check_id", "title", "severity", c::EVENT_TIME, c::PRINCIPAL, c::EVENT_NAME, c::SOURCE_IP, c::EVENT_ID];
 
-fn select_finding(lf: LazyFrame, check: &Check) -> LazyFrame {
-    lf.select([
-        lit(check.id).alias("check_id"),
-        lit(check.title).alias("title"),
-        lit(check.severity).alias("severity"),
-        col(c::EVENT_TIME),
-        col(c::PRINCIPAL),
-        col(c::EVENT_NAME),
-        col(c::SOURCE_IP),
-        col(c::EVENT_ID),
-    ])
-}
-
-/// Findings of the selected checks (all when `only` is empty), by time, then check and event id.
-pub fn findings(ev: LazyFrame, only: &[String]) -> PolarsResult<LazyFrame> {
-    findings_with(ev, only, &Params::default())
-}
-
-/// `findings` with the parameters of the checks that need some; those without are skipped.
-pub fn findings_with(ev: LazyFrame, only: &[String], params: &Params) -> PolarsResult<LazyFrame> {
+/// The checks of `only` (all when empty), or an error naming an unknown one.
+fn selected(only: &[String]) -> PolarsResult<Vec<&'static Check>> {
     if let Some(unknown) = only.iter().find(|o| !CHECKS.iter().any(|k| o.eq_ignore_ascii_case(k.id))) {
         let ids: Vec<&str> = CHECKS.iter().map(|k| k.id).collect();
         polars::prelude::polars_bail!(InvalidOperation: "no check {unknown:?}; the checks are {}", ids.join(", "));
     }
-    let mut parts = Vec::new();
-    for check in CHECKS.iter().filter(|k| only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case(k.id))) {
-        if let Some(x) = PARAMETERIZED.iter().find(|x| x.id == check.id) {
-            if let Some(hits) = (x.plan)(ev.clone(), params)? {
-                parts.push(select_finding(hits, check));
+    Ok(CHECKS.iter().filter(|k| only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case(k.id))).collect())
+}
+
+/// The row condition of a check, `None` for a sequence or a check its missing parameters skip.
+fn condition(check: &Check, ev: &LazyFrame, params: &Params) -> PolarsResult<Option<Expr>> {
+    Ok(match &check.rule {
+        Rule::Events { source, names } => {
+            let list = Series::new("names".into(), names.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+            let mut cond = col(c::EVENT_NAME).is_in(lit(list).implode(false), false).fill_null(lit(false));
+            if let Some(s) = source {
+                cond = cond.and(col(c::EVENT_SOURCE).eq(lit(*s)).fill_null(lit(false)));
             }
-            continue;
+            Some(cond)
         }
-        let hits = match &check.rule {
-            Rule::Events { source, names } => {
-                let list = Series::new("names".into(), names.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-                let mut cond = col(c::EVENT_NAME).is_in(lit(list).implode(false), false).fill_null(lit(false));
-                if let Some(s) = source {
-                    cond = cond.and(col(c::EVENT_SOURCE).eq(lit(*s)).fill_null(lit(false)));
-                }
-                ev.clone().filter(cond)
+        Rule::Condition(f) => Some(f().fill_null(lit(false))),
+        Rule::Sequence(_) => None,
+        Rule::Parameterized => match PARAMETERIZED.iter().find(|x| x.id == check.id) {
+            Some(x) => (x.condition)(ev, params)?,
+            None => None,
+        },
+    })
+}
+
+/// One finding, as the stream of findings carries it before it becomes a row.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Finding {
+    time_ms: i64,
+    check: &'static str,
+    /// `None` sorts last, as the frame's order does.
+    event_id: NullsLast,
+    principal: Option<String>,
+    event_name: Option<String>,
+    source_ip: Option<String>,
+}
+
+/// An optional string that sorts after every present one.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum NullsLast {
+    Some(String),
+    None,
+}
+
+impl From<Option<&str>> for NullsLast {
+    fn from(v: Option<&str>) -> Self {
+        v.map_or(NullsLast::None, |s| NullsLast::Some(s.to_string()))
+    }
+}
+
+/// Column names of the per-check flags in the stream.
+fn flag(i: usize) -> String {
+    format!("__check_{i}")
+}
+const DENIED: &str = "__denied";
+const FAILED: &str = "__failed";
+
+/// Findings of the selected checks (all when `only` is empty), with the parameters of the checks that
+/// need some (those without are skipped), handed to `emit` a batch at a time, ordered by event time,
+/// then check id, then event id.
+///
+/// One pass over the events in time order (`sorted`: they already are, as the out-of-core dataset
+/// gives them; otherwise they fit in memory and are sorted first): each batch gets one flag column
+/// per check, the sequence checks keep per-principal state, and findings wait only while a later
+/// batch may still bring an event of the same millisecond. Memory is bounded by a batch, the
+/// principals and the findings of one millisecond, whatever the number of events.
+pub fn stream_findings(
+    ev: LazyFrame,
+    sorted: bool,
+    only: &[String],
+    params: &Params,
+    mut emit: impl FnMut(DataFrame) -> crate::error::Result<()>,
+) -> crate::error::Result<()> {
+    let checks = selected(only).context("choosing checks")?;
+    let mut flags = Vec::new();
+    let mut flagged = Vec::new();
+    let mut sequences = Vec::new();
+    for (i, check) in checks.iter().enumerate() {
+        match (&check.rule, condition(check, &ev, params).context("planning checks")?) {
+            (&Rule::Sequence(kind), _) => sequences.push((i, kind)),
+            (_, Some(cond)) => {
+                flags.push(cond.alias(flag(i)));
+                flagged.push(i);
             }
-            Rule::Condition(f) => ev.clone().filter(f()),
-            Rule::Frame(f) => f(ev.clone())?,
+            (_, None) => {}
+        }
+    }
+    let wants_denials = !sequences.is_empty();
+    let mut columns =
+        vec![col(c::EVENT_TIME), col(c::EVENT_ID), col(c::PRINCIPAL), col(c::EVENT_NAME), col(c::SOURCE_IP)];
+    columns.extend(flags);
+    let mut keep = flagged.iter().map(|&i| col(flag(i))).reduce(|a, b| a.or(b)).unwrap_or(lit(false));
+    if wants_denials {
+        columns.push(is_denied().fill_null(lit(false)).alias(DENIED));
+        columns.push(is_error().fill_null(lit(false)).alias(FAILED));
+        keep = keep.or(present(c::PRINCIPAL));
+    }
+    let plan = super::in_time_order(ev.select(columns).filter(keep), sorted);
+
+    let mut denials: hashbrown::HashMap<String, u32> = hashbrown::HashMap::new();
+    let mut reported: hashbrown::HashSet<String> = hashbrown::HashSet::new();
+    let mut pending: Vec<Finding> = Vec::new();
+    super::stream(plan, |df| {
+        let text = |name: &str| -> crate::error::Result<StringChunked> {
+            Ok(df.column(name).context(name)?.str().context(name)?.clone())
         };
-        parts.push(select_finding(hits, check));
-    }
-    if parts.is_empty() {
-        return Ok(select_finding(ev.clone().filter(lit(false)), &CHECKS[0]));
-    }
-    // Each check is its own query: as branches of one plan they would share one scan, and the
-    // streaming engine buffers a shared input for the branches it runs later (every event, for 20
-    // checks). The findings themselves are sorted in memory.
-    let mut frames = Vec::with_capacity(parts.len());
-    for part in parts {
-        frames.push(part.run()?.lazy());
-    }
-    Ok(concat(frames, UnionArgs::default())?.sort(["event_time", "check_id", "event_id"], ascending(3)))
+        let times =
+            df.column(c::EVENT_TIME).context(c::EVENT_TIME)?.datetime().context(c::EVENT_TIME)?.physical().clone();
+        let (ids, principals, names, ips) =
+            (text(c::EVENT_ID)?, text(c::PRINCIPAL)?, text(c::EVENT_NAME)?, text(c::SOURCE_IP)?);
+        let flag_cols = flagged
+            .iter()
+            .map(|&i| Ok((i, df.column(&flag(i)).context("flag")?.bool().context("flag")?.clone())))
+            .collect::<crate::error::Result<Vec<_>>>()?;
+        let bools = |name: &str| -> crate::error::Result<Option<BooleanChunked>> {
+            if wants_denials {
+                Ok(Some(df.column(name).context(name)?.bool().context(name)?.clone()))
+            } else {
+                Ok(None)
+            }
+        };
+        let (denied, failed) = (bools(DENIED)?, bools(FAILED)?);
+        let finding = |row: usize, check_index: usize| Finding {
+            time_ms: times.get(row).unwrap_or(i64::MAX),
+            check: checks[check_index].id,
+            event_id: ids.get(row).into(),
+            principal: principals.get(row).map(str::to_string),
+            event_name: names.get(row).map(str::to_string),
+            source_ip: ips.get(row).map(str::to_string),
+        };
+        for row in 0..df.height() {
+            for (i, flags) in &flag_cols {
+                if flags.get(row) == Some(true) {
+                    pending.push(finding(row, *i));
+                }
+            }
+            let (Some(denied), Some(failed)) = (&denied, &failed) else { continue };
+            let Some(who) = principals.get(row).filter(|p| !p.is_empty()) else { continue };
+            for &(i, kind) in &sequences {
+                match kind {
+                    Sequence::DeniedThenSucceeded => {
+                        if denied.get(row) == Some(true) {
+                            *denials.entry_ref(who).or_insert(0) += 1;
+                        } else if failed.get(row) != Some(true)
+                            && denials.get(who).is_some_and(|n| *n >= DENIED_THRESHOLD)
+                            && reported.insert(who.to_string())
+                        {
+                            pending.push(finding(row, i));
+                        }
+                    }
+                }
+            }
+        }
+        // Every finding before the batch's last millisecond is final; those of that millisecond wait
+        // for the next batch, which may bring more events of it.
+        let Some(last) = times.last() else { return Ok(()) };
+        pending.sort_unstable();
+        let ready = pending.partition_point(|f| f.time_ms < last);
+        if ready > 0 {
+            emit(findings_frame(pending.drain(..ready))?)?;
+        }
+        Ok(())
+    })?;
+    pending.sort_unstable();
+    emit(findings_frame(pending.drain(..))?)
+}
+
+/// Findings as rows with the columns `COLUMNS`.
+fn findings_frame(findings: impl Iterator<Item = Finding>) -> crate::error::Result<DataFrame> {
+    let findings: Vec<Finding> = findings.collect();
+    let strings = |f: fn(&Finding) -> Option<&str>| findings.iter().map(f).collect::<Vec<_>>();
+    let check = |f: &Finding| &CHECKS[CHECKS.iter().position(|k| k.id == f.check).unwrap_or(0)];
+    let times: Vec<i64> = findings.iter().map(|f| f.time_ms).collect();
+    let time = Series::new(c::EVENT_TIME.into(), times)
+        .cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC)))
+        .context(c::EVENT_TIME)?;
+    DataFrame::new(
+        findings.len(),
+        vec![
+            Column::new("check_id".into(), strings(|f| Some(f.check))),
+            Column::new("title".into(), findings.iter().map(|f| check(f).title).collect::<Vec<_>>()),
+            Column::new("severity".into(), findings.iter().map(|f| check(f).severity).collect::<Vec<_>>()),
+            time.into(),
+            Column::new(c::PRINCIPAL.into(), strings(|f| f.principal.as_deref())),
+            Column::new(c::EVENT_NAME.into(), strings(|f| f.event_name.as_deref())),
+            Column::new(c::SOURCE_IP.into(), strings(|f| f.source_ip.as_deref())),
+            Column::new(
+                c::EVENT_ID.into(),
+                strings(|f| match &f.event_id {
+                    NullsLast::Some(s) => Some(s.as_str()),
+                    NullsLast::None => None,
+                }),
+            ),
+        ],
+    )
+    .context("findings")
+}
+
+/// No findings, with the findings' columns.
+pub fn empty_findings() -> crate::error::Result<DataFrame> {
+    findings_frame(std::iter::empty())
+}
+
+/// All findings as one frame (the report's input; findings, not events, are held).
+pub fn findings_with(ev: LazyFrame, sorted: bool, only: &[String], params: &Params) -> crate::error::Result<DataFrame> {
+    let mut out = empty_findings()?;
+    stream_findings(ev, sorted, only, params, |df| {
+            out.vstack_mut(&df).context("findings")?;
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Findings without parameters (tests and the SQL pack's comparisons).
+pub fn findings(ev: LazyFrame, only: &[String]) -> crate::error::Result<DataFrame> {
+    findings_with(ev, false, only, &Params::default())
 }
 
 /// The list of checks as a table (for `detect --list`).

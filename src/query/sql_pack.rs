@@ -159,7 +159,7 @@ fn check_condition(id: &str, rule: &Rule) -> Result<CheckSql, String> {
             }
             Ok(CheckSql::Condition(format!("({cond})")))
         }
-        Rule::Condition(_) | Rule::Frame(_) => {
+        Rule::Condition(_) | Rule::Sequence(_) | Rule::Parameterized => {
             let sql = CHECK_SQL
                 .iter()
                 .find(|(k, _)| *k == id)

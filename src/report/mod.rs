@@ -191,7 +191,7 @@ fn strings(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
 
 /// Build the report's data.
 pub fn build(data: Dataset, opts: &Options) -> Result<Value> {
-    let Dataset { events, stats, duplicates, .. } = data;
+    let Dataset { events, stats, duplicates, sorted, .. } = data;
     let ev = events.cache();
     let mut out = Map::new();
     out.insert("title".into(), Value::from(opts.title.clone()));
@@ -246,8 +246,7 @@ pub fn build(data: Dataset, opts: &Options) -> Result<Value> {
     );
 
     // ---- detect: every check once; the sections below read their findings from here.
-    let findings =
-        detect::findings_with(ev.clone(), &[], &opts.params).context("planning checks")?.run().context("checks")?;
+    let findings = detect::findings_with(ev.clone(), sorted, &[], &opts.params)?;
     let ids = strings(&findings, "check_id")?;
     let skipped: Vec<&str> = detect::skipped(&[], &opts.params).into_iter().map(|(id, _)| id).collect();
     let checks: Vec<Value> = detect::CHECKS

@@ -156,8 +156,23 @@ pub fn detect(args: &DetectArgs) -> Result<bool> {
             eprintln!("trailscope: check {id} skipped: it needs {flag}");
         }
     }
-    let lf = query::detect::findings_with(data.events, &args.check, &params).context("planning checks")?;
-    write(Answer::one("findings", lf), &args.output)?;
+    let sink = Sink { format: format_of(&args.output), output: args.output.output.as_deref() };
+    if args.output.section.as_ref().is_some_and(|s| s != "findings") {
+        return Err(trailscope::error::Error::Usage(format!(
+            "no section named {:?}",
+            args.output.section.as_deref().unwrap_or_default()
+        )));
+    }
+    if output::is_row_format(sink.format) {
+        // Findings are written as the pass over the events produces them.
+        let schema = query::detect::empty_findings()?.schema().as_ref().clone();
+        output::write_batches(&sink, &schema, |each| {
+            query::detect::stream_findings(data.events, data.sorted, &args.check, &params, each)
+        })?;
+    } else {
+        let df = query::detect::findings_with(data.events, data.sorted, &args.check, &params)?;
+        output::write_sections(&sink, vec![("findings".to_string(), df)])?;
+    }
     Ok(bad)
 }
 
