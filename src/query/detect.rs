@@ -824,7 +824,7 @@ pub fn empty_findings() -> crate::error::Result<DataFrame> {
 pub fn findings_with(ev: LazyFrame, sorted: bool, only: &[String], params: &Params) -> crate::error::Result<DataFrame> {
     let mut out = empty_findings()?;
     stream_findings(ev, sorted, only, params, |df| {
-            out.vstack_mut(&df).context("findings")?;
+        out.vstack_mut(&df).context("findings")?;
         Ok(())
     })?;
     Ok(out)

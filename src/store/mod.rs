@@ -247,7 +247,10 @@ impl Store {
     /// The events of the store (after partition pruning) as a lazy scan. Rows of a file that was
     /// re-ingested after it changed come only from its latest ingest.
     pub fn scan(&self, filter: &Filter) -> Result<LazyFrame> {
-        let parts = self.live_parts(filter);
+        self.scan_parts(self.live_parts(filter))
+    }
+
+    fn scan_parts(&self, parts: Vec<(&Part, Vec<&str>)>) -> Result<LazyFrame> {
         let path_of = |p: &Part| PlRefPath::new(self.root.join(&p.path).to_string_lossy().as_ref());
         let (clean, stale): (Vec<_>, Vec<_>) = parts.into_iter().partition(|(_, s)| s.is_empty());
         let mut scans = Vec::new();
@@ -267,15 +270,26 @@ impl Store {
         }
     }
 
-    /// The events in the store by key (eventID and time, for de-duplication across runs), leaving out
-    /// the rows of `reingesting` (input paths about to be read again because they changed).
-    pub fn event_ids(
+    /// The events of one (account, region, date) partition by key (eventID and time, for
+    /// de-duplication across runs), leaving out the rows of `reingesting` (input paths about to be
+    /// read again because they changed). A redelivered event has the same time, account and region,
+    /// so it lands in the same partition: one partition's keys are all a new row can repeat.
+    pub fn partition_event_keys(
         &self,
+        key: &PartitionKey,
         reingesting: &hashbrown::HashSet<String>,
     ) -> Result<hashbrown::HashSet<crate::ingest::pipeline::EventKey>> {
+        let parts: Vec<_> = self
+            .live_parts(&Filter::default())
+            .into_iter()
+            .filter(|(p, _)| (&p.account, &p.region, &p.date) == (&key.0, &key.1, &key.2))
+            .collect();
+        if parts.is_empty() {
+            return Ok(Default::default());
+        }
         let old = Series::new("reingesting".into(), reingesting.iter().cloned().collect::<Vec<_>>());
         let df = self
-            .scan(&Filter::default())?
+            .scan_parts(parts)?
             .filter(col(c::SOURCE_FILE).is_in(lit(old).implode(false), false).not())
             .select([col(c::EVENT_ID), col(c::EVENT_TIME).cast(DataType::Int64)])
             .filter(col(c::EVENT_ID).is_not_null())
@@ -462,10 +476,11 @@ fn collect_parquet(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-type PartitionKey = (String, String, String);
+/// (account, region, UTC date) of a part, as its folder names them before escaping.
+pub type PartitionKey = (String, String, String);
 
 /// Row indices of `df` grouped by (account, region, UTC date), in first-seen order.
-fn partition_rows(df: &DataFrame) -> Result<Vec<(PartitionKey, Vec<IdxSize>)>> {
+pub fn partition_rows(df: &DataFrame) -> Result<Vec<(PartitionKey, Vec<IdxSize>)>> {
     let text =
         |name: &str| -> Result<StringChunked> { Ok(df.column(name).context(name)?.str().context(name)?.clone()) };
     let recipient = text(c::RECIPIENT_ACCOUNT_ID)?;
