@@ -1,5 +1,6 @@
 //! Names the commit in `trailscope --version` (`0.1.0 (abc1234 2026-12-03)`), read from git when the
-//! source is a checkout; a source without git says `unknown commit`.
+//! source is a checkout; a source without git says `unknown commit`. Lists the shipped Sigma rules
+//! (`src/sigma/rules/**/*.yml`) for `include_str!`, so the binary carries its default rule set.
 
 use std::path::Path;
 use std::process::Command;
@@ -10,7 +11,36 @@ fn git(args: &[&str]) -> Option<String> {
     (out.status.success() && !s.is_empty()).then_some(s)
 }
 
+/// Writes `$OUT_DIR/shipped_rules.rs`: `&[(relative path, text)]`, sorted by path.
+fn shipped_rules() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sigma/rules");
+    let mut files = Vec::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(d) = dirs.pop() {
+        println!("cargo:rerun-if-changed={}", d.display());
+        for e in std::fs::read_dir(&d).expect("src/sigma/rules is readable").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "yml" || x == "yaml") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut out = String::from("&[\n");
+    for f in &files {
+        let rel = f.strip_prefix(&root).expect("under the rules folder").to_string_lossy().replace('\\', "/");
+        out.push_str(&format!("    ({rel:?}, include_str!({:?})),\n", f.display().to_string()));
+        println!("cargo:rerun-if-changed={}", f.display());
+    }
+    out.push_str("]\n");
+    let dest = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("shipped_rules.rs");
+    std::fs::write(dest, out).expect("OUT_DIR is writable");
+}
+
 fn main() {
+    shipped_rules();
     let commit = git(&["log", "-1", "--format=%h %cs"]).unwrap_or_else(|| "unknown commit".into());
     println!("cargo:rustc-env=TRAILSCOPE_COMMIT={commit}");
     // Build again when HEAD moves: HEAD itself, the branch it names, and packed refs.

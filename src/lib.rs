@@ -17,6 +17,7 @@ pub mod output;
 pub mod progress;
 pub mod query;
 pub mod report;
+pub mod sigma;
 pub mod source;
 pub mod store;
 pub mod time;

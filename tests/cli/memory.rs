@@ -32,6 +32,8 @@ fn spilled_answers_equal_in_memory_answers() {
         &["timeline", "--format", "json", "--principal", "*benjamin*", "--source-ip", "0.0.0.0/0"],
         &["timeline", "--format", "timesketch"],
         &["detect", "--format", "json"],
+        &["hunt", "--format", "jsonl"],
+        &["hunt", "--summary", "--format", "json"],
         &[
             "sql",
             "--query",

@@ -34,6 +34,8 @@ pub enum Command {
     Timeline(TimelineArgs),
     /// Built-in checks: CIS AWS Foundations monitoring controls and more.
     Detect(DetectArgs),
+    /// Sigma rules over the events: the shipped SigmaHQ CloudTrail rules, and yours (--rules).
+    Hunt(HuntArgs),
     /// Ad-hoc Polars SQL over a table named `events`.
     Sql(SqlArgs),
     /// IAM permissions granted (per --iam snapshot) but not used in the events.
@@ -158,6 +160,38 @@ pub struct DetectArgs {
     pub list: bool,
     #[command(flatten)]
     pub allowed: AllowedArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct HuntArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Sigma rule files, or folders walked for .yml/.yaml files; repeatable. Added to the shipped
+    /// SigmaHQ rules (see --no-default-rules).
+    #[arg(long, value_name = "PATH")]
+    pub rules: Vec<PathBuf>,
+    /// Leave out the shipped SigmaHQ rules: only --rules are used.
+    #[arg(long)]
+    pub no_default_rules: bool,
+    /// Report only rules of this level or above (informational, low, medium, high, critical).
+    #[arg(long, value_name = "LEVEL")]
+    pub min_level: Option<String>,
+    /// Report only rules with this status (stable, test, experimental, deprecated, unsupported);
+    /// repeatable.
+    #[arg(long, value_name = "STATUS")]
+    pub status: Vec<String>,
+    /// Report only this rule (id or title); repeatable.
+    #[arg(long, value_name = "ID")]
+    pub rule: Vec<String>,
+    /// A file of rule ids or titles not to report, one per line (`#` starts a comment), or a rule
+    /// file or folder whose rules are not reported; repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub exclude_rules: Vec<PathBuf>,
+    /// Print per rule its id, title, level and hits, then the rules not loaded and why.
+    #[arg(long)]
+    pub summary: bool,
 }
 
 /// Parameters of the policy-condition checks (TS-OUTSIDE-NETWORK, TS-OUTSIDE-HOURS).

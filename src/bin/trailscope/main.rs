@@ -43,6 +43,7 @@ fn main() -> ExitCode {
         Command::Failures(args) => commands::questions::failures(args),
         Command::Timeline(args) => commands::questions::timeline(args),
         Command::Detect(args) => commands::questions::detect(args),
+        Command::Hunt(args) => commands::hunt::run(args),
         Command::Sql(args) => commands::questions::sql(args),
         Command::Unused(args) => commands::unused::run(args),
         Command::Pull(args) => commands::pull::run(args),

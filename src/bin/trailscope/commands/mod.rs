@@ -1,6 +1,7 @@
 //! One module per subcommand; each takes its parsed arguments and a writer for its data.
 
 pub mod compact;
+pub mod hunt;
 pub mod pull;
 pub mod questions;
 pub mod report;

@@ -26,7 +26,7 @@ fn load_columns(input: &InputArgs, columns: &'static [&'static str]) -> Result<D
     dataset::load(&input.inputs, &filter, &opts, &input.s3_options(), input.quiet)
 }
 
-fn format_of(out: &OutputArgs) -> Format {
+pub fn format_of(out: &OutputArgs) -> Format {
     out.format.unwrap_or(if out.output.is_none() && std::io::stdout().is_terminal() {
         Format::Table
     } else {

@@ -1,0 +1,106 @@
+//! `trailscope hunt`: Sigma rules over the events (see `query::hunt`).
+
+use std::path::Path;
+
+use trailscope::error::{Error, Result};
+use trailscope::output::{self, Sink};
+use trailscope::query::hunt::{self, RuleSet, Selection};
+use trailscope::sigma::{Level, Status};
+
+use super::questions::{format_of, load};
+use crate::cli::HuntArgs;
+
+pub fn run(args: &HuntArgs) -> Result<bool> {
+    let mut set = RuleSet::load(&args.rules, !args.no_default_rules)?;
+    let selection = selection(args)?;
+    let unknown = set.unknown_names(&args.rule);
+    if !unknown.is_empty() {
+        return Err(Error::Usage(format!("--rule {}: no loaded rule has this id or title", unknown.join(", "))));
+    }
+    set.select(&selection);
+    for p in &set.problems {
+        eprintln!("trailscope: rule not loaded: {}{}: {}", p.file, rule_name(&p.rule), p.reason);
+    }
+    // Warnings about the shipped rules are in --summary; a team's own rules get them on every run.
+    for w in set.warnings.iter().filter(|w| !w.file.starts_with(hunt::SHIPPED_PREFIX)) {
+        eprintln!("trailscope: warning: rule {}{}: {}", w.file, rule_name(&w.rule), w.reason);
+    }
+    if set.rules.is_empty() {
+        return Err(Error::Usage("no rule loaded: nothing to hunt with".into()));
+    }
+    let data = load(&args.input)?;
+    let bad = super::warn_bad_input(&data.stats) || !set.problems.is_empty();
+    let sink = Sink { format: format_of(&args.output), output: args.output.output.as_deref() };
+    if args.summary {
+        let tally = hunt::stream_hits(data.events, data.sorted, &set, |_| Ok(()))?;
+        let sections = vec![
+            ("rules".to_string(), hunt::summary(&set, &tally)?),
+            ("not_loaded".to_string(), hunt::problems(&set)?),
+        ];
+        let sections = match &args.output.section {
+            Some(name) => {
+                let one: Vec<_> = sections.into_iter().filter(|(n, _)| n == name).collect();
+                if one.is_empty() {
+                    return Err(Error::Usage(format!("no section named {name:?}; the sections are rules, not_loaded")));
+                }
+                one
+            }
+            None => sections,
+        };
+        output::write_sections(&sink, sections)?;
+    } else if output::is_row_format(sink.format) {
+        // Hits are written as the pass over the events finds them.
+        let schema = hunt::empty_hits()?.schema().as_ref().clone();
+        output::write_batches(&sink, &schema, |each| {
+            hunt::stream_hits(data.events, data.sorted, &set, each).map(|_| ())
+        })?;
+    } else {
+        let (df, _) = hunt::hits(data.events, data.sorted, &set)?;
+        output::write_sections(&sink, vec![("hits".to_string(), df)])?;
+    }
+    Ok(bad)
+}
+
+fn rule_name(rule: &Option<String>) -> String {
+    rule.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
+}
+
+fn selection(args: &HuntArgs) -> Result<Selection> {
+    let min_level = args
+        .min_level
+        .as_deref()
+        .map(|l| l.parse::<Level>().map_err(|e| Error::Usage(format!("--min-level: {e}"))))
+        .transpose()?;
+    let statuses = args
+        .status
+        .iter()
+        .map(|s| s.parse::<Status>().map_err(|e| Error::Usage(format!("--status: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
+    let mut exclude = Vec::new();
+    for p in &args.exclude_rules {
+        exclude.extend(excluded(p)?);
+    }
+    Ok(Selection { min_level, statuses, only: args.rule.clone(), exclude })
+}
+
+/// The ids (or titles) an `--exclude-rules` path names: a rule file or folder's rules, or a list.
+fn excluded(path: &Path) -> Result<Vec<String>> {
+    let is_rules = path.is_dir() || path.extension().is_some_and(|x| x == "yml" || x == "yaml");
+    if is_rules {
+        let set = RuleSet::load(&[path.to_path_buf()], false)?;
+        return Ok(set
+            .rules
+            .iter()
+            .map(|r| &r.rule.meta)
+            .chain(set.correlations.iter().map(|c| &c.def.meta))
+            .map(|m| m.id.clone().unwrap_or_else(|| m.title.clone()))
+            .collect());
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    Ok(text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect())
+}

@@ -1,0 +1,757 @@
+//! `hunt`: Sigma rules over the events. Rules come from files and folders (`.yml`/`.yaml`) and,
+//! unless told otherwise, from the SigmaHQ CloudTrail rules shipped inside the binary
+//! (`src/sigma/rules/`, Detection Rule License 1.1). `crate::sigma` is the rule language; this file
+//! loads rule sets, gives each event the shape of the CloudTrail record the rules were written for,
+//! and runs every rule over the events in one pass, in time order, writing hits as they come.
+//!
+//! **The event a rule sees** is rebuilt from the events frame: the record's own field names
+//! (`eventName`, `userIdentity.sessionContext.sessionIssuer.arn`, ...) for every field trailscope
+//! keeps, and `requestParameters`, `responseElements`, `additionalEventData` and `resources` as the
+//! JSON they were delivered as, so a rule may look any depth into them. A rule that reads a CloudTrail
+//! field trailscope does not keep (`apiVersion`, `serviceEventDetails`, `userIdentity.onBehalfOf`, ...)
+//! is not loaded, with that reason; one that reads a field CloudTrail records do not have (a typo)
+//! is loaded and warned about, since it can only match where the field is allowed to be missing.
+//!
+//! **Speed.** Most rules pin `eventName` to a few values; those run only on events with one of them
+//! (`Rule::required_values`), and the record is rebuilt only for an event some rule must look at.
+//! Rows of a batch are matched in parallel.
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use rayon::prelude::*;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, PolarsContext, Result};
+use crate::ingest::frame::col_name as c;
+use crate::sigma::{self, Correlation, CorrelationDef, Correlator, Level, Loaded, Rule, Status};
+
+/// The shipped rules: (path under `src/sigma/rules/`, text), sorted by path.
+pub const SHIPPED: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/shipped_rules.rs"));
+
+/// Where shipped rules say they come from in messages and `--summary`.
+pub const SHIPPED_PREFIX: &str = "(shipped) ";
+
+/// A rule, a file or a reference that could not be used, and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    /// The rule's title or id, when it could be read.
+    pub rule: Option<String>,
+    pub reason: String,
+}
+
+/// A detection rule with where it came from.
+#[derive(Debug)]
+pub struct LoadedRule {
+    pub rule: Rule,
+    pub file: String,
+    /// Lowercased `eventName`s the rule can only match (see `Rule::required_values`).
+    event_names: Option<Vec<String>>,
+}
+
+/// The rules of a hunt: detection rules, correlations over them, what could not be loaded, and
+/// warnings about rules that were loaded.
+#[derive(Debug, Default)]
+pub struct RuleSet {
+    pub rules: Vec<LoadedRule>,
+    pub correlations: Vec<Correlation>,
+    pub problems: Vec<Problem>,
+    pub warnings: Vec<Problem>,
+    /// Which rules and correlations are reported (`select`); base rules of a correlation are always
+    /// evaluated.
+    report_rule: Vec<bool>,
+    report_correlation: Vec<bool>,
+}
+
+/// Which loaded rules report their hits.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// `--min-level`: rules below it are not reported (rules without a level count as informational).
+    pub min_level: Option<Level>,
+    /// `--status`: only rules with one of these (empty: any).
+    pub statuses: Vec<Status>,
+    /// `--rule`: only rules with one of these ids or titles (empty: all).
+    pub only: Vec<String>,
+    /// `--exclude-rules`: rules with one of these ids or titles are not reported.
+    pub exclude: Vec<String>,
+}
+
+impl RuleSet {
+    /// Rules from `paths` (files, or folders walked for `.yml`/`.yaml`), after the shipped rules when
+    /// `shipped`. Unreadable files and rules that do not load become `problems`; a missing path is an
+    /// error.
+    pub fn load(paths: &[PathBuf], shipped: bool) -> Result<RuleSet> {
+        let mut set = RuleSet::default();
+        let mut defs = Vec::new();
+        if shipped {
+            for (name, text) in SHIPPED {
+                set.add_text(&format!("{SHIPPED_PREFIX}{name}"), text, &mut defs);
+            }
+        }
+        for p in paths {
+            let mut files = Vec::new();
+            rule_files(p, &mut files)?;
+            for f in files {
+                let name = f.display().to_string();
+                match std::fs::read(&f) {
+                    Ok(bytes) => match String::from_utf8(bytes) {
+                        Ok(text) => set.add_text(&name, &text, &mut defs),
+                        Err(_) => set.problem(&name, None, "not UTF-8 text".into()),
+                    },
+                    Err(e) => set.problem(&name, None, format!("cannot read: {e}")),
+                }
+            }
+        }
+        set.link(defs);
+        set.report_rule = vec![true; set.rules.len()];
+        set.report_correlation = vec![true; set.correlations.len()];
+        Ok(set)
+    }
+
+    fn problem(&mut self, file: &str, rule: Option<String>, reason: String) {
+        self.problems.push(Problem { file: file.to_string(), rule, reason });
+    }
+
+    fn add_text(&mut self, file: &str, text: &str, defs: &mut Vec<(String, CorrelationDef)>) {
+        for loaded in sigma::load_rules(text) {
+            match loaded {
+                Ok(Loaded::Rule(rule)) => {
+                    let name = Some(rule.meta.id.clone().unwrap_or_else(|| rule.meta.title.clone()));
+                    if let Some(id) = &rule.meta.id {
+                        if let Some(first) = self.rules.iter().find(|r| r.rule.meta.id.as_ref() == Some(id)) {
+                            let reason =
+                                format!("rule id {id} is already used by {}; this copy is ignored", first.file);
+                            self.problem(file, name, reason);
+                            continue;
+                        }
+                    }
+                    let fields = check_fields(&rule);
+                    if let Some(reason) = fields.not_kept {
+                        self.problem(file, name, reason);
+                        continue;
+                    }
+                    if let Some(reason) = fields.unknown {
+                        self.warnings.push(Problem { file: file.to_string(), rule: name, reason });
+                    }
+                    let event_names = rule.required_values("eventName");
+                    self.rules.push(LoadedRule { rule, file: file.to_string(), event_names });
+                }
+                Ok(Loaded::Correlation(def)) => defs.push((file.to_string(), def)),
+                Err(e) => {
+                    let rule = e.rule.clone();
+                    self.problem(file, rule, e.to_string());
+                }
+            }
+        }
+    }
+
+    fn link(&mut self, defs: Vec<(String, CorrelationDef)>) {
+        let rules: Vec<Rule> = self.rules.iter().map(|r| r.rule.clone()).collect();
+        for (file, def) in defs {
+            let title = def.meta.title.clone();
+            let (mut linked, errors) = sigma::link(&rules, vec![def]);
+            if errors.is_empty() {
+                self.correlations.append(&mut linked);
+            }
+            for e in errors {
+                self.problem(&file, Some(title.clone()), e.to_string());
+            }
+        }
+    }
+
+    /// Decide which rules report their hits.
+    pub fn select(&mut self, sel: &Selection) {
+        let named = |list: &[String], meta: &sigma::Meta| {
+            list.iter().any(|x| meta.id.as_deref() == Some(x.as_str()) || meta.title.eq_ignore_ascii_case(x))
+        };
+        let keep = |meta: &sigma::Meta| {
+            meta.level.unwrap_or(Level::Informational) >= sel.min_level.unwrap_or(Level::Informational)
+                && (sel.statuses.is_empty() || meta.status.is_some_and(|s| sel.statuses.contains(&s)))
+                && (sel.only.is_empty() || named(&sel.only, meta))
+                && !named(&sel.exclude, meta)
+        };
+        self.report_rule = self.rules.iter().map(|r| keep(&r.rule.meta)).collect();
+        self.report_correlation = self.correlations.iter().map(|c| keep(&c.def.meta)).collect();
+    }
+
+    /// Ids or titles in `names` that name no loaded rule or correlation.
+    pub fn unknown_names<'a>(&self, names: &'a [String]) -> Vec<&'a str> {
+        names
+            .iter()
+            .filter(|x| {
+                !self
+                    .rules
+                    .iter()
+                    .map(|r| &r.rule.meta)
+                    .chain(self.correlations.iter().map(|c| &c.def.meta))
+                    .any(|m| m.id.as_deref() == Some(x.as_str()) || m.title.eq_ignore_ascii_case(x))
+            })
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// Rule files under `path`: the file itself, or a folder's `.yml`/`.yaml` files, sorted.
+fn rule_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !meta.is_dir() {
+        out.push(path.to_path_buf());
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> =
+        std::fs::read_dir(path).map_err(|e| Error::io(path, e))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            rule_files(&p, out)?;
+        } else if p.extension().is_some_and(|x| x == "yml" || x == "yaml") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// The fields of the rebuilt record (see `record_view`), besides the JSON ones below.
+const KEPT_FIELDS: &[&str] = &[
+    "eventTime",
+    "eventVersion",
+    "eventSource",
+    "eventName",
+    "awsRegion",
+    "sourceIPAddress",
+    "userAgent",
+    "errorCode",
+    "errorMessage",
+    "readOnly",
+    "eventType",
+    "eventCategory",
+    "managementEvent",
+    "recipientAccountId",
+    "eventID",
+    "requestID",
+    "sharedEventID",
+    "vpcEndpointId",
+    "userIdentity",
+    "userIdentity.type",
+    "userIdentity.principalId",
+    "userIdentity.arn",
+    "userIdentity.accountId",
+    "userIdentity.accessKeyId",
+    "userIdentity.userName",
+    "userIdentity.invokedBy",
+    "userIdentity.sessionContext",
+    "userIdentity.sessionContext.sessionIssuer",
+    "userIdentity.sessionContext.sessionIssuer.type",
+    "userIdentity.sessionContext.sessionIssuer.principalId",
+    "userIdentity.sessionContext.sessionIssuer.arn",
+    "userIdentity.sessionContext.sessionIssuer.userName",
+    "userIdentity.sessionContext.attributes",
+    "userIdentity.sessionContext.attributes.mfaAuthenticated",
+    "userIdentity.sessionContext.attributes.creationDate",
+    "userIdentity.sessionContext.sourceIdentity",
+    "tlsDetails",
+    "tlsDetails.tlsVersion",
+];
+
+/// Fields kept as the JSON CloudTrail delivered: any path below them is there.
+const KEPT_JSON: &[&str] = &["requestParameters", "responseElements", "additionalEventData", "resources"];
+
+/// CloudTrail record fields (the record contents reference) that trailscope does not keep, and the
+/// parents under which it keeps only some fields.
+const NOT_KEPT: &[&str] = &[
+    "apiVersion",
+    "serviceEventDetails",
+    "addendum",
+    "sessionCredentialFromConsole",
+    "edgeDeviceDetails",
+    "vpcEndpointAccountId",
+    "insightDetails",
+    "userIdentity.",
+    "tlsDetails.",
+];
+
+struct FieldCheck {
+    not_kept: Option<String>,
+    unknown: Option<String>,
+}
+
+fn check_fields(rule: &Rule) -> FieldCheck {
+    let mut not_kept = Vec::new();
+    let mut unknown = Vec::new();
+    for f in rule.fields() {
+        let kept = KEPT_FIELDS.contains(&f)
+            || KEPT_JSON.iter().any(|j| f == *j || f.strip_prefix(j).is_some_and(|rest| rest.starts_with('.')));
+        if kept {
+            continue;
+        }
+        let top = f.split('.').next().unwrap_or(f);
+        let cloudtrail = NOT_KEPT.iter().any(|n| {
+            if let Some(parent) = n.strip_suffix('.') {
+                f.starts_with(n) || top == parent
+            } else {
+                top == *n
+            }
+        });
+        if cloudtrail {
+            not_kept.push(f.to_string());
+        } else {
+            unknown.push(f.to_string());
+        }
+    }
+    FieldCheck {
+        not_kept: (!not_kept.is_empty())
+            .then(|| format!("reads {} which trailscope does not keep from CloudTrail records", not_kept.join(", "))),
+        unknown: (!unknown.is_empty())
+            .then(|| format!("reads {}, not a CloudTrail record field: it is always missing", unknown.join(", "))),
+    }
+}
+
+/// The hit rows' columns.
+pub const COLUMNS: [&str; 14] = [
+    "rule_id",
+    "rule_title",
+    "level",
+    "status",
+    "tags",
+    c::EVENT_TIME,
+    c::EVENT_ID,
+    c::PRINCIPAL,
+    c::EVENT_NAME,
+    c::EVENT_SOURCE,
+    c::SOURCE_IP,
+    c::ERROR_CODE,
+    "account_id",
+    "region",
+];
+
+/// Hits per rule and correlation, for `--summary`.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    pub rule_hits: Vec<u64>,
+    pub correlation_hits: Vec<u64>,
+    pub events: u64,
+}
+
+/// The columns of the rebuilt record, read once per batch.
+struct Batch {
+    time: Int64Chunked,
+    text: Vec<(&'static str, StringChunked)>,
+    flags: Vec<(&'static str, BooleanChunked)>,
+    created: Int64Chunked,
+}
+
+/// Frame columns that become the record's string fields, by their CloudTrail path.
+const TEXT: &[(&str, &str)] = &[
+    ("eventVersion", c::EVENT_VERSION),
+    ("eventSource", c::EVENT_SOURCE),
+    ("eventName", c::EVENT_NAME),
+    ("awsRegion", c::AWS_REGION),
+    ("sourceIPAddress", c::SOURCE_IP),
+    ("userAgent", c::USER_AGENT),
+    ("errorCode", c::ERROR_CODE),
+    ("errorMessage", c::ERROR_MESSAGE),
+    ("eventType", c::EVENT_TYPE),
+    ("eventCategory", c::EVENT_CATEGORY),
+    ("recipientAccountId", c::RECIPIENT_ACCOUNT_ID),
+    ("eventID", c::EVENT_ID),
+    ("requestID", c::REQUEST_ID),
+    ("sharedEventID", c::SHARED_EVENT_ID),
+    ("vpcEndpointId", c::VPC_ENDPOINT_ID),
+    ("userIdentity.type", c::IDENTITY_TYPE),
+    ("userIdentity.principalId", c::PRINCIPAL_ID),
+    ("userIdentity.arn", c::ARN),
+    ("userIdentity.accountId", c::ACCOUNT_ID),
+    ("userIdentity.accessKeyId", c::ACCESS_KEY_ID),
+    ("userIdentity.userName", c::USER_NAME),
+    ("userIdentity.invokedBy", c::INVOKED_BY),
+    ("userIdentity.sessionContext.sessionIssuer.type", c::SESSION_ISSUER_TYPE),
+    ("userIdentity.sessionContext.sessionIssuer.principalId", c::SESSION_ISSUER_PRINCIPAL_ID),
+    ("userIdentity.sessionContext.sessionIssuer.arn", c::SESSION_ISSUER_ARN),
+    ("userIdentity.sessionContext.sessionIssuer.userName", c::SESSION_ISSUER_USER_NAME),
+    ("userIdentity.sessionContext.sourceIdentity", c::SOURCE_IDENTITY),
+    ("tlsDetails.tlsVersion", c::TLS_VERSION),
+    ("requestParameters", c::REQUEST_PARAMETERS),
+    ("responseElements", c::RESPONSE_ELEMENTS),
+    ("additionalEventData", c::ADDITIONAL_EVENT_DATA),
+    ("resources", c::RESOURCES),
+    // Not part of the record: the hit rows' columns.
+    ("", c::PRINCIPAL),
+];
+
+/// Frame columns that become the record's boolean fields.
+const FLAGS: &[(&str, &str)] =
+    &[("readOnly", c::READ_ONLY), ("managementEvent", c::MANAGEMENT_EVENT), ("", c::SESSION_MFA)];
+
+const JSON_FIELDS: [&str; 4] = ["requestParameters", "responseElements", "additionalEventData", "resources"];
+
+impl Batch {
+    fn new(df: &DataFrame) -> Result<Batch> {
+        let ms = |name: &str| -> Result<Int64Chunked> {
+            let s = df.column(name).context(name)?.cast(&DataType::Int64).context(name)?;
+            Ok(s.i64().context(name)?.clone())
+        };
+        let text = TEXT
+            .iter()
+            .map(|(path, name)| Ok((*path, df.column(name).context(name)?.str().context(name)?.clone())))
+            .collect::<Result<Vec<_>>>()?;
+        let flags = FLAGS
+            .iter()
+            .map(|(path, name)| Ok((*path, df.column(name).context(name)?.bool().context(name)?.clone())))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Batch { time: ms(c::EVENT_TIME)?, text, flags, created: ms(c::SESSION_CREATED)? })
+    }
+
+    fn str(&self, name: &str, row: usize) -> Option<&str> {
+        self.text.iter().find(|(_, col)| col.name().as_str() == name).and_then(|(_, col)| col.get(row))
+    }
+
+    /// The record as CloudTrail wrote it, as far as the frame keeps it.
+    fn record(&self, row: usize) -> Value {
+        let mut rec = Map::new();
+        if let Some(t) = self.time.get(row) {
+            rec.insert("eventTime".into(), Value::String(cloudtrail_time(t)));
+        }
+        for (path, col) in &self.text {
+            let (Some(v), false) = (col.get(row), path.is_empty()) else { continue };
+            let value = if JSON_FIELDS.contains(path) {
+                serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()))
+            } else {
+                Value::String(v.to_string())
+            };
+            insert_path(&mut rec, path, value);
+        }
+        for (path, col) in &self.flags {
+            match (col.get(row), path.is_empty()) {
+                (Some(b), false) => insert_path(&mut rec, path, Value::Bool(b)),
+                // CloudTrail writes mfaAuthenticated as the text "true" / "false".
+                (Some(b), true) => insert_path(
+                    &mut rec,
+                    "userIdentity.sessionContext.attributes.mfaAuthenticated",
+                    Value::String(b.to_string()),
+                ),
+                (None, _) => {}
+            }
+        }
+        if let Some(t) = self.created.get(row) {
+            insert_path(
+                &mut rec,
+                "userIdentity.sessionContext.attributes.creationDate",
+                Value::String(cloudtrail_time(t)),
+            );
+        }
+        Value::Object(rec)
+    }
+}
+
+/// `2024-01-31T12:00:00Z` as CloudTrail writes times (milliseconds only when there are some).
+fn cloudtrail_time(ms: i64) -> String {
+    match chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms) {
+        Some(t) if ms % 1000 == 0 => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        None => ms.to_string(),
+    }
+}
+
+fn insert_path(rec: &mut Map<String, Value>, path: &str, value: Value) {
+    let mut node = rec;
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            node.insert(part.to_string(), value);
+            return;
+        }
+        let next = node.entry(part.to_string()).or_insert_with(|| Value::Object(Map::new()));
+        if !next.is_object() {
+            *next = Value::Object(Map::new());
+        }
+        let Value::Object(m) = next else { return };
+        node = m;
+    }
+}
+
+/// The hit rows being built for one batch.
+#[derive(Default)]
+struct Rows {
+    rule_id: Vec<String>,
+    title: Vec<String>,
+    level: Vec<Option<String>>,
+    status: Vec<Option<String>>,
+    tags: Vec<String>,
+    time: Vec<i64>,
+    /// event_id, principal, event_name, event_source, source_ip, error_code, account_id, region.
+    event: [Vec<Option<String>>; 8],
+}
+
+impl Rows {
+    fn push(&mut self, meta: &sigma::Meta, time_ms: i64, event: [Option<String>; 8]) {
+        self.rule_id.push(meta.id.clone().unwrap_or_else(|| meta.title.clone()));
+        self.title.push(meta.title.clone());
+        self.level.push(meta.level.map(|l| l.to_string()));
+        self.status.push(meta.status.map(|s| s.to_string()));
+        self.tags.push(meta.attack_techniques().join(","));
+        self.time.push(time_ms);
+        for (col, v) in self.event.iter_mut().zip(event) {
+            col.push(v);
+        }
+    }
+
+    fn frame(self) -> Result<DataFrame> {
+        let n = self.time.len();
+        let time = Series::new(c::EVENT_TIME.into(), self.time)
+            .cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC)))
+            .context(c::EVENT_TIME)?;
+        let mut cols = vec![
+            Column::new(COLUMNS[0].into(), self.rule_id),
+            Column::new(COLUMNS[1].into(), self.title),
+            Column::new(COLUMNS[2].into(), self.level),
+            Column::new(COLUMNS[3].into(), self.status),
+            Column::new(COLUMNS[4].into(), self.tags),
+            time.into(),
+        ];
+        for (name, values) in COLUMNS[6..].iter().zip(self.event) {
+            cols.push(Column::new((*name).into(), values));
+        }
+        DataFrame::new(n, cols).context("hits")
+    }
+}
+
+/// No hits, with the hit rows' columns.
+pub fn empty_hits() -> Result<DataFrame> {
+    Rows::default().frame()
+}
+
+/// The frame columns a hunt reads.
+fn columns_read() -> Vec<Expr> {
+    let mut names: Vec<&str> = TEXT.iter().map(|(_, n)| *n).chain(FLAGS.iter().map(|(_, n)| *n)).collect();
+    names.extend([c::EVENT_TIME, c::SESSION_CREATED]);
+    names.into_iter().map(col).collect()
+}
+
+/// The hit row fields of a record rebuilt for a correlation (the event that completed it).
+fn event_fields_of(rec: &Value) -> [Option<String>; 8] {
+    let at = |path: &str| sigma::FieldPath::parse(path).first_text(rec);
+    let account = at("recipientAccountId").or_else(|| at("userIdentity.accountId"));
+    let principal = at("userIdentity.arn").or_else(|| at("userIdentity.principalId"));
+    [
+        at("eventID"),
+        principal,
+        at("eventName"),
+        at("eventSource"),
+        at("sourceIPAddress"),
+        at("errorCode"),
+        account,
+        at("awsRegion"),
+    ]
+}
+
+/// Run the rule set over the events (in time order when `sorted`; otherwise they fit in memory and
+/// are sorted first), handing hit rows to `emit` a batch at a time, ordered by event time, event id
+/// and rule id; a correlation's row comes with the event that completed it. Returns the hits per rule.
+pub fn stream_hits(
+    ev: LazyFrame,
+    sorted: bool,
+    set: &RuleSet,
+    mut emit: impl FnMut(DataFrame) -> Result<()>,
+) -> Result<Tally> {
+    let mut tally =
+        Tally { rule_hits: vec![0; set.rules.len()], correlation_hits: vec![0; set.correlations.len()], events: 0 };
+    // Which rules an event's name calls for; rules that pin no name run on every event.
+    let mut by_name: hashbrown::HashMap<&str, Vec<usize>> = hashbrown::HashMap::new();
+    let mut always = Vec::new();
+    for (i, r) in set.rules.iter().enumerate() {
+        match &r.event_names {
+            Some(names) => names.iter().for_each(|n| by_name.entry(n.as_str()).or_default().push(i)),
+            None => always.push(i),
+        }
+    }
+    let correlated: Vec<bool> =
+        (0..set.rules.len()).map(|i| set.correlations.iter().any(|c| c.rule_indices.contains(&i))).collect();
+    let reported: Vec<bool> =
+        (0..set.rules.len()).map(|i| set.report_rule[i] && sigma::rule_generates(&set.correlations, i)).collect();
+    let mut correlator = Correlator::new(set.correlations.clone());
+    // Rules in id order, so an event's hits come out in that order.
+    let mut order: Vec<usize> = (0..set.rules.len()).collect();
+    order.sort_by_cached_key(|&i| {
+        set.rules[i].rule.meta.id.clone().unwrap_or_else(|| set.rules[i].rule.meta.title.clone())
+    });
+    let mut rank = vec![0; set.rules.len()];
+    for (n, &i) in order.iter().enumerate() {
+        rank[i] = n;
+    }
+
+    let plan = super::in_time_order(ev.select(columns_read()), sorted);
+    super::stream(plan, |df| {
+        tally.events += df.height() as u64;
+        let batch = Batch::new(&df)?;
+        let names = batch.text.iter().find(|(p, _)| *p == "eventName").map(|(_, col)| col.clone());
+        let matched: Vec<(Vec<usize>, Option<Value>)> = (0..df.height())
+            .into_par_iter()
+            .map(|row| {
+                let name = names.as_ref().and_then(|n| n.get(row)).map(str::to_lowercase);
+                let pinned = name.as_deref().and_then(|n| by_name.get(n)).map_or(&[][..], Vec::as_slice);
+                if pinned.is_empty() && always.is_empty() {
+                    return (Vec::new(), None);
+                }
+                let rec = batch.record(row);
+                let mut hits: Vec<usize> =
+                    pinned.iter().chain(&always).copied().filter(|&i| set.rules[i].rule.matches(&rec)).collect();
+                hits.sort_unstable_by_key(|&i| rank[i]);
+                hits.dedup();
+                let keep = hits.iter().any(|&i| correlated[i]);
+                (hits, keep.then_some(rec))
+            })
+            .collect();
+        let mut rows = Rows::default();
+        for (row, (hits, rec)) in matched.into_iter().enumerate() {
+            if hits.is_empty() {
+                continue;
+            }
+            let time = batch.time.get(row).unwrap_or(i64::MIN);
+            let fields = || {
+                let s = |name: &str| batch.str(name, row).map(str::to_string);
+                let account = s(c::RECIPIENT_ACCOUNT_ID).or_else(|| s(c::ACCOUNT_ID));
+                [
+                    s(c::EVENT_ID),
+                    s(c::PRINCIPAL),
+                    s(c::EVENT_NAME),
+                    s(c::EVENT_SOURCE),
+                    s(c::SOURCE_IP),
+                    s(c::ERROR_CODE),
+                    account,
+                    s(c::AWS_REGION),
+                ]
+            };
+            for &i in &hits {
+                tally.rule_hits[i] += 1;
+                if reported[i] {
+                    rows.push(&set.rules[i].rule.meta, time, fields());
+                }
+            }
+            if let Some(rec) = rec {
+                for &i in hits.iter().filter(|&&i| correlated[i]) {
+                    for hit in correlator.observe(time, i, &rec) {
+                        tally.correlation_hits[hit.correlation] += 1;
+                        if set.report_correlation[hit.correlation] {
+                            let last = hit.events.last().map_or_else(&fields, event_fields_of);
+                            rows.push(&set.correlations[hit.correlation].def.meta, hit.last_ms, last);
+                        }
+                    }
+                }
+            }
+        }
+        if !rows.time.is_empty() {
+            emit(rows.frame()?)?;
+        }
+        Ok(())
+    })?;
+    Ok(tally)
+}
+
+/// All hits as one frame (hits, not events, are held).
+pub fn hits(ev: LazyFrame, sorted: bool, set: &RuleSet) -> Result<(DataFrame, Tally)> {
+    let mut out = empty_hits()?;
+    let tally = stream_hits(ev, sorted, set, |df| {
+        out.vstack_mut(&df).context("hits")?;
+        Ok(())
+    })?;
+    Ok((out, tally))
+}
+
+/// `--summary`: per rule and correlation, its id, title, level and hits; sorted by hits (most
+/// first), then id.
+pub fn summary(set: &RuleSet, tally: &Tally) -> Result<DataFrame> {
+    let mut rows: Vec<(&sigma::Meta, &str, &str, u64)> = Vec::new();
+    for (i, r) in set.rules.iter().enumerate() {
+        if set.report_rule[i] {
+            rows.push((&r.rule.meta, "rule", r.file.as_str(), tally.rule_hits[i]));
+        }
+    }
+    for (i, corr) in set.correlations.iter().enumerate() {
+        if set.report_correlation[i] {
+            rows.push((&corr.def.meta, "correlation", "", tally.correlation_hits[i]));
+        }
+    }
+    let id = |m: &sigma::Meta| m.id.clone().unwrap_or_else(|| m.title.clone());
+    rows.sort_by(|a, b| b.3.cmp(&a.3).then_with(|| id(a.0).cmp(&id(b.0))));
+    DataFrame::new(
+        rows.len(),
+        vec![
+            Column::new("rule_id".into(), rows.iter().map(|r| id(r.0)).collect::<Vec<_>>()),
+            Column::new("rule_title".into(), rows.iter().map(|r| r.0.title.clone()).collect::<Vec<_>>()),
+            Column::new("level".into(), rows.iter().map(|r| r.0.level.map(|l| l.to_string())).collect::<Vec<_>>()),
+            Column::new("kind".into(), rows.iter().map(|r| r.1).collect::<Vec<_>>()),
+            Column::new("hits".into(), rows.iter().map(|r| r.3).collect::<Vec<_>>()),
+            Column::new("file".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+        ],
+    )
+    .context("hunt summary")
+}
+
+/// The rules not loaded, with their reasons (and the warnings about loaded ones), as a table.
+pub fn problems(set: &RuleSet) -> Result<DataFrame> {
+    let all: Vec<(&Problem, &str)> =
+        set.problems.iter().map(|p| (p, "not loaded")).chain(set.warnings.iter().map(|p| (p, "warning"))).collect();
+    DataFrame::new(
+        all.len(),
+        vec![
+            Column::new("file".into(), all.iter().map(|(p, _)| p.file.clone()).collect::<Vec<_>>()),
+            Column::new("rule".into(), all.iter().map(|(p, _)| p.rule.clone()).collect::<Vec<_>>()),
+            Column::new("status".into(), all.iter().map(|(_, k)| *k).collect::<Vec<_>>()),
+            Column::new("reason".into(), all.iter().map(|(p, _)| p.reason.clone()).collect::<Vec<_>>()),
+        ],
+    )
+    .context("rules not loaded")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_rule_loads() {
+        let set = RuleSet::load(&[], true).unwrap();
+        assert_eq!(set.problems, vec![], "shipped rules that do not load");
+        assert_eq!(set.rules.len(), SHIPPED.len());
+        // One of them reads `status`, which no CloudTrail record has: loaded, with a warning.
+        assert!(set.warnings.iter().any(|w| w.reason.contains("status")), "{:?}", set.warnings);
+    }
+
+    #[test]
+    fn rules_reading_fields_not_kept_are_refused() {
+        let text = "title: t\nid: x\nlogsource: {product: aws, service: cloudtrail}\n\
+                    detection: {sel: {apiVersion: '2012'}, condition: sel}\n";
+        let mut set = RuleSet::default();
+        set.add_text("f.yml", text, &mut Vec::new());
+        assert!(set.rules.is_empty());
+        assert!(set.problems[0].reason.contains("apiVersion"), "{:?}", set.problems);
+    }
+
+    #[test]
+    fn the_record_is_rebuilt_with_cloudtrail_names() {
+        let df = df!(
+            c::EVENT_TIME => [1_700_000_000_000i64],
+            c::EVENT_NAME => ["StopLogging"],
+            c::SESSION_ISSUER_ARN => ["arn:aws:iam::1:role/r"],
+            c::REQUEST_PARAMETERS => [r#"{"name":"trail","tags":[{"k":"v"}]}"#],
+            c::SESSION_MFA => [false],
+        )
+        .unwrap();
+        let mut full = df.clone();
+        for (name, dtype) in crate::ingest::frame::schema().iter() {
+            match df.column(name) {
+                Ok(col) => full.with_column(col.cast(dtype).unwrap()).unwrap(),
+                Err(_) => full.with_column(Column::full_null(name.clone(), 1, dtype)).unwrap(),
+            };
+        }
+        let full = full.lazy().select(columns_read()).collect().unwrap();
+        let rec = Batch::new(&full).unwrap().record(0);
+        assert_eq!(rec["eventTime"], "2023-11-14T22:13:20Z");
+        assert_eq!(rec["eventName"], "StopLogging");
+        assert_eq!(rec["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"], "arn:aws:iam::1:role/r");
+        assert_eq!(rec["userIdentity"]["sessionContext"]["attributes"]["mfaAuthenticated"], "false");
+        assert_eq!(rec["requestParameters"]["tags"][0]["k"], "v");
+        assert!(rec.get("errorCode").is_none());
+    }
+}
