@@ -191,6 +191,8 @@ pub fn timesketch(df: &DataFrame) -> Result<DataFrame> {
         "",
         true,
     );
+    // Rule hits (`hunt`) say which rule fired: its title is the message.
+    let message = if df.schema().contains("rule_title") { text("rule_title") } else { message };
     df.clone()
         .lazy()
         .select([

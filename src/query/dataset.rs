@@ -34,6 +34,39 @@ pub struct Dataset {
     pub sorted: bool,
     /// The temporary files an out-of-core dataset is scanned from; removed when the last user drops.
     pub spill: Option<Arc<Spilled>>,
+    /// For a store scanned lazily: the rows of the parts the filter keeps (an upper bound of the
+    /// events), to tell whether sorting them in memory fits the limit (see `time_ordered`).
+    pub store_rows: Option<u64>,
+}
+
+/// What one event takes in memory as a full frame row, about (measured: ~2 KB per event).
+const FRAME_BYTES_PER_EVENT: u64 = 2 << 10;
+
+impl Dataset {
+    /// The same events, streaming in time order for questions that list them so (`timeline`,
+    /// `detect`, `hunt`): a store is scanned in partition order, and sorting it takes all its rows in
+    /// memory, so a store larger than half of `memory_limit` is first spilled by the hour (see
+    /// `spill`; one batch and one hour at a time). Raw inputs are already either sorted (spilled) or
+    /// small enough to sort.
+    pub fn time_ordered(self, memory_limit: u64) -> Result<Dataset> {
+        let Some(rows) = self.store_rows.filter(|_| !self.sorted) else { return Ok(self) };
+        if rows.saturating_mul(FRAME_BYTES_PER_EVENT) <= memory_limit / 2 {
+            return Ok(self);
+        }
+        let mut writer = SpillWriter::new(None, memory_limit)?;
+        super::stream(self.events, |df| writer.add(df))?;
+        let spilled = writer.finish()?;
+        crate::query::spill::memtrace("store spilled in time order");
+        Ok(Dataset {
+            events: spilled.scan()?,
+            stats: self.stats,
+            duplicates: self.duplicates,
+            stores: self.stores,
+            sorted: true,
+            spill: Some(Arc::new(spilled)),
+            store_rows: None,
+        })
+    }
 }
 
 /// Load from the command line's inputs.
@@ -69,13 +102,15 @@ pub fn from_inputs(inputs: Inputs, filter: &Filter, opts: &ReadOptions, quiet: b
     // A single store holds each eventID once already: answer from it lazily, with partition pruning
     // (the questions run on the streaming engine, so memory stays bounded).
     if stores.len() == 1 && files.is_empty() {
-        let lf = Store::open(&stores[0])?.scan(filter)?;
+        let store = Store::open(&stores[0])?;
+        let store_rows = Some(store.parts(filter).iter().map(|p| p.rows).sum());
+        let lf = store.scan(filter)?;
         let events = match row_filter(filter) {
             Some(e) => lf.filter(e),
             None => lf,
         };
         progress.finish();
-        return Ok(Dataset { events, stats, duplicates: 0, stores, sorted: false, spill: None });
+        return Ok(Dataset { events, stats, duplicates: 0, stores, sorted: false, spill: None, store_rows });
     }
     // Peak memory of an in-memory run per byte of JSON, measured at 1 M generated events (1.46 GB of
     // JSON): every column 1.6 (the blobs are most of a frame); with a projection about 0.25 plus 0.07
@@ -104,7 +139,7 @@ pub fn from_inputs(inputs: Inputs, filter: &Filter, opts: &ReadOptions, quiet: b
     let first = df.column(FIRST).context(FIRST)?.bool().context(FIRST)?.clone();
     let duplicates = first.len() as u64 - first.sum().unwrap_or(0) as u64;
     let df = df.filter(&first).context("dropping duplicate events")?.drop(FIRST).context(FIRST)?;
-    Ok(Dataset { events: df.lazy(), stats, duplicates, stores, sorted: false, spill: None })
+    Ok(Dataset { events: df.lazy(), stats, duplicates, stores, sorted: false, spill: None, store_rows: None })
 }
 
 /// What the rows of `files` take in memory as a frame, roughly: the decoded JSON (gzip inflates
@@ -153,7 +188,15 @@ fn spilled(
     let spilled = writer.finish()?;
     crate::query::spill::memtrace("buckets sorted");
     let events = spilled.scan()?;
-    Ok(Dataset { events, stats, duplicates: spilled.duplicates, stores, sorted: true, spill: Some(Arc::new(spilled)) })
+    Ok(Dataset {
+        events,
+        stats,
+        duplicates: spilled.duplicates,
+        stores,
+        sorted: true,
+        spill: Some(Arc::new(spilled)),
+        store_rows: None,
+    })
 }
 
 /// Temporary column: is this row the first of its eventID?

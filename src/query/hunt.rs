@@ -49,6 +49,8 @@ pub struct LoadedRule {
     pub file: String,
     /// Lowercased `eventName`s the rule can only match (see `Rule::required_values`).
     event_names: Option<Vec<String>>,
+    /// The record fields it reads (see `needed_fields`).
+    fields: u64,
 }
 
 /// The rules of a hunt: detection rules, correlations over them, what could not be loaded, and
@@ -136,7 +138,8 @@ impl RuleSet {
                         self.warnings.push(Problem { file: file.to_string(), rule: name, reason });
                     }
                     let event_names = rule.required_values("eventName");
-                    self.rules.push(LoadedRule { rule, file: file.to_string(), event_names });
+                    let fields = needed_fields(&rule);
+                    self.rules.push(LoadedRule { rule, file: file.to_string(), event_names, fields });
                 }
                 Ok(Loaded::Correlation(def)) => defs.push((file.to_string(), def)),
                 Err(e) => {
@@ -407,13 +410,18 @@ impl Batch {
         self.text.iter().find(|(_, col)| col.name().as_str() == name).and_then(|(_, col)| col.get(row))
     }
 
-    /// The record as CloudTrail wrote it, as far as the frame keeps it.
-    fn record(&self, row: usize) -> Value {
+    /// The record as CloudTrail wrote it, as far as the frame keeps it: the fields of `need` (bits
+    /// as `needed_fields` sets them), which is all a rule reading only those can tell apart.
+    fn record(&self, row: usize, need: u64) -> Value {
         let mut rec = Map::new();
-        if let Some(t) = self.time.get(row) {
+        let wants = |bit: usize| need & (1 << bit) != 0;
+        if let Some(t) = self.time.get(row).filter(|_| wants(TIME_BIT)) {
             rec.insert("eventTime".into(), Value::String(cloudtrail_time(t)));
         }
-        for (path, col) in &self.text {
+        for (bit, (path, col)) in self.text.iter().enumerate() {
+            if !wants(bit) {
+                continue;
+            }
             let (Some(v), false) = (col.get(row), path.is_empty()) else { continue };
             let value = if JSON_FIELDS.contains(path) {
                 serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()))
@@ -422,7 +430,10 @@ impl Batch {
             };
             insert_path(&mut rec, path, value);
         }
-        for (path, col) in &self.flags {
+        for (n, (path, col)) in self.flags.iter().enumerate() {
+            if !wants(TEXT.len() + n) {
+                continue;
+            }
             match (col.get(row), path.is_empty()) {
                 (Some(b), false) => insert_path(&mut rec, path, Value::Bool(b)),
                 // CloudTrail writes mfaAuthenticated as the text "true" / "false".
@@ -434,7 +445,7 @@ impl Batch {
                 (None, _) => {}
             }
         }
-        if let Some(t) = self.created.get(row) {
+        if let Some(t) = self.created.get(row).filter(|_| wants(CREATED_BIT)) {
             insert_path(
                 &mut rec,
                 "userIdentity.sessionContext.attributes.creationDate",
@@ -443,6 +454,46 @@ impl Batch {
         }
         Value::Object(rec)
     }
+}
+
+/// The bits of `record`'s `need` beyond one per `TEXT` and `FLAGS` entry.
+const TIME_BIT: usize = TEXT.len() + FLAGS.len();
+const CREATED_BIT: usize = TIME_BIT + 1;
+const _: () = assert!(CREATED_BIT < 64, "the record's fields fit a u64 mask");
+
+/// Every record field.
+const ALL_FIELDS: u64 = (1 << (CREATED_BIT + 1)) - 1;
+
+/// The record fields a rule reads, as `record`'s bits: an entry is needed when the rule's path is it,
+/// lies under it (`requestParameters.x`) or above it (`userIdentity` as a whole). Keywords read all.
+fn needed_fields(rule: &Rule) -> u64 {
+    if rule.uses_keywords() {
+        return ALL_FIELDS;
+    }
+    let entries = TEXT
+        .iter()
+        .map(|(p, _)| *p)
+        .chain(FLAGS.iter().map(|(p, _)| {
+            if p.is_empty() {
+                "userIdentity.sessionContext.attributes.mfaAuthenticated"
+            } else {
+                p
+            }
+        }))
+        .chain(["eventTime", "userIdentity.sessionContext.attributes.creationDate"]);
+    let related = |a: &str, b: &str| {
+        a == b
+            || a.strip_prefix(b).is_some_and(|r| r.starts_with('.'))
+            || b.strip_prefix(a).is_some_and(|r| r.starts_with('.'))
+    };
+    let fields = rule.fields();
+    let mut mask = 0;
+    for (bit, entry) in entries.enumerate() {
+        if !entry.is_empty() && fields.iter().any(|f| related(f, entry)) {
+            mask |= 1 << bit;
+        }
+    }
+    mask
 }
 
 /// `2024-01-31T12:00:00Z` as CloudTrail writes times (milliseconds only when there are some).
@@ -594,13 +645,15 @@ pub fn stream_hits(
                 if pinned.is_empty() && always.is_empty() {
                     return (Vec::new(), None);
                 }
-                let rec = batch.record(row);
+                let need = pinned.iter().chain(&always).fold(0, |m, &i| m | set.rules[i].fields);
+                let rec = batch.record(row, need);
                 let mut hits: Vec<usize> =
                     pinned.iter().chain(&always).copied().filter(|&i| set.rules[i].rule.matches(&rec)).collect();
                 hits.sort_unstable_by_key(|&i| rank[i]);
                 hits.dedup();
                 let keep = hits.iter().any(|&i| correlated[i]);
-                (hits, keep.then_some(rec))
+                // A correlation groups by, counts and reports fields of its own: it gets the whole record.
+                (hits, keep.then(|| batch.record(row, ALL_FIELDS)))
             })
             .collect();
         let mut rows = Rows::default();
@@ -746,7 +799,7 @@ mod tests {
             };
         }
         let full = full.lazy().select(columns_read()).collect().unwrap();
-        let rec = Batch::new(&full).unwrap().record(0);
+        let rec = Batch::new(&full).unwrap().record(0, ALL_FIELDS);
         assert_eq!(rec["eventTime"], "2023-11-14T22:13:20Z");
         assert_eq!(rec["eventName"], "StopLogging");
         assert_eq!(rec["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"], "arn:aws:iam::1:role/r");

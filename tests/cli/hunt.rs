@@ -180,3 +180,22 @@ fn a_store_hunts_like_its_files() {
         "the rules ship with their licence"
     );
 }
+
+/// Every output format carries the hits; Timesketch's message is the rule's title.
+#[test]
+fn formats_and_timesketch_message() {
+    let golden = crate::golden("hunt/invictus-ir");
+    let n = list(&golden, "hits").len();
+    let ts = TestCommand::new(["hunt", "-q", "--format", "timesketch", "testdata/invictus-ir"]).run();
+    ts.expect_code(0);
+    let rows = jsonl(&ts.stdout);
+    assert_eq!(rows.len(), n);
+    for r in &rows {
+        assert_eq!(text(r, "message"), text(r, "rule_title"));
+        assert!(r.get("datetime").is_some() && r.get("timestamp_desc").is_some());
+    }
+    let csv = TestCommand::new(["hunt", "-q", "--format", "csv", "testdata/invictus-ir"]).run();
+    let mut lines = csv.stdout.lines();
+    assert!(lines.next().is_some_and(|h| h.starts_with("rule_id,rule_title,level,status,tags,event_time,")));
+    assert_eq!(lines.count(), n);
+}

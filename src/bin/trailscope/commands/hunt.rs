@@ -28,7 +28,7 @@ pub fn run(args: &HuntArgs) -> Result<bool> {
     if set.rules.is_empty() {
         return Err(Error::Usage("no rule loaded: nothing to hunt with".into()));
     }
-    let data = load(&args.input)?;
+    let data = load(&args.input)?.time_ordered(args.input.memory_limit)?;
     let bad = super::warn_bad_input(&data.stats) || !set.problems.is_empty();
     let sink = Sink { format: format_of(&args.output), output: args.output.output.as_deref() };
     if args.summary {

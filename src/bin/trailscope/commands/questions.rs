@@ -120,7 +120,7 @@ pub fn failures(args: &FailuresArgs) -> Result<bool> {
 }
 
 pub fn timeline(args: &TimelineArgs) -> Result<bool> {
-    let data = load(&args.input)?;
+    let data = load(&args.input)?.time_ordered(args.input.memory_limit)?;
     let bad = super::warn_bad_input(&data.stats);
     let source_ips = args.source_ip.iter().map(|s| s.parse()).collect::<Result<Vec<_>>>()?;
     let pivots = query::timeline::Pivots {
@@ -147,7 +147,7 @@ pub fn detect(args: &DetectArgs) -> Result<bool> {
         write(Answer::one("checks", df.lazy()), &args.output)?;
         return Ok(false);
     }
-    let data = load(&args.input)?;
+    let data = load(&args.input)?.time_ordered(args.input.memory_limit)?;
     let bad = super::warn_bad_input(&data.stats);
     let params = args.allowed.params()?;
     // A check that needs a flag is skipped without it; say so when it was asked for by name.
