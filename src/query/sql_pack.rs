@@ -278,11 +278,13 @@ pub fn used(d: Dialect) -> String {
     };
     let not_calls = NOT_CALLS.iter().map(|t| quote(t)).collect::<Vec<_>>().join(", ");
     let no_permission = NO_PERMISSION.iter().map(|a| quote(&a.to_lowercase())).collect::<Vec<_>>().join(", ");
+    let exercised = crate::iam::errors::sql_exercised();
     format!(
-        "-- trailscope unused --used: the IAM actions each principal exercised with successful calls.\n\
+        "-- trailscope unused --used: the IAM actions each principal exercised: calls that succeeded or\n\
+-- failed after authorization (NoSuch..., ...NotFound, DryRunOperation: see trailscope's iam::errors).\n\
 WITH calls AS (\n  SELECT principal, event_time,\n    regexp_replace(event_source, {svc}, '') AS label,\n    \
 coalesce(NULLIF(regexp_extract(event_name, {version}, 1), ''), event_name) AS name\n  FROM events\n  \
-WHERE NOT {IS_ERROR} AND (event_type IS NULL OR event_type NOT IN ({not_calls}))\n    \
+WHERE {exercised} AND (event_type IS NULL OR event_type NOT IN ({not_calls}))\n    \
 AND event_source IS NOT NULL AND event_name IS NOT NULL\n),\n\
 prefixed AS (\n  SELECT principal, event_time, name,\n    CASE label\n{prefix_case}      ELSE {first_label}\n    END AS prefix\n  FROM calls\n),\n\
 renames AS (\n  {values}\n),\n\

@@ -2,7 +2,9 @@
 //! offline. Granted comes from the authorization-details snapshot (`authz.rs`, `policy.rs`); used from
 //! successful events (`actions.rs`). Each granted action is `used`, `unused`, or `not_logged` when
 //! CloudTrail could not have shown its use; an action is never called unused when the logs could not
-//! have shown it. Denied calls are `attempted`, never used.
+//! have shown it. Denied calls are `attempted`, never used; a call that failed after authorization
+//! (`iam::errors`: `NoSuchWebsiteConfiguration`, `TrailNotFoundException`, ...) used its permission; a
+//! failure that may precede authorization (throttling, an expired key) is noted, not counted.
 
 use crate::query::Run;
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,9 +16,10 @@ use crate::error::{Error, PolarsContext, Result};
 use crate::iam::actions::{self, Mapped};
 use crate::iam::authz::{self, AttachedPolicy, AuthorizationDetails, InlinePolicy};
 use crate::iam::catalogue::Catalogue;
+use crate::iam::errors::ErrorClass;
 use crate::iam::policy::{self, NamedPolicy, Permissions};
 use crate::ingest::frame::col_name as c;
-use crate::query::{is_denied, is_error};
+use crate::query::is_error;
 
 /// A user or role of the snapshot with its identity policies.
 pub struct Principal {
@@ -126,6 +129,8 @@ struct Usage {
     last_activity: Option<i64>,
     used: BTreeMap<usize, i64>,
     attempted: BTreeMap<usize, u64>,
+    /// Calls that failed in a way that may precede authorization: how many, and the error codes.
+    inconclusive: BTreeMap<usize, (u64, BTreeSet<String>)>,
     unknown: BTreeSet<String>,
 }
 
@@ -146,7 +151,7 @@ pub const NOT_CALLS: [&str; 3] = ["AwsServiceEvent", "AwsConsoleSignIn", "AwsClo
 pub fn used_actions(events: LazyFrame) -> Result<DataFrame> {
     let not_call = NOT_CALLS.iter().map(|t| col(c::EVENT_TYPE).eq(lit(*t))).reduce(|a, b| a.or(b)).expect("types");
     let grouped = events
-        .filter(is_error().not().and(not_call.fill_null(lit(false)).not()))
+        .filter(crate::iam::errors::exercised(col(c::ERROR_CODE)).and(not_call.fill_null(lit(false)).not()))
         .group_by([col(c::PRINCIPAL), col(c::EVENT_SOURCE), col(c::EVENT_NAME)])
         .agg([len().cast(DataType::UInt64).alias("n"), col(c::EVENT_TIME).max().cast(DataType::Int64).alias("last")])
         .run()
@@ -190,7 +195,6 @@ pub fn analyze(az: &AuthorizationDetails, events: LazyFrame) -> Result<Analysis>
     let cat = Catalogue::get();
     let principals = principals(az);
     let events = events.cache();
-    let outcome = when(is_denied()).then(lit("denied")).when(is_error()).then(lit("error")).otherwise(lit("ok"));
     let keys = [
         c::IDENTITY_TYPE,
         c::ARN,
@@ -202,7 +206,7 @@ pub fn analyze(az: &AuthorizationDetails, events: LazyFrame) -> Result<Analysis>
         c::EVENT_TYPE,
     ];
     let mut group: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
-    group.push(outcome.alias("outcome"));
+    group.push(when(is_error()).then(col(c::ERROR_CODE)).otherwise(lit(NULL).cast(DataType::String)).alias("error"));
     let grouped = events
         .clone()
         .group_by(group)
@@ -235,7 +239,7 @@ pub fn analyze(az: &AuthorizationDetails, events: LazyFrame) -> Result<Analysis>
     }
     let [ty, arn, pid, sipid, siarn, src, name, etype] = keys.map(|k| strs(&grouped, k));
     let (ty, arn, pid, sipid, siarn, src, name, etype) = (ty?, arn?, pid?, sipid?, siarn?, src?, name?, etype?);
-    let out = strs(&grouped, "outcome")?;
+    let out = strs(&grouped, "error")?;
     let n = grouped.column("n").context("n")?.u64().context("n")?.clone();
     let last = grouped.column("last").context("last")?.i64().context("last")?.clone();
     let mut usage: Vec<Usage> = principals.iter().map(|_| Usage::default()).collect();
@@ -265,14 +269,19 @@ pub fn analyze(az: &AuthorizationDetails, events: LazyFrame) -> Result<Analysis>
                 continue;
             }
         };
+        let class = out.get(i).map(crate::iam::errors::classify);
         for a in acts.iter().filter_map(|a| cat.index(a)) {
-            match out.get(i) {
-                Some("ok") => {
+            match class {
+                None | Some(ErrorClass::AfterAuthorization) => {
                     let t = u.used.entry(a).or_insert(i64::MIN);
                     *t = (*t).max(at.unwrap_or(i64::MIN));
                 }
-                Some("denied") => *u.attempted.entry(a).or_insert(0) += count,
-                _ => {}
+                Some(ErrorClass::Denied) => *u.attempted.entry(a).or_insert(0) += count,
+                Some(ErrorClass::Unknown) => {
+                    let e = u.inconclusive.entry(a).or_default();
+                    e.0 += count;
+                    e.1.insert(out.get(i).unwrap_or_default().to_string());
+                }
             }
         }
     }
@@ -313,6 +322,12 @@ impl Analysis {
                 };
                 if let Some(n) = u.attempted.get(&a) {
                     notes.push(format!("attempted {n} times, denied"));
+                }
+                if let (Some((n, codes)), "unused" | "not_logged") = (u.inconclusive.get(&a), status) {
+                    let codes = codes.iter().cloned().collect::<Vec<_>>().join(", ");
+                    notes.push(format!(
+                        "{n} calls failed with {codes}, which may come before authorization: not counted"
+                    ));
                 }
                 Verdict {
                     principal: p,
@@ -406,13 +421,30 @@ impl Analysis {
         .context("unused actions")
     }
 
+    /// Keep only the principals `who` names (ARN, name or id; `*` and `?` wildcards); an error when
+    /// none matches.
+    pub fn only(&mut self, who: &str) -> Result<()> {
+        let re =
+            regex::Regex::new(&crate::query::glob_regex(who)).map_err(|e| Error::Usage(format!("--principal: {e}")))?;
+        let keep: Vec<bool> =
+            self.principals.iter().map(|p| re.is_match(&p.arn) || re.is_match(&p.name) || p.id == who).collect();
+        if !keep.contains(&true) {
+            return Err(Error::Usage(format!("--principal {who}: no user or role of the --iam files matches")));
+        }
+        let mut k = keep.iter();
+        self.principals.retain(|_| *k.next().unwrap_or(&false));
+        let mut k = keep.iter();
+        self.usage.retain(|_| *k.next().unwrap_or(&false));
+        Ok(())
+    }
+
     fn find(&self, who: &str) -> Option<usize> {
         self.principals.iter().position(|p| p.arn == who || p.name == who || p.id == who)
     }
 
     /// A least-privilege identity policy for `who` (ARN, name or id): the actions it used (and was
-    /// granted), one statement per service.
-    pub fn least_privilege(&self, who: &str) -> Result<Value> {
+    /// granted), one statement per service. See `LeastPrivilege` for what comes back.
+    pub fn least_privilege(&self, who: &str) -> Result<LeastPrivilege> {
         let i =
             self.find(who).ok_or_else(|| Error::Usage(format!("{who} is not a user or role of the --iam files")))?;
         let cat = Catalogue::get();
@@ -422,16 +454,81 @@ impl Analysis {
             let service = name.split(':').next().unwrap_or("").to_string();
             by_service.entry(service).or_default().push(name.to_string());
         }
-        let statements: Vec<Value> = by_service
-            .into_iter()
-            .map(|(service, mut acts)| {
-                acts.sort();
-                let sid: String = service.split(|ch: char| !ch.is_ascii_alphanumeric()).map(capitalize).collect();
-                json!({"Sid": format!("Used{sid}"), "Effect": "Allow", "Action": acts, "Resource": "*"})
-            })
-            .collect();
-        Ok(json!({"Version": "2012-10-17", "Statement": statements}))
+        let p = &self.principals[i];
+        if by_service.is_empty() {
+            return Ok(LeastPrivilege::NothingUsed(json!({
+                "principal": p.arn,
+                "used_actions": 0,
+                "granted_actions": p.permissions.actions.len(),
+                "recommendation": format!(
+                    "{} used none of its permissions in these events: remove its policies (or the {} itself) \
+                     rather than grant it a policy; widen the window first if it may act rarely",
+                    p.name,
+                    p.kind.to_lowercase()
+                ),
+            })));
+        }
+        let mut statements: Vec<Value> = Vec::new();
+        for (service, mut acts) in by_service {
+            acts.sort();
+            let sid: String = service.split(|ch: char| !ch.is_ascii_alphanumeric()).map(capitalize).collect();
+            // A service with more actions than one policy can hold is cut into numbered statements.
+            let chunks: Vec<&[String]> = acts.chunks(ACTIONS_PER_STATEMENT).collect();
+            for (n, chunk) in chunks.iter().enumerate() {
+                let sid = if chunks.len() > 1 { format!("Used{sid}{}", n + 1) } else { format!("Used{sid}") };
+                statements.push(json!({"Sid": sid, "Effect": "Allow", "Action": chunk, "Resource": "*"}));
+            }
+        }
+        let whole = policy_document(statements.clone());
+        if policy_size(&whole) <= MANAGED_POLICY_MAX_CHARS {
+            return Ok(LeastPrivilege::Policy(whole));
+        }
+        // Too large for one managed policy: as few policies as fit, statements kept whole.
+        let mut policies = Vec::new();
+        let mut current: Vec<Value> = Vec::new();
+        for st in statements {
+            let mut candidate = current.clone();
+            candidate.push(st.clone());
+            if !current.is_empty() && policy_size(&policy_document(candidate.clone())) > MANAGED_POLICY_MAX_CHARS {
+                policies.push(policy_document(std::mem::take(&mut current)));
+                current.push(st);
+            } else {
+                current = candidate;
+            }
+        }
+        if !current.is_empty() {
+            policies.push(policy_document(current));
+        }
+        Ok(LeastPrivilege::Split(policies))
     }
+}
+
+/// IAM's limit on a customer managed policy: 6,144 characters, white space not counted.
+pub const MANAGED_POLICY_MAX_CHARS: usize = 6144;
+
+/// Actions per statement when a service's list is cut (each statement stays well under the limit:
+/// the longest action names are about 60 characters).
+const ACTIONS_PER_STATEMENT: usize = 80;
+
+/// What `least_privilege` gives (as JSON: the document, the list of documents, or the note).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum LeastPrivilege {
+    /// One policy document that fits a managed policy.
+    Policy(Value),
+    /// Several documents, each within `MANAGED_POLICY_MAX_CHARS`, that together grant what was used.
+    Split(Vec<Value>),
+    /// Nothing was used: a statement saying so and what to do, not an empty policy.
+    NothingUsed(Value),
+}
+
+fn policy_document(statements: Vec<Value>) -> Value {
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+/// The size IAM counts: the document without white space.
+pub fn policy_size(doc: &Value) -> usize {
+    serde_json::to_string(doc).map_or(usize::MAX, |s| s.chars().filter(|c| !c.is_whitespace()).count())
 }
 
 fn capitalize(s: &str) -> String {

@@ -365,9 +365,14 @@ pub struct UnusedArgs {
     /// One row per (principal, granted action) instead of one per principal.
     #[arg(long)]
     pub actions: bool,
-    /// Print a least-privilege policy for this principal (ARN, name or id) built from what it used.
+    /// Print a least-privilege policy for this principal (ARN, name or id) built from what it used
+    /// (a JSON list of policies when it exceeds IAM's 6,144-character managed-policy limit).
     #[arg(long, value_name = "PRINCIPAL")]
     pub policy: Option<String>,
+    /// Only this principal (ARN, name or id; * and ? wildcards), in the per-principal and --actions
+    /// rows.
+    #[arg(long, value_name = "PRINCIPAL", conflicts_with = "policy")]
+    pub principal: Option<String>,
     /// The IAM credential report (CSV): adds the section access_keys with stale and old keys.
     #[arg(long, value_name = "FILE")]
     pub credential_report: Option<PathBuf>,

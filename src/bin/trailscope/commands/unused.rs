@@ -8,7 +8,7 @@ use super::questions::{load, write};
 use crate::cli::UnusedArgs;
 use trailscope::error::{Error, Result};
 use trailscope::iam::authz::AuthorizationDetails;
-use trailscope::query::unused;
+use trailscope::query::unused::{self, LeastPrivilege};
 use trailscope::query::Answer;
 
 /// The credential report's users (MFA, password age, two active keys) as a table: the same rows as
@@ -46,11 +46,29 @@ pub fn run(args: &UnusedArgs) -> Result<bool> {
     }
     let data = load(&args.input)?;
     let bad = super::warn_bad_input(&data.stats);
-    let analysis = unused::analyze(&az, data.events)?;
+    let mut analysis = unused::analyze(&az, data.events)?;
+    if let Some(who) = &args.principal {
+        analysis.only(who)?;
+    }
     if let Some(who) = &args.policy {
-        let policy = analysis.least_privilege(who)?;
+        let doc = match analysis.least_privilege(who)? {
+            LeastPrivilege::Policy(p) => p,
+            LeastPrivilege::Split(list) => {
+                eprintln!(
+                    "trailscope: {who}'s policy exceeds IAM's {} characters for a managed policy: split into {} policies \
+                     (a JSON list), each within the limit",
+                    unused::MANAGED_POLICY_MAX_CHARS,
+                    list.len()
+                );
+                serde_json::Value::Array(list)
+            }
+            LeastPrivilege::NothingUsed(note) => {
+                eprintln!("trailscope: {who} used none of its permissions in these events: no policy to write");
+                note
+            }
+        };
         let mut w = super::open_output(args.output.output.as_deref())?;
-        serde_json::to_writer_pretty(&mut w, &policy).map_err(|e| Error::Usage(e.to_string()))?;
+        serde_json::to_writer_pretty(&mut w, &doc).map_err(|e| Error::Usage(e.to_string()))?;
         writeln!(w).and_then(|()| w.flush()).map_err(|e| Error::io("<output>", e))?;
         return Ok(bad);
     }
