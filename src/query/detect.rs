@@ -705,21 +705,36 @@ pub fn stream_findings(
         }
     }
     let wants_denials = !sequences.is_empty();
-    let mut columns =
-        vec![col(c::EVENT_TIME), col(c::EVENT_ID), col(c::PRINCIPAL), col(c::EVENT_NAME), col(c::SOURCE_IP)];
-    columns.extend(flags);
+    let mut columns = flags;
     let mut keep = flagged.iter().map(|&i| col(flag(i))).reduce(|a, b| a.or(b)).unwrap_or(lit(false));
     if wants_denials {
         columns.push(is_denied().fill_null(lit(false)).alias(DENIED));
         columns.push(is_error().fill_null(lit(false)).alias(FAILED));
         keep = keep.or(present(c::PRINCIPAL));
     }
-    let plan = super::in_time_order(ev.select(columns).filter(keep), sorted);
+    // The events are streamed as they are, and the flags computed per batch: a plan that computes
+    // them and filters on them came out of the streaming engine partly out of time order (measured
+    // on 1 M generated events, Polars 0.55.2), where a plain projection, as `timeline` streams, keeps
+    // the order. The JSON blobs no check reads stay out.
+    let skip = [c::RESPONSE_ELEMENTS, c::ADDITIONAL_EVENT_DATA, c::RESOURCES, c::SOURCE_FILE];
+    let read: Vec<Expr> = crate::ingest::frame::schema()
+        .iter_names()
+        .filter(|n| !skip.contains(&n.as_str()))
+        .map(|n| col(n.clone()))
+        .collect();
+    let plan = super::in_time_order(ev.select(read), sorted);
 
     let mut denials: hashbrown::HashMap<String, u32> = hashbrown::HashMap::new();
     let mut reported: hashbrown::HashSet<String> = hashbrown::HashSet::new();
     let mut pending: Vec<Finding> = Vec::new();
     super::stream(plan, |df| {
+        let df = df.lazy().select(
+            [col(c::EVENT_TIME), col(c::EVENT_ID), col(c::PRINCIPAL), col(c::EVENT_NAME), col(c::SOURCE_IP)]
+                .into_iter()
+                .chain(columns.iter().cloned())
+                .collect::<Vec<_>>(),
+        );
+        let df = df.filter(keep.clone()).collect().context("checking a batch")?;
         let text = |name: &str| -> crate::error::Result<StringChunked> {
             Ok(df.column(name).context(name)?.str().context(name)?.clone())
         };
@@ -772,7 +787,7 @@ pub fn stream_findings(
         }
         // Every finding before the batch's last millisecond is final; those of that millisecond wait
         // for the next batch, which may bring more events of it.
-        let Some(last) = times.last() else { return Ok(()) };
+        let Some(last) = times.max() else { return Ok(()) };
         pending.sort_unstable();
         let ready = pending.partition_point(|f| f.time_ms < last);
         if ready > 0 {
