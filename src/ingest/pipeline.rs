@@ -314,6 +314,15 @@ pub fn dedupe(df: DataFrame, seen: &mut hashbrown::HashSet<EventKey>) -> Result<
     Ok((out, dupes))
 }
 
+/// What a file's JSON takes decoded, roughly: gzip inflates CloudTrail about tenfold.
+pub fn estimated_decoded_bytes(f: &InputFile) -> u64 {
+    if f.path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz")) {
+        f.size.saturating_mul(10)
+    } else {
+        f.size
+    }
+}
+
 /// Consecutive runs of `files` in order, each of at least one file: a run ends once the `weight` of
 /// its files reaches `budget`, or at `max_files` files.
 pub fn batches<'a>(

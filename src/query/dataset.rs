@@ -142,22 +142,9 @@ pub fn from_inputs(inputs: Inputs, filter: &Filter, opts: &ReadOptions, quiet: b
     Ok(Dataset { events: df.lazy(), stats, duplicates, stores, sorted: false, spill: None, store_rows: None })
 }
 
-/// What the rows of `files` take in memory as a frame, roughly: the decoded JSON (gzip inflates
-/// CloudTrail about tenfold).
+/// What the rows of `files` take in memory as a frame, roughly: the decoded JSON.
 fn estimated_frame_bytes(files: &[InputFile]) -> u64 {
-    files.iter().map(estimated_file_bytes).sum()
-}
-
-fn estimated_file_bytes(f: &InputFile) -> u64 {
-    if is_gzip_name(&f.path) {
-        f.size.saturating_mul(10)
-    } else {
-        f.size
-    }
-}
-
-fn is_gzip_name(path: &std::path::Path) -> bool {
-    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+    files.iter().map(pipeline::estimated_decoded_bytes).sum()
 }
 
 /// The out-of-core path (see `spill`): stores first, then the raw files in batches whose frames take
@@ -178,7 +165,7 @@ fn spilled(
     }
     // Floors keep a tiny limit from cutting the work into thousands of one-file batches.
     let budget = (opts.memory_limit / 8).max(4 << 20);
-    for batch in pipeline::batches(&files, budget, usize::MAX, estimated_file_bytes) {
+    for batch in pipeline::batches(&files, budget, usize::MAX, pipeline::estimated_decoded_bytes) {
         let (df, read) = pipeline::read_files(batch, opts, &progress)?;
         stats.merge(read);
         writer.add(df)?;

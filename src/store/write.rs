@@ -15,8 +15,7 @@ use crate::progress::Progress;
 use crate::source::{InputFile, Inputs};
 use crate::store::{partition_rows, InputRecord, PartitionKey, Store};
 
-/// A batch is cut after this many bytes on disk or this many files, whichever comes first.
-const BATCH_BYTES: u64 = 64 << 20;
+/// A batch is cut after this many files at most (and by bytes, see `ingest`).
 const BATCH_FILES: usize = 20_000;
 
 #[derive(Debug, Default, Serialize)]
@@ -54,7 +53,10 @@ pub fn ingest(root: &Path, inputs: Inputs, opts: &ReadOptions, quiet: bool) -> R
     let total: u64 = todo.iter().map(|f| f.size).sum();
     let progress = Progress::new(todo.len() as u64, total, quiet);
     let run = format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"), std::process::id());
-    for (n, batch) in pipeline::batches(&todo, BATCH_BYTES, BATCH_FILES, |f| f.size).enumerate() {
+    // A batch's decoded JSON is an eighth of the memory limit, as the out-of-core path reads (its
+    // frame and the Parquet encoding take a few times that).
+    let budget = (opts.memory_limit / 8).max(4 << 20);
+    for (n, batch) in pipeline::batches(&todo, budget, BATCH_FILES, pipeline::estimated_decoded_bytes).enumerate() {
         let (df, batch_read) = pipeline::read_files(batch, opts, &progress)?;
         let (df, dupes) = seen.dedupe(&store, df, &changed)?;
         stats.duplicates += dupes;
