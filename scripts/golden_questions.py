@@ -584,8 +584,14 @@ def target_user(r):
     return v if isinstance(v, str) else None
 
 
+def own_call(r):
+    """A call the principal made itself: no invokedBy (a service acting for it), not a service event."""
+    return r["invoked_by"] is None and r["event_type"] != "AwsServiceEvent"
+
+
 def credentials_for_other_user(r):
-    if r["event_name"] not in ("CreateAccessKey", "CreateLoginProfile") or is_error(r):
+    # Failed calls are kept: they are reported as attempts (ATTEMPTS).
+    if r["event_name"] not in ("CreateAccessKey", "CreateLoginProfile"):
         return False
     target = target_user(r)
     if target is None:
@@ -644,13 +650,13 @@ CHECKS = [
     ("TS-TRAIL-TAMPER", "CloudTrail logging stopped, trail deleted or event selectors changed", "critical",
      events_rule({"StopLogging", "DeleteTrail", "PutEventSelectors"}, "cloudtrail.amazonaws.com")),
     ("TS-ROOT-ACCESS-KEY", "Access key created for the root user", "critical",
-     lambda r: r["event_name"] == "CreateAccessKey" and r["identity_type"] == "Root" and target_user(r) is None
-     and not is_error(r)),
+     lambda r: r["event_name"] == "CreateAccessKey" and r["identity_type"] == "Root" and target_user(r) is None),
     ("TS-CRED-FOR-OTHER-USER", "Access key or console password created for another user", "high",
      credentials_for_other_user),
     ("TS-DENIED-THEN-SUCCEEDED", "Principal denied many times, then succeeded", "high", None),
     ("TS-NO-MFA-SESSION", "IAM user call in a session not MFA-authenticated", "medium",
-     lambda r: r["identity_type"] == "IAMUser" and r["session_mfa"] is False and r["event_name"] != "ConsoleLogin"),
+     lambda r: r["identity_type"] == "IAMUser" and r["session_mfa"] is False and r["event_name"] != "ConsoleLogin"
+     and own_call(r)),
     ("TS-SSM-SESSION", "SSM Session Manager session started, resumed or terminated", "low",
      events_rule({"StartSession", "ResumeSession", "TerminateSession"}, "ssm.amazonaws.com")),
     # TS-OUTSIDE-NETWORK and TS-OUTSIDE-HOURS need --allowed-cidr / --allowed-hours: skipped without them.
@@ -662,13 +668,21 @@ CHECKS = [
 def denied_then_succeeded(events):
     """Per principal, in time order: the first successful call made after at least 5 authorization failures."""
     denied, reported, out = {}, set(), []
-    for r in sorted((r for r in events if present(r["principal"])), key=by_time):
+    for r in sorted((r for r in events if present(r["principal"]) and own_call(r)), key=by_time):
         p = r["principal"]
         denied[p] = denied.get(p, 0) + is_denied(r)
         if denied[p] >= 5 and not is_error(r) and p not in reported:
             reported.add(p)
             out.append(r)
     return out
+
+
+# A failed tampering or credential call is an attempt: "Attempted: <title>", with this severity.
+ATTEMPTS = {"TS-TRAIL-TAMPER": "medium", "TS-ROOT-ACCESS-KEY": "high", "TS-CRED-FOR-OTHER-USER": "medium"}
+
+
+def outcome(r):
+    return "denied" if is_denied(r) else "failed" if is_error(r) else "succeeded"
 
 
 def detect_rows(events, only=()):
@@ -680,9 +694,12 @@ def detect_rows(events, only=()):
             continue
         hits = denied_then_succeeded(events) if rule is None else [r for r in events if rule(r)]
         for r in hits:
-            out.append({"check_id": cid, "title": title, "severity": severity, "event_time": fmt_ms(r["ms"]),
+            attempt = cid in ATTEMPTS and is_error(r)
+            out.append({"check_id": cid, "title": ("Attempted: " + title) if attempt else title,
+                        "severity": ATTEMPTS[cid] if attempt else severity, "event_time": fmt_ms(r["ms"]),
                         "principal": r["principal"], "event_name": r["event_name"], "source_ip": r["source_ip"],
-                        "event_id": r["event_id"], "_ms": r["ms"]})
+                        "event_id": r["event_id"], "error_code": r["error_code"], "outcome": outcome(r),
+                        "_ms": r["ms"]})
     out.sort(key=lambda f: (f["_ms"], f["check_id"], nl(f["event_id"])))
     for f in out:
         del f["_ms"]

@@ -374,7 +374,6 @@ fn root_access_key_created() -> Expr {
         .eq(lit("CreateAccessKey"))
         .and(col(c::IDENTITY_TYPE).eq(lit("Root")))
         .and(target_user().is_null())
-        .and(is_error().not())
         .fill_null(lit(false))
 }
 
@@ -384,16 +383,25 @@ fn credentials_for_other_user() -> Expr {
     let call = col(c::EVENT_NAME).eq(lit("CreateAccessKey")).or(col(c::EVENT_NAME).eq(lit("CreateLoginProfile")));
     let caller_is_user = col(c::IDENTITY_TYPE).eq(lit("IAMUser")).fill_null(lit(false));
     let same_user = caller_is_user.and(target_user().eq(col(c::USER_NAME)).fill_null(lit(false)));
-    call.and(target_user().is_not_null()).and(same_user.not()).and(is_error().not()).fill_null(lit(false))
+    call.and(target_user().is_not_null()).and(same_user.not()).fill_null(lit(false))
 }
+
+/// Checks of tampering and credential calls: one that failed is reported as an attempt (title
+/// "Attempted: ...") with this severity, not as the act.
+pub const ATTEMPTS: &[(&str, &str)] =
+    &[("TS-TRAIL-TAMPER", "medium"), ("TS-ROOT-ACCESS-KEY", "high"), ("TS-CRED-FOR-OTHER-USER", "medium")];
+
+/// The title prefix of an attempt.
+pub const ATTEMPT_PREFIX: &str = "Attempted: ";
 
 /// Denials needed before a success is reported.
 const DENIED_THRESHOLD: u32 = 5;
 
-/// Calls made in a session whose context says it was not MFA-authenticated, by IAM users.
+/// Calls made in a session whose context says it was not MFA-authenticated, by IAM users themselves
+/// (a service acting on the user's behalf, `invokedBy`, runs in no session of theirs).
 fn session_without_mfa() -> Expr {
-    col(c::IDENTITY_TYPE)
-        .eq(lit("IAMUser"))
+    own_call()
+        .and(col(c::IDENTITY_TYPE).eq(lit("IAMUser")))
         .and(col(c::SESSION_MFA).eq(lit(false)))
         .and(super::is_console_login().not())
         .fill_null(lit(false))
@@ -610,8 +618,18 @@ pub fn skipped(only: &[String], p: &Params) -> Vec<(&'static str, &'static str)>
 }
 
 /// The output columns of a finding.
-pub const COLUMNS: [&str; 8] =
-    ["check_id", "title", "severity", c::EVENT_TIME, c::PRINCIPAL, c::EVENT_NAME, c::SOURCE_IP, c::EVENT_ID];
+pub const COLUMNS: [&str; 10] = [
+    "check_id",
+    "title",
+    "severity",
+    c::EVENT_TIME,
+    c::PRINCIPAL,
+    c::EVENT_NAME,
+    c::SOURCE_IP,
+    c::EVENT_ID,
+    c::ERROR_CODE,
+    "outcome",
+];
 
 /// The checks of `only` (all when empty), or an error naming an unknown one.
 fn selected(only: &[String]) -> PolarsResult<Vec<&'static Check>> {
@@ -652,6 +670,9 @@ struct Finding {
     principal: Option<String>,
     event_name: Option<String>,
     source_ip: Option<String>,
+    error_code: Option<String>,
+    /// `succeeded`, `failed` or `denied`.
+    outcome: &'static str,
 }
 
 /// An optional string that sorts after every present one.
@@ -672,6 +693,7 @@ fn flag(i: usize) -> String {
     format!("__check_{i}")
 }
 const DENIED: &str = "__denied";
+const OWN: &str = "__own";
 const FAILED: &str = "__failed";
 
 /// Findings of the selected checks (all when `only` is empty), with the parameters of the checks that
@@ -706,11 +728,13 @@ pub fn stream_findings(
     }
     let wants_denials = !sequences.is_empty();
     let mut columns = flags;
+    columns.push(is_denied().fill_null(lit(false)).alias(DENIED));
+    columns.push(is_error().fill_null(lit(false)).alias(FAILED));
+    columns.push(own_call().fill_null(lit(false)).alias(OWN));
     let mut keep = flagged.iter().map(|&i| col(flag(i))).reduce(|a, b| a.or(b)).unwrap_or(lit(false));
     if wants_denials {
-        columns.push(is_denied().fill_null(lit(false)).alias(DENIED));
-        columns.push(is_error().fill_null(lit(false)).alias(FAILED));
-        keep = keep.or(present(c::PRINCIPAL));
+        // A sequence follows the calls principals made themselves (not a service on their behalf).
+        keep = keep.or(present(c::PRINCIPAL).and(col(OWN)));
     }
     // The events are streamed as they are, and the flags computed per batch: a plan that computes
     // them and filters on them came out of the streaming engine partly out of time order (measured
@@ -729,10 +753,17 @@ pub fn stream_findings(
     let mut pending: Vec<Finding> = Vec::new();
     super::stream(plan, |df| {
         let df = df.lazy().select(
-            [col(c::EVENT_TIME), col(c::EVENT_ID), col(c::PRINCIPAL), col(c::EVENT_NAME), col(c::SOURCE_IP)]
-                .into_iter()
-                .chain(columns.iter().cloned())
-                .collect::<Vec<_>>(),
+            [
+                col(c::EVENT_TIME),
+                col(c::EVENT_ID),
+                col(c::PRINCIPAL),
+                col(c::EVENT_NAME),
+                col(c::SOURCE_IP),
+                col(c::ERROR_CODE),
+            ]
+            .into_iter()
+            .chain(columns.iter().cloned())
+            .collect::<Vec<_>>(),
         );
         let df = df.filter(keep.clone()).collect().context("checking a batch")?;
         let text = |name: &str| -> crate::error::Result<StringChunked> {
@@ -740,20 +771,16 @@ pub fn stream_findings(
         };
         let times =
             df.column(c::EVENT_TIME).context(c::EVENT_TIME)?.datetime().context(c::EVENT_TIME)?.physical().clone();
-        let (ids, principals, names, ips) =
-            (text(c::EVENT_ID)?, text(c::PRINCIPAL)?, text(c::EVENT_NAME)?, text(c::SOURCE_IP)?);
+        let (ids, principals, names, ips, codes) =
+            (text(c::EVENT_ID)?, text(c::PRINCIPAL)?, text(c::EVENT_NAME)?, text(c::SOURCE_IP)?, text(c::ERROR_CODE)?);
         let flag_cols = flagged
             .iter()
             .map(|&i| Ok((i, df.column(&flag(i)).context("flag")?.bool().context("flag")?.clone())))
             .collect::<crate::error::Result<Vec<_>>>()?;
-        let bools = |name: &str| -> crate::error::Result<Option<BooleanChunked>> {
-            if wants_denials {
-                Ok(Some(df.column(name).context(name)?.bool().context(name)?.clone()))
-            } else {
-                Ok(None)
-            }
+        let bools = |name: &str| -> crate::error::Result<BooleanChunked> {
+            Ok(df.column(name).context(name)?.bool().context(name)?.clone())
         };
-        let (denied, failed) = (bools(DENIED)?, bools(FAILED)?);
+        let (denied, failed, own) = (bools(DENIED)?, bools(FAILED)?, bools(OWN)?);
         let finding = |row: usize, check_index: usize| Finding {
             time_ms: times.get(row).unwrap_or(i64::MAX),
             check: checks[check_index].id,
@@ -761,6 +788,12 @@ pub fn stream_findings(
             principal: principals.get(row).map(str::to_string),
             event_name: names.get(row).map(str::to_string),
             source_ip: ips.get(row).map(str::to_string),
+            error_code: codes.get(row).map(str::to_string),
+            outcome: match (denied.get(row), failed.get(row)) {
+                (Some(true), _) => "denied",
+                (_, Some(true)) => "failed",
+                _ => "succeeded",
+            },
         };
         for row in 0..df.height() {
             for (i, flags) in &flag_cols {
@@ -768,7 +801,9 @@ pub fn stream_findings(
                     pending.push(finding(row, *i));
                 }
             }
-            let (Some(denied), Some(failed)) = (&denied, &failed) else { continue };
+            if !wants_denials || own.get(row) != Some(true) {
+                continue;
+            }
             let Some(who) = principals.get(row).filter(|p| !p.is_empty()) else { continue };
             for &(i, kind) in &sequences {
                 match kind {
@@ -804,6 +839,10 @@ fn findings_frame(findings: impl Iterator<Item = Finding>) -> crate::error::Resu
     let findings: Vec<Finding> = findings.collect();
     let strings = |f: fn(&Finding) -> Option<&str>| findings.iter().map(f).collect::<Vec<_>>();
     let check = |f: &Finding| &CHECKS[CHECKS.iter().position(|k| k.id == f.check).unwrap_or(0)];
+    // A failed tampering or credential call is an attempt, with its own severity.
+    let attempt = |f: &Finding| {
+        ATTEMPTS.iter().find(|(id, _)| *id == f.check && f.outcome != "succeeded").map(|(_, severity)| *severity)
+    };
     let times: Vec<i64> = findings.iter().map(|f| f.time_ms).collect();
     let time = Series::new(c::EVENT_TIME.into(), times)
         .cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC)))
@@ -812,8 +851,20 @@ fn findings_frame(findings: impl Iterator<Item = Finding>) -> crate::error::Resu
         findings.len(),
         vec![
             Column::new("check_id".into(), strings(|f| Some(f.check))),
-            Column::new("title".into(), findings.iter().map(|f| check(f).title).collect::<Vec<_>>()),
-            Column::new("severity".into(), findings.iter().map(|f| check(f).severity).collect::<Vec<_>>()),
+            Column::new(
+                "title".into(),
+                findings
+                    .iter()
+                    .map(|f| match attempt(f) {
+                        Some(_) => format!("{ATTEMPT_PREFIX}{}", check(f).title),
+                        None => check(f).title.to_string(),
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "severity".into(),
+                findings.iter().map(|f| attempt(f).unwrap_or(check(f).severity)).collect::<Vec<_>>(),
+            ),
             time.into(),
             Column::new(c::PRINCIPAL.into(), strings(|f| f.principal.as_deref())),
             Column::new(c::EVENT_NAME.into(), strings(|f| f.event_name.as_deref())),
@@ -825,6 +876,8 @@ fn findings_frame(findings: impl Iterator<Item = Finding>) -> crate::error::Resu
                     NullsLast::None => None,
                 }),
             ),
+            Column::new(c::ERROR_CODE.into(), strings(|f| f.error_code.as_deref())),
+            Column::new("outcome".into(), findings.iter().map(|f| f.outcome).collect::<Vec<_>>()),
         ],
     )
     .context("findings")

@@ -6,7 +6,7 @@
 //! local answers.
 
 use crate::ingest::frame::{self, col_name as c};
-use crate::query::detect::{Rule, CHECKS, TARGET_USER_RE};
+use crate::query::detect::{Rule, ATTEMPTS, ATTEMPT_PREFIX, CHECKS, TARGET_USER_RE};
 use crate::query::root::COLUMNS as ROOT_COLUMNS;
 use crate::query::SERVICE_SUFFIX_RE;
 
@@ -31,17 +31,17 @@ const CHECK_SQL: &[(&str, &str)] = &[
     ("CIS-4.6", "(event_name = 'ConsoleLogin' AND error_message = 'Failed authentication')"),
     (
         "TS-ROOT-ACCESS-KEY",
-        "(event_name = 'CreateAccessKey' AND identity_type = 'Root' AND {target_user} IS NULL AND NOT {is_error})",
+        "(event_name = 'CreateAccessKey' AND identity_type = 'Root' AND {target_user} IS NULL)",
     ),
     (
         "TS-CRED-FOR-OTHER-USER",
         "(event_name IN ('CreateAccessKey', 'CreateLoginProfile') AND {target_user} IS NOT NULL \
-         AND NOT coalesce(identity_type = 'IAMUser' AND {target_user} = user_name, false) AND NOT {is_error})",
+         AND NOT coalesce(identity_type = 'IAMUser' AND {target_user} = user_name, false))",
     ),
     ("TS-DENIED-THEN-SUCCEEDED", "{denied_then_succeeded}"),
     (
         "TS-NO-MFA-SESSION",
-        "coalesce(identity_type = 'IAMUser' AND session_mfa = false AND event_name <> 'ConsoleLogin', false)",
+        "coalesce(identity_type = 'IAMUser' AND session_mfa = false AND event_name <> 'ConsoleLogin' AND {own_call}, false)",
     ),
     // Checks that need --allowed-cidr / --allowed-hours: without them `detect` skips them, and so does
     // the pack (write the condition for your network and hours into detect.sql to add them).
@@ -49,6 +49,8 @@ const CHECK_SQL: &[(&str, &str)] = &[
     ("TS-OUTSIDE-HOURS", "{needs_parameters}"),
 ];
 
+/// A call the principal made itself (`detect`'s `own_call`): no invokedBy, not a service event.
+const OWN_CALL: &str = "(invoked_by IS NULL AND (event_type IS NULL OR event_type <> 'AwsServiceEvent'))";
 const ROOT_USAGE: &str =
     "(identity_type = 'Root' AND invoked_by IS NULL AND (event_type IS NULL OR event_type <> 'AwsServiceEvent'))";
 const IS_ERROR: &str = "(error_code IS NOT NULL AND error_code <> '')";
@@ -133,11 +135,23 @@ ORDER BY events DESC, main.principal ASC NULLS LAST\n",
 }
 
 fn finding_select(id: &str, title: &str, severity: &str) -> String {
+    // A failed tampering or credential call is an attempt (detect::ATTEMPTS).
+    let (title, severity) = match ATTEMPTS.iter().find(|(k, _)| *k == id) {
+        Some((_, attempt)) => (
+            format!(
+                "CASE WHEN {IS_ERROR} THEN {} ELSE {} END",
+                quote(&format!("{ATTEMPT_PREFIX}{title}")),
+                quote(title)
+            ),
+            format!("CASE WHEN {IS_ERROR} THEN {} ELSE {} END", quote(attempt), quote(severity)),
+        ),
+        None => (quote(title), quote(severity)),
+    };
     format!(
-        "SELECT {} AS check_id, {} AS title, {} AS severity, event_time, principal, event_name, source_ip, event_id",
-        quote(id),
-        quote(title),
-        quote(severity)
+        "SELECT {} AS check_id, {title} AS title, {severity} AS severity, event_time, principal, event_name, \
+         source_ip, event_id, error_code,\n    \
+         CASE WHEN {IS_DENIED} THEN 'denied' WHEN {IS_ERROR} THEN 'failed' ELSE 'succeeded' END AS outcome",
+        quote(id)
     )
 }
 
@@ -168,7 +182,11 @@ fn check_condition(id: &str, rule: &Rule) -> Result<CheckSql, String> {
             Ok(match sql {
                 "{denied_then_succeeded}" => CheckSql::DeniedThenSucceeded,
                 "{needs_parameters}" => CheckSql::Skipped,
-                _ => CheckSql::Condition(sql.replace("{target_user}", &target_user()).replace("{is_error}", IS_ERROR)),
+                _ => CheckSql::Condition(
+                    sql.replace("{target_user}", &target_user())
+                        .replace("{is_error}", IS_ERROR)
+                        .replace("{own_call}", OWN_CALL),
+                ),
             })
         }
     }
@@ -181,7 +199,7 @@ fn denied_then_succeeded(select: &str) -> String {
         "{select}\n  FROM (\n    SELECT *, row_number() OVER (PARTITION BY principal ORDER BY {order}) AS rn_ok\n    FROM (\n      \
          SELECT *, sum(CASE WHEN {IS_DENIED} THEN 1 ELSE 0 END) OVER (PARTITION BY principal ORDER BY {order} \
          ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS denied_so_far\n      \
-         FROM events WHERE principal IS NOT NULL AND principal <> ''\n    ) t\n    \
+         FROM events WHERE principal IS NOT NULL AND principal <> '' AND {OWN_CALL}\n    ) t\n    \
          WHERE denied_so_far >= 5 AND NOT {IS_ERROR}\n  ) u\n  WHERE rn_ok = 1"
     )
 }

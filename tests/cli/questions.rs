@@ -686,3 +686,27 @@ fn detect_unknown_check_id_is_an_error_naming_the_checks() {
     out.expect_code(1);
     assert!(out.stderr.contains("NOPE") && out.stderr.contains("CIS-4.1"), "{}", out.stderr);
 }
+
+/// #12: calls a service made on a user's behalf (invokedBy) are not the user's calls without MFA
+/// (bert-jan's 240 KMS calls by AWS services), and a tampering call that failed
+/// (TrailNotFoundException) is an attempt with its own severity, not the act; every finding carries
+/// its error code and outcome. Counts checked by hand against testdata/invictus-ir.
+#[test]
+fn detect_outcomes_attempts_and_service_calls() {
+    let out = TestCommand::new(["detect", "testdata/invictus-ir", "--format", "json", "-q"]).run();
+    out.expect_code(0);
+    let rows = out.json();
+    let rows = rows.as_array().expect("rows");
+    assert!(!rows
+        .iter()
+        .any(|r| r["check_id"] == "TS-NO-MFA-SESSION" && text(r, "principal").ends_with("user/bert-jan")));
+    let tamper: Vec<&serde_json::Value> = rows.iter().filter(|r| r["check_id"] == "TS-TRAIL-TAMPER").collect();
+    assert_eq!(tamper.len(), 8);
+    for r in &tamper {
+        let failed = !r["error_code"].is_null();
+        assert_eq!(text(r, "outcome"), if failed { "failed" } else { "succeeded" });
+        assert_eq!(text(r, "severity"), if failed { "medium" } else { "critical" });
+        assert_eq!(text(r, "title").starts_with("Attempted: "), failed);
+    }
+    assert_eq!(tamper.iter().filter(|r| r["error_code"] == "TrailNotFoundException").count(), 4);
+}
