@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::{PolarsContext, Result};
-use crate::ingest::decode::{self, DecodeError};
+use crate::ingest::decode::{self, DecodeBuffer, DecodeError};
 use crate::ingest::frame::FrameBuilder;
 use crate::ingest::parse::{self, ParseError};
 use crate::ingest::record::{text, EventRow, RawEvent, Reject};
@@ -115,12 +115,18 @@ fn named_like_json(path: &Path) -> bool {
 
 thread_local! {
     /// Each worker's decompression buffer, reused from file to file.
-    static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static BUFFER: std::cell::RefCell<DecodeBuffer> = std::cell::RefCell::new(DecodeBuffer::default());
 }
 
 /// Read one file into `out`. Rows are appended only once the whole file has parsed.
 fn read_one(file: &InputFile, opts: &ReadOptions, out: &mut FrameBuilder, decoded: &AtomicU64) -> Outcome {
-    BUFFER.with_borrow_mut(|buf| read_one_with(file, opts, out, decoded, buf))
+    BUFFER.with_borrow_mut(|buf| {
+        let outcome = read_one_with(file, opts, out, decoded, buf);
+        // Give back the space past the private share and the token for large files (see `decode`):
+        // a worker that kept it would make the others wait for it.
+        buf.release();
+        outcome
+    })
 }
 
 fn read_one_with(
@@ -128,7 +134,7 @@ fn read_one_with(
     opts: &ReadOptions,
     out: &mut FrameBuilder,
     decoded: &AtomicU64,
-    buf: &mut Vec<u8>,
+    buf: &mut DecodeBuffer,
 ) -> Outcome {
     let content = match decode::read_content(&file.path, opts.max_file_bytes, buf) {
         Ok(c) => c,

@@ -164,7 +164,7 @@ pub fn verify(root: &Path, keys: Option<&PublicKeys>, max_file_bytes: u64) -> Re
         walk(root, &mut files)?;
     }
     let mut report = Report::default();
-    let mut buf = Vec::new();
+    let mut buf = decode::DecodeBuffer::default();
     let mut digests: Vec<LocalDigest> = Vec::new();
     let mut logs: BTreeMap<String, PathBuf> = BTreeMap::new();
     for path in files {
