@@ -1,4 +1,5 @@
-//! File-system helpers every stage shares: atomic replacement of a file, the home directory.
+//! File-system helpers every stage shares: atomic replacement of a file, what a special file is, the
+//! home directory.
 
 use std::fs::File;
 use std::io;
@@ -34,6 +35,30 @@ pub fn write_atomic<E>(
         let _ = std::fs::remove_file(&tmp);
         io_err(path, e)
     })
+}
+
+/// What kind of non-regular file this is, in words (`None` for a regular file).
+pub fn special_kind(ft: std::fs::FileType) -> Option<&'static str> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_fifo() {
+            return Some("a named pipe (FIFO)");
+        }
+        if ft.is_socket() {
+            return Some("a socket");
+        }
+        if ft.is_char_device() || ft.is_block_device() {
+            return Some("a device");
+        }
+    }
+    if ft.is_dir() {
+        return Some("a directory");
+    }
+    if ft.is_file() || ft.is_symlink() {
+        return None;
+    }
+    Some("a special file")
 }
 
 /// The user's home directory (`HOME`, or `USERPROFILE` on Windows).

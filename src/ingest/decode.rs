@@ -7,7 +7,8 @@
 //! from a member's or the file's claimed size, and is never zero-filled, so the time is linear in the
 //! decompressed bytes however many members a file has. Past [`PRIVATE_BYTES`] a buffer needs the one
 //! process-wide token: at most one file at a time holds more, so concurrent bombs cost the cap once,
-//! not once per thread.
+//! not once per thread. Only regular files are read: a FIFO is opened non-blocking and refused, as
+//! opening it for reading would wait for a writer forever.
 
 use std::fs::File;
 use std::io::Read;
@@ -46,6 +47,9 @@ pub enum DecodeError {
     TooLarge { cap: u64 },
     #[error("{0} archive: unpack it first")]
     Archive(&'static str),
+    /// Not a regular file (a FIFO, a socket, a device, a directory): never read.
+    #[error("{0}, not a regular file: not read")]
+    NotRegular(&'static str),
 }
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -116,12 +120,29 @@ impl DecodeBuffer {
     }
 }
 
+/// Open `path` for reading without ever blocking: a FIFO opened for reading waits for a writer, so
+/// it is opened non-blocking and refused once `fstat` says what it is.
+fn open_regular(path: &Path) -> Result<(File, u64), DecodeError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = opts.open(path)?;
+    let meta = file.metadata()?;
+    if let Some(kind) = crate::fs::special_kind(meta.file_type()) {
+        return Err(DecodeError::NotRegular(kind));
+    }
+    Ok((file, meta.len()))
+}
+
 /// Read `path` and return its JSON text, inflating gzip. `cap` bounds the decompressed size. `buf` is
 /// reused from file to file; call [`DecodeBuffer::release`] when done with the content.
 pub fn read_content<'a>(path: &Path, cap: u64, buf: &'a mut DecodeBuffer) -> Result<Content<'a>, DecodeError> {
     buf.release();
-    let mut file = File::open(path)?;
-    let len = file.metadata()?.len();
+    let (mut file, len) = open_regular(path)?;
     if len == 0 {
         return Err(DecodeError::Empty);
     }

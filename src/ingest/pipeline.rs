@@ -105,6 +105,11 @@ impl ReadStats {
         self.files_skipped += 1;
         self.skipped.push(s);
     }
+
+    pub fn add_failed(&mut self, f: Skipped) {
+        self.files_failed += 1;
+        self.failed.push(f);
+    }
 }
 
 /// Does the name claim JSON? Then content that is not JSON is a failure, not a file to skip.
@@ -142,6 +147,8 @@ fn read_one_with(
             return Outcome::Skipped("empty file, not named as JSON".into())
         }
         Err(e @ DecodeError::Archive(_)) if !named_like_json(&file.path) => return Outcome::Skipped(e.to_string()),
+        // Discovery skips special files; one that replaced a regular file since is skipped alike.
+        Err(e @ DecodeError::NotRegular(_)) => return Outcome::Skipped(e.to_string()),
         Err(e) => return Outcome::Failed(e.to_string()),
     };
     decoded.fetch_add(content.len() as u64, Ordering::Relaxed);
@@ -245,10 +252,7 @@ pub fn read_files(files: &[InputFile], opts: &ReadOptions, progress: &Progress) 
                 }
             }
             Outcome::Skipped(reason) => stats.add_skipped(Skipped { path, reason }),
-            Outcome::Failed(reason) => {
-                stats.files_failed += 1;
-                stats.failed.push(Skipped { path, reason });
-            }
+            Outcome::Failed(reason) => stats.add_failed(Skipped { path, reason }),
         }
     }
     stats.bytes_decoded = decoded.into_inner();

@@ -40,6 +40,9 @@ pub fn ingest(root: &Path, inputs: Inputs, opts: &ReadOptions, quiet: bool) -> R
     for s in inputs.skipped {
         read.add_skipped(s);
     }
+    for f in inputs.failed {
+        read.add_failed(f);
+    }
     // Rows carry the absolute path as source_file, the same key the manifests use, so that the rows of
     // a re-ingested file can be told apart from its earlier ingest.
     let opts = &ReadOptions { absolute_source_file: true, ..opts.clone() };
