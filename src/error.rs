@@ -7,7 +7,7 @@ use std::path::PathBuf;
 /// scan summary and does not stop the run).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{path}: {source}")]
+    #[error("{}: {source}", crate::fs::display_path(path))]
     Io {
         path: PathBuf,
         #[source]
@@ -15,7 +15,7 @@ pub enum Error {
     },
     #[error("invalid filter: {0}")]
     Filter(String),
-    #[error("store {path}: {reason}")]
+    #[error("store {}: {reason}", crate::fs::display_path(path))]
     Store { path: PathBuf, reason: String },
     #[error("{context}: {source}")]
     Polars {

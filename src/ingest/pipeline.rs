@@ -112,10 +112,11 @@ impl ReadStats {
     }
 }
 
-/// Does the name claim JSON? Then content that is not JSON is a failure, not a file to skip.
+/// Does the name claim JSON? Then content that is not JSON is a failure, not a file to skip. Judged
+/// by the name's bytes, so a name that is not UTF-8 claims what its suffix says (#13).
 fn named_like_json(path: &Path) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_ascii_lowercase();
-    [".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz"].iter().any(|s| name.ends_with(s))
+    let name = path.file_name().map(|n| n.as_encoded_bytes().to_ascii_lowercase()).unwrap_or_default();
+    [".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz"].iter().any(|s| name.ends_with(s.as_bytes()))
 }
 
 thread_local! {
@@ -161,9 +162,9 @@ fn read_one_with(
         Err(e) => return Outcome::Failed(e.to_string()),
     };
     let source = if opts.absolute_source_file {
-        std::borrow::Cow::Owned(crate::layout::input_key(&file.path))
+        crate::layout::input_key(&file.path)
     } else {
-        file.path.to_string_lossy()
+        crate::fs::display_path(&file.path)
     };
     let mut rows = 0;
     let mut without_id = 0;
@@ -239,7 +240,7 @@ pub fn read_files(files: &[InputFile], opts: &ReadOptions, progress: &Progress) 
     outcomes.sort_by_key(|(i, _)| *i);
     for (i, outcome) in outcomes {
         let file = &files[i];
-        let path = file.path.display().to_string();
+        let path = crate::fs::display_path(&file.path);
         match outcome {
             Outcome::Read { records, rejected, without_id } => {
                 stats.files += 1;

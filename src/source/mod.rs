@@ -112,11 +112,13 @@ fn walk(dir: &Path, filter: &Filter, out: &mut Inputs) -> Result<()> {
 }
 
 fn skip(path: &Path, reason: &str) -> Skipped {
-    Skipped { path: path.display().to_string(), reason: reason.to_string() }
+    Skipped { path: crate::fs::display_path(path), reason: reason.to_string() }
 }
 
 fn consider_file(path: &Path, meta: &std::fs::Metadata, filter: &Filter, out: &mut Inputs) {
-    let segments: Vec<&str> = path.components().filter_map(|c| c.as_os_str().to_str()).collect();
+    // A segment that is not UTF-8 keeps its place (lossily), so the layout is never misread.
+    let segments: Vec<std::borrow::Cow<'_, str>> = path.components().map(|c| c.as_os_str().to_string_lossy()).collect();
+    let segments: Vec<&str> = segments.iter().map(|s| s.as_ref()).collect();
     if segments.contains(&"CloudTrail-Digest") {
         out.skipped.push(skip(path, "CloudTrail digest file (log file validation), not events"));
         return;

@@ -149,7 +149,7 @@ impl Store {
         for p in names {
             let text = fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
             let m: Manifest = serde_json::from_str(&text)
-                .map_err(|e| store_err(root, format!("bad manifest {}: {e}", p.display())))?;
+                .map_err(|e| store_err(root, format!("bad manifest {}: {e}", crate::fs::display_path(&p))))?;
             manifests.push(m);
         }
         Ok(Store { root: root.to_path_buf(), manifests })

@@ -32,7 +32,10 @@ pub struct IngestStats {
 /// written: the store keeps whole files, so a later run with another window finds them complete.
 pub fn ingest(root: &Path, inputs: Inputs, opts: &ReadOptions, quiet: bool) -> Result<(IngestStats, ReadStats)> {
     if let Some(s) = inputs.stores.first() {
-        return Err(Error::Usage(format!("{} is a store; a store cannot be ingested into another store", s.display())));
+        return Err(Error::Usage(format!(
+            "{} is a store; a store cannot be ingested into another store",
+            crate::fs::display_path(s)
+        )));
     }
     let mut store = Store::create_or_open(root)?;
     let mut stats = IngestStats::default();
@@ -69,7 +72,7 @@ pub fn ingest(root: &Path, inputs: Inputs, opts: &ReadOptions, quiet: bool) -> R
                 batch_read.failed.iter().chain(&batch_read.skipped).map(|f| f.path.as_str()).collect();
             batch
                 .iter()
-                .filter(|f| !not_read.contains(f.path.display().to_string().as_str()))
+                .filter(|f| !not_read.contains(crate::fs::display_path(&f.path).as_str()))
                 .map(|f| InputRecord { path: crate::layout::input_key(&f.path), size: f.size, mtime_ns: f.mtime_ns })
                 .collect()
         };

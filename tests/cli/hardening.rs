@@ -135,3 +135,73 @@ fn special_files_in_a_directory_are_each_accounted_for() {
     assert!(reason_of(&v, "skipped", &to_null).starts_with("symbolic link to a device"));
     assert!(reason_of(&v, "skipped", &to_dir).starts_with("symbolic link to a directory"));
 }
+
+/// A path made of these bytes under `dir`.
+fn raw_name(dir: &Path, name: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    dir.join(std::ffi::OsStr::from_bytes(name))
+}
+
+/// Write `text` to `path` with a fixed mtime, so that two files can agree on size and mtime.
+fn write_at(path: &Path, text: &str, secs: u64) {
+    fs::write(path, text).unwrap();
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    fs::File::options().write(true).open(path).unwrap().set_modified(t).unwrap();
+}
+
+/// `\xff.json` and `\xfe.json` (same size, same mtime) shared one store key, their lossy UTF-8 name:
+/// ingesting one and then the directory stored 1 event of 2 with exit 0, and re-ingesting after a
+/// touch dropped the other's rows as "superseded" (#13). Keys are the exact bytes now.
+#[test]
+fn names_that_are_not_utf8_are_kept_apart_in_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    fs::create_dir(&logs).unwrap();
+    let ff = raw_name(&logs, b"\xff.json");
+    let fe = raw_name(&logs, b"\xfe.json");
+    write_at(&ff, &format!("{{\"Records\":[{}]}}", record("event-ff")), 1_700_000_000);
+    write_at(&fe, &format!("{{\"Records\":[{}]}}", record("event-fe")), 1_700_000_000);
+    let store = dir.path().join("store");
+    let store_events = || {
+        let out = scan([&store]);
+        out.expect_code(0);
+        num(&out.json(), "events")
+    };
+    scan([ff.as_os_str(), "--store".as_ref(), store.as_os_str()]).expect_code(0);
+    let out = scan([logs.as_os_str(), "--store".as_ref(), store.as_os_str()]);
+    out.expect_code(0);
+    assert_eq!(num(&out.json(), "files_ingested"), 1, "the second name is a new file");
+    assert_eq!(store_events(), 2);
+    // A touched file is re-ingested; the other's rows stay.
+    write_at(&fe, &format!("{{\"Records\":[{}]}}", record("event-fe")), 1_700_000_100);
+    scan([logs.as_os_str(), "--store".as_ref(), store.as_os_str()]).expect_code(0);
+    assert_eq!(store_events(), 2);
+    // The manifests name both files, escaped.
+    let manifests = fs::read_dir(store.join("_trailscope/manifest")).unwrap();
+    let text: String = manifests.map(|m| fs::read_to_string(m.unwrap().path()).unwrap()).collect();
+    assert!(text.contains(r#"logs/\\xff.json""#) && text.contains(r#"logs/\\xfe.json""#), "{text}");
+}
+
+/// A corrupt `*.json` whose name is not UTF-8 was "skipped" (exit 0) instead of failed, and two
+/// such names printed alike (#13). Names are judged by their bytes and printed escaped: stderr,
+/// JSON and the table each show two distinct failures.
+#[test]
+fn corrupt_files_with_names_that_are_not_utf8_fail_and_print_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(raw_name(dir.path(), b"bad\xff.json"), "").unwrap();
+    fs::write(raw_name(dir.path(), b"bad\xfe.json"), "garbage").unwrap();
+    let root = dir.path().to_str().unwrap();
+    let out = scan([dir.path()]);
+    out.expect_code(2);
+    let v = out.json();
+    assert_eq!((num(&v, "files_failed"), num(&v, "files_skipped")), (2, 0), "{v:#}");
+    let mut failed: Vec<&str> = list(&v, "failed").iter().map(|f| text(f, "path")).collect();
+    failed.sort();
+    assert_eq!(failed, [format!("{root}/bad\\xfe.json"), format!("{root}/bad\\xff.json")]);
+    for name in ["bad\\xfe.json", "bad\\xff.json"] {
+        assert!(out.stderr.contains(&format!("trailscope: {root}/{name}: ")), "{}", out.stderr);
+    }
+    let table = TestCommand::new(["scan", "--quiet", "--format", "table"]).arg(dir.path()).run();
+    table.expect_code(2);
+    assert!(table.stdout.contains("bad\\xfe.json: ") && table.stdout.contains("bad\\xff.json: "), "{}", table.stdout);
+}

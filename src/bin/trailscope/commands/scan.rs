@@ -67,7 +67,7 @@ pub fn run(args: &ScanArgs) -> Result<bool> {
         }
     };
     let bad = super::warn_bad_input(&data.stats);
-    let summary = summarize(data, ingest_stats, args.store.as_ref().map(|p| p.display().to_string()))?;
+    let summary = summarize(data, ingest_stats, args.store.as_ref().map(|p| trailscope::fs::display_path(p)))?;
     let mut out = super::open_output(args.output.as_deref())?;
     let format = args.format.unwrap_or(if args.output.is_none() && std::io::stdout().is_terminal() {
         SummaryFormat::Table
