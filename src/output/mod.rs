@@ -88,14 +88,18 @@ pub fn rows_json(df: &DataFrame) -> Result<Vec<serde_json::Map<String, serde_jso
     Ok(out)
 }
 
-/// An aligned text table; long cells are cut to `max_width` characters.
+/// An aligned text table; long cells are cut to `max_width` characters. Control characters in
+/// cells are written as visible escapes (`\x1b`), see [`crate::fs::printable`].
 pub fn write_table(w: &mut dyn Write, df: &DataFrame, max_width: usize) -> Result<()> {
     let cols = df.columns();
     let mut grid: Vec<Vec<String>> = vec![cols.iter().map(|c| c.name().to_string()).collect()];
     for i in 0..df.height() {
         let mut row = Vec::with_capacity(cols.len());
         for c in cols {
-            let mut s = cell(&c.get(i).context("reading a cell")?).replace(['\n', '\t', '\r'], " ");
+            // Whitespace that would break the grid becomes a space; every other control character
+            // (ANSI/OSC escapes in a log field) is shown escaped, never sent to the terminal (#13).
+            let s = cell(&c.get(i).context("reading a cell")?).replace(['\n', '\t', '\r'], " ");
+            let mut s = crate::fs::printable(&s).into_owned();
             if s.chars().count() > max_width {
                 s = s.chars().take(max_width.saturating_sub(1)).collect::<String>() + "…";
             }
@@ -121,6 +125,7 @@ pub fn write_vertical(w: &mut dyn Write, df: &DataFrame) -> Result<()> {
     let width = df.columns().iter().map(|c| c.name().len()).max().unwrap_or(0);
     for c in df.columns() {
         let v = if df.height() > 0 { cell(&c.get(0).context("reading a cell")?) } else { String::new() };
+        let v = crate::fs::printable(&v);
         writeln!(w, "{:<width$}  {v}", c.name().as_str()).map_err(io_err)?;
     }
     Ok(())

@@ -205,3 +205,36 @@ fn corrupt_files_with_names_that_are_not_utf8_fail_and_print_apart() {
     table.expect_code(2);
     assert!(table.stdout.contains("bad\\xfe.json: ") && table.stdout.contains("bad\\xff.json: "), "{}", table.stdout);
 }
+
+/// A file name holding a newline was printed raw, on stderr and in the table's failed list, so it
+/// could forge a line of its own (a fake failure) (#13).
+#[test]
+fn a_newline_in_a_file_name_forges_no_line() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(raw_name(dir.path(), b"evil\ntrailscope: forged.json"), "").unwrap();
+    let table = TestCommand::new(["scan", "--quiet", "--format", "table"]).arg(dir.path()).run();
+    table.expect_code(2);
+    for (what, text) in [("stderr", &table.stderr), ("table", &table.stdout)] {
+        assert!(!text.lines().any(|l| l.trim_start().starts_with("trailscope: forged")), "{what}:\n{text}");
+        assert!(text.contains("evil\\x0atrailscope: forged.json: empty file"), "{what}:\n{text}");
+    }
+}
+
+/// ANSI and OSC escape sequences in log fields reached the terminal raw from `--format table` (#13):
+/// they are written as visible escapes now; JSON keeps the field's exact text.
+#[test]
+fn escape_sequences_in_log_fields_never_reach_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ansi.json");
+    let payload = "\u{1b}]0;pwned\u{7}\u{1b}[31mred\u{9b}2J";
+    let mut rec: Value = serde_json::from_str(&record("ansi")).unwrap();
+    rec["userAgent"] = payload.into();
+    rec["eventName"] = format!("Get{payload}").into();
+    fs::write(&path, serde_json::json!({ "Records": [rec] }).to_string()).unwrap();
+    let out = TestCommand::new(["timeline", "--quiet", "--format", "table"]).arg(&path).run();
+    out.expect_code(0);
+    assert!(!out.stdout.contains(['\u{1b}', '\u{7}', '\u{9b}']), "raw control characters:\n{:?}", out.stdout);
+    assert!(out.stdout.contains("\\x1b]0;pwned\\x07\\x1b[31mred\\u{9b}2J"), "{}", out.stdout);
+    let json = TestCommand::new(["timeline", "--quiet", "--format", "json"]).arg(&path).run();
+    assert_eq!(json.json()[0]["user_agent"], payload);
+}

@@ -26,7 +26,8 @@ pub fn run(args: &VerifyArgs) -> Result<u8> {
         VerifyFormat::Table => {
             writeln!(w, "{}", report.verdict).map_err(io)?;
             for f in &rows {
-                writeln!(w, "{:<20} {}  {}  {}", f.kind, f.path, f.detail, f.digest).map_err(io)?;
+                let detail = trailscope::fs::printable(&f.detail);
+                writeln!(w, "{:<20} {}  {detail}  {}", f.kind, f.path, f.digest).map_err(io)?;
             }
         }
         VerifyFormat::Csv => {
