@@ -131,6 +131,26 @@ pub fn write_vertical(w: &mut dyn Write, df: &DataFrame) -> Result<()> {
     Ok(())
 }
 
+/// A text cell made inert for spreadsheets (#13, OWASP "CSV injection"): text starting with `=`, `+`,
+/// `-`, `@`, a tab or a CR would be read as a formula (`=HYPERLINK(...)`), so it gets a leading `'`.
+/// Only text is touched: numbers, booleans and times are written as they are.
+pub fn neutralize_formula(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{s}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
+/// One cell of a CSV row: text neutralized (see [`neutralize_formula`]), then quoted as needed.
+fn csv_cell(v: &AnyValue<'_>) -> String {
+    let s = cell(v);
+    match v {
+        AnyValue::String(_) | AnyValue::StringOwned(_) => csv_field(&neutralize_formula(&s)),
+        _ => csv_field(&s),
+    }
+}
+
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
@@ -139,7 +159,7 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// RFC 4180 CSV with a header row.
+/// RFC 4180 CSV with a header row; text cells are neutralized against formula injection.
 pub fn write_csv(w: &mut dyn Write, df: &DataFrame) -> Result<()> {
     let header: Vec<String> = df.columns().iter().map(|c| csv_field(c.name())).collect();
     writeln!(w, "{}", header.join(",")).map_err(io_err)?;
@@ -152,7 +172,7 @@ fn write_csv_rows(w: &mut dyn Write, df: &DataFrame) -> Result<()> {
     for i in 0..df.height() {
         let mut fields = Vec::with_capacity(cols.len());
         for c in cols {
-            fields.push(csv_field(&cell(&c.get(i).context("reading a cell")?)));
+            fields.push(csv_cell(&c.get(i).context("reading a cell")?));
         }
         writeln!(w, "{}", fields.join(",")).map_err(io_err)?;
     }
@@ -343,4 +363,18 @@ pub fn open_output(path: Option<&Path>) -> Result<Box<dyn Write>> {
         Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(|e| Error::io(p, e))?)),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Text that a spreadsheet would run as a formula gets a leading `'`; numbers keep their sign.
+    #[test]
+    fn csv_neutralizes_text_not_numbers() {
+        let df = df!("text" => ["-1", "=1+1", "plain", "@x"], "n" => [-1i64, 2, 3, 4]).unwrap();
+        let mut out = Vec::new();
+        write_csv(&mut out, &df).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "text,n\n'-1,-1\n'=1+1,2\nplain,3\n'@x,4\n");
+    }
 }

@@ -238,3 +238,31 @@ fn escape_sequences_in_log_fields_never_reach_the_terminal() {
     let json = TestCommand::new(["timeline", "--quiet", "--format", "json"]).arg(&path).run();
     assert_eq!(json.json()[0]["user_agent"], payload);
 }
+
+/// Cells starting with `=`, `+`, `-`, `@`, a tab or a CR were written as they are, so a log field
+/// such as `=HYPERLINK("http://127.0.0.1/x","click")` became a live formula in a spreadsheet (#13).
+/// Text cells get a leading `'` (OWASP), in CSV and in Timesketch's CSV.
+#[test]
+fn csv_cells_never_start_a_formula() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("formulas.json");
+    let mut rec: Value = serde_json::from_str(&record("formula")).unwrap();
+    rec["userAgent"] = r#"=HYPERLINK("http://127.0.0.1/x","click")"#.into();
+    rec["eventName"] = "+Get".into();
+    rec["errorMessage"] = "-2+3".into();
+    rec["sourceIPAddress"] = "@SUM(1)".into();
+    rec["userIdentity"] = serde_json::json!({"type": "IAMUser", "arn": "\tcmd"});
+    fs::write(&path, serde_json::json!({ "Records": [rec] }).to_string()).unwrap();
+    let out = TestCommand::new(["timeline", "--quiet", "--format", "csv"]).arg(&path).run();
+    out.expect_code(0);
+    let row = out.stdout.lines().nth(1).expect("one row");
+    for cell in [r#""'=HYPERLINK(""http://127.0.0.1/x"",""click"")""#, ",'+Get,", ",'-2+3,", ",'@SUM(1),", ",'\tcmd,"] {
+        assert!(row.contains(cell), "{cell} not in {row}");
+    }
+    let csv = dir.path().join("sketch.csv");
+    TestCommand::new(["timeline", "--quiet", "--format", "timesketch", "-o"]).arg(&csv).arg(&path).run().expect_code(0);
+    let sketch = fs::read_to_string(&csv).unwrap();
+    let row = sketch.lines().nth(1).expect("one row");
+    assert!(row.starts_with("'\tcmd s3.amazonaws.com:+Get from @SUM(1)"), "{row}");
+    assert!(row.contains(r#""'=HYPERLINK("#), "{row}");
+}

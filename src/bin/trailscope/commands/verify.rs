@@ -34,7 +34,7 @@ pub fn run(args: &VerifyArgs) -> Result<u8> {
             eprintln!("trailscope: {}", report.verdict);
             writeln!(w, "kind,path,digest,detail").map_err(io)?;
             for f in &rows {
-                let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+                let q = |s: &str| format!("\"{}\"", trailscope::output::neutralize_formula(s).replace('"', "\"\""));
                 writeln!(w, "{},{},{},{}", f.kind, q(&f.path), q(&f.digest), q(&f.detail)).map_err(io)?;
             }
         }
