@@ -88,7 +88,53 @@ pub struct CompactStats {
     pub parts_after: u64,
     pub rows: u64,
     pub rows_dropped_superseded: u64,
+    /// Repeats of an event (eventID and time) that concurrent writers both wrote (#13).
+    pub duplicates_dropped: u64,
     pub orphans_removed: u64,
+}
+
+/// A part readers see: its rows, less those of the `superseded` input files (re-ingested later),
+/// and the writer that wrote it (one `scan --store` or `compact` process, see [`run_of`]).
+struct Live<'a> {
+    part: &'a Part,
+    superseded: Vec<&'a str>,
+    run: &'a str,
+}
+
+/// The writer (process run) of a batch: `<start>-<pid>` of `<start>-<pid>-<n>`; a compaction's
+/// batch, `<start>-<pid>-compact`, is a writer of its own.
+fn run_of(batch: &str) -> &str {
+    if batch.ends_with("-compact") {
+        return batch;
+    }
+    batch.rsplit_once('-').map_or(batch, |(run, _)| run)
+}
+
+/// The partitions whose live parts come from more than one writer. One writer never writes an
+/// event twice, and a writer that starts after another has committed reads that one's keys first;
+/// but two writers at once may both write an event the other is writing (#13). Such partitions are
+/// de-duplicated when read, and `compact` rewrites them duplicate-free.
+fn shared_partitions<'a>(parts: &[Live<'a>]) -> hashbrown::HashSet<(&'a str, &'a str, &'a str)> {
+    let mut runs: hashbrown::HashMap<(&str, &str, &str), &str> = hashbrown::HashMap::new();
+    let mut shared = hashbrown::HashSet::new();
+    for l in parts {
+        let key = (l.part.account.as_str(), l.part.region.as_str(), l.part.date.as_str());
+        if *runs.entry(key).or_insert(l.run) != l.run {
+            shared.insert(key);
+        }
+    }
+    shared
+}
+
+/// The first row of each event (the same eventID at the same eventTime), in order; rows without an
+/// eventID are all kept (see `pipeline::EventKey`).
+fn first_of_each_event(lf: LazyFrame) -> LazyFrame {
+    const ROW: &str = "__trailscope_row";
+    const SOLO: &str = "__trailscope_solo";
+    lf.with_row_index(ROW, None)
+        .with_column(when(col(c::EVENT_ID).is_null()).then(col(ROW)).otherwise(lit(NULL)).alias(SOLO))
+        .unique_stable_generic(Some(vec![col(c::EVENT_ID), col(c::EVENT_TIME), col(SOLO)]), UniqueKeepStrategy::First)
+        .drop(cols([ROW, SOLO]))
 }
 
 /// An open store.
@@ -201,7 +247,7 @@ impl Store {
 
     /// Every part (after the filter's partition pruning), with the input files whose rows in it were
     /// superseded by a later ingest of a changed file.
-    fn live_parts(&self, filter: &Filter) -> Vec<(&Part, Vec<&str>)> {
+    fn live_parts(&self, filter: &Filter) -> Vec<Live<'_>> {
         let latest: hashbrown::HashMap<&str, &str> = self
             .manifests
             .iter()
@@ -225,7 +271,7 @@ impl Store {
             for p in m.parts.iter().filter(|p| !replaced.contains(p.path.as_str())) {
                 let date = NaiveDate::parse_from_str(&p.date, "%Y-%m-%d").ok();
                 if !filter.prunes_partition(&p.account, &p.region, date) {
-                    out.push((p, superseded.clone()));
+                    out.push(Live { part: p, superseded: superseded.clone(), run: run_of(&m.batch) });
                 }
             }
         }
@@ -234,7 +280,7 @@ impl Store {
 
     /// Every part, with the filter's partition pruning applied.
     pub fn parts(&self, filter: &Filter) -> Vec<&Part> {
-        self.live_parts(filter).into_iter().map(|(p, _)| p).collect()
+        self.live_parts(filter).into_iter().map(|l| l.part).collect()
     }
 
     fn scan_args() -> ScanArgsParquet {
@@ -245,23 +291,48 @@ impl Store {
     }
 
     /// The events of the store (after partition pruning) as a lazy scan. Rows of a file that was
-    /// re-ingested after it changed come only from its latest ingest.
+    /// re-ingested after it changed come only from its latest ingest; a partition written by more
+    /// than one writer is de-duplicated (see [`shared_partitions`]).
     pub fn scan(&self, filter: &Filter) -> Result<LazyFrame> {
         self.scan_parts(self.live_parts(filter))
     }
 
-    fn scan_parts(&self, parts: Vec<(&Part, Vec<&str>)>) -> Result<LazyFrame> {
-        let path_of = |p: &Part| PlRefPath::new(self.root.join(&p.path).to_string_lossy().as_ref());
-        let (clean, stale): (Vec<_>, Vec<_>) = parts.into_iter().partition(|(_, s)| s.is_empty());
-        let mut scans = Vec::new();
-        if !clean.is_empty() {
-            let paths: Vec<PlRefPath> = clean.iter().map(|(p, _)| path_of(p)).collect();
-            scans.push(LazyFrame::scan_parquet_files(paths.into(), Self::scan_args()).context("scanning the store")?);
+    /// One live part as a lazy scan, less its superseded rows.
+    fn scan_live(&self, l: &Live<'_>) -> Result<LazyFrame> {
+        let path = PlRefPath::new(self.root.join(&l.part.path).to_string_lossy().as_ref());
+        let lf = LazyFrame::scan_parquet(path, Self::scan_args()).context("scanning the store")?;
+        if l.superseded.is_empty() {
+            return Ok(lf);
         }
-        for (p, superseded) in stale {
-            let old = Series::new("superseded".into(), superseded.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-            let lf = LazyFrame::scan_parquet(path_of(p), Self::scan_args()).context("scanning the store")?;
-            scans.push(lf.filter(col(c::SOURCE_FILE).is_in(lit(old).implode(false), false).not()));
+        let old = Series::new("superseded".into(), l.superseded.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        Ok(lf.filter(col(c::SOURCE_FILE).is_in(lit(old).implode(false), false).not()))
+    }
+
+    fn scan_parts(&self, parts: Vec<Live<'_>>) -> Result<LazyFrame> {
+        let path_of = |p: &Part| PlRefPath::new(self.root.join(&p.path).to_string_lossy().as_ref());
+        let shared = shared_partitions(&parts);
+        let mut clean = Vec::new();
+        let mut scans = Vec::new();
+        let mut by_partition: BTreeMap<(&str, &str, &str), Vec<LazyFrame>> = BTreeMap::new();
+        for l in &parts {
+            let key = (l.part.account.as_str(), l.part.region.as_str(), l.part.date.as_str());
+            if shared.contains(&key) {
+                by_partition.entry(key).or_default().push(self.scan_live(l)?);
+            } else if l.superseded.is_empty() {
+                clean.push(path_of(l.part));
+            } else {
+                scans.push(self.scan_live(l)?);
+            }
+        }
+        if !clean.is_empty() {
+            scans.insert(
+                0,
+                LazyFrame::scan_parquet_files(clean.into(), Self::scan_args()).context("scanning the store")?,
+            );
+        }
+        for (_, lfs) in by_partition {
+            let lf = concat(lfs, UnionArgs::default()).context("scanning the store")?;
+            scans.push(first_of_each_event(lf));
         }
         match scans.len() {
             0 => Ok(crate::ingest::frame::empty()?.lazy()),
@@ -282,7 +353,7 @@ impl Store {
         let parts: Vec<_> = self
             .live_parts(&Filter::default())
             .into_iter()
-            .filter(|(p, _)| (&p.account, &p.region, &p.date) == (&key.0, &key.1, &key.2))
+            .filter(|l| (&l.part.account, &l.part.region, &l.part.date) == (&key.0, &key.1, &key.2))
             .collect();
         if parts.is_empty() {
             return Ok(Default::default());
@@ -359,24 +430,29 @@ impl Store {
             .iter()
             .flat_map(|m| m.inputs.iter().map(move |i| (i.path.clone(), m.batch.clone())))
             .collect();
-        let mut groups: BTreeMap<PartitionKey, Vec<(Part, Vec<String>)>> = BTreeMap::new();
-        for (p, superseded) in self.live_parts(&Filter::default()) {
-            groups
-                .entry((p.account.clone(), p.region.clone(), p.date.clone()))
-                .or_default()
-                .push((p.clone(), superseded.iter().map(|s| s.to_string()).collect()));
+        let mut groups: BTreeMap<PartitionKey, Vec<(Part, Vec<String>, String)>> = BTreeMap::new();
+        for l in self.live_parts(&Filter::default()) {
+            let p = l.part;
+            groups.entry((p.account.clone(), p.region.clone(), p.date.clone())).or_default().push((
+                p.clone(),
+                l.superseded.iter().map(|s| s.to_string()).collect(),
+                l.run.to_string(),
+            ));
         }
         stats.parts_before = groups.values().map(|g| g.len() as u64).sum();
         let batch = format!("{}-{}-compact", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"), std::process::id());
         let (mut parts, mut replaces, mut sources) = (Vec::new(), Vec::new(), Vec::new());
         for (seq, ((account, region, date), group)) in groups.into_iter().enumerate() {
-            let stale = group.iter().any(|(_, s)| !s.is_empty());
-            if group.len() < min_files.max(2) && !stale {
+            let stale = group.iter().any(|(_, s, _)| !s.is_empty());
+            // Parts of several writers may repeat events: always merged, so the files themselves
+            // (read by other engines too) hold each event once.
+            let shared = group.iter().any(|(_, _, run)| *run != group[0].2);
+            if group.len() < min_files.max(2) && !stale && !shared {
                 stats.parts_after += group.len() as u64;
                 continue;
             }
             let mut frames = Vec::new();
-            for (p, superseded) in &group {
+            for (p, superseded, _) in &group {
                 let path = PlRefPath::new(self.root.join(&p.path).to_string_lossy().as_ref());
                 let mut lf = LazyFrame::scan_parquet(path, Self::scan_args()).context("reading a part")?;
                 if !superseded.is_empty() {
@@ -386,9 +462,11 @@ impl Store {
                 frames.push(lf);
                 replaces.push(p.path.clone());
             }
-            let before: u64 = group.iter().map(|(p, _)| p.rows).sum();
-            let mut df = concat(frames, UnionArgs::default())
-                .context("merging parts")?
+            let before: u64 = group.iter().map(|(p, _, _)| p.rows).sum();
+            let merged =
+                concat(frames, UnionArgs::default()).context("merging parts")?.collect().context("merging parts")?;
+            let current = merged.height() as u64;
+            let mut df = first_of_each_event(merged.lazy())
                 .sort(
                     [c::EVENT_TIME, c::EVENT_ID],
                     SortMultipleOptions::default().with_nulls_last(true).with_maintain_order(true),
@@ -397,7 +475,8 @@ impl Store {
                 .context("merging parts")?;
             let rows = df.height() as u64;
             stats.rows += rows;
-            stats.rows_dropped_superseded += before.saturating_sub(rows);
+            stats.rows_dropped_superseded += before.saturating_sub(current);
+            stats.duplicates_dropped += current - rows;
             // Record where the merged rows of each input came from (its latest batch).
             let files = df.column(c::SOURCE_FILE).context("source_file")?.str().context("source_file")?.clone();
             let mut seen = hashbrown::HashSet::new();
@@ -530,6 +609,12 @@ mod indexmap_like {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_names_its_writer() {
+        assert_eq!(run_of("20240305T100000.123Z-4242-00003"), "20240305T100000.123Z-4242");
+        assert_eq!(run_of("20240305T100000.123Z-4242-compact"), "20240305T100000.123Z-4242-compact");
+    }
 
     #[test]
     fn hive_escape_keeps_paths_inside_the_store() {
