@@ -60,6 +60,8 @@ pub fn ingest(root: &Path, inputs: Inputs, opts: &ReadOptions, quiet: bool) -> R
     let total: u64 = todo.iter().map(|f| f.size).sum();
     let progress = Progress::new(todo.len() as u64, total, quiet);
     let run = format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"), std::process::id());
+    // Claim the store as a writer, removing what crashed writers left (see `Store::recover`).
+    store.start_writing(&run)?;
     for (n, batch) in pipeline::batches(&todo, BATCH_BYTES, BATCH_FILES, |f| f.size).enumerate() {
         let (df, batch_read) = pipeline::read_files(batch, opts, &progress)?;
         let (df, dupes) = seen.dedupe(&store, df, &changed)?;
