@@ -71,10 +71,15 @@ fn walk(dir: &Path, filter: &Filter, out: &mut Inputs) -> Result<()> {
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
-        // `pull`'s resume state and its partial downloads are not input.
+        // `pull`'s resume state and its partial downloads are not input: counted as skipped (#13).
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name == crate::layout::STATE_DIR || name.ends_with(crate::layout::TMP_SUFFIX) {
+        if name == crate::layout::STATE_DIR {
+            out.skipped.push(skip(&path, "trailscope pull's resume state, not logs"));
+            continue;
+        }
+        if name.ends_with(crate::layout::TMP_SUFFIX) {
+            out.skipped.push(skip(&path, "a temporary file of trailscope (partial download or write), not logs"));
             continue;
         }
         let ft = match entry.file_type() {

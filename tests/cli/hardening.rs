@@ -400,3 +400,36 @@ fn a_crashed_writers_parts_are_never_read_and_are_removed() {
     assert_eq!(parquet_rows(&store), 608);
     assert!(fs::read_dir(&tmp).unwrap().next().is_none(), "no writer left anything behind");
 }
+
+/// `*.trailscope-tmp` files and `.trailscope-pull/` folders in an input tree were dropped without a
+/// word (#13): they are counted as skipped, with what they are.
+#[test]
+fn trailscope_own_files_in_an_input_tree_are_skipped_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(d.join("good.json"), format!("{{\"Records\":[{}]}}", record("good"))).unwrap();
+    fs::write(d.join(".x.json.gz.123.trailscope-tmp"), "partial").unwrap();
+    fs::create_dir(d.join(".trailscope-pull")).unwrap();
+    fs::write(d.join(".trailscope-pull/state.json"), "{}").unwrap();
+    let out = scan([d]);
+    out.expect_code(0);
+    let v = out.json();
+    assert_eq!((num(&v, "files"), num(&v, "files_skipped")), (1, 2), "{v:#}");
+    assert!(reason_of(&v, "skipped", &d.join(".x.json.gz.123.trailscope-tmp")).contains("temporary file"));
+    assert!(reason_of(&v, "skipped", &d.join(".trailscope-pull")).contains("resume state"));
+}
+
+/// `9999-12-31T23:59:60Z` (a leap second on the last day RFC 3339 can write) printed as
+/// `+10000-01-01T00:00:00Z` (#13): such a record is rejected as having a bad eventTime.
+#[test]
+fn an_event_time_past_year_9999_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("late.json");
+    let late = record("late").replace("2024-03-05T10:00:00Z", "9999-12-31T23:59:60Z");
+    fs::write(&path, format!("{{\"Records\":[{},{}]}}", record("ok"), late)).unwrap();
+    let out = scan([&path]);
+    out.expect_code(2);
+    let v = out.json();
+    assert_eq!((num(&v, "events"), num(&v, "records_rejected")), (1, 1), "{v:#}");
+    assert!(!out.stdout.contains("+10000"), "{}", out.stdout);
+}

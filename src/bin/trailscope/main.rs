@@ -75,5 +75,5 @@ fn main() -> ExitCode {
 }
 
 fn is_broken_pipe(e: &trailscope::error::Error) -> bool {
-    matches!(e, trailscope::error::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+    matches!(e, trailscope::error::Error::Io { cause, .. } if cause.kind() == std::io::ErrorKind::BrokenPipe)
 }
