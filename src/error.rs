@@ -7,22 +7,16 @@ use std::path::PathBuf;
 /// scan summary and does not stop the run).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    // The cause is part of the message and not also a `source`: `anyhow`'s `{:#}` prints a message
+    // and then its sources, which printed "Permission denied (os error 13)" twice (#13).
+    #[error("{}: {cause}", crate::fs::display_path(path))]
+    Io { path: PathBuf, cause: std::io::Error },
     #[error("invalid filter: {0}")]
     Filter(String),
-    #[error("store {path}: {reason}")]
+    #[error("store {}: {reason}", crate::fs::display_path(path))]
     Store { path: PathBuf, reason: String },
-    #[error("{context}: {source}")]
-    Polars {
-        context: String,
-        #[source]
-        source: polars::error::PolarsError,
-    },
+    #[error("{context}: {cause}")]
+    Polars { context: String, cause: polars::error::PolarsError },
     #[error("{0}")]
     Usage(String),
 }
@@ -31,7 +25,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io { path: path.into(), cause: source }
     }
 }
 
@@ -42,6 +36,20 @@ pub trait PolarsContext<T> {
 
 impl<T> PolarsContext<T> for polars::error::PolarsResult<T> {
     fn context(self, context: &str) -> Result<T> {
-        self.map_err(|source| Error::Polars { context: context.to_string(), source })
+        self.map_err(|cause| Error::Polars { context: context.to_string(), cause })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The binary prints `{:#}` of an `anyhow::Error`: the cause must appear once (#13).
+    #[test]
+    fn a_cause_is_printed_once() {
+        let e = Error::io("/x/y", std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        let text = format!("{:#}", anyhow::Error::from(e));
+        assert_eq!(text.matches("ermission denied").count(), 1, "{text}");
+        assert!(text.starts_with("/x/y: "), "{text}");
     }
 }

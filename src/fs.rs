@@ -1,4 +1,5 @@
-//! File-system helpers every stage shares: atomic replacement of a file, the home directory.
+//! File-system helpers every stage shares: atomic replacement of a file, what a special file is, the
+//! home directory.
 
 use std::fs::File;
 use std::io;
@@ -36,6 +37,89 @@ pub fn write_atomic<E>(
     })
 }
 
+/// What kind of non-regular file this is, in words (`None` for a regular file).
+pub fn special_kind(ft: std::fs::FileType) -> Option<&'static str> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_fifo() {
+            return Some("a named pipe (FIFO)");
+        }
+        if ft.is_socket() {
+            return Some("a socket");
+        }
+        if ft.is_char_device() || ft.is_block_device() {
+            return Some("a device");
+        }
+    }
+    if ft.is_dir() {
+        return Some("a directory");
+    }
+    if ft.is_file() || ft.is_symlink() {
+        return None;
+    }
+    Some("a special file")
+}
+
+/// A path as trailscope prints it (stderr, tables, JSON, CSV) and keys it (the store's manifests):
+/// unambiguous and harmless (#13). Bytes that are not UTF-8 are written `\xNN`, a backslash `\\`,
+/// and control characters (a newline, ESC, ...) and the characters that reorder or break lines
+/// are escaped as in [`printable`]; everything else is the name itself. Two different paths never
+/// print alike, and no name can start a line of its own or send an escape sequence to a terminal.
+pub fn display_path(path: &Path) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let mut out = String::new();
+        for chunk in path.as_os_str().as_bytes().utf8_chunks() {
+            for c in chunk.valid().chars() {
+                if c == '\\' {
+                    out.push_str("\\\\");
+                } else {
+                    push_printable(c, &mut out);
+                }
+            }
+            for b in chunk.invalid() {
+                out.push_str(&format!("\\x{b:02x}"));
+            }
+        }
+        out
+    }
+    #[cfg(not(unix))]
+    {
+        printable(&path.to_string_lossy()).into_owned()
+    }
+}
+
+/// Text with its control characters written as visible escapes (`\x1b`, `\x0a`, `\u{202e}`): C0
+/// and C1 controls, DEL, the line and paragraph separators and the bidirectional controls, which
+/// could forge a line or drive a terminal (ANSI/OSC sequences) when printed raw.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(needs_escape) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        push_printable(c, &mut out);
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+fn push_printable(c: char, out: &mut String) {
+    if !needs_escape(c) {
+        out.push(c);
+    } else if (c as u32) < 0x80 {
+        out.push_str(&format!("\\x{:02x}", c as u32));
+    } else {
+        out.push_str(&format!("\\u{{{:x}}}", c as u32));
+    }
+}
+
 /// The user's home directory (`HOME`, or `USERPROFILE` on Windows).
 pub fn home_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").or_else(|| std::env::var_os("USERPROFILE")).map(PathBuf::from)
@@ -45,6 +129,23 @@ pub fn home_dir() -> Option<PathBuf> {
 mod tests {
     use super::*;
     use std::io::Write as _;
+
+    #[test]
+    #[cfg(unix)]
+    fn paths_print_unambiguously() {
+        use std::os::unix::ffi::OsStrExt;
+        let p = |b: &[u8]| display_path(Path::new(std::ffi::OsStr::from_bytes(b)));
+        assert_eq!(p(b"testdata/s3/a.json.gz"), "testdata/s3/a.json.gz");
+        assert_eq!(p(b"d/\xff.json"), "d/\\xff.json");
+        assert_ne!(p(b"d/\xff.json"), p(b"d/\xfe.json"));
+        // A backslash is escaped, so a name spelling an escape is not the byte it spells.
+        assert_eq!(p(b"d/\\xff.json"), "d/\\\\xff.json");
+        assert_ne!(p(b"d/\\xff.json"), p(b"d/\xff.json"));
+        assert_eq!(p(b"a\nb\x1b[31m"), "a\\x0ab\\x1b[31m");
+        assert_eq!(p("caf\u{e9}\u{202e}".as_bytes()), "caf\u{e9}\\u{202e}");
+        assert_eq!(printable("ok \\ fine"), "ok \\ fine");
+        assert_eq!(printable("\x1b]0;title\x07"), "\\x1b]0;title\\x07");
+    }
 
     #[test]
     fn replaces_whole_or_not_at_all() {

@@ -104,9 +104,11 @@ pub fn is_store(dir: &Path) -> bool {
     dir.join(STORE_META_DIR).join(STORE_MARKER).is_file()
 }
 
-/// The key under which an input path is remembered: absolute, so runs from other directories match.
+/// The key under which an input path is remembered: absolute, so runs from other directories match,
+/// and exact: its bytes escaped by [`crate::fs::display_path`] (bytes that are not UTF-8 as `\xNN`, a
+/// backslash as `\\`), so two names never share a key (#13) and a key is valid JSON text.
 pub fn input_key(p: &Path) -> String {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()).to_string_lossy().into_owned()
+    crate::fs::display_path(&std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
 }
 
 #[cfg(test)]

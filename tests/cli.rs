@@ -15,6 +15,8 @@
 #[allow(dead_code)]
 #[path = "../src/bin/trailscope/cli.rs"]
 mod cli_definition;
+#[path = "cli/hardening.rs"]
+mod hardening;
 #[path = "cli/hunt.rs"]
 mod hunt;
 #[path = "cli/lake.rs"]

@@ -2,11 +2,19 @@
 //! (detected by the magic bytes, not the name). Inflation uses libdeflate (see README: ~1.3 GB/s per core
 //! here against ~1.0 for flate2 + zlib-rs), member by member so that multi-member gzip files lose
 //! nothing, and stops at a per-file cap on decompressed bytes so a gzip bomb cannot exhaust memory.
+//!
+//! Hostile input (#13): the output buffer grows geometrically from what was really written, never
+//! from a member's or the file's claimed size, and is never zero-filled, so the time is linear in the
+//! decompressed bytes however many members a file has. Past [`PRIVATE_BYTES`] a buffer needs the one
+//! process-wide token: at most one file at a time holds more, so concurrent bombs cost the cap once,
+//! not once per thread. Only regular files are read: a FIFO is opened non-blocking and refused, as
+//! opening it for reading would wait for a writer forever.
 
 use std::fs::File;
 use std::io::Read;
 use std::ops::Deref;
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// The bytes of one file, ready to parse: mapped, or in the caller's reusable buffer.
 pub enum Content<'a> {
@@ -39,18 +47,102 @@ pub enum DecodeError {
     TooLarge { cap: u64 },
     #[error("{0} archive: unpack it first")]
     Archive(&'static str),
+    /// Not a regular file (a FIFO, a socket, a device, a directory): never read.
+    #[error("{0}, not a regular file: not read")]
+    NotRegular(&'static str),
 }
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// Files at most this size are read into memory; larger ones are memory-mapped.
 const MMAP_THRESHOLD: u64 = 256 * 1024;
+/// Decompression space a worker keeps from file to file and grows without asking: CloudTrail
+/// delivery files are a few MB. Past it a buffer takes the process-wide token ([`DecodeBuffer`]).
+pub const PRIVATE_BYTES: usize = 64 << 20;
+/// The smallest output space offered to the inflater.
+const MIN_SPACE: usize = 64 << 10;
+/// Deflate's largest possible expansion (258 bytes from 2 bits): a trailing ISIZE claiming more than
+/// this many times the file's size is a lie, not a size to reserve.
+const MAX_RATIO: usize = 1032;
+
+/// Held by the one buffer allowed past [`PRIVATE_BYTES`].
+static LARGE: Mutex<()> = Mutex::new(());
+
+/// A worker's decompression buffer, reused from file to file (fresh memory per file costs the
+/// kernel's page zeroing, which measured more than the inflating itself on many small files). It
+/// keeps at most `private` bytes between files; to grow past that it waits for the process-wide
+/// token, which [`DecodeBuffer::release`] gives back (with the space) once the file is done.
+pub struct DecodeBuffer {
+    bytes: Vec<u8>,
+    private: usize,
+    large: Option<MutexGuard<'static, ()>>,
+}
+
+impl Default for DecodeBuffer {
+    fn default() -> Self {
+        DecodeBuffer::with_private(PRIVATE_BYTES)
+    }
+}
+
+impl DecodeBuffer {
+    /// A buffer that keeps `private` bytes without the token (tests use a small one).
+    pub fn with_private(private: usize) -> Self {
+        DecodeBuffer { bytes: Vec::new(), private, large: None }
+    }
+
+    /// The file's bytes are no longer needed: give back the space past `private` and the token.
+    pub fn release(&mut self) {
+        if self.bytes.capacity() > self.private {
+            self.bytes = Vec::new();
+        }
+        self.large = None;
+    }
+
+    /// The space held now (for tests and accounting).
+    pub fn capacity(&self) -> usize {
+        self.bytes.capacity()
+    }
+
+    /// Whether this buffer holds the token (it is past `private`).
+    pub fn holds_token(&self) -> bool {
+        self.large.is_some()
+    }
+
+    /// Make room for `total` bytes in all (taking the token first when that is past `private`).
+    fn reserve_total(&mut self, total: usize) {
+        if total <= self.bytes.capacity() {
+            return;
+        }
+        if total > self.private && self.large.is_none() {
+            // Waiting is safe: a holder never waits for anything while it holds the token.
+            self.large = Some(LARGE.lock().unwrap_or_else(PoisonError::into_inner));
+        }
+        self.bytes.reserve_exact(total - self.bytes.len());
+    }
+}
+
+/// Open `path` for reading without ever blocking: a FIFO opened for reading waits for a writer, so
+/// it is opened non-blocking and refused once `fstat` says what it is.
+fn open_regular(path: &Path) -> Result<(File, u64), DecodeError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = opts.open(path)?;
+    let meta = file.metadata()?;
+    if let Some(kind) = crate::fs::special_kind(meta.file_type()) {
+        return Err(DecodeError::NotRegular(kind));
+    }
+    Ok((file, meta.len()))
+}
 
 /// Read `path` and return its JSON text, inflating gzip. `cap` bounds the decompressed size. `buf` is
-/// reused from file to file (fresh memory per file costs the kernel's page zeroing, which measured
-/// more than the inflating itself on many small files).
-pub fn read_content<'a>(path: &Path, cap: u64, buf: &'a mut Vec<u8>) -> Result<Content<'a>, DecodeError> {
-    let mut file = File::open(path)?;
-    let len = file.metadata()?.len();
+/// reused from file to file; call [`DecodeBuffer::release`] when done with the content.
+pub fn read_content<'a>(path: &Path, cap: u64, buf: &'a mut DecodeBuffer) -> Result<Content<'a>, DecodeError> {
+    buf.release();
+    let (mut file, len) = open_regular(path)?;
     if len == 0 {
         return Err(DecodeError::Empty);
     }
@@ -61,7 +153,7 @@ pub fn read_content<'a>(path: &Path, cap: u64, buf: &'a mut Vec<u8>) -> Result<C
         let map = unsafe { memmap2::Mmap::map(&file)? };
         if map.starts_with(&GZIP_MAGIC) {
             gunzip_into(&map, cap, buf)?;
-            return Ok(Content::Buffer(buf));
+            return Ok(Content::Buffer(&buf.bytes));
         }
         check_plain(&map, cap)?;
         return Ok(Content::Mapped(map));
@@ -72,10 +164,10 @@ pub fn read_content<'a>(path: &Path, cap: u64, buf: &'a mut Vec<u8>) -> Result<C
         gunzip_into(&raw, cap, buf)?;
     } else {
         check_plain(&raw, cap)?;
-        buf.clear();
-        buf.extend_from_slice(&raw);
+        buf.bytes.clear();
+        buf.bytes.extend_from_slice(&raw);
     }
-    Ok(Content::Buffer(buf))
+    Ok(Content::Buffer(&buf.bytes))
 }
 
 /// Plain bytes pass if small enough and not another kind of archive.
@@ -93,15 +185,30 @@ fn check_plain(raw: &[u8], cap: u64) -> Result<(), DecodeError> {
 
 /// Inflate every gzip member of `data` into a new buffer of at most `cap` bytes.
 pub fn gunzip(data: &[u8], cap: u64) -> Result<Vec<u8>, DecodeError> {
-    let mut out = Vec::new();
+    let mut out = DecodeBuffer::default();
     gunzip_into(data, cap, &mut out)?;
-    Ok(out)
+    Ok(std::mem::take(&mut out.bytes))
 }
 
-/// Inflate every gzip member of `data` into `out` (cleared first), at most `cap` bytes.
-pub fn gunzip_into(data: &[u8], cap: u64, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+/// Inflate every gzip member of `data` into `out` (emptied first), at most `cap` bytes.
+///
+/// Each member is offered all the space left; when it does not fit, the whole buffer doubles (within
+/// the cap) and that member is inflated again. Doublings are at most log2(cap / 64 KiB), each retry
+/// costs at most the space it was offered, so the work is linear in the output whatever the number
+/// of members. The trailing ISIZE (the last member's size mod 2^32: the whole size for the
+/// single-member files CloudTrail writes) is only a first reservation, believed when deflate could
+/// produce it from a file this size, and never written to before the inflater fills it.
+pub fn gunzip_into(data: &[u8], cap: u64, out: &mut DecodeBuffer) -> Result<(), DecodeError> {
+    out.release();
+    out.bytes.clear();
+    let limit = usize::try_from(cap).unwrap_or(usize::MAX);
+    let claimed = match data.len().checked_sub(4) {
+        Some(at) => u32::from_le_bytes(data[at..].try_into().expect("4 bytes")) as usize,
+        None => 0,
+    };
+    let first = if claimed <= data.len().saturating_mul(MAX_RATIO) { claimed } else { 0 };
+    out.reserve_total(first.max(MIN_SPACE).min(limit));
     let mut inflater = Inflater::new();
-    out.clear();
     let mut rest = data;
     while !rest.is_empty() {
         if !rest.starts_with(&GZIP_MAGIC) {
@@ -114,35 +221,25 @@ pub fn gunzip_into(data: &[u8], cap: u64, out: &mut Vec<u8>) -> Result<(), Decod
                 rest.len()
             )));
         }
-        // ISIZE (the last 4 bytes of a member) is the size of the *last* member mod 2^32: a good first
-        // guess for single-member files, which is what CloudTrail writes.
-        let hint = if rest.len() >= 4 {
-            u32::from_le_bytes(rest[rest.len() - 4..].try_into().expect("4 bytes")) as u64
-        } else {
-            0
-        };
-        let room = cap.saturating_sub(out.len() as u64);
-        let mut want = hint.max(4096).min(room.max(1));
         loop {
-            let start = out.len();
-            out.resize(start + want as usize, 0);
-            match inflater.member(rest, &mut out[start..]) {
+            let len = out.bytes.len();
+            let room = limit - len;
+            let offer = (out.bytes.capacity() - len).min(room);
+            let spare = &mut out.bytes.spare_capacity_mut()[..offer];
+            match inflater.member(rest, spare) {
                 Ok((used_in, written)) => {
-                    out.truncate(start + written);
+                    // SAFETY: libdeflate initialised the first `written` bytes of the spare space.
+                    unsafe { out.bytes.set_len(len + written) };
                     rest = &rest[used_in..];
                     break;
                 }
+                Err(Inflate::NoRoom) if offer >= room => return Err(DecodeError::TooLarge { cap }),
                 Err(Inflate::NoRoom) => {
-                    out.truncate(start);
-                    if want >= room {
-                        return Err(DecodeError::TooLarge { cap });
-                    }
-                    want = (want.saturating_mul(4)).min(room);
+                    // offer < room, so capacity < limit: doubling (within the limit) makes progress.
+                    let grown = out.bytes.capacity().max(MIN_SPACE).saturating_mul(2).min(limit);
+                    out.reserve_total(grown);
                 }
-                Err(Inflate::Bad) => {
-                    out.truncate(start);
-                    return Err(diagnose(rest));
-                }
+                Err(Inflate::Bad) => return Err(diagnose(rest)),
             }
         }
     }
@@ -181,10 +278,12 @@ impl Inflater {
     }
 
     /// Inflate the first member of `input` into `out`: (input bytes used, output bytes written).
-    fn member(&mut self, input: &[u8], out: &mut [u8]) -> Result<(usize, usize), Inflate> {
+    /// `out` may be uninitialised: libdeflate only writes to it (and reads back what it wrote).
+    fn member(&mut self, input: &[u8], out: &mut [std::mem::MaybeUninit<u8>]) -> Result<(usize, usize), Inflate> {
         let mut used_in = 0usize;
         let mut written = 0usize;
-        // SAFETY: pointers and lengths come from live slices; libdeflate writes at most `out.len()`.
+        // SAFETY: pointers and lengths come from live slices; libdeflate writes at most `out.len()`
+        // bytes and never reads output it has not written.
         let rc = unsafe {
             libdeflate_sys::libdeflate_gzip_decompress_ex(
                 self.0,
@@ -247,6 +346,64 @@ mod tests {
         let cut = &g[..g.len() / 2];
         assert!(matches!(gunzip(cut, 1 << 20), Err(DecodeError::TruncatedGzip)));
         assert!(matches!(gunzip(&g, 1000), Err(DecodeError::TooLarge { cap: 1000 })));
+    }
+
+    /// 5,000 one-line members, then a last member whose trailer claims ~4 GiB (#13): each member used
+    /// to get a zero-filled buffer of the claimed size (up to the cap), minutes of memset for a small
+    /// file. Now the space follows what was written: it stays small, and the lie is reported.
+    #[test]
+    fn a_lying_last_member_costs_nothing_before_it() {
+        let mut data = Vec::new();
+        for i in 0..5_000 {
+            data.extend(gz(format!("{{\"n\":{i}}}\n").as_bytes()));
+        }
+        let mut last = gz(b"{\"n\":-1}\n");
+        let n = last.len();
+        last[n - 4..].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+        data.extend(last);
+        let mut buf = DecodeBuffer::default();
+        let cap = 8 << 20;
+        assert!(matches!(gunzip_into(&data, cap, &mut buf), Err(DecodeError::Gzip(_))));
+        assert!(buf.capacity() <= 1 << 20, "buffer grew to {} bytes for ~60 KB of output", buf.capacity());
+    }
+
+    /// The same many members and a real last member of 4 MiB: everything is read, in order, and the
+    /// buffer is at most twice the output (it doubles), not a claimed size per member.
+    #[test]
+    fn many_members_and_a_large_last_one_read_whole() {
+        let mut data = Vec::new();
+        let mut want = Vec::new();
+        for i in 0..5_000 {
+            let line = format!("{{\"n\":{i}}}\n");
+            data.extend(gz(line.as_bytes()));
+            want.extend_from_slice(line.as_bytes());
+        }
+        let big = vec![b' '; 4 << 20];
+        data.extend(gz(&big));
+        want.extend_from_slice(&big);
+        let mut buf = DecodeBuffer::default();
+        gunzip_into(&data, 1 << 30, &mut buf).unwrap();
+        assert!(buf.bytes == want, "the members' bytes, in order");
+        assert!(buf.capacity() <= 2 * want.len() + MIN_SPACE, "{} bytes held for {}", buf.capacity(), want.len());
+    }
+
+    /// A buffer past its private space holds the process-wide token (no other buffer can grow past
+    /// its own meanwhile), and gives back both the space and the token on release (#13: concurrent
+    /// bombs cost the cap once, not once per thread).
+    #[test]
+    fn growing_past_the_private_space_takes_the_token() {
+        let mut buf = DecodeBuffer::with_private(1 << 20);
+        let data = gz(&vec![b'a'; 4 << 20]);
+        gunzip_into(&data, 16 << 20, &mut buf).unwrap();
+        assert_eq!(buf.bytes.len(), 4 << 20);
+        assert!(buf.holds_token());
+        assert!(LARGE.try_lock().is_err(), "the token is held while the content is in use");
+        buf.release();
+        assert!(!buf.holds_token());
+        assert!(buf.capacity() <= 1 << 20);
+        // A small file needs no token.
+        gunzip_into(&gz(b"small"), 16 << 20, &mut buf).unwrap();
+        assert!(!buf.holds_token());
     }
 
     #[test]

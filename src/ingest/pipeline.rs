@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::{PolarsContext, Result};
-use crate::ingest::decode::{self, DecodeError};
+use crate::ingest::decode::{self, DecodeBuffer, DecodeError};
 use crate::ingest::frame::FrameBuilder;
 use crate::ingest::parse::{self, ParseError};
 use crate::ingest::record::{text, EventRow, RawEvent, Reject};
@@ -105,22 +105,34 @@ impl ReadStats {
         self.files_skipped += 1;
         self.skipped.push(s);
     }
+
+    pub fn add_failed(&mut self, f: Skipped) {
+        self.files_failed += 1;
+        self.failed.push(f);
+    }
 }
 
-/// Does the name claim JSON? Then content that is not JSON is a failure, not a file to skip.
+/// Does the name claim JSON? Then content that is not JSON is a failure, not a file to skip. Judged
+/// by the name's bytes, so a name that is not UTF-8 claims what its suffix says (#13).
 fn named_like_json(path: &Path) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_ascii_lowercase();
-    [".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz"].iter().any(|s| name.ends_with(s))
+    let name = path.file_name().map(|n| n.as_encoded_bytes().to_ascii_lowercase()).unwrap_or_default();
+    [".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz"].iter().any(|s| name.ends_with(s.as_bytes()))
 }
 
 thread_local! {
     /// Each worker's decompression buffer, reused from file to file.
-    static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static BUFFER: std::cell::RefCell<DecodeBuffer> = std::cell::RefCell::new(DecodeBuffer::default());
 }
 
 /// Read one file into `out`. Rows are appended only once the whole file has parsed.
 fn read_one(file: &InputFile, opts: &ReadOptions, out: &mut FrameBuilder, decoded: &AtomicU64) -> Outcome {
-    BUFFER.with_borrow_mut(|buf| read_one_with(file, opts, out, decoded, buf))
+    BUFFER.with_borrow_mut(|buf| {
+        let outcome = read_one_with(file, opts, out, decoded, buf);
+        // Give back the space past the private share and the token for large files (see `decode`):
+        // a worker that kept it would make the others wait for it.
+        buf.release();
+        outcome
+    })
 }
 
 fn read_one_with(
@@ -128,7 +140,7 @@ fn read_one_with(
     opts: &ReadOptions,
     out: &mut FrameBuilder,
     decoded: &AtomicU64,
-    buf: &mut Vec<u8>,
+    buf: &mut DecodeBuffer,
 ) -> Outcome {
     let content = match decode::read_content(&file.path, opts.max_file_bytes, buf) {
         Ok(c) => c,
@@ -136,6 +148,8 @@ fn read_one_with(
             return Outcome::Skipped("empty file, not named as JSON".into())
         }
         Err(e @ DecodeError::Archive(_)) if !named_like_json(&file.path) => return Outcome::Skipped(e.to_string()),
+        // Discovery skips special files; one that replaced a regular file since is skipped alike.
+        Err(e @ DecodeError::NotRegular(_)) => return Outcome::Skipped(e.to_string()),
         Err(e) => return Outcome::Failed(e.to_string()),
     };
     decoded.fetch_add(content.len() as u64, Ordering::Relaxed);
@@ -148,9 +162,9 @@ fn read_one_with(
         Err(e) => return Outcome::Failed(e.to_string()),
     };
     let source = if opts.absolute_source_file {
-        std::borrow::Cow::Owned(crate::layout::input_key(&file.path))
+        crate::layout::input_key(&file.path)
     } else {
-        file.path.to_string_lossy()
+        crate::fs::display_path(&file.path)
     };
     let mut rows = 0;
     let mut without_id = 0;
@@ -226,7 +240,7 @@ pub fn read_files(files: &[InputFile], opts: &ReadOptions, progress: &Progress) 
     outcomes.sort_by_key(|(i, _)| *i);
     for (i, outcome) in outcomes {
         let file = &files[i];
-        let path = file.path.display().to_string();
+        let path = crate::fs::display_path(&file.path);
         match outcome {
             Outcome::Read { records, rejected, without_id } => {
                 stats.files += 1;
@@ -239,10 +253,7 @@ pub fn read_files(files: &[InputFile], opts: &ReadOptions, progress: &Progress) 
                 }
             }
             Outcome::Skipped(reason) => stats.add_skipped(Skipped { path, reason }),
-            Outcome::Failed(reason) => {
-                stats.files_failed += 1;
-                stats.failed.push(Skipped { path, reason });
-            }
+            Outcome::Failed(reason) => stats.add_failed(Skipped { path, reason }),
         }
     }
     stats.bytes_decoded = decoded.into_inner();

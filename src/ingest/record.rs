@@ -208,12 +208,21 @@ pub fn parse_time_ms(s: &str) -> Option<i64> {
             return None;
         }
         let days = date.signed_duration_since(chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days();
-        return Some(((days * 24 + h as i64) * 60 + mi as i64) * 60_000 + se as i64 * 1000);
+        return in_rfc3339_range(((days * 24 + h as i64) * 60 + mi as i64) * 60_000 + se as i64 * 1000);
     }
     let parsed = chrono::DateTime::parse_from_rfc3339(s)
         .or_else(|_| chrono::DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%:z"))
         .ok()?;
-    Some(parsed.timestamp_millis())
+    in_rfc3339_range(parsed.timestamp_millis())
+}
+
+/// 0000-01-01T00:00:00Z ..= 9999-12-31T23:59:59.999Z: the instants RFC 3339 can print. A leap second
+/// or an offset can carry a time past them (`9999-12-31T23:59:60Z` is +10000-01-01), and such a
+/// record is rejected as having a bad eventTime (#13).
+fn in_rfc3339_range(ms: i64) -> Option<i64> {
+    const FIRST: i64 = -62_167_219_200_000;
+    const LAST: i64 = 253_402_300_799_999;
+    (FIRST..=LAST).contains(&ms).then_some(ms)
 }
 
 /// One record mapped to the frame's values. `'a` borrows from the file's bytes.
@@ -437,5 +446,9 @@ mod tests {
     fn rejects_records_without_usable_time() {
         assert_eq!(row_of(r#"{"eventName":"X"}"#).err(), Some(Reject::NoEventTime));
         assert_eq!(row_of(r#"{"eventTime":"soon"}"#).err(), Some(Reject::BadEventTime));
+        // Past what RFC 3339 can print (#13): rejected, not printed as +10000-01-01T00:00:00Z.
+        assert_eq!(row_of(r#"{"eventTime":"9999-12-31T23:59:60Z"}"#).err(), Some(Reject::BadEventTime));
+        assert_eq!(row_of(r#"{"eventTime":"9999-12-31T23:59:59-01:00"}"#).err(), Some(Reject::BadEventTime));
+        assert!(row_of(r#"{"eventTime":"9999-12-31T23:59:59Z"}"#).is_ok());
     }
 }

@@ -88,14 +88,18 @@ pub fn rows_json(df: &DataFrame) -> Result<Vec<serde_json::Map<String, serde_jso
     Ok(out)
 }
 
-/// An aligned text table; long cells are cut to `max_width` characters.
+/// An aligned text table; long cells are cut to `max_width` characters. Control characters in
+/// cells are written as visible escapes (`\x1b`), see [`crate::fs::printable`].
 pub fn write_table(w: &mut dyn Write, df: &DataFrame, max_width: usize) -> Result<()> {
     let cols = df.columns();
     let mut grid: Vec<Vec<String>> = vec![cols.iter().map(|c| c.name().to_string()).collect()];
     for i in 0..df.height() {
         let mut row = Vec::with_capacity(cols.len());
         for c in cols {
-            let mut s = cell(&c.get(i).context("reading a cell")?).replace(['\n', '\t', '\r'], " ");
+            // Whitespace that would break the grid becomes a space; every other control character
+            // (ANSI/OSC escapes in a log field) is shown escaped, never sent to the terminal (#13).
+            let s = cell(&c.get(i).context("reading a cell")?).replace(['\n', '\t', '\r'], " ");
+            let mut s = crate::fs::printable(&s).into_owned();
             if s.chars().count() > max_width {
                 s = s.chars().take(max_width.saturating_sub(1)).collect::<String>() + "…";
             }
@@ -121,9 +125,30 @@ pub fn write_vertical(w: &mut dyn Write, df: &DataFrame) -> Result<()> {
     let width = df.columns().iter().map(|c| c.name().len()).max().unwrap_or(0);
     for c in df.columns() {
         let v = if df.height() > 0 { cell(&c.get(0).context("reading a cell")?) } else { String::new() };
+        let v = crate::fs::printable(&v);
         writeln!(w, "{:<width$}  {v}", c.name().as_str()).map_err(io_err)?;
     }
     Ok(())
+}
+
+/// A text cell made inert for spreadsheets (#13, OWASP "CSV injection"): text starting with `=`, `+`,
+/// `-`, `@`, a tab or a CR would be read as a formula (`=HYPERLINK(...)`), so it gets a leading `'`.
+/// Only text is touched: numbers, booleans and times are written as they are.
+pub fn neutralize_formula(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{s}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
+/// One cell of a CSV row: text neutralized (see [`neutralize_formula`]), then quoted as needed.
+fn csv_cell(v: &AnyValue<'_>) -> String {
+    let s = cell(v);
+    match v {
+        AnyValue::String(_) | AnyValue::StringOwned(_) => csv_field(&neutralize_formula(&s)),
+        _ => csv_field(&s),
+    }
 }
 
 fn csv_field(s: &str) -> String {
@@ -134,7 +159,7 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// RFC 4180 CSV with a header row.
+/// RFC 4180 CSV with a header row; text cells are neutralized against formula injection.
 pub fn write_csv(w: &mut dyn Write, df: &DataFrame) -> Result<()> {
     let header: Vec<String> = df.columns().iter().map(|c| csv_field(c.name())).collect();
     writeln!(w, "{}", header.join(",")).map_err(io_err)?;
@@ -147,7 +172,7 @@ fn write_csv_rows(w: &mut dyn Write, df: &DataFrame) -> Result<()> {
     for i in 0..df.height() {
         let mut fields = Vec::with_capacity(cols.len());
         for c in cols {
-            fields.push(csv_field(&cell(&c.get(i).context("reading a cell")?)));
+            fields.push(csv_cell(&c.get(i).context("reading a cell")?));
         }
         writeln!(w, "{}", fields.join(",")).map_err(io_err)?;
     }
@@ -340,4 +365,18 @@ pub fn open_output(path: Option<&Path>) -> Result<Box<dyn Write>> {
         Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(|e| Error::io(p, e))?)),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Text that a spreadsheet would run as a formula gets a leading `'`; numbers keep their sign.
+    #[test]
+    fn csv_neutralizes_text_not_numbers() {
+        let df = df!("text" => ["-1", "=1+1", "plain", "@x"], "n" => [-1i64, 2, 3, 4]).unwrap();
+        let mut out = Vec::new();
+        write_csv(&mut out, &df).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "text,n\n'-1,-1\n'=1+1,2\nplain,3\n'@x,4\n");
+    }
 }

@@ -92,12 +92,15 @@ pub fn load(
 }
 
 pub fn from_inputs(inputs: Inputs, filter: &Filter, opts: &ReadOptions, quiet: bool) -> Result<Dataset> {
-    let Inputs { files, stores, skipped } = inputs;
+    let Inputs { files, stores, skipped, failed } = inputs;
     let total: u64 = files.iter().map(|f| f.size).sum();
     let progress = Progress::new(files.len() as u64, total, quiet);
     let mut stats = ReadStats::default();
     for s in skipped {
         stats.add_skipped(s);
+    }
+    for f in failed {
+        stats.add_failed(f);
     }
     // A single store holds each eventID once already: answer from it lazily, with partition pruning
     // (the questions run on the streaming engine, so memory stays bounded).

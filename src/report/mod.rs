@@ -197,7 +197,10 @@ pub fn build(data: Dataset, opts: &Options) -> Result<Value> {
     out.insert("title".into(), Value::from(opts.title.clone()));
     out.insert("generated_at".into(), Value::from(format_ms(Utc::now().timestamp_millis())));
     out.insert("as_of".into(), Value::from(format_ms(opts.as_of_ms)));
-    out.insert("inputs".into(), Value::from(opts.inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()));
+    out.insert(
+        "inputs".into(),
+        Value::from(opts.inputs.iter().map(|p| crate::fs::display_path(p)).collect::<Vec<_>>()),
+    );
     out.insert("filters".into(), opts.filters.clone());
 
     // ---- scope: what was read, as `scan` counts it, and the integrity of digested trees.
@@ -212,7 +215,7 @@ pub fn build(data: Dataset, opts: &Options) -> Result<Value> {
         let r = crate::verify::verify(&root, None, opts.max_file_bytes)?;
         let mut v = serde_json::to_value(&r).unwrap_or(Value::Null);
         if let Value::Object(o) = &mut v {
-            o.insert("input".into(), Value::from(root.display().to_string()));
+            o.insert("input".into(), Value::from(crate::fs::display_path(&root)));
         }
         integrity.push(v);
     }

@@ -8,6 +8,7 @@ pub mod pull;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::fs::special_kind;
 use crate::layout::{parse_key, KeyInfo};
 use crate::source::filter::Filter;
 
@@ -28,21 +29,29 @@ pub struct Skipped {
     pub reason: String,
 }
 
-/// Everything named on the command line, resolved.
+/// Everything named on the command line, resolved. Every directory entry met ends in exactly one of
+/// `files` (to read), `stores`, `skipped` or `failed`, with a reason.
 #[derive(Debug, Default)]
 pub struct Inputs {
     pub files: Vec<InputFile>,
     pub stores: Vec<PathBuf>,
     pub skipped: Vec<Skipped>,
+    /// Entries that could not even be looked at (their metadata is unreadable).
+    pub failed: Vec<Skipped>,
 }
 
 /// Walk the inputs. Order: arguments in the order given, each directory's entries sorted by name.
+/// Only regular files are read: a FIFO, a socket or a device (named here or met in a directory, or
+/// the target of a symbolic link) is skipped with what it is, never opened (#13: opening a FIFO
+/// blocks until a writer comes).
 pub fn discover(paths: &[PathBuf], filter: &Filter) -> Result<Inputs> {
     let mut out = Inputs::default();
     for p in paths {
         let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
         if meta.is_dir() {
             walk(p, filter, &mut out)?;
+        } else if let Some(kind) = special_kind(meta.file_type()) {
+            out.skipped.push(skip(p, &format!("{kind}, not a regular file: not read")));
         } else {
             consider_file(p, &meta, filter, &mut out);
         }
@@ -62,36 +71,59 @@ fn walk(dir: &Path, filter: &Filter, out: &mut Inputs) -> Result<()> {
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
-        // `pull`'s resume state and its partial downloads are not input.
+        // `pull`'s resume state and its partial downloads are not input: counted as skipped (#13).
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name == crate::layout::STATE_DIR || name.ends_with(crate::layout::TMP_SUFFIX) {
+        if name == crate::layout::STATE_DIR {
+            out.skipped.push(skip(&path, "trailscope pull's resume state, not logs"));
             continue;
         }
-        let ft = entry.file_type().map_err(|e| Error::io(&path, e))?;
+        if name.ends_with(crate::layout::TMP_SUFFIX) {
+            out.skipped.push(skip(&path, "a temporary file of trailscope (partial download or write), not logs"));
+            continue;
+        }
+        let ft = match entry.file_type() {
+            Ok(ft) => ft,
+            Err(e) => {
+                out.failed.push(skip(&path, &format!("cannot read its metadata: {e}")));
+                continue;
+            }
+        };
         if ft.is_symlink() {
-            // Follow links to files, not to directories (no cycles, no escaping the tree).
+            // Follow links to files, not to directories (no cycles, no escaping the tree); a link is
+            // judged by its target.
             match std::fs::metadata(&path) {
                 Ok(m) if m.is_file() => consider_file(&path, &m, filter, out),
-                Ok(_) => out.skipped.push(skip(&path, "symbolic link to a directory, not followed")),
+                Ok(m) if m.is_dir() => out.skipped.push(skip(&path, "symbolic link to a directory, not followed")),
+                Ok(m) => {
+                    let kind = special_kind(m.file_type()).unwrap_or("a special file");
+                    out.skipped.push(skip(&path, &format!("symbolic link to {kind}, not read")));
+                }
                 Err(e) => out.skipped.push(skip(&path, &format!("broken symbolic link: {e}"))),
             }
         } else if ft.is_dir() {
             walk(&path, filter, out)?;
         } else if ft.is_file() {
-            let meta = entry.metadata().map_err(|e| Error::io(&path, e))?;
-            consider_file(&path, &meta, filter, out);
+            match entry.metadata() {
+                Ok(meta) => consider_file(&path, &meta, filter, out),
+                Err(e) => out.failed.push(skip(&path, &format!("cannot read its metadata: {e}"))),
+            }
+        } else {
+            let kind = special_kind(ft).unwrap_or("a special file");
+            out.skipped.push(skip(&path, &format!("{kind}, not a regular file: not read")));
         }
     }
     Ok(())
 }
 
 fn skip(path: &Path, reason: &str) -> Skipped {
-    Skipped { path: path.display().to_string(), reason: reason.to_string() }
+    Skipped { path: crate::fs::display_path(path), reason: reason.to_string() }
 }
 
 fn consider_file(path: &Path, meta: &std::fs::Metadata, filter: &Filter, out: &mut Inputs) {
-    let segments: Vec<&str> = path.components().filter_map(|c| c.as_os_str().to_str()).collect();
+    // A segment that is not UTF-8 keeps its place (lossily), so the layout is never misread.
+    let segments: Vec<std::borrow::Cow<'_, str>> = path.components().map(|c| c.as_os_str().to_string_lossy()).collect();
+    let segments: Vec<&str> = segments.iter().map(|s| s.as_ref()).collect();
     if segments.contains(&"CloudTrail-Digest") {
         out.skipped.push(skip(path, "CloudTrail digest file (log file validation), not events"));
         return;

@@ -4,11 +4,13 @@
 //! ```text
 //! STORE/_trailscope/store.json                      marker: format and schema version
 //! STORE/_trailscope/manifest/<batch>.json           one per committed batch: inputs and parts
+//! STORE/_trailscope/tmp/<run>.lock, <run>/          a running writer's lock and staged parts
 //! STORE/events/account=<id>/region=<r>/date=<YYYY-MM-DD>/part-<batch>-<n>.parquet
 //! ```
 //!
-//! A batch writes its Parquet parts (temp file + rename), then commits by writing its manifest (temp +
-//! rename). Readers only see parts named in a manifest, so a crash mid-batch leaves the store as it was.
+//! A batch stages its Parquet parts under `_trailscope/tmp/<run>/`, moves them into `events/`, then
+//! commits by writing its manifest (temp + rename). Readers only see parts named in a manifest, so a
+//! crash mid-batch leaves the store as it was, and the next writer removes what the crash left (#13).
 //! Writers never share a file, so separate processes may ingest disjoint inputs into one store.
 
 pub mod s3;
@@ -88,13 +90,82 @@ pub struct CompactStats {
     pub parts_after: u64,
     pub rows: u64,
     pub rows_dropped_superseded: u64,
+    /// Repeats of an event (eventID and time) that concurrent writers both wrote (#13).
+    pub duplicates_dropped: u64,
     pub orphans_removed: u64,
+}
+
+/// A part readers see: its rows, less those of the `superseded` input files (re-ingested later),
+/// and the writer that wrote it (one `scan --store` or `compact` process, see [`run_of`]).
+struct Live<'a> {
+    part: &'a Part,
+    superseded: Vec<&'a str>,
+    run: &'a str,
+}
+
+/// The writer (process run) of a batch: `<start>-<pid>` of `<start>-<pid>-<n>`; a compaction's
+/// batch, `<start>-<pid>-compact`, is a writer of its own.
+fn run_of(batch: &str) -> &str {
+    if batch.ends_with("-compact") {
+        return batch;
+    }
+    batch.rsplit_once('-').map_or(batch, |(run, _)| run)
+}
+
+/// The partitions whose live parts come from more than one writer. One writer never writes an
+/// event twice, and a writer that starts after another has committed reads that one's keys first;
+/// but two writers at once may both write an event the other is writing (#13). Such partitions are
+/// de-duplicated when read, and `compact` rewrites them duplicate-free.
+fn shared_partitions<'a>(parts: &[Live<'a>]) -> hashbrown::HashSet<(&'a str, &'a str, &'a str)> {
+    let mut runs: hashbrown::HashMap<(&str, &str, &str), &str> = hashbrown::HashMap::new();
+    let mut shared = hashbrown::HashSet::new();
+    for l in parts {
+        let key = (l.part.account.as_str(), l.part.region.as_str(), l.part.date.as_str());
+        if *runs.entry(key).or_insert(l.run) != l.run {
+            shared.insert(key);
+        }
+    }
+    shared
+}
+
+/// The first row of each event (the same eventID at the same eventTime), in order; rows without an
+/// eventID are all kept (see `pipeline::EventKey`).
+fn first_of_each_event(lf: LazyFrame) -> LazyFrame {
+    const ROW: &str = "__trailscope_row";
+    const SOLO: &str = "__trailscope_solo";
+    lf.with_row_index(ROW, None)
+        .with_column(when(col(c::EVENT_ID).is_null()).then(col(ROW)).otherwise(lit(NULL)).alias(SOLO))
+        .unique_stable_generic(Some(vec![col(c::EVENT_ID), col(c::EVENT_TIME), col(SOLO)]), UniqueKeepStrategy::First)
+        .drop(cols([ROW, SOLO]))
 }
 
 /// An open store.
 pub struct Store {
     root: PathBuf,
     manifests: Vec<Manifest>,
+    /// This process's claim as a writer, made on its first write.
+    writer: Option<Writer>,
+}
+
+/// Where writers stage their parts: `_trailscope/tmp/<run>/`, owned while `_trailscope/tmp/<run>.lock`
+/// is locked (an advisory lock, released by the kernel when the process dies, `kill -9` included).
+const TMP_DIR: &str = "tmp";
+
+/// A running writer: its staging folder and the lock that says it is alive. Parts are written to
+/// the staging folder (never under `events/`, where other engines look), listed in an intent file,
+/// renamed into `events/` and then committed by the manifest; the intent goes after the commit.
+/// The next writer (or `compact`) rolls back what a dead writer left (#13).
+struct Writer {
+    dir: PathBuf,
+    lock_path: PathBuf,
+    _lock: fs::File,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+        let _ = fs::remove_file(&self.lock_path);
+    }
 }
 
 fn store_err(root: &Path, reason: impl Into<String>) -> Error {
@@ -149,10 +220,10 @@ impl Store {
         for p in names {
             let text = fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
             let m: Manifest = serde_json::from_str(&text)
-                .map_err(|e| store_err(root, format!("bad manifest {}: {e}", p.display())))?;
+                .map_err(|e| store_err(root, format!("bad manifest {}: {e}", crate::fs::display_path(&p))))?;
             manifests.push(m);
         }
-        Ok(Store { root: root.to_path_buf(), manifests })
+        Ok(Store { root: root.to_path_buf(), manifests, writer: None })
     }
 
     /// Open, creating an empty store if `root` has none (refusing a non-empty directory that is not
@@ -201,7 +272,7 @@ impl Store {
 
     /// Every part (after the filter's partition pruning), with the input files whose rows in it were
     /// superseded by a later ingest of a changed file.
-    fn live_parts(&self, filter: &Filter) -> Vec<(&Part, Vec<&str>)> {
+    fn live_parts(&self, filter: &Filter) -> Vec<Live<'_>> {
         let latest: hashbrown::HashMap<&str, &str> = self
             .manifests
             .iter()
@@ -225,7 +296,7 @@ impl Store {
             for p in m.parts.iter().filter(|p| !replaced.contains(p.path.as_str())) {
                 let date = NaiveDate::parse_from_str(&p.date, "%Y-%m-%d").ok();
                 if !filter.prunes_partition(&p.account, &p.region, date) {
-                    out.push((p, superseded.clone()));
+                    out.push(Live { part: p, superseded: superseded.clone(), run: run_of(&m.batch) });
                 }
             }
         }
@@ -234,7 +305,7 @@ impl Store {
 
     /// Every part, with the filter's partition pruning applied.
     pub fn parts(&self, filter: &Filter) -> Vec<&Part> {
-        self.live_parts(filter).into_iter().map(|(p, _)| p).collect()
+        self.live_parts(filter).into_iter().map(|l| l.part).collect()
     }
 
     fn scan_args() -> ScanArgsParquet {
@@ -245,23 +316,48 @@ impl Store {
     }
 
     /// The events of the store (after partition pruning) as a lazy scan. Rows of a file that was
-    /// re-ingested after it changed come only from its latest ingest.
+    /// re-ingested after it changed come only from its latest ingest; a partition written by more
+    /// than one writer is de-duplicated (see [`shared_partitions`]).
     pub fn scan(&self, filter: &Filter) -> Result<LazyFrame> {
         self.scan_parts(self.live_parts(filter))
     }
 
-    fn scan_parts(&self, parts: Vec<(&Part, Vec<&str>)>) -> Result<LazyFrame> {
-        let path_of = |p: &Part| PlRefPath::new(self.root.join(&p.path).to_string_lossy().as_ref());
-        let (clean, stale): (Vec<_>, Vec<_>) = parts.into_iter().partition(|(_, s)| s.is_empty());
-        let mut scans = Vec::new();
-        if !clean.is_empty() {
-            let paths: Vec<PlRefPath> = clean.iter().map(|(p, _)| path_of(p)).collect();
-            scans.push(LazyFrame::scan_parquet_files(paths.into(), Self::scan_args()).context("scanning the store")?);
+    /// One live part as a lazy scan, less its superseded rows.
+    fn scan_live(&self, l: &Live<'_>) -> Result<LazyFrame> {
+        let path = PlRefPath::new(self.root.join(&l.part.path).to_string_lossy().as_ref());
+        let lf = LazyFrame::scan_parquet(path, Self::scan_args()).context("scanning the store")?;
+        if l.superseded.is_empty() {
+            return Ok(lf);
         }
-        for (p, superseded) in stale {
-            let old = Series::new("superseded".into(), superseded.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-            let lf = LazyFrame::scan_parquet(path_of(p), Self::scan_args()).context("scanning the store")?;
-            scans.push(lf.filter(col(c::SOURCE_FILE).is_in(lit(old).implode(false), false).not()));
+        let old = Series::new("superseded".into(), l.superseded.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        Ok(lf.filter(col(c::SOURCE_FILE).is_in(lit(old).implode(false), false).not()))
+    }
+
+    fn scan_parts(&self, parts: Vec<Live<'_>>) -> Result<LazyFrame> {
+        let path_of = |p: &Part| PlRefPath::new(self.root.join(&p.path).to_string_lossy().as_ref());
+        let shared = shared_partitions(&parts);
+        let mut clean = Vec::new();
+        let mut scans = Vec::new();
+        let mut by_partition: BTreeMap<(&str, &str, &str), Vec<LazyFrame>> = BTreeMap::new();
+        for l in &parts {
+            let key = (l.part.account.as_str(), l.part.region.as_str(), l.part.date.as_str());
+            if shared.contains(&key) {
+                by_partition.entry(key).or_default().push(self.scan_live(l)?);
+            } else if l.superseded.is_empty() {
+                clean.push(path_of(l.part));
+            } else {
+                scans.push(self.scan_live(l)?);
+            }
+        }
+        if !clean.is_empty() {
+            scans.insert(
+                0,
+                LazyFrame::scan_parquet_files(clean.into(), Self::scan_args()).context("scanning the store")?,
+            );
+        }
+        for (_, lfs) in by_partition {
+            let lf = concat(lfs, UnionArgs::default()).context("scanning the store")?;
+            scans.push(first_of_each_event(lf));
         }
         match scans.len() {
             0 => Ok(crate::ingest::frame::empty()?.lazy()),
@@ -282,7 +378,7 @@ impl Store {
         let parts: Vec<_> = self
             .live_parts(&Filter::default())
             .into_iter()
-            .filter(|(p, _)| (&p.account, &p.region, &p.date) == (&key.0, &key.1, &key.2))
+            .filter(|l| (&l.part.account, &l.part.region, &l.part.date) == (&key.0, &key.1, &key.2))
             .collect();
         if parts.is_empty() {
             return Ok(Default::default());
@@ -313,18 +409,11 @@ impl Store {
             );
             let idx = IdxCa::from_vec("idx".into(), idx);
             let mut part_df = df.take(&idx).context("selecting a partition")?;
-            let path = self.root.join(&rel);
             let rows = part_df.height() as u64;
-            write_atomic(&path, |f| {
-                ParquetWriter::new(f)
-                    .with_compression(ParquetCompression::Zstd(None))
-                    .with_statistics(StatisticsOptions::full())
-                    .finish(&mut part_df)
-                    .map(|_| ())
-                    .context("writing parquet")
-            })?;
+            self.stage(batch, seq, &mut part_df)?;
             parts.push(Part { path: rel, rows, account, region, date });
         }
+        self.publish(batch, &parts)?;
         let manifest = Manifest {
             schema_version: SCHEMA_VERSION,
             batch: batch.to_string(),
@@ -337,21 +426,135 @@ impl Store {
         self.commit(manifest)
     }
 
+    /// Claim the store as writer `run` (see [`Writer`]) and clean what dead writers left; done by a
+    /// `scan --store` run as it starts, and otherwise on a first write.
+    pub fn start_writing(&mut self, run: &str) -> Result<()> {
+        self.writer_dir(run).map(|_| ())
+    }
+
+    /// This process's staging folder, claimed (and dead writers' leftovers cleaned) on first use.
+    fn writer_dir(&mut self, run: &str) -> Result<PathBuf> {
+        if let Some(w) = &self.writer {
+            return Ok(w.dir.clone());
+        }
+        let tmp = self.root.join(STORE_META_DIR).join(TMP_DIR);
+        fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let lock_path = tmp.join(format!("{run}.lock"));
+        let lock = fs::File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
+        lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+        let dir = tmp.join(run);
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        self.writer = Some(Writer { dir: dir.clone(), lock_path, _lock: lock });
+        self.recover()?;
+        Ok(dir)
+    }
+
+    /// Write one part of `batch` into the staging folder.
+    fn stage(&mut self, batch: &str, seq: usize, df: &mut DataFrame) -> Result<()> {
+        let path = self.writer_dir(run_of(batch))?.join(format!("{batch}-{seq:04}.parquet"));
+        write_atomic(&path, |f| {
+            ParquetWriter::new(f)
+                .with_compression(ParquetCompression::Zstd(None))
+                .with_statistics(StatisticsOptions::full())
+                .finish(df)
+                .map(|_| ())
+                .context("writing parquet")
+        })
+    }
+
+    /// Move the staged parts of `batch` to their places under `events/`, having first listed them in
+    /// an intent file, so that a crash before the commit leaves nothing a later writer cannot remove.
+    fn publish(&mut self, batch: &str, parts: &[Part]) -> Result<()> {
+        let dir = self.writer_dir(run_of(batch))?;
+        let names: Vec<&str> = parts.iter().map(|p| p.path.as_str()).collect();
+        write_atomic(&dir.join(format!("pending-{batch}.json")), |f| {
+            serde_json::to_writer(f, &names).map_err(|e| store_err(&self.root, e.to_string()))
+        })?;
+        for (seq, p) in parts.iter().enumerate() {
+            let from = dir.join(format!("{batch}-{seq:04}.parquet"));
+            let to = self.root.join(&p.path);
+            let parent = to.parent().expect("a part has a folder");
+            fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            fs::rename(&from, &to).map_err(|e| Error::io(&to, e))?;
+        }
+        Ok(())
+    }
+
     /// Write a manifest (the commit point of a batch or a compaction).
     fn commit(&mut self, manifest: Manifest) -> Result<Manifest> {
         let mpath = self.root.join(STORE_META_DIR).join(MANIFEST_DIR).join(format!("{}.json", manifest.batch));
         write_atomic(&mpath, |f| {
             serde_json::to_writer_pretty(f, &manifest).map_err(|e| store_err(&self.root, e.to_string()))
         })?;
+        if let Some(w) = &self.writer {
+            let _ = fs::remove_file(w.dir.join(format!("pending-{}.json", manifest.batch)));
+        }
         self.manifests.push(manifest.clone());
         Ok(manifest)
+    }
+
+    /// Remove what writers that are no longer running left: their staging folders, and Parquet files
+    /// under `events/` that no manifest names and no live writer is about to commit (a crash between
+    /// moving parts into place and committing them, or a stray file). Returns the files removed.
+    /// The order makes it safe beside live writers: the files are listed first; a live writer's
+    /// part listed then was in its intent before, and an intent that is gone by the time it is read
+    /// was committed, so the manifests (read last) name it.
+    fn recover(&self) -> Result<u64> {
+        let mut files = Vec::new();
+        collect_parquet(&self.root.join(EVENTS_DIR), &mut files);
+        let tmp = self.root.join(STORE_META_DIR).join(TMP_DIR);
+        let mut protected: hashbrown::HashSet<PathBuf> = hashbrown::HashSet::new();
+        let mut dead = Vec::new();
+        let mut removed = 0;
+        for e in fs::read_dir(&tmp).into_iter().flatten().flatten() {
+            let path = e.path();
+            let Some(run) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".lock")) else {
+                // A staging folder without its lock file: its writer is gone.
+                if path.is_dir() && !tmp.join(format!("{}.lock", e.file_name().to_string_lossy())).exists() {
+                    dead.push(path);
+                }
+                continue;
+            };
+            let dir = tmp.join(run);
+            let alive = match fs::OpenOptions::new().read(true).write(true).open(&path) {
+                Ok(f) => f.try_lock().is_err(),
+                Err(_) => false,
+            };
+            if alive {
+                for intent in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    let Ok(text) = fs::read_to_string(intent.path()) else { continue };
+                    if let Ok(names) = serde_json::from_str::<Vec<String>>(&text) {
+                        protected.extend(names.iter().map(|n| self.root.join(n)));
+                    }
+                }
+            } else {
+                dead.push(dir);
+                dead.push(path);
+            }
+        }
+        let named = self.named_parts()?;
+        for f in files {
+            if !named.contains(&f) && !protected.contains(&f) && fs::remove_file(&f).is_ok() {
+                removed += 1;
+            }
+        }
+        for d in dead {
+            let _ = if d.is_dir() { fs::remove_dir_all(&d) } else { fs::remove_file(&d) };
+        }
+        Ok(removed)
+    }
+
+    /// Every part any manifest on disk names now (live or replaced).
+    fn named_parts(&self) -> Result<hashbrown::HashSet<PathBuf>> {
+        let reread = Store::open(&self.root)?;
+        Ok(reread.manifests.iter().flat_map(|m| m.parts.iter().map(|p| self.root.join(&p.path))).collect())
     }
 
     /// Merge the live parts of each partition that has at least `min_files` of them (or rows of
     /// files re-ingested since) into one part, sorted by event time. The new parts and a manifest that
     /// replaces the old ones are written first; the old files are deleted after that commit, so a
-    /// reader sees either the old parts or the new ones. Parquet files no manifest names and older
-    /// than an hour (left by a crashed writer; a running writer's parts are younger) are removed.
+    /// reader sees either the old parts or the new ones. Parquet files no manifest names and no live
+    /// writer is committing (left by a crashed writer) are removed, see [`Store::recover`].
     pub fn compact(&mut self, min_files: usize) -> Result<CompactStats> {
         let mut stats = CompactStats::default();
         let latest: hashbrown::HashMap<String, String> = self
@@ -359,24 +562,29 @@ impl Store {
             .iter()
             .flat_map(|m| m.inputs.iter().map(move |i| (i.path.clone(), m.batch.clone())))
             .collect();
-        let mut groups: BTreeMap<PartitionKey, Vec<(Part, Vec<String>)>> = BTreeMap::new();
-        for (p, superseded) in self.live_parts(&Filter::default()) {
-            groups
-                .entry((p.account.clone(), p.region.clone(), p.date.clone()))
-                .or_default()
-                .push((p.clone(), superseded.iter().map(|s| s.to_string()).collect()));
+        let mut groups: BTreeMap<PartitionKey, Vec<(Part, Vec<String>, String)>> = BTreeMap::new();
+        for l in self.live_parts(&Filter::default()) {
+            let p = l.part;
+            groups.entry((p.account.clone(), p.region.clone(), p.date.clone())).or_default().push((
+                p.clone(),
+                l.superseded.iter().map(|s| s.to_string()).collect(),
+                l.run.to_string(),
+            ));
         }
         stats.parts_before = groups.values().map(|g| g.len() as u64).sum();
         let batch = format!("{}-{}-compact", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"), std::process::id());
         let (mut parts, mut replaces, mut sources) = (Vec::new(), Vec::new(), Vec::new());
-        for (seq, ((account, region, date), group)) in groups.into_iter().enumerate() {
-            let stale = group.iter().any(|(_, s)| !s.is_empty());
-            if group.len() < min_files.max(2) && !stale {
+        for ((account, region, date), group) in groups {
+            let stale = group.iter().any(|(_, s, _)| !s.is_empty());
+            // Parts of several writers may repeat events: always merged, so the files themselves
+            // (read by other engines too) hold each event once.
+            let shared = group.iter().any(|(_, _, run)| *run != group[0].2);
+            if group.len() < min_files.max(2) && !stale && !shared {
                 stats.parts_after += group.len() as u64;
                 continue;
             }
             let mut frames = Vec::new();
-            for (p, superseded) in &group {
+            for (p, superseded, _) in &group {
                 let path = PlRefPath::new(self.root.join(&p.path).to_string_lossy().as_ref());
                 let mut lf = LazyFrame::scan_parquet(path, Self::scan_args()).context("reading a part")?;
                 if !superseded.is_empty() {
@@ -386,9 +594,11 @@ impl Store {
                 frames.push(lf);
                 replaces.push(p.path.clone());
             }
-            let before: u64 = group.iter().map(|(p, _)| p.rows).sum();
-            let mut df = concat(frames, UnionArgs::default())
-                .context("merging parts")?
+            let before: u64 = group.iter().map(|(p, _, _)| p.rows).sum();
+            let merged =
+                concat(frames, UnionArgs::default()).context("merging parts")?.collect().context("merging parts")?;
+            let current = merged.height() as u64;
+            let mut df = first_of_each_event(merged.lazy())
                 .sort(
                     [c::EVENT_TIME, c::EVENT_ID],
                     SortMultipleOptions::default().with_nulls_last(true).with_maintain_order(true),
@@ -397,7 +607,8 @@ impl Store {
                 .context("merging parts")?;
             let rows = df.height() as u64;
             stats.rows += rows;
-            stats.rows_dropped_superseded += before.saturating_sub(rows);
+            stats.rows_dropped_superseded += before.saturating_sub(current);
+            stats.duplicates_dropped += current - rows;
             // Record where the merged rows of each input came from (its latest batch).
             let files = df.column(c::SOURCE_FILE).context("source_file")?.str().context("source_file")?.clone();
             let mut seen = hashbrown::HashSet::new();
@@ -409,24 +620,19 @@ impl Store {
                 }
             }
             let rel = format!(
-                "{EVENTS_DIR}/account={}/region={}/date={}/part-{batch}-{seq:04}.parquet",
+                "{EVENTS_DIR}/account={}/region={}/date={}/part-{batch}-{:04}.parquet",
                 hive_escape(&account),
                 hive_escape(&region),
-                date
+                date,
+                parts.len()
             );
-            write_atomic(&self.root.join(&rel), |f| {
-                ParquetWriter::new(f)
-                    .with_compression(ParquetCompression::Zstd(None))
-                    .with_statistics(StatisticsOptions::full())
-                    .finish(&mut df)
-                    .map(|_| ())
-                    .context("writing parquet")
-            })?;
+            self.stage(&batch, parts.len(), &mut df)?;
             parts.push(Part { path: rel, rows, account, region, date });
             stats.partitions_compacted += 1;
             stats.parts_after += 1;
         }
         if !parts.is_empty() || !replaces.is_empty() {
+            self.publish(&batch, &parts)?;
             let removed = replaces.clone();
             self.commit(Manifest {
                 schema_version: SCHEMA_VERSION,
@@ -441,36 +647,33 @@ impl Store {
                 let _ = fs::remove_file(self.root.join(r));
             }
         }
-        stats.orphans_removed = self.remove_orphans()?;
+        stats.orphans_removed = self.recover()? + self.remove_stale_temporaries();
         Ok(stats)
     }
 
-    /// Delete Parquet files under `events/` that no manifest names (as a live or replaced part) and
-    /// that are older than an hour.
-    fn remove_orphans(&self) -> Result<u64> {
-        let named: hashbrown::HashSet<PathBuf> =
-            self.manifests.iter().flat_map(|m| m.parts.iter().map(|p| self.root.join(&p.path))).collect();
+    /// Delete hidden temporary files (`*.trailscope-tmp`) under `events/` older than an hour: left
+    /// by earlier versions, which wrote parts in place (a running writer's are younger).
+    fn remove_stale_temporaries(&self) -> u64 {
         let mut files = Vec::new();
-        collect_parquet(&self.root.join(EVENTS_DIR), &mut files);
+        collect_files(&self.root.join(EVENTS_DIR), crate::layout::TMP_SUFFIX, &mut files);
         let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-        let mut removed = 0;
-        for f in files {
-            let old = fs::metadata(&f).and_then(|m| m.modified()).is_ok_and(|t| t < hour_ago);
-            if old && !named.contains(&f) && fs::remove_file(&f).is_ok() {
-                removed += 1;
-            }
-        }
-        Ok(removed)
+        let old = |f: &PathBuf| fs::metadata(f).and_then(|m| m.modified()).is_ok_and(|t| t < hour_ago);
+        files.iter().filter(|f| old(f) && fs::remove_file(f).is_ok()).count() as u64
     }
 }
 
 fn collect_parquet(dir: &Path, out: &mut Vec<PathBuf>) {
+    collect_files(dir, ".parquet", out)
+}
+
+/// Files under `dir` whose name ends with `suffix`.
+fn collect_files(dir: &Path, suffix: &str, out: &mut Vec<PathBuf>) {
     let Ok(rd) = fs::read_dir(dir) else { return };
     for e in rd.flatten() {
         let p = e.path();
-        if p.is_dir() {
-            collect_parquet(&p, out);
-        } else if p.extension().is_some_and(|x| x == "parquet") {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            collect_files(&p, suffix, out);
+        } else if e.file_name().as_encoded_bytes().ends_with(suffix.as_bytes()) {
             out.push(p);
         }
     }
@@ -530,6 +733,12 @@ mod indexmap_like {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_names_its_writer() {
+        assert_eq!(run_of("20240305T100000.123Z-4242-00003"), "20240305T100000.123Z-4242");
+        assert_eq!(run_of("20240305T100000.123Z-4242-compact"), "20240305T100000.123Z-4242-compact");
+    }
 
     #[test]
     fn hive_escape_keeps_paths_inside_the_store() {

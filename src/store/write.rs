@@ -31,13 +31,19 @@ pub struct IngestStats {
 /// written: the store keeps whole files, so a later run with another window finds them complete.
 pub fn ingest(root: &Path, inputs: Inputs, opts: &ReadOptions, quiet: bool) -> Result<(IngestStats, ReadStats)> {
     if let Some(s) = inputs.stores.first() {
-        return Err(Error::Usage(format!("{} is a store; a store cannot be ingested into another store", s.display())));
+        return Err(Error::Usage(format!(
+            "{} is a store; a store cannot be ingested into another store",
+            crate::fs::display_path(s)
+        )));
     }
     let mut store = Store::create_or_open(root)?;
     let mut stats = IngestStats::default();
     let mut read = ReadStats::default();
     for s in inputs.skipped {
         read.add_skipped(s);
+    }
+    for f in inputs.failed {
+        read.add_failed(f);
     }
     // Rows carry the absolute path as source_file, the same key the manifests use, so that the rows of
     // a re-ingested file can be told apart from its earlier ingest.
@@ -53,6 +59,8 @@ pub fn ingest(root: &Path, inputs: Inputs, opts: &ReadOptions, quiet: bool) -> R
     let total: u64 = todo.iter().map(|f| f.size).sum();
     let progress = Progress::new(todo.len() as u64, total, quiet);
     let run = format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"), std::process::id());
+    // Claim the store as a writer, removing what crashed writers left (see `Store::recover`).
+    store.start_writing(&run)?;
     // A batch's decoded JSON is an eighth of the memory limit, as the out-of-core path reads (its
     // frame and the Parquet encoding take a few times that).
     let budget = (opts.memory_limit / 8).max(4 << 20);
@@ -68,7 +76,7 @@ pub fn ingest(root: &Path, inputs: Inputs, opts: &ReadOptions, quiet: bool) -> R
                 batch_read.failed.iter().chain(&batch_read.skipped).map(|f| f.path.as_str()).collect();
             batch
                 .iter()
-                .filter(|f| !not_read.contains(f.path.display().to_string().as_str()))
+                .filter(|f| !not_read.contains(crate::fs::display_path(&f.path).as_str()))
                 .map(|f| InputRecord { path: crate::layout::input_key(&f.path), size: f.size, mtime_ns: f.mtime_ns })
                 .collect()
         };

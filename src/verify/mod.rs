@@ -164,7 +164,7 @@ pub fn verify(root: &Path, keys: Option<&PublicKeys>, max_file_bytes: u64) -> Re
         walk(root, &mut files)?;
     }
     let mut report = Report::default();
-    let mut buf = Vec::new();
+    let mut buf = decode::DecodeBuffer::default();
     let mut digests: Vec<LocalDigest> = Vec::new();
     let mut logs: BTreeMap<String, PathBuf> = BTreeMap::new();
     for path in files {
@@ -176,7 +176,7 @@ pub fn verify(root: &Path, keys: Option<&PublicKeys>, max_file_bytes: u64) -> Re
         if key.contains("/CloudTrail-Digest/") {
             let unreadable = |detail: String| Finding {
                 kind: "unreadable",
-                path: path.display().to_string(),
+                path: crate::fs::display_path(&path),
                 digest: key.clone(),
                 detail,
             };
@@ -228,7 +228,7 @@ pub fn verify(root: &Path, keys: Option<&PublicKeys>, max_file_bytes: u64) -> Re
                     } else {
                         report.findings.push(Finding {
                             kind: "modified",
-                            path: path.display().to_string(),
+                            path: crate::fs::display_path(path),
                             digest: d.key.clone(),
                             detail: format!("SHA-256 {actual}, digest says {}", lf.hash_value),
                         });
@@ -236,7 +236,7 @@ pub fn verify(root: &Path, keys: Option<&PublicKeys>, max_file_bytes: u64) -> Re
                 }
                 Err(e) => report.findings.push(Finding {
                     kind: "modified",
-                    path: path.display().to_string(),
+                    path: crate::fs::display_path(path),
                     digest: d.key.clone(),
                     detail: format!("cannot be read as delivered: {e}"),
                 }),
@@ -270,7 +270,7 @@ pub fn verify(root: &Path, keys: Option<&PublicKeys>, max_file_bytes: u64) -> Re
                     match by_key.get(prev_key.as_str()) {
                         Some(prev) if !prev.sha256.eq_ignore_ascii_case(prev_hash) => report.findings.push(Finding {
                             kind: "chain_break",
-                            path: prev.path.display().to_string(),
+                            path: crate::fs::display_path(&prev.path),
                             digest: d.key.clone(),
                             detail: format!(
                                 "previous digest's SHA-256 is {}, this digest says {prev_hash}",
@@ -341,7 +341,7 @@ pub fn verify(root: &Path, keys: Option<&PublicKeys>, max_file_bytes: u64) -> Re
             (None, _) => ("unlisted", "no digest of its account and region in the tree".to_string()),
             _ => ("unlisted", "listed in no digest (delivered while validation was off, or planted)".to_string()),
         };
-        report.findings.push(Finding { kind, path: path.display().to_string(), digest: String::new(), detail });
+        report.findings.push(Finding { kind, path: crate::fs::display_path(path), digest: String::new(), detail });
     }
     report.problems = report.findings.iter().filter(|f| f.is_problem()).count() as u64;
     report.verdict = if !report.unreadable.is_empty() {
@@ -373,14 +373,14 @@ pub fn signing_string(
 fn check_signature(d: &LocalDigest, keys: &PublicKeys, report: &mut Report) {
     let bad = |detail: String| Finding {
         kind: "bad_signature",
-        path: d.path.display().to_string(),
+        path: crate::fs::display_path(&d.path),
         digest: d.key.clone(),
         detail,
     };
     let Some(sig_hex) = d.metadata.as_ref().and_then(|m| m.signature.as_deref()) else {
         report.findings.push(Finding {
             kind: "unsigned",
-            path: d.path.display().to_string(),
+            path: crate::fs::display_path(&d.path),
             digest: d.key.clone(),
             detail: format!("no signature metadata ({METADATA_SUFFIX} beside the digest; pull saves it)"),
         });

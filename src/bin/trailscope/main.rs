@@ -64,12 +64,16 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let err = anyhow::Error::from(e);
-            eprintln!("trailscope: {err:#}");
+            // The message can quote input (a name, a value): never raw control characters (#13).
+            // Its own line breaks stay (an SQL error lists the columns on a line of its own).
+            let msg = format!("{err:#}");
+            let lines: Vec<_> = msg.split('\n').map(trailscope::fs::printable).collect();
+            eprintln!("trailscope: {}", lines.join("\n"));
             ExitCode::from(1)
         }
     }
 }
 
 fn is_broken_pipe(e: &trailscope::error::Error) -> bool {
-    matches!(e, trailscope::error::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+    matches!(e, trailscope::error::Error::Io { cause, .. } if cause.kind() == std::io::ErrorKind::BrokenPipe)
 }

@@ -19,6 +19,7 @@ pub fn run(args: &CompactArgs) -> Result<bool> {
         writeln!(w, "parts before / after     {} / {}", stats.parts_before, stats.parts_after).map_err(io)?;
         writeln!(w, "rows rewritten           {}", stats.rows).map_err(io)?;
         writeln!(w, "superseded rows dropped  {}", stats.rows_dropped_superseded).map_err(io)?;
+        writeln!(w, "duplicates dropped       {}", stats.duplicates_dropped).map_err(io)?;
         writeln!(w, "orphan files removed     {}", stats.orphans_removed).map_err(io)?;
     } else {
         serde_json::to_writer_pretty(&mut w, &stats).map_err(|e| Error::Usage(e.to_string()))?;

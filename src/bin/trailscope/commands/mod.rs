@@ -14,11 +14,13 @@ pub use trailscope::output::open_output;
 
 /// Report bad input on stderr (the summary has it too) and say whether the exit code should be 2.
 pub fn warn_bad_input(stats: &trailscope::ingest::pipeline::ReadStats) -> bool {
+    // Paths are escaped already (`fs::display_path`); reasons are ours, escaped all the same.
+    use trailscope::fs::printable;
     for f in &stats.failed {
-        eprintln!("trailscope: {}: {}", f.path, f.reason);
+        eprintln!("trailscope: {}: {}", f.path, printable(&f.reason));
     }
     for r in &stats.rejected {
-        eprintln!("trailscope: {}: {} records rejected: {}", r.path, r.records, r.reason);
+        eprintln!("trailscope: {}: {} records rejected: {}", r.path, r.records, printable(&r.reason));
     }
     stats.files_failed > 0 || stats.records_rejected > 0
 }

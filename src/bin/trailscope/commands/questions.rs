@@ -184,7 +184,7 @@ pub fn sql(args: &SqlArgs) -> Result<bool> {
     lf.collect_schema().map_err(|e| query::sql::explain_error(&e))?;
     // Rows are written as the query produces them (a `select *` over a year is not held whole).
     write(Answer::one("result", lf), &args.output).map_err(|e| match e {
-        trailscope::error::Error::Polars { source, .. } => query::sql::explain_error(&source),
+        trailscope::error::Error::Polars { cause, .. } => query::sql::explain_error(&cause),
         other => other,
     })?;
     Ok(bad)

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::cli::{ScanArgs, SummaryFormat};
 use trailscope::error::{Error, PolarsContext, Result};
+use trailscope::fs::printable;
 use trailscope::ingest::frame::col_name as c;
 use trailscope::ingest::pipeline::{ReadOptions, ReadStats};
 use trailscope::output;
@@ -67,7 +68,7 @@ pub fn run(args: &ScanArgs) -> Result<bool> {
         }
     };
     let bad = super::warn_bad_input(&data.stats);
-    let summary = summarize(data, ingest_stats, args.store.as_ref().map(|p| p.display().to_string()))?;
+    let summary = summarize(data, ingest_stats, args.store.as_ref().map(|p| trailscope::fs::display_path(p)))?;
     let mut out = super::open_output(args.output.as_deref())?;
     let format = args.format.unwrap_or(if args.output.is_none() && std::io::stdout().is_terminal() {
         SummaryFormat::Table
@@ -137,14 +138,14 @@ fn write_table(w: &mut dyn Write, s: &ScanSummary) -> Result<()> {
         if !list.is_empty() {
             writeln!(w, "\n{title} files").map_err(io)?;
             for f in list {
-                writeln!(w, "  {}: {}", f.path, f.reason).map_err(io)?;
+                writeln!(w, "  {}: {}", f.path, printable(&f.reason)).map_err(io)?;
             }
         }
     }
     if !r.rejected.is_empty() {
         writeln!(w, "\nrejected records").map_err(io)?;
         for x in &r.rejected {
-            writeln!(w, "  {}: {} records rejected: {}", x.path, x.records, x.reason).map_err(io)?;
+            writeln!(w, "  {}: {} records rejected: {}", x.path, x.records, printable(&x.reason)).map_err(io)?;
         }
     }
     Ok(())

@@ -30,7 +30,7 @@ fn users_frame(users: &[serde_json::Value]) -> Result<DataFrame> {
             Column::new("findings".into(), text("findings")),
         ],
     )
-    .map_err(|source| Error::Polars { context: "credential report users".into(), source })
+    .map_err(|cause| Error::Polars { context: "credential report users".into(), cause })
 }
 
 pub fn run(args: &UnusedArgs) -> Result<bool> {

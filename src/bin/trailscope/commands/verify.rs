@@ -26,14 +26,15 @@ pub fn run(args: &VerifyArgs) -> Result<u8> {
         VerifyFormat::Table => {
             writeln!(w, "{}", report.verdict).map_err(io)?;
             for f in &rows {
-                writeln!(w, "{:<20} {}  {}  {}", f.kind, f.path, f.detail, f.digest).map_err(io)?;
+                let detail = trailscope::fs::printable(&f.detail);
+                writeln!(w, "{:<20} {}  {detail}  {}", f.kind, f.path, f.digest).map_err(io)?;
             }
         }
         VerifyFormat::Csv => {
             eprintln!("trailscope: {}", report.verdict);
             writeln!(w, "kind,path,digest,detail").map_err(io)?;
             for f in &rows {
-                let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+                let q = |s: &str| format!("\"{}\"", trailscope::output::neutralize_formula(s).replace('"', "\"\""));
                 writeln!(w, "{},{},{},{}", f.kind, q(&f.path), q(&f.digest), q(&f.detail)).map_err(io)?;
             }
         }
