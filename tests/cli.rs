@@ -54,6 +54,7 @@ pub fn repo_root() -> &'static Path {
 pub struct TestCommand {
     args: Vec<OsString>,
     dir: PathBuf,
+    env: Vec<(OsString, OsString)>,
 }
 
 /// What a finished command printed and returned.
@@ -74,7 +75,11 @@ impl TestCommand {
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
-        TestCommand { args: args.into_iter().map(Into::into).collect(), dir: repo_root().to_path_buf() }
+        TestCommand {
+            args: args.into_iter().map(Into::into).collect(),
+            dir: repo_root().to_path_buf(),
+            env: Vec::new(),
+        }
     }
 
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
@@ -88,6 +93,12 @@ impl TestCommand {
         S: Into<OsString>,
     {
         self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Set an environment variable for the run.
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
         self
     }
 
@@ -106,6 +117,8 @@ impl TestCommand {
             .args(&self.args)
             .current_dir(&self.dir)
             .env_remove("RUST_LOG")
+            .env_remove("COLUMNS")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .unwrap_or_else(|e| panic!("cannot run {cmdline}: {e}"));
         Output {

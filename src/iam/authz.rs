@@ -115,8 +115,18 @@ pub struct AuthorizationDetails {
 impl AuthorizationDetails {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        serde_json::from_str(&text)
-            .map_err(|e| Error::Usage(format!("{}: not an authorization-details file: {e}", path.display())))
+        let not_authz =
+            |why: String| Error::Usage(format!("{}: not an authorization-details file: {why}", path.display()));
+        // Every field has a default, so any JSON object would parse: require one of its lists.
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| not_authz(e.to_string()))?;
+        const LISTS: [&str; 4] = ["UserDetailList", "GroupDetailList", "RoleDetailList", "Policies"];
+        if !LISTS.iter().any(|k| value.get(k).is_some()) {
+            return Err(not_authz(format!(
+                "it has none of {} (the output of `aws iam get-account-authorization-details`)",
+                LISTS.join(", ")
+            )));
+        }
+        serde_json::from_value(value).map_err(|e| not_authz(e.to_string()))
     }
 
     /// Merge several files (one per account).

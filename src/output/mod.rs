@@ -91,6 +91,12 @@ pub fn rows_json(df: &DataFrame) -> Result<Vec<serde_json::Map<String, serde_jso
 /// An aligned text table; long cells are cut to `max_width` characters. Control characters in
 /// cells are written as visible escapes (`\x1b`), see [`crate::fs::printable`].
 pub fn write_table(w: &mut dyn Write, df: &DataFrame, max_width: usize) -> Result<()> {
+    write_table_within(w, df, max_width, None)
+}
+
+/// `write_table`, its lines fitted into `total` characters when given: the widest columns give up
+/// width first (down to their title's width, or 8), their cells cut with an ellipsis.
+pub fn write_table_within(w: &mut dyn Write, df: &DataFrame, max_width: usize, total: Option<usize>) -> Result<()> {
     let cols = df.columns();
     let mut grid: Vec<Vec<String>> = vec![cols.iter().map(|c| c.name().to_string()).collect()];
     for i in 0..df.height() {
@@ -107,8 +113,39 @@ pub fn write_table(w: &mut dyn Write, df: &DataFrame, max_width: usize) -> Resul
         }
         grid.push(row);
     }
-    let widths: Vec<usize> =
+    let mut widths: Vec<usize> =
         (0..cols.len()).map(|j| grid.iter().map(|r| r[j].chars().count()).max().unwrap_or(0)).collect();
+    let mut hidden = 0;
+    if let Some(total) = total {
+        fit_widths(&mut widths, &grid[0], total);
+        // Columns that cannot fit even narrowed are left out, from the right, and counted below.
+        let line = |w: &[usize]| w.iter().sum::<usize>() + 2 * w.len().saturating_sub(1);
+        while widths.len() > 1 && line(&widths) > total {
+            widths.pop();
+            hidden += 1;
+        }
+        for row in grid.iter_mut() {
+            row.truncate(widths.len());
+        }
+        for row in grid.iter_mut().skip(1) {
+            for (s, w) in row.iter_mut().zip(&widths) {
+                let n = s.chars().count();
+                if n > *w {
+                    // An ARN says who at its end (`…:user/alice`); other text at its start.
+                    *s = if s.starts_with("arn:") {
+                        "…".to_string() + &s.chars().skip(n - w.saturating_sub(1)).collect::<String>()
+                    } else {
+                        s.chars().take(w.saturating_sub(1)).collect::<String>() + "…"
+                    };
+                }
+            }
+        }
+        for (s, w) in grid[0].iter_mut().zip(&widths) {
+            if s.chars().count() > *w {
+                *s = s.chars().take(w.saturating_sub(1)).collect::<String>() + "…";
+            }
+        }
+    }
     for (n, row) in grid.iter().enumerate() {
         let line: Vec<String> = row.iter().zip(&widths).map(|(s, w)| format!("{s:<w$}")).collect();
         writeln!(w, "{}", line.join("  ").trim_end()).map_err(io_err)?;
@@ -117,7 +154,48 @@ pub fn write_table(w: &mut dyn Write, df: &DataFrame, max_width: usize) -> Resul
             writeln!(w, "{}", rule.join("  ")).map_err(io_err)?;
         }
     }
+    if hidden > 0 {
+        let names: Vec<&str> = cols[cols.len() - hidden..].iter().map(|c| c.name().as_str()).collect();
+        let note = format!("({hidden} more columns: {}; --wide or --columns shows them)", names.join(", "));
+        let note = if note.chars().count() > total.unwrap_or(usize::MAX) {
+            format!("({hidden} more columns: --wide or --columns shows them)")
+        } else {
+            note
+        };
+        writeln!(w, "{note}").map_err(io_err)?;
+    }
     Ok(())
+}
+
+/// Narrow `widths` (two spaces between columns) until the line fits `total`, the widest first, none
+/// below 20 characters (or its own width, if less): a table keeps fewer readable columns rather than
+/// many unreadable ones (the caller then leaves out what still does not fit).
+fn fit_widths(widths: &mut [usize], _titles: &[String], total: usize) {
+    const READABLE: usize = 20;
+    let floor: Vec<usize> = widths.iter().map(|w| (*w).min(READABLE)).collect();
+    let line = |w: &[usize]| w.iter().sum::<usize>() + 2 * w.len().saturating_sub(1);
+    while line(widths) > total {
+        let Some((j, _)) = widths.iter().enumerate().filter(|(j, w)| **w > floor[*j]).max_by_key(|(_, w)| **w) else {
+            return;
+        };
+        widths[j] -= 1;
+    }
+}
+
+/// The width tables are fitted to: `COLUMNS` when set, else the terminal's when stdout is one;
+/// `None` (no fitting) for a file or a pipe.
+pub fn terminal_width() -> Option<usize> {
+    if let Some(n) = std::env::var("COLUMNS").ok().and_then(|v| v.trim().parse::<usize>().ok()).filter(|n| *n > 0) {
+        return Some(n);
+    }
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    // SAFETY: TIOCGWINSZ fills a winsize struct we own; the fd is stdout's.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
+    (ok && ws.ws_col > 0).then_some(usize::from(ws.ws_col))
 }
 
 /// A single row shown as `name  value` lines (summaries read better vertically).
@@ -201,7 +279,23 @@ pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<()> {
 /// `timestamp_desc`.
 pub fn timesketch(df: &DataFrame) -> Result<DataFrame> {
     use crate::ingest::frame::col_name as c;
-    let text = |name: &str| col(name).cast(DataType::String).fill_null(lit(""));
+    // Timesketch takes events: an answer without their time (activity, failures, unused, sql
+    // aggregates) is refused plainly rather than failing inside the view.
+    if df.column(c::EVENT_TIME).is_err() {
+        return Err(Error::Usage(
+            "--format timesketch writes events: use it with timeline, root, detect or hunt (this answer has no event_time)"
+                .into(),
+        ));
+    }
+    let schema = df.schema();
+    // A column the rows lack (detect's rows have no event_source) reads as empty.
+    let text = |name: &str| {
+        if schema.contains(name) {
+            col(name).cast(DataType::String).fill_null(lit(""))
+        } else {
+            lit("")
+        }
+    };
     let message = concat_str(
         [
             text(c::PRINCIPAL),
@@ -216,8 +310,14 @@ pub fn timesketch(df: &DataFrame) -> Result<DataFrame> {
         "",
         true,
     );
-    // Rule hits (`hunt`) say which rule fired: its title is the message.
-    let message = if df.schema().contains("rule_title") { text("rule_title") } else { message };
+    // Rule hits (`hunt`) and findings (`detect`) say what fired: its title, then who did what.
+    let message = if schema.contains("rule_title") {
+        text("rule_title")
+    } else if schema.contains("check_id") && schema.contains("title") {
+        concat_str([text("title"), lit(": "), message], "", true)
+    } else {
+        message
+    };
     df.clone()
         .lazy()
         .select([
@@ -265,17 +365,18 @@ pub fn write_batches(
         Format::Timesketch => sink.output.is_some_and(|p| p.extension().is_some_and(|e| e == "csv")),
         _ => false,
     };
+    // The columns, and a bad `--columns`, are known before anything is written.
+    let empty = DataFrame::empty_with_schema(schema);
+    let empty = sink.choose(if sink.format == Format::Timesketch { timesketch(&empty)? } else { empty })?;
     let mut w = open_output(sink.output)?;
     if csv {
         // The header even when no row comes.
-        let empty = DataFrame::empty_with_schema(schema);
-        let empty = if sink.format == Format::Timesketch { timesketch(&empty)? } else { empty };
         let header: Vec<String> = empty.columns().iter().map(|c| csv_field(c.name())).collect();
         writeln!(w, "{}", header.join(",")).map_err(io_err)?;
     }
     let mut rows = 0u64;
     produce(&mut |df| {
-        let df = if sink.format == Format::Timesketch { timesketch(&df)? } else { df };
+        let df = sink.choose(if sink.format == Format::Timesketch { timesketch(&df)? } else { df })?;
         match sink.format {
             Format::Json => {
                 for row in rows_json(&df)? {
@@ -305,12 +406,35 @@ pub fn write_batches(
 pub struct Sink<'a> {
     pub format: Format,
     pub output: Option<&'a Path>,
+    /// The line width tables are fitted to (`None`: as wide as their cells, `--wide`).
+    pub width: Option<usize>,
+    /// `--columns`: only these columns, in this order (`None`: all).
+    pub columns: Option<&'a [String]>,
+}
+
+impl<'a> Sink<'a> {
+    /// A sink writing `format` to `output` (stdout when `None`), tables fitted to the terminal.
+    pub fn new(format: Format, output: Option<&'a Path>) -> Self {
+        Sink { format, output, width: if output.is_none() { terminal_width() } else { None }, columns: None }
+    }
+
+    /// The columns `--columns` chose, or an error naming the ones that exist.
+    fn choose(&self, df: DataFrame) -> Result<DataFrame> {
+        let Some(cols) = self.columns else { return Ok(df) };
+        if let Some(bad) = cols.iter().find(|c| df.column(c).is_err()) {
+            let names: Vec<&str> = df.columns().iter().map(|c| c.name().as_str()).collect();
+            return Err(Error::Usage(format!("--columns: no column {bad:?}; the columns are {}", names.join(", "))));
+        }
+        df.select(cols.iter().map(|c| c.as_str())).context("choosing columns")
+    }
 }
 
 /// Write named sections. Table shows each under its title; JSON is the array of rows of a single
 /// section or an object of arrays keyed by section name; CSV, JSON Lines and Parquet write the first
 /// section (choose another with `--section`).
-pub fn write_sections(sink: &Sink<'_>, mut sections: Vec<(String, DataFrame)>) -> Result<()> {
+pub fn write_sections(sink: &Sink<'_>, sections: Vec<(String, DataFrame)>) -> Result<()> {
+    let mut sections =
+        sections.into_iter().map(|(name, df)| Ok((name, sink.choose(df)?))).collect::<Result<Vec<_>>>()?;
     if sink.format == Format::Parquet {
         let path = sink.output.ok_or_else(|| Error::Usage("--format parquet needs -o FILE".into()))?;
         let (_, df) = sections.first_mut().ok_or_else(|| Error::Usage("nothing to write".into()))?;
@@ -327,7 +451,7 @@ pub fn write_sections(sink: &Sink<'_>, mut sections: Vec<(String, DataFrame)>) -
                     }
                     writeln!(w, "{} ({} rows)", name.replace('_', " "), df.height()).map_err(io_err)?;
                 }
-                write_table(&mut w, df, 60)?;
+                write_table_within(&mut w, df, 60, sink.width)?;
             }
         }
         Format::Json if sections.len() > 1 => {

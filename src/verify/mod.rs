@@ -346,6 +346,15 @@ pub fn verify(root: &Path, keys: Option<&PublicKeys>, max_file_bytes: u64) -> Re
     report.problems = report.findings.iter().filter(|f| f.is_problem()).count() as u64;
     report.verdict = if !report.unreadable.is_empty() {
         format!("UNREADABLE: {} digest file(s) could not be read", report.unreadable.len())
+    } else if report.digests == 0 {
+        // Nothing was proven: never say OK (a tree pulled without --digests, or the wrong folder).
+        report.problems += 1;
+        format!(
+            "NOTHING VERIFIED: no digest file under {} ({} log file(s) found); pull with the digests \
+             (CloudTrail-Digest/) to validate",
+            crate::fs::display_path(root),
+            report.findings.len()
+        )
     } else if report.problems > 0 {
         format!("FAILED: {} integrity problem(s)", report.problems)
     } else {

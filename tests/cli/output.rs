@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::process::{Command, Stdio};
 
-use crate::repo_root;
+use crate::{repo_root, TestCommand};
 
 /// `trailscope timeline ... | head` (#11): when the reader goes away, every format exits 0 without a
 /// word (it printed "Broken pipe (os error 32)" and exited 1 for JSON and JSON Lines).
@@ -42,4 +42,77 @@ fn usage_errors_exit_1() {
         assert!(out.stderr.contains("error"), "trailscope {args:?} says why: {}", out.stderr);
     }
     crate::TestCommand::new(["activity", "--help"]).run().expect_code(0);
+}
+
+/// Tables fit the terminal (`COLUMNS`), long cells cut with an ellipsis; `--wide` shows them whole
+/// (#11: activity, detect, failures and timeline printed lines of 249-499 characters at any width).
+#[test]
+fn tables_fit_the_terminal_unless_wide() {
+    for cmd in ["activity", "detect", "failures", "timeline", "hunt"] {
+        let fitted =
+            TestCommand::new([cmd, "testdata/invictus-ir", "--format", "table", "-q"]).env("COLUMNS", "80").run();
+        fitted.expect_code(0);
+        let widest = fitted.stdout.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+        assert!(widest <= 80, "{cmd}: a line of {widest} characters at COLUMNS=80");
+        assert!(fitted.stdout.contains('…'), "{cmd}: long cells are cut with an ellipsis");
+        let wide = TestCommand::new([cmd, "testdata/invictus-ir", "--format", "table", "-q", "--wide"])
+            .env("COLUMNS", "80")
+            .run();
+        let widest = wide.stdout.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+        assert!(widest > 80, "{cmd} --wide: lines as wide as their cells");
+    }
+}
+
+/// `--columns` chooses columns, in order, in every format; a column that does not exist is a usage
+/// error naming the ones that do.
+#[test]
+fn columns_choose_what_is_written() {
+    let csv =
+        TestCommand::new(["activity", "testdata/invictus-ir", "--format", "csv", "--columns", "events,principal"])
+            .run();
+    csv.expect_code(0);
+    assert_eq!(csv.stdout.lines().next(), Some("events,principal"));
+    let json =
+        TestCommand::new(["detect", "testdata/invictus-ir", "--format", "jsonl", "--columns", "check_id,outcome"])
+            .run();
+    for line in json.stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v.as_object().unwrap().keys().cloned().collect::<Vec<_>>(), ["check_id", "outcome"]);
+    }
+    let bad = TestCommand::new(["activity", "testdata/invictus-ir", "--format", "json", "--columns", "nope"]).run();
+    bad.expect_code(1);
+    assert!(bad.stderr.contains("nope") && bad.stderr.contains("principal"), "{}", bad.stderr);
+    assert!(bad.stdout.is_empty(), "nothing is written before the error");
+}
+
+/// Timesketch is offered where rows are events; elsewhere it is a usage error, not an internal one.
+#[test]
+fn timesketch_only_where_rows_are_events() {
+    for cmd in ["activity", "failures"] {
+        let out = TestCommand::new([cmd, "testdata/invictus-ir", "--format", "timesketch"]).run();
+        out.expect_code(1);
+        assert!(out.stderr.contains("timesketch writes events"), "{}", out.stderr);
+    }
+    let detect = TestCommand::new(["detect", "testdata/invictus-ir", "--format", "timesketch", "-q"]).run();
+    detect.expect_code(0);
+    let first: serde_json::Value = serde_json::from_str(detect.stdout.lines().next().unwrap()).unwrap();
+    assert!(first["message"].as_str().unwrap().starts_with(first["title"].as_str().unwrap()), "{first}");
+}
+
+/// Empty answers say why: no CloudTrail file in the input, an IAM snapshot that is a CloudTrail
+/// file, a tree without digests (never "OK").
+#[test]
+fn empty_answers_say_what_was_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a log").unwrap();
+    let out = TestCommand::new(["activity", "--format", "json"]).arg(dir.path()).run();
+    out.expect_code(0);
+    assert!(out.stderr.contains("no CloudTrail log file found"), "{}", out.stderr);
+    let authz =
+        TestCommand::new(["unused", "--iam", "testdata/awsdocs/awsdocs_examples.jsonl", "testdata/invictus-ir"]).run();
+    authz.expect_code(1);
+    assert!(authz.stderr.contains("not an authorization-details file"), "{}", authz.stderr);
+    let verify = TestCommand::new(["verify", "testdata/invictus-ir", "--format", "table"]).run();
+    verify.expect_code(1);
+    assert!(verify.stdout.starts_with("NOTHING VERIFIED"), "{}", verify.stdout);
 }

@@ -64,6 +64,24 @@ pub struct OutputArgs {
     /// Write only this section of a multi-section answer (e.g. by_day).
     #[arg(long, value_name = "NAME")]
     pub section: Option<String>,
+    /// Only these columns, in this order (comma-separated), in every format.
+    #[arg(long, value_name = "A,B,C", value_delimiter = ',')]
+    pub columns: Option<Vec<String>>,
+    /// Tables as wide as their cells: not fitted to the terminal (COLUMNS or its width).
+    #[arg(long)]
+    pub wide: bool,
+}
+
+impl OutputArgs {
+    /// Where and how the answer is written.
+    pub fn sink(&self, format: trailscope::output::Format) -> trailscope::output::Sink<'_> {
+        let mut sink = trailscope::output::Sink::new(format, self.output.as_deref());
+        if self.wide {
+            sink.width = None;
+        }
+        sink.columns = self.columns.as_deref();
+        sink
+    }
 }
 
 #[derive(Args, Debug)]

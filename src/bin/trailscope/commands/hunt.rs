@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use trailscope::error::{Error, Result};
-use trailscope::output::{self, Sink};
+use trailscope::output;
 use trailscope::query::hunt::{self, RuleSet, Selection};
 use trailscope::sigma::{Level, Status};
 
@@ -30,7 +30,7 @@ pub fn run(args: &HuntArgs) -> Result<bool> {
     }
     let data = load(&args.input)?.time_ordered(args.input.memory_limit)?;
     let bad = super::warn_bad_input(&data.stats) || !set.problems.is_empty();
-    let sink = Sink { format: format_of(&args.output), output: args.output.output.as_deref() };
+    let sink = args.output.sink(format_of(&args.output));
     if args.summary {
         let tally = hunt::stream_hits(data.events, data.sorted, &set, |_| Ok(()))?;
         let sections = vec![

@@ -10,20 +10,43 @@ use crate::cli::{
     ActivityArgs, ActivityBy, DetectArgs, FailuresArgs, InputArgs, OutputArgs, RootArgs, SqlArgs, TimelineArgs,
 };
 use trailscope::error::{PolarsContext, Result};
-use trailscope::output::{self, Format, Sink};
+use trailscope::output::{self, Format};
 use trailscope::query::dataset::{self, Dataset};
 use trailscope::query::{self, Answer};
 
 pub fn load(input: &InputArgs) -> Result<Dataset> {
     let filter = input.filter()?;
-    dataset::load(&input.inputs, &filter, &input.read_options(), &input.s3_options(), input.quiet)
+    let data = dataset::load(&input.inputs, &filter, &input.read_options(), &input.s3_options(), input.quiet)?;
+    say_if_empty(&data);
+    Ok(data)
+}
+
+/// An answer from no input is not silent: say that nothing was found (an empty folder, a folder of
+/// other files, a window the files do not cover).
+fn say_if_empty(data: &Dataset) {
+    let s = &data.stats;
+    if !data.stores.is_empty() || s.records > 0 {
+        return;
+    }
+    if s.files == 0 && s.files_failed == 0 {
+        let skipped = if s.files_skipped > 0 {
+            format!(" ({} file(s) skipped: `trailscope scan` lists them with the reason)", s.files_skipped)
+        } else {
+            String::new()
+        };
+        eprintln!("trailscope: no CloudTrail log file found in the input{skipped}: the answer is empty");
+    } else if s.files > 0 {
+        eprintln!("trailscope: the {} file(s) read hold no CloudTrail event: the answer is empty", s.files);
+    }
 }
 
 /// `load`, filling only `columns` of the string columns from raw files (see `ReadOptions::columns`).
 fn load_columns(input: &InputArgs, columns: &'static [&'static str]) -> Result<Dataset> {
     let filter = input.filter()?;
     let opts = trailscope::ingest::pipeline::ReadOptions { columns: Some(columns), ..input.read_options() };
-    dataset::load(&input.inputs, &filter, &opts, &input.s3_options(), input.quiet)
+    let data = dataset::load(&input.inputs, &filter, &opts, &input.s3_options(), input.quiet)?;
+    say_if_empty(&data);
+    Ok(data)
 }
 
 pub fn format_of(out: &OutputArgs) -> Format {
@@ -46,7 +69,7 @@ pub fn write(answer: Answer, out: &OutputArgs) -> Result<()> {
             out.section.as_deref().unwrap_or_default()
         )));
     }
-    let sink = Sink { format: format_of(out), output: out.output.as_deref() };
+    let sink = out.sink(format_of(out));
     if sections.len() == 1 && output::is_row_format(sink.format) {
         let (_, lf) = sections.pop().expect("one section");
         return output::write_stream(&sink, lf);
@@ -72,7 +95,8 @@ pub fn root(args: &RootArgs) -> Result<bool> {
         let summary = query::root::summary(ev).run().context("root summary")?;
         let mut w = super::open_output(args.output.output.as_deref())?;
         writeln!(w, "root events ({} rows)", rows.height()).map_err(|e| trailscope::error::Error::io("<output>", e))?;
-        output::write_table(&mut w, &rows, 60)?;
+        let sink = args.output.sink(format);
+        output::write_table_within(&mut w, &rows, 60, sink.width)?;
         writeln!(w, "\nsummary").map_err(|e| trailscope::error::Error::io("<output>", e))?;
         output::write_vertical(&mut w, &summary)?;
         w.flush().map_err(|e| trailscope::error::Error::io("<output>", e))?;
@@ -156,7 +180,7 @@ pub fn detect(args: &DetectArgs) -> Result<bool> {
             eprintln!("trailscope: check {id} skipped: it needs {flag}");
         }
     }
-    let sink = Sink { format: format_of(&args.output), output: args.output.output.as_deref() };
+    let sink = args.output.sink(format_of(&args.output));
     if args.output.section.as_ref().is_some_and(|s| s != "findings") {
         return Err(trailscope::error::Error::Usage(format!(
             "no section named {:?}",
