@@ -710,3 +710,23 @@ fn detect_outcomes_attempts_and_service_calls() {
     }
     assert_eq!(tamper.iter().filter(|r| r["error_code"] == "TrailNotFoundException").count(), 4);
 }
+
+/// SQL over `events` takes CloudTrail's own names, sums a literal per row (`sum(1)` is the row count),
+/// and on a bad name lists the columns once (#11).
+#[test]
+fn sql_takes_cloudtrail_names_and_counts_right() {
+    let q = "select eventName, count(*) n, sum(1) s from events where userIdentity.arn like '%benjamin' \
+             group by eventName order by n desc, eventName limit 3";
+    let out = TestCommand::new(["sql", "testdata/invictus-ir", "--format", "json", "-q", "--query", q]).run();
+    out.expect_code(0);
+    let rows = out.json();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    for r in rows {
+        assert_eq!(r["n"], r["s"], "{r}");
+        assert!(r.get("event_name").is_some(), "{r}");
+    }
+    let bad = TestCommand::new(["sql", "testdata/invictus-ir", "-q", "--query", "select nope from events"]).run();
+    bad.expect_code(1);
+    assert_eq!(bad.stderr.matches("event_source").count(), 1, "{}", bad.stderr);
+}
