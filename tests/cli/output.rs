@@ -116,3 +116,25 @@ fn empty_answers_say_what_was_not_found() {
     verify.expect_code(1);
     assert!(verify.stdout.starts_with("NOTHING VERIFIED"), "{}", verify.stdout);
 }
+
+/// On a terminal, stderr closes with a summary: events, files read, skipped, failed, time (#11). Run
+/// under `script`, which gives the command a terminal; not printed with `-q` or to a pipe.
+#[test]
+fn a_closing_summary_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.json");
+    let run = |quiet: &str| {
+        let cmd = format!(
+            "{} activity testdata/invictus-ir --format json -o {} {quiet}",
+            env!("CARGO_BIN_EXE_trailscope"),
+            out.display()
+        );
+        let o = Command::new("script").args(["-qec", &cmd, "/dev/null"]).current_dir(repo_root()).output();
+        String::from_utf8_lossy(&o.expect("script (util-linux) gives the command a terminal").stdout).into_owned()
+    };
+    let shown = run("");
+    assert!(shown.contains("events read from") && shown.contains("skipped") && shown.contains(" s"), "{shown}");
+    assert!(!run("-q").contains("events read from"));
+    let piped = TestCommand::new(["activity", "testdata/invictus-ir", "--format", "json"]).run();
+    assert!(!piped.stderr.contains("events read from"), "{}", piped.stderr);
+}

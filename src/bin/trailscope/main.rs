@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         std::env::set_var("POLARS_MAX_THREADS", n.to_string());
         let _ = rayon::ThreadPoolBuilder::new().num_threads(usize::from(n)).build_global();
     }
+    let started = std::time::Instant::now();
     let result = match &cli.command {
         Command::Scan(args) => commands::scan::run(args),
         Command::Root(args) => commands::questions::root(args),
@@ -56,6 +57,9 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
     };
+    if result.is_ok() {
+        commands::closing::print(started);
+    }
     match result {
         Ok(false) => ExitCode::SUCCESS,
         Ok(true) => ExitCode::from(2),

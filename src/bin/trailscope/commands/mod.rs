@@ -1,5 +1,6 @@
 //! One module per subcommand; each takes its parsed arguments and a writer for its data.
 
+pub mod closing;
 pub mod compact;
 pub mod hunt;
 pub mod pull;

@@ -17,13 +17,14 @@ use trailscope::query::{self, Answer};
 pub fn load(input: &InputArgs) -> Result<Dataset> {
     let filter = input.filter()?;
     let data = dataset::load(&input.inputs, &filter, &input.read_options(), &input.s3_options(), input.quiet)?;
-    say_if_empty(&data);
+    after_load(&data, input.quiet);
     Ok(data)
 }
 
-/// An answer from no input is not silent: say that nothing was found (an empty folder, a folder of
-/// other files, a window the files do not cover).
-fn say_if_empty(data: &Dataset) {
+/// Record what was read for the closing summary (`closing`). An answer from no input is not silent:
+/// say that nothing was found (an empty folder, a folder of other files).
+fn after_load(data: &Dataset, quiet: bool) {
+    super::closing::record(&data.stats, data.stores.len(), quiet);
     let s = &data.stats;
     if !data.stores.is_empty() || s.records > 0 {
         return;
@@ -45,7 +46,7 @@ fn load_columns(input: &InputArgs, columns: &'static [&'static str]) -> Result<D
     let filter = input.filter()?;
     let opts = trailscope::ingest::pipeline::ReadOptions { columns: Some(columns), ..input.read_options() };
     let data = dataset::load(&input.inputs, &filter, &opts, &input.s3_options(), input.quiet)?;
-    say_if_empty(&data);
+    after_load(&data, input.quiet);
     Ok(data)
 }
 
