@@ -1,0 +1,69 @@
+//! One fuzz target over what trailscope does first with every input file: gunzip (multi-member,
+//! capped), recognise the shape, parse the records, and turn each into an events-frame row. Any
+//! panic, abort or hang is a finding. Built and run by `scripts/fuzz` under AFL++; built plainly
+//! (`cargo run -- FILE...`) it replays files, e.g. a crash AFL saved.
+//!
+//! The modules are trailscope's own source files, compiled here through `#[path]`; `fs` stands in
+//! for the one helper of `crate::fs` the decoder calls when it opens a path (not on this in-memory
+//! path).
+
+#![allow(dead_code)]
+
+#[path = "../../../src/ingest/decode.rs"]
+mod decode;
+#[path = "../../../src/ingest/parse.rs"]
+mod parse;
+#[path = "../../../src/ingest/record.rs"]
+mod record;
+
+/// The paths the modules use among themselves (`crate::ingest::record::RawEvent`).
+mod ingest {
+    pub(crate) use super::{decode, parse, record};
+}
+
+mod fs {
+    /// What `crate::fs::special_kind` answers for a regular file; the target never opens a path.
+    pub fn special_kind(_: std::fs::FileType) -> Option<&'static str> {
+        None
+    }
+}
+
+/// The cap on one file's decompressed bytes (trailscope's default is 1 GiB; small here so that a
+/// bomb is refused quickly, which is what the cap is for).
+const CAP: u64 = 16 << 20;
+
+fn check(data: &[u8]) {
+    let inflated;
+    let bytes = if data.starts_with(&[0x1f, 0x8b]) {
+        match ingest::decode::gunzip(data, CAP) {
+            Ok(v) => {
+                inflated = v;
+                &inflated[..]
+            }
+            Err(_) => return,
+        }
+    } else {
+        data
+    };
+    if let Ok((_, events)) = ingest::parse::parse(bytes) {
+        for ev in &events {
+            let _ = ev.looks_like_cloudtrail();
+            let _ = ingest::record::EventRow::from_raw(ev);
+        }
+    }
+}
+
+fn main() {
+    let files: Vec<String> = std::env::args().skip(1).collect();
+    if !files.is_empty() {
+        for f in files {
+            let data = std::fs::read(&f).unwrap_or_else(|e| panic!("{f}: {e}"));
+            check(&data);
+            println!("{f}: ok");
+        }
+        return;
+    }
+    afl::fuzz!(|data: &[u8]| {
+        check(data);
+    });
+}
