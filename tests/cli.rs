@@ -33,6 +33,8 @@ mod questions;
 mod report;
 #[path = "cli/scan.rs"]
 mod scan;
+#[path = "cli/sessions.rs"]
+mod sessions;
 #[path = "cli/unused.rs"]
 mod unused;
 #[path = "cli/verify.rs"]

@@ -40,6 +40,8 @@ pub enum Command {
     Sql(SqlArgs),
     /// IAM permissions granted (per --iam snapshot) but not used in the events.
     Unused(UnusedArgs),
+    /// Temporary credentials: session durations requested (DurationSeconds) versus really used.
+    Sessions(SessionsArgs),
     /// Download CloudTrail archives from S3 (only what the filters need; resumable).
     Pull(PullArgs),
     /// Offline log file integrity validation from the digest files in a tree.
@@ -213,6 +215,14 @@ impl AllowedArgs {
             allowed_hours: self.allowed_hours.iter().map(|s| s.parse()).collect::<Result<Vec<_>>>()?,
         })
     }
+}
+
+#[derive(Args, Debug)]
+pub struct SessionsArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Args, Debug)]

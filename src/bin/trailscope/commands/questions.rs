@@ -7,7 +7,8 @@ use trailscope::query::Run;
 use polars::prelude::*;
 
 use crate::cli::{
-    ActivityArgs, ActivityBy, DetectArgs, FailuresArgs, InputArgs, OutputArgs, RootArgs, SqlArgs, TimelineArgs,
+    ActivityArgs, ActivityBy, DetectArgs, FailuresArgs, InputArgs, OutputArgs, RootArgs, SessionsArgs, SqlArgs,
+    TimelineArgs,
 };
 use trailscope::error::{PolarsContext, Result};
 use trailscope::output::{self, Format, Sink};
@@ -109,6 +110,13 @@ pub fn activity(args: &ActivityArgs) -> Result<bool> {
     let data = load_columns(&args.input, query::activity::COLUMNS_READ)?;
     let bad = super::warn_bad_input(&data.stats);
     write(query::activity::answer(data.events, &args.principal)?, &args.output)?;
+    Ok(bad)
+}
+
+pub fn sessions(args: &SessionsArgs) -> Result<bool> {
+    let data = load_columns(&args.input, query::sessions::COLUMNS_READ)?;
+    let bad = super::warn_bad_input(&data.stats);
+    write(query::sessions::answer(data.events)?, &args.output)?;
     Ok(bad)
 }
 

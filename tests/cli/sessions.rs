@@ -1,0 +1,126 @@
+//! `trailscope sessions`: durations requested for temporary credentials versus their use. Golden cases
+//! from `scripts/golden_sessions.py` (testdata/golden/sessions), plus hand-made events whose answer is
+//! worked out in the comments.
+
+use std::fs;
+
+use serde_json::{json, Value};
+
+use crate::questions::{answer, assert_answer};
+use crate::{list, num, repo_root, text, TestCommand};
+
+fn check_case(case: &str) {
+    let path = repo_root().join("testdata/golden/sessions").join(format!("{case}.json"));
+    let g: Value =
+        serde_json::from_str(&fs::read_to_string(&path).expect("run scripts/golden_sessions.py")).expect("golden JSON");
+    let args: Vec<String> = list(&g, "args").iter().map(|a| a.as_str().expect("string").to_string()).collect();
+    let got = answer(&args, num(&g, "exit_code") as i32, text(&g, "format"));
+    assert_answer(&got, &g["expect"], case);
+}
+
+#[test]
+fn sessions_invictus() {
+    check_case("sessions-invictus");
+}
+
+#[test]
+fn sessions_stratus() {
+    check_case("sessions-stratus");
+}
+
+#[test]
+fn sessions_both_inputs() {
+    check_case("sessions-both");
+}
+
+/// Every golden file of the folder has a test above.
+#[test]
+fn every_sessions_golden_file_has_a_test() {
+    let mut names: Vec<String> = fs::read_dir(repo_root().join("testdata/golden/sessions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["sessions-both.json", "sessions-invictus.json", "sessions-stratus.json"]);
+}
+
+fn event(time: &str, id: &str, name: &str, identity: Value, req: Value, resp: Value) -> Value {
+    json!({
+        "eventVersion": "1.08", "eventTime": time, "eventID": id, "eventSource": if name.contains(':') {
+            "s3.amazonaws.com" } else { "sts.amazonaws.com" },
+        "eventName": name.trim_start_matches("s3:"), "awsRegion": "us-east-1", "sourceIPAddress": "192.0.2.1",
+        "userAgent": "test", "userIdentity": identity, "requestParameters": req, "responseElements": resp,
+        "recipientAccountId": "111122223333", "eventType": "AwsApiCall"
+    })
+}
+
+/// Hand-made: alice's GetSessionToken asks for "129600" (a string) and its key is used from 10:00:00
+/// to 12:00:30 (7,230 s): 129,600 >= 4 x 7,230 and 122,370 s more than 3,600, so flagged. The
+/// AssumeRoleWithSAML call has no durationSeconds (3,600 assumed) and its key is used 10:00:00 to
+/// 10:20:00 (1,200 s): 3,600 >= 4,800 fails, not flagged. A failed AssumeRole issues nothing.
+#[test]
+fn hand_made_sessions_with_string_duration_default_and_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = json!({"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/alice", "accountId": "111122223333",
+                       "principalId": "AIDAEXAMPLE", "accessKeyId": "AKIAEXAMPLE", "userName": "alice"});
+    let saml = json!({"type": "SAMLUser", "principalId": "SAMPLE:bob", "userName": "bob"});
+    let as_key = |k: &str| {
+        json!({"type": "AssumedRole", "accessKeyId": k, "accountId": "111122223333",
+                                  "arn": "arn:aws:sts::111122223333:assumed-role/x/y"})
+    };
+    let creds = |k: &str| json!({"credentials": {"accessKeyId": k, "expiration": "later"}});
+    let role = "arn:aws:iam::111122223333:role/Admins";
+    let mut failed =
+        event("2024-01-01T09:00:00Z", "e0", "AssumeRole", alice.clone(), json!({"roleArn": role}), json!(null));
+    failed["errorCode"] = json!("AccessDenied");
+    let records = vec![
+        failed,
+        event(
+            "2024-01-01T09:59:00Z",
+            "e1",
+            "GetSessionToken",
+            alice.clone(),
+            json!({"durationSeconds": "129600"}),
+            creds("ASIAALICE"),
+        ),
+        event("2024-01-01T10:00:00Z", "e2", "s3:ListBuckets", as_key("ASIAALICE"), json!(null), json!(null)),
+        event("2024-01-01T12:00:30Z", "e3", "s3:ListBuckets", as_key("ASIAALICE"), json!(null), json!(null)),
+        event(
+            "2024-01-01T09:59:30Z",
+            "e4",
+            "AssumeRoleWithSAML",
+            saml,
+            json!({"roleArn": role, "principalArn": "p"}),
+            creds("ASIABOB"),
+        ),
+        event("2024-01-01T10:20:00Z", "e5", "s3:ListBuckets", as_key("ASIABOB"), json!(null), json!(null)),
+        event("2024-01-01T10:00:00Z", "e6", "s3:ListBuckets", as_key("ASIABOB"), json!(null), json!(null)),
+    ];
+    let file = dir.path().join("events.json");
+    fs::write(&file, serde_json::to_vec(&json!({"Records": records})).unwrap()).unwrap();
+    let out = TestCommand::new(["sessions"]).arg(&file).args(["--format", "json", "-q"]).run();
+    out.expect_code(0);
+    let rows = out.json();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    let (a, r) = (&rows[0], &rows[1]);
+    assert_eq!(a["principal"], "arn:aws:iam::111122223333:user/alice");
+    assert_eq!((a["principal_type"].as_str(), a["issued_by"].as_str()), (Some("IAMUser"), Some("GetSessionToken")));
+    assert_eq!((num(a, "sessions"), num(a, "sessions_default_duration")), (1, 0));
+    assert_eq!((num(a, "requested_max_s"), num(a, "used_max_s"), num(a, "used_typical_s")), (129_600, 7230, 7230));
+    assert_eq!(a["over_requested"], true);
+    assert_eq!(r["principal"], role);
+    assert_eq!((r["principal_type"].as_str(), r["issued_by"].as_str()), (Some("Role"), Some("AssumeRoleWithSAML")));
+    assert_eq!((num(r, "sessions"), num(r, "sessions_default_duration")), (1, 1));
+    assert_eq!((num(r, "requested_max_s"), num(r, "sessions_used"), num(r, "used_max_s")), (3600, 1, 1200));
+    assert_eq!(r["over_requested"], false);
+    assert!(text(r, "note").contains("default"), "{r:#}");
+}
+
+/// Broken input is reported (exit 2), never a crash; the good events still answer.
+#[test]
+fn malformed_input_is_not_a_crash() {
+    let out = TestCommand::new(["sessions", "testdata/malformed", "--format", "json", "-q"]).run();
+    out.expect_code(2);
+    assert!(out.json().is_array());
+}
