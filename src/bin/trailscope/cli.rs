@@ -375,6 +375,10 @@ pub struct UnusedArgs {
     /// One row per (principal, granted action) instead of one per principal.
     #[arg(long)]
     pub actions: bool,
+    /// One row per role of the snapshot: its last use in the events, the snapshot's RoleLastUsed, and
+    /// whether it was used in the window.
+    #[arg(long, conflicts_with_all = ["actions", "policy", "used"])]
+    pub roles: bool,
     /// Print a least-privilege policy for this principal (ARN, name or id) built from what it used
     /// (a JSON list of policies when it exceeds IAM's 6,144-character managed-policy limit).
     #[arg(long, value_name = "PRINCIPAL")]

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Compute the expected answers of `trailscope sessions` on the real CloudTrail data in testdata/,
-independently of the Rust code (Python 3 standard library only), into testdata/golden/sessions/.
+"""Compute the expected answers of issue #14's access questions (`trailscope sessions`, `trailscope unused
+--roles`) on the real CloudTrail data in testdata/, independently of the Rust code (Python 3 standard
+library only), into testdata/golden/access/.
 
 It reads the raw JSON records with the reader of scripts/golden_questions.py (the same walk, shapes and
 de-duplication by eventID, all written in Python from the README) and computes the README's rule
@@ -16,7 +17,14 @@ de-duplication by eventID, all written in Python from the README) and computes t
     and requested_max - used_max >= 3600;
   * rows: over_requested first, then sessions descending, then principal (nulls last).
 
-Usage: scripts/golden_sessions.py [--check]
+`unused --roles` (README, "trailscope unused"): for each role of the IAM snapshot, the events made with its
+sessions (userIdentity.type AssumedRole whose sessionContext.sessionIssuer.principalId is the RoleId, else
+whose sessionIssuer.arn is the role's Arn), their count and the last eventTime; RoleLastUsed's LastUsedDate
+and Region as the snapshot writes them; status "used in the window" (events), "used outside the window
+(RoleLastUsed)" (no event, a LastUsedDate), "never used in the window"; rows by that status (never used
+first), then role ARN.
+
+Usage: scripts/golden_access.py [--check]
 """
 import json
 import os
@@ -25,7 +33,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import golden_questions as gq  # noqa: E402  (cds to the repository root)
 
-OUT = "testdata/golden/sessions"
+OUT = "testdata/golden/access"
 DEFAULTS = {"AssumeRole": 3600, "AssumeRoleWithSAML": 3600, "AssumeRoleWithWebIdentity": 3600,
             "GetSessionToken": 43200, "GetFederationToken": 43200}
 
@@ -107,6 +115,59 @@ def sessions(events):
     return rows
 
 
+def raw_records(*inputs):
+    """The raw records after de-duplication by (eventID, eventTime), as golden_questions.load keeps them."""
+    seen = set()
+    for top in inputs:
+        for path in gq.walk(top):
+            if {"CloudTrail-Digest", "CloudTrail-Insight"} & set(path.split("/")):
+                continue
+            for rec in gq.records_of(path) or []:
+                ms = gq.time_ms(rec.get("eventTime"))
+                if ms is None:
+                    continue
+                eid = gq.nonempty(gq.leaf(rec.get("eventID")))
+                if eid is not None:
+                    if (eid, ms) in seen:
+                        continue
+                    seen.add((eid, ms))
+                yield ms, rec
+
+
+def unused_roles(authz_path, *inputs):
+    with open(authz_path, encoding="utf-8") as f:
+        roles = json.load(f)["RoleDetailList"]
+    by_id = {r["RoleId"]: i for i, r in enumerate(roles)}
+    by_arn = {r["Arn"]: i for i, r in enumerate(roles)}
+    events, last = [0] * len(roles), [None] * len(roles)
+    for ms, rec in raw_records(*inputs):
+        ui = gq.obj(rec.get("userIdentity"))
+        if ui.get("type") != "AssumedRole":
+            continue
+        issuer = gq.obj(gq.obj(ui.get("sessionContext")).get("sessionIssuer"))
+        i = by_id.get(issuer.get("principalId"))
+        if i is None:
+            i = by_arn.get(issuer.get("arn"))
+        if i is None:
+            continue
+        events[i] += 1
+        last[i] = ms if last[i] is None else max(last[i], ms)
+    rows = []
+    for i, r in enumerate(roles):
+        lu = gq.obj(r.get("RoleLastUsed"))
+        date = lu.get("LastUsedDate") if isinstance(lu.get("LastUsedDate"), str) and lu.get("LastUsedDate") else None
+        region = lu.get("Region") if isinstance(lu.get("Region"), str) and lu.get("Region") else None
+        rank = 2 if events[i] else (1 if date else 0)
+        rows.append((rank, r["Arn"], {
+            "role": r["Arn"], "name": r["RoleName"], "events": events[i], "last_used_in_events": gq.fmt_ms(last[i]),
+            "role_last_used_date": date, "role_last_used_region": region,
+            "status": ["never used in the window", "used outside the window (RoleLastUsed)",
+                       "used in the window"][rank],
+        }))
+    rows.sort(key=lambda x: (x[0], x[1]))
+    return [x[2] for x in rows]
+
+
 def cases():
     j = ["--format", "json"]
     invictus, _ = gq.load(gq.INVICTUS)
@@ -115,6 +176,9 @@ def cases():
     yield "sessions-invictus", ["sessions", gq.INVICTUS, *j], sessions(invictus)
     yield "sessions-stratus", ["sessions", gq.STRATUS, *j], sessions(stratus)
     yield "sessions-both", ["sessions", gq.INVICTUS, gq.STRATUS, *j], sessions(both)
+    for name, authz in [("unused-roles-invictus", "testdata/iam/invictus-authz.json"),
+                        ("unused-roles-invictus-lastused", "testdata/iam/invictus-authz-lastused.json")]:
+        yield name, ["unused", "--iam", authz, gq.INVICTUS, "--roles", *j], unused_roles(authz, gq.INVICTUS)
 
 
 def main():
