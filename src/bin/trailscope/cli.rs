@@ -88,7 +88,8 @@ pub struct ActivityArgs {
     /// Narrow to a principal (ARN, user name, access key id, or a glob); repeatable.
     #[arg(long, value_name = "P")]
     pub principal: Vec<String>,
-    /// One row per principal, or per IAM group of the --iam snapshot (sections groups, members, by_action).
+    /// One row per principal, per IAM group of the --iam snapshot (sections groups, members, by_action),
+    /// or per IAM Identity Center person or permission set.
     #[arg(long, value_enum, default_value_t = ActivityBy::Principal)]
     pub by: ActivityBy,
     /// IAM snapshot(s) (`aws iam get-account-authorization-details`), for --by group; repeatable.
@@ -100,6 +101,10 @@ pub struct ActivityArgs {
 pub enum ActivityBy {
     Principal,
     Group,
+    /// IAM Identity Center: per person (the role session name of AWSReservedSSO_* sessions).
+    Person,
+    /// IAM Identity Center: per permission set (parsed from the AWSReservedSSO_<set>_<suffix> role).
+    PermissionSet,
 }
 
 #[derive(Args, Debug)]
