@@ -12,6 +12,8 @@
 
 // The binary's clap definitions, compiled here so that their consistency test
 // (`Cli::command().debug_assert()`) runs with the others; the binary has no test harness.
+#[path = "cli/access.rs"]
+mod access;
 #[allow(dead_code)]
 #[path = "../src/bin/trailscope/cli.rs"]
 mod cli_definition;

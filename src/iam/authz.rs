@@ -67,6 +67,27 @@ pub struct Role {
     #[serde(default)]
     pub attached_managed_policies: Vec<AttachedPolicy>,
     pub permissions_boundary: Option<Boundary>,
+    /// When and where IAM last saw the role used (`{}` when not in its tracking period, 400 days).
+    #[serde(default)]
+    pub role_last_used: Option<RoleLastUsed>,
+}
+
+/// A role's `RoleLastUsed`: kept as the snapshot writes it (an ISO 8601 date and a region).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct RoleLastUsed {
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub last_used_date: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub region: Option<String>,
+}
+
+/// A string, or nothing for null or any other JSON value (a snapshot is input: never a reason to stop).
+fn lenient_string<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) if !s.is_empty() => Some(s),
+        _ => None,
+    })
 }
 
 #[derive(Debug, Clone, Deserialize)]

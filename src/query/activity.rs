@@ -240,6 +240,42 @@ pub fn answer(ev: LazyFrame, principals: &[String]) -> Result<Answer> {
         .with("by_day", breakdown(&ev, &[col(c::EVENT_TIME).dt().strftime("%Y-%m-%d").alias("day")], &["day"])))
 }
 
+/// What `activity --by person` and `--by permission-set` key IAM Identity Center sessions by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityCenterKey {
+    /// The person: the role session name (the last segment of the session's `arn`), which Identity
+    /// Center sets to the user's name.
+    Person,
+    /// The permission set: the role name `AWSReservedSSO_<PermissionSet>_<suffix>` without prefix and
+    /// suffix.
+    PermissionSet,
+}
+
+/// The prefix of the roles IAM Identity Center creates for a permission set in each account.
+pub const SSO_ROLE_PREFIX: &str = "AWSReservedSSO_";
+
+/// `activity --by person|permission-set`: the events of IAM Identity Center sessions (`AssumedRole`
+/// whose session issuer is an `AWSReservedSSO_<PermissionSet>_<suffix>` role), one row per person or
+/// permission set across accounts, with `per_principal`'s columns (the first named `person` or
+/// `permission_set`). Derived from the existing columns: the issuer's user name and the session ARN.
+pub fn by_identity_center(ev: LazyFrame, key: IdentityCenterKey) -> Result<LazyFrame> {
+    let issuer = col(c::SESSION_ISSUER_USER_NAME);
+    let is_sso = col(c::IDENTITY_TYPE)
+        .eq(lit("AssumedRole"))
+        .and(issuer.clone().str().starts_with(lit(SSO_ROLE_PREFIX)))
+        .fill_null(lit(false));
+    let (value, name) = match key {
+        // The session name: what follows the last "/" of arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION.
+        IdentityCenterKey::Person => (col(c::ARN).str().extract(lit(r"/([^/]+)$"), 1), "person"),
+        // AWSReservedSSO_<PermissionSet>_<suffix>: the suffix is the text after the last "_".
+        IdentityCenterKey::PermissionSet => {
+            (issuer.str().extract(lit(r"^AWSReservedSSO_(.+)_[^_]*$"), 1), "permission_set")
+        }
+    };
+    let rows = per_principal(ev.filter(is_sso).with_column(value.alias(c::PRINCIPAL)))?;
+    Ok(rows.rename([c::PRINCIPAL], [name], true))
+}
+
 /// IAM groups and their members, from the snapshot (`--iam`), for `activity --by group`.
 #[derive(Debug, Clone, Default)]
 pub struct Groups {

@@ -8,6 +8,7 @@ pub mod failures;
 pub mod hunt;
 pub mod root;
 pub mod scope;
+pub mod sessions;
 pub mod spill;
 pub mod sql;
 pub mod sql_pack;

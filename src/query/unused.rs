@@ -28,6 +28,8 @@ pub struct Principal {
     pub arn: String,
     pub id: String,
     pub permissions: Permissions,
+    /// A role's `RoleLastUsed` from the snapshot (date, region), when it carries one.
+    pub role_last_used: Option<(Option<String>, Option<String>)>,
 }
 
 fn inline(list: &[InlinePolicy], suffix: &str, out: &mut Vec<NamedPolicy>, warnings: &mut Vec<String>) {
@@ -98,7 +100,9 @@ pub fn principals(az: &AuthorizationDetails) -> Vec<Principal> {
         inline(&r.role_policy_list, " (inline)", &mut docs, &mut warnings);
         managed(az, &r.attached_managed_policies, "", &mut docs, &mut warnings);
         let b = boundary(az, r.permissions_boundary.as_ref(), &mut warnings);
-        out.push(finish("Role", &r.role_name, &r.arn, &r.role_id, cat, docs, b, warnings));
+        let mut p = finish("Role", &r.role_name, &r.arn, &r.role_id, cat, docs, b, warnings);
+        p.role_last_used = r.role_last_used.as_ref().map(|u| (u.last_used_date.clone(), u.region.clone()));
+        out.push(p);
     }
     out
 }
@@ -119,7 +123,14 @@ fn finish(
         policy::apply_boundary(&mut permissions, b);
     }
     permissions.warnings.extend(warnings);
-    Principal { kind, name: name.to_string(), arn: arn.to_string(), id: id.to_string(), permissions }
+    Principal {
+        kind,
+        name: name.to_string(),
+        arn: arn.to_string(),
+        id: id.to_string(),
+        permissions,
+        role_last_used: None,
+    }
 }
 
 /// What the events say about one principal.
@@ -399,6 +410,46 @@ impl Analysis {
         )
         .context("unused summary")?;
         Ok(df)
+    }
+
+    /// `--roles`: one row per role of the snapshot with its last use in the events (sessions whose
+    /// `sessionIssuer` is the role: by role id, else ARN) and the snapshot's `RoleLastUsed`. status:
+    /// `used in the window` (events), `used outside the window (RoleLastUsed)` (no event, but the
+    /// snapshot has a date), `never used in the window` (neither). Rows: never used first, then used
+    /// outside the window, then used; each by role ARN.
+    pub fn roles(&self) -> Result<DataFrame> {
+        const STATUS: [&str; 3] =
+            ["never used in the window", "used outside the window (RoleLastUsed)", "used in the window"];
+        let mut rows: Vec<(usize, usize)> = Vec::new();
+        for (i, p) in self.principals.iter().enumerate().filter(|(_, p)| p.kind == "Role") {
+            let snapshot_date = p.role_last_used.as_ref().and_then(|u| u.0.as_ref());
+            let s = if self.usage[i].events > 0 {
+                2
+            } else if snapshot_date.is_some() {
+                1
+            } else {
+                0
+            };
+            rows.push((s, i));
+        }
+        rows.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| self.principals[a.1].arn.cmp(&self.principals[b.1].arn)));
+        let p = |i: usize| &self.principals[i];
+        let last = |i: usize, k: usize| -> Option<String> {
+            p(i).role_last_used.as_ref().and_then(|u| if k == 0 { u.0.clone() } else { u.1.clone() })
+        };
+        DataFrame::new(
+            rows.len(),
+            vec![
+                Column::new("role".into(), rows.iter().map(|r| p(r.1).arn.clone()).collect::<Vec<_>>()),
+                Column::new("name".into(), rows.iter().map(|r| p(r.1).name.clone()).collect::<Vec<_>>()),
+                Column::new("events".into(), rows.iter().map(|r| self.usage[r.1].events).collect::<Vec<_>>()),
+                ms_column("last_used_in_events", rows.iter().map(|r| self.usage[r.1].last_activity).collect()),
+                Column::new("role_last_used_date".into(), rows.iter().map(|r| last(r.1, 0)).collect::<Vec<_>>()),
+                Column::new("role_last_used_region".into(), rows.iter().map(|r| last(r.1, 1)).collect::<Vec<_>>()),
+                Column::new("status".into(), rows.iter().map(|r| STATUS[r.0]).collect::<Vec<_>>()),
+            ],
+        )
+        .context("unused roles")
     }
 
     /// One row per (principal, granted action), by principal then action.

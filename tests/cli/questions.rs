@@ -112,7 +112,7 @@ fn json_lines(out: &Output) -> Vec<Value> {
 
 /// Run `trailscope ARGS... --quiet`, check the exit code, and return stdout parsed (and normalized).
 #[track_caller]
-fn answer(args: &[String], code: i32, format: &str) -> Value {
+pub(crate) fn answer(args: &[String], code: i32, format: &str) -> Value {
     let out = TestCommand::new(args).arg("--quiet").run();
     out.expect_code(code);
     let v = match format {
@@ -134,7 +134,7 @@ fn assert_rows(actual: &[Value], expected: &[Value], what: &str) {
 
 /// An answer equals the expected one: an array of rows, or an object of such arrays keyed by section.
 #[track_caller]
-fn assert_answer(actual: &Value, expected: &Value, what: &str) {
+pub(crate) fn assert_answer(actual: &Value, expected: &Value, what: &str) {
     match (actual, expected) {
         (Value::Array(a), Value::Array(e)) => assert_rows(a, e, what),
         (Value::Object(a), Value::Object(e)) => {

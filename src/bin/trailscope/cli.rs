@@ -40,6 +40,8 @@ pub enum Command {
     Sql(SqlArgs),
     /// IAM permissions granted (per --iam snapshot) but not used in the events.
     Unused(UnusedArgs),
+    /// Temporary credentials: session durations requested (DurationSeconds) versus really used.
+    Sessions(SessionsArgs),
     /// Download CloudTrail archives from S3 (only what the filters need; resumable).
     Pull(PullArgs),
     /// Offline log file integrity validation from the digest files in a tree.
@@ -104,7 +106,8 @@ pub struct ActivityArgs {
     /// Narrow to a principal (ARN, user name, access key id, or a glob); repeatable.
     #[arg(long, value_name = "P")]
     pub principal: Vec<String>,
-    /// One row per principal, or per IAM group of the --iam snapshot (sections groups, members, by_action).
+    /// One row per principal, per IAM group of the --iam snapshot (sections groups, members, by_action),
+    /// or per IAM Identity Center person or permission set.
     #[arg(long, value_enum, default_value_t = ActivityBy::Principal)]
     pub by: ActivityBy,
     /// IAM snapshot(s) (`aws iam get-account-authorization-details`), for --by group; repeatable.
@@ -116,6 +119,10 @@ pub struct ActivityArgs {
 pub enum ActivityBy {
     Principal,
     Group,
+    /// IAM Identity Center: per person (the role session name of AWSReservedSSO_* sessions).
+    Person,
+    /// IAM Identity Center: per permission set (parsed from the AWSReservedSSO_<set>_<suffix> role).
+    PermissionSet,
 }
 
 #[derive(Args, Debug)]
@@ -231,6 +238,14 @@ impl AllowedArgs {
             allowed_hours: self.allowed_hours.iter().map(|s| s.parse()).collect::<Result<Vec<_>>>()?,
         })
     }
+}
+
+#[derive(Args, Debug)]
+pub struct SessionsArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Args, Debug)]
@@ -383,6 +398,10 @@ pub struct UnusedArgs {
     /// One row per (principal, granted action) instead of one per principal.
     #[arg(long)]
     pub actions: bool,
+    /// One row per role of the snapshot: its last use in the events, the snapshot's RoleLastUsed, and
+    /// whether it was used in the window.
+    #[arg(long, conflicts_with_all = ["actions", "policy", "used"])]
+    pub roles: bool,
     /// Print a least-privilege policy for this principal (ARN, name or id) built from what it used
     /// (a JSON list of policies when it exceeds IAM's 6,144-character managed-policy limit).
     #[arg(long, value_name = "PRINCIPAL")]

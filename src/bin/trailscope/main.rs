@@ -47,6 +47,7 @@ fn main() -> ExitCode {
         Command::Hunt(args) => commands::hunt::run(args),
         Command::Sql(args) => commands::questions::sql(args),
         Command::Unused(args) => commands::unused::run(args),
+        Command::Sessions(args) => commands::questions::sessions(args),
         Command::Pull(args) => commands::pull::run(args),
         Command::Report(args) => commands::report::run(args),
         Command::Compact(args) => commands::compact::run(args),

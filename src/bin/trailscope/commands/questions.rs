@@ -7,7 +7,8 @@ use trailscope::query::Run;
 use polars::prelude::*;
 
 use crate::cli::{
-    ActivityArgs, ActivityBy, DetectArgs, FailuresArgs, InputArgs, OutputArgs, RootArgs, SqlArgs, TimelineArgs,
+    ActivityArgs, ActivityBy, DetectArgs, FailuresArgs, InputArgs, OutputArgs, RootArgs, SessionsArgs, SqlArgs,
+    TimelineArgs,
 };
 use trailscope::error::{PolarsContext, Result};
 use trailscope::output::{self, Format};
@@ -133,7 +134,28 @@ pub fn activity(args: &ActivityArgs) -> Result<bool> {
     }
     let data = load_columns(&args.input, query::activity::COLUMNS_READ)?;
     let bad = super::warn_bad_input(&data.stats);
+    let key = match args.by {
+        ActivityBy::Person => Some(query::activity::IdentityCenterKey::Person),
+        ActivityBy::PermissionSet => Some(query::activity::IdentityCenterKey::PermissionSet),
+        _ => None,
+    };
+    if let Some(key) = key {
+        let mut ev = data.events;
+        if let Some(filter) = query::principal_filter(&args.principal) {
+            ev = ev.filter(filter);
+        }
+        let section = if key == query::activity::IdentityCenterKey::Person { "persons" } else { "permission_sets" };
+        write(Answer::one(section, query::activity::by_identity_center(ev, key)?), &args.output)?;
+        return Ok(bad);
+    }
     write(query::activity::answer(data.events, &args.principal)?, &args.output)?;
+    Ok(bad)
+}
+
+pub fn sessions(args: &SessionsArgs) -> Result<bool> {
+    let data = load_columns(&args.input, query::sessions::COLUMNS_READ)?;
+    let bad = super::warn_bad_input(&data.stats);
+    write(query::sessions::answer(data.events)?, &args.output)?;
     Ok(bad)
 }
 

@@ -72,7 +72,13 @@ pub fn run(args: &UnusedArgs) -> Result<bool> {
         writeln!(w).and_then(|()| w.flush()).map_err(|e| Error::io("<output>", e))?;
         return Ok(bad);
     }
-    let main = if args.actions { ("actions", analysis.actions()?) } else { ("principals", analysis.summary()?) };
+    let main = if args.roles {
+        ("roles", analysis.roles()?)
+    } else if args.actions {
+        ("actions", analysis.actions()?)
+    } else {
+        ("principals", analysis.summary()?)
+    };
     let mut answer = Answer::one(main.0, main.1.lazy());
     if let Some(path) = &args.credential_report {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
