@@ -7,3 +7,4 @@ pub mod authz;
 pub mod catalogue;
 pub mod errors;
 pub mod policy;
+pub mod risk;

@@ -309,6 +309,8 @@ pub struct Verdict<'a> {
     pub granted_by: String,
     pub last_used: Option<i64>,
     pub note: String,
+    /// What the action allows (`iam::risk`), most severe first.
+    pub risk: Vec<crate::iam::risk::Risk>,
 }
 
 impl Analysis {
@@ -343,6 +345,7 @@ impl Analysis {
                 Verdict {
                     principal: p,
                     action,
+                    risk: crate::iam::risk::classify(action, cat.level(a)),
                     level: cat.level(a).name(),
                     status,
                     granted_by: grant.granted_by.iter().cloned().collect::<Vec<_>>().join(", "),
@@ -356,8 +359,18 @@ impl Analysis {
     /// One row per principal of the snapshot, largest unused count first.
     pub fn summary(&self) -> Result<DataFrame> {
         let mut rows: Vec<(usize, [u64; 5])> = Vec::new();
-        for i in 0..self.principals.len() {
+        // Per principal: unused actions of a severe risk, and those allowing privilege escalation.
+        let mut risky: Vec<(u64, Vec<String>)> = vec![(0, Vec::new()); self.principals.len()];
+        for (i, risk) in risky.iter_mut().enumerate() {
             let v = self.verdicts(i);
+            for x in v.iter().filter(|x| x.status == "unused") {
+                if x.risk.iter().any(|r| r.is_severe()) {
+                    risk.0 += 1;
+                }
+                if x.risk.contains(&crate::iam::risk::Risk::PrivilegeEscalation) {
+                    risk.1.push(x.action.to_string());
+                }
+            }
             let count = |s: &str| v.iter().filter(|x| x.status == s).count() as u64;
             let attempted = self.usage[i].attempted.len() as u64;
             rows.push((i, [v.len() as u64, count("used"), count("unused"), count("not_logged"), attempted]));
@@ -406,6 +419,16 @@ impl Analysis {
                 Column::new("attempted".into(), rows.iter().map(|r| r.1[4]).collect::<Vec<_>>()),
                 Column::new("unused_share".into(), rows.iter().map(|r| share(&r.1)).collect::<Vec<_>>()),
                 Column::new("warnings".into(), rows.iter().map(|r| warnings(r.0)).collect::<Vec<_>>()),
+                Column::new("unused_risky".into(), rows.iter().map(|r| risky[r.0].0).collect::<Vec<_>>()),
+                Column::new(
+                    "remove_first".into(),
+                    rows.iter()
+                        .map(|r| {
+                            let esc = &risky[r.0].1;
+                            (!esc.is_empty()).then(|| format!("can escalate, never used: {}", esc.join(", ")))
+                        })
+                        .collect::<Vec<_>>(),
+                ),
             ],
         )
         .context("unused summary")?;
@@ -467,6 +490,10 @@ impl Analysis {
                 Column::new("granted_by".into(), v.iter().map(|x| x.granted_by.clone()).collect::<Vec<_>>()),
                 ms_column("last_used", v.iter().map(|x| x.last_used).collect()),
                 Column::new("note".into(), v.iter().map(|x| x.note.clone()).collect::<Vec<_>>()),
+                Column::new(
+                    "risk".into(),
+                    v.iter().map(|x| x.risk.iter().map(|r| r.name()).collect::<Vec<_>>().join(",")).collect::<Vec<_>>(),
+                ),
             ],
         )
         .context("unused actions")

@@ -308,3 +308,22 @@ fn actions_of_one_principal() {
     assert!(roles.as_array().unwrap().iter().all(|r| text(r, "principal").contains(":role/stratus")), "{roles}");
     TestCommand::new(["unused", "--iam", AUTHZ, EVENTS, "--principal", "nobody"]).run().expect_code(1);
 }
+
+/// Risk first (#14): each granted action says what it allows, and each principal counts its unused
+/// actions of a severe kind and names those that allow privilege escalation. From the snapshot (read
+/// by hand): unused-deploy-role holds lambda:UpdateFunctionCode (never called), iam:PassRole and
+/// s3:PutObject (neither can show in these events: not_logged); benjamin holds only reads.
+#[test]
+fn unused_permissions_are_ranked_by_what_they_allow() {
+    let rows = unused(&[]);
+    let deploy = row(&rows, "unused-deploy-role");
+    assert_eq!(num(deploy, "unused_risky"), 1);
+    assert_eq!(text(deploy, "remove_first"), "can escalate, never used: lambda:UpdateFunctionCode");
+    assert_eq!(num(row(&rows, "benjamin"), "unused_risky"), 0);
+    assert!(row(&rows, "benjamin")["remove_first"].is_null());
+    let actions = unused(&["--actions", "--principal", "unused-deploy-role"]);
+    let risk = |a: &str| text(action(&actions, "role/unused-deploy-role", a).expect("granted"), "risk").to_string();
+    assert_eq!(risk("lambda:UpdateFunctionCode"), "privilege_escalation");
+    assert_eq!(risk("iam:PassRole"), "privilege_escalation,resource_exposure");
+    assert_eq!(risk("s3:PutObject"), "infrastructure_modification");
+}
