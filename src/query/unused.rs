@@ -499,6 +499,54 @@ impl Analysis {
         .context("unused actions")
     }
 
+    /// The quarterly review's attestation sheet: one row per (principal, granted action) with what the
+    /// events say, what the action allows, a suggested verdict and empty reviewer, decision and
+    /// comment columns to fill in. Verdicts: `keep` (used in the window), `remove` (never used
+    /// although CloudTrail would show it; the reason says when it allows privilege escalation or
+    /// another severe risk), `review` (CloudTrail cannot show its use: `not_logged`). Rows by
+    /// principal, then action.
+    pub fn attestation(&self) -> Result<DataFrame> {
+        let mut order: Vec<usize> = (0..self.principals.len()).collect();
+        order.sort_by(|a, b| self.principals[*a].arn.cmp(&self.principals[*b].arn));
+        let v: Vec<Verdict> = order.into_iter().flat_map(|i| self.verdicts(i)).collect();
+        let verdict = |x: &Verdict| -> (&'static str, String) {
+            let severe: Vec<&str> = x.risk.iter().filter(|r| r.is_severe()).map(|r| r.name()).collect();
+            match x.status {
+                "used" => ("keep", "used in the window".into()),
+                "unused" if !severe.is_empty() => {
+                    ("remove", format!("never used in the window, and it allows {}", severe.join(", ")))
+                }
+                "unused" => ("remove", "never used in the window".into()),
+                _ => ("review", format!("CloudTrail cannot show its use: {}", x.note)),
+            }
+        };
+        let verdicts: Vec<(&str, String)> = v.iter().map(verdict).collect();
+        let empty = || Column::new("".into(), vec![""; v.len()]);
+        let named = |c: Column, n: &str| c.with_name(n.into());
+        DataFrame::new(
+            v.len(),
+            vec![
+                Column::new("principal".into(), v.iter().map(|x| x.principal.arn.clone()).collect::<Vec<_>>()),
+                Column::new("principal_type".into(), v.iter().map(|x| x.principal.kind).collect::<Vec<_>>()),
+                Column::new("granted_by".into(), v.iter().map(|x| x.granted_by.clone()).collect::<Vec<_>>()),
+                Column::new("action".into(), v.iter().map(|x| x.action).collect::<Vec<_>>()),
+                Column::new("access_level".into(), v.iter().map(|x| x.level).collect::<Vec<_>>()),
+                Column::new(
+                    "risk".into(),
+                    v.iter().map(|x| x.risk.iter().map(|r| r.name()).collect::<Vec<_>>().join(",")).collect::<Vec<_>>(),
+                ),
+                Column::new("status".into(), v.iter().map(|x| x.status).collect::<Vec<_>>()),
+                ms_column("last_used", v.iter().map(|x| x.last_used).collect()),
+                Column::new("suggested_verdict".into(), verdicts.iter().map(|(s, _)| *s).collect::<Vec<_>>()),
+                Column::new("reason".into(), verdicts.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>()),
+                named(empty(), "reviewer"),
+                named(empty(), "decision"),
+                named(empty(), "comment"),
+            ],
+        )
+        .context("attestation sheet")
+    }
+
     /// Keep only the principals `who` names (ARN, name or id; `*` and `?` wildcards); an error when
     /// none matches.
     pub fn only(&mut self, who: &str) -> Result<()> {

@@ -327,3 +327,30 @@ fn unused_permissions_are_ranked_by_what_they_allow() {
     assert_eq!(risk("iam:PassRole"), "privilege_escalation,resource_exposure");
     assert_eq!(risk("s3:PutObject"), "infrastructure_modification");
 }
+
+/// `report --attestation FILE.csv` (#14): the quarterly review's sheet, one row per principal and
+/// granted action, the same rows as `unused --actions`, a verdict that follows the status (used:
+/// keep; unused: remove; not logged: review) and empty reviewer and decision columns.
+#[test]
+fn attestation_sheet_for_the_quarterly_review() {
+    let dir = tempfile::tempdir().unwrap();
+    let sheet = dir.path().join("attest.csv");
+    TestCommand::new(["report", "--iam", AUTHZ, EVENTS, "-q", "--attestation"]).arg(&sheet).run().expect_code(0);
+    let text_csv = std::fs::read_to_string(&sheet).unwrap();
+    let mut lines = text_csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[0], "principal");
+    for col in ["action", "risk", "suggested_verdict", "reason", "reviewer", "decision"] {
+        assert!(header.contains(&col), "{col} in {header:?}");
+    }
+    let rows = unused(&["--actions"]);
+    let rows = rows.as_array().unwrap();
+    let body: Vec<&str> = lines.collect();
+    assert_eq!(body.len(), rows.len(), "one row per principal and granted action");
+    let deploy =
+        body.iter().find(|l| l.contains("unused-deploy-role") && l.contains(",lambda:UpdateFunctionCode,")).unwrap();
+    assert!(deploy.contains(",remove,\"never used in the window, and it allows privilege_escalation\""), "{deploy}");
+    let used = rows.iter().filter(|r| r["status"] == "used").count();
+    assert_eq!(body.iter().filter(|l| l.contains(",keep,used in the window,")).count(), used);
+    assert!(body.iter().all(|l| l.ends_with(",,,")), "reviewer, decision and comment are left empty");
+}

@@ -506,6 +506,10 @@ pub struct ReportArgs {
     /// Write the HTML report here.
     #[arg(long, value_name = "OUT.html")]
     pub html: Option<PathBuf>,
+    /// Write the attestation sheet for the quarterly review here (CSV; needs --iam): one row per
+    /// principal and granted action with a suggested verdict and empty reviewer/decision columns.
+    #[arg(long, value_name = "FILE.csv", requires = "iam")]
+    pub attestation: Option<PathBuf>,
     /// Write the report's data as JSON (`--format json`, to stdout or -o).
     #[arg(long, value_enum)]
     pub format: Option<SummaryFormat>,

@@ -13,9 +13,10 @@ use trailscope::report;
 
 pub fn run(args: &ReportArgs) -> Result<bool> {
     let json_out = args.format == Some(SummaryFormat::Json) || args.output.is_some();
-    if args.html.is_none() && !json_out {
+    if args.html.is_none() && !json_out && args.attestation.is_none() {
         return Err(Error::Usage(
-            "say where the report goes: --html OUT.html, and/or --format json (stdout, or -o FILE)".into(),
+            "say where the report goes: --html OUT.html, --attestation FILE.csv, and/or --format json (stdout, or -o FILE)"
+                .into(),
         ));
     }
     if args.format == Some(SummaryFormat::Table) {
@@ -54,6 +55,14 @@ pub fn run(args: &ReportArgs) -> Result<bool> {
         max_file_bytes: i.max_file_mb.saturating_mul(1 << 20),
         filters: json!({"from": i.from, "to": i.to, "account": i.account, "region": i.region}),
     };
+    if let (Some(path), Some(az)) = (&args.attestation, &opts.authz) {
+        let sheet = trailscope::query::unused::analyze(az, data.events.clone())?.attestation()?;
+        let sink = trailscope::output::Sink::new(trailscope::output::Format::Csv, Some(path.as_path()));
+        trailscope::output::write_sections(&sink, vec![("attestation".to_string(), sheet)])?;
+    }
+    if args.html.is_none() && !json_out {
+        return Ok(bad);
+    }
     let report = report::build(data, &opts)?;
     if let Some(path) = &args.html {
         let html = report::html::render(&report);
