@@ -53,6 +53,49 @@ pub mod col_name {
 }
 use col_name as c;
 
+/// CloudTrail's own names (JSON paths in the record) of the columns that hold a record field as it
+/// was: what `sql` accepts as aliases and what `hunt` rebuilds the record from. Derived columns
+/// (`principal`, `console_login`, `mfa_used`, `source_file`) have none.
+pub const CLOUDTRAIL_NAMES: &[(&str, &str)] = &[
+    ("eventTime", c::EVENT_TIME),
+    ("eventVersion", c::EVENT_VERSION),
+    ("eventSource", c::EVENT_SOURCE),
+    ("eventName", c::EVENT_NAME),
+    ("awsRegion", c::AWS_REGION),
+    ("sourceIPAddress", c::SOURCE_IP),
+    ("userAgent", c::USER_AGENT),
+    ("errorCode", c::ERROR_CODE),
+    ("errorMessage", c::ERROR_MESSAGE),
+    ("readOnly", c::READ_ONLY),
+    ("eventType", c::EVENT_TYPE),
+    ("eventCategory", c::EVENT_CATEGORY),
+    ("managementEvent", c::MANAGEMENT_EVENT),
+    ("recipientAccountId", c::RECIPIENT_ACCOUNT_ID),
+    ("eventID", c::EVENT_ID),
+    ("requestID", c::REQUEST_ID),
+    ("sharedEventID", c::SHARED_EVENT_ID),
+    ("vpcEndpointId", c::VPC_ENDPOINT_ID),
+    ("userIdentity.type", c::IDENTITY_TYPE),
+    ("userIdentity.principalId", c::PRINCIPAL_ID),
+    ("userIdentity.arn", c::ARN),
+    ("userIdentity.accountId", c::ACCOUNT_ID),
+    ("userIdentity.accessKeyId", c::ACCESS_KEY_ID),
+    ("userIdentity.userName", c::USER_NAME),
+    ("userIdentity.invokedBy", c::INVOKED_BY),
+    ("userIdentity.sessionContext.sessionIssuer.type", c::SESSION_ISSUER_TYPE),
+    ("userIdentity.sessionContext.sessionIssuer.principalId", c::SESSION_ISSUER_PRINCIPAL_ID),
+    ("userIdentity.sessionContext.sessionIssuer.arn", c::SESSION_ISSUER_ARN),
+    ("userIdentity.sessionContext.sessionIssuer.userName", c::SESSION_ISSUER_USER_NAME),
+    ("userIdentity.sessionContext.attributes.mfaAuthenticated", c::SESSION_MFA),
+    ("userIdentity.sessionContext.attributes.creationDate", c::SESSION_CREATED),
+    ("userIdentity.sessionContext.sourceIdentity", c::SOURCE_IDENTITY),
+    ("tlsDetails.tlsVersion", c::TLS_VERSION),
+    ("requestParameters", c::REQUEST_PARAMETERS),
+    ("responseElements", c::RESPONSE_ELEMENTS),
+    ("additionalEventData", c::ADDITIONAL_EVENT_DATA),
+    ("resources", c::RESOURCES),
+];
+
 /// The version of the frame's schema as written to the store; bump on any column change.
 pub const SCHEMA_VERSION: u32 = 1;
 

@@ -216,48 +216,6 @@ fn rule_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// The fields of the rebuilt record (see `record_view`), besides the JSON ones below.
-const KEPT_FIELDS: &[&str] = &[
-    "eventTime",
-    "eventVersion",
-    "eventSource",
-    "eventName",
-    "awsRegion",
-    "sourceIPAddress",
-    "userAgent",
-    "errorCode",
-    "errorMessage",
-    "readOnly",
-    "eventType",
-    "eventCategory",
-    "managementEvent",
-    "recipientAccountId",
-    "eventID",
-    "requestID",
-    "sharedEventID",
-    "vpcEndpointId",
-    "userIdentity",
-    "userIdentity.type",
-    "userIdentity.principalId",
-    "userIdentity.arn",
-    "userIdentity.accountId",
-    "userIdentity.accessKeyId",
-    "userIdentity.userName",
-    "userIdentity.invokedBy",
-    "userIdentity.sessionContext",
-    "userIdentity.sessionContext.sessionIssuer",
-    "userIdentity.sessionContext.sessionIssuer.type",
-    "userIdentity.sessionContext.sessionIssuer.principalId",
-    "userIdentity.sessionContext.sessionIssuer.arn",
-    "userIdentity.sessionContext.sessionIssuer.userName",
-    "userIdentity.sessionContext.attributes",
-    "userIdentity.sessionContext.attributes.mfaAuthenticated",
-    "userIdentity.sessionContext.attributes.creationDate",
-    "userIdentity.sessionContext.sourceIdentity",
-    "tlsDetails",
-    "tlsDetails.tlsVersion",
-];
-
 /// Fields kept as the JSON CloudTrail delivered: any path below them is there.
 const KEPT_JSON: &[&str] = &["requestParameters", "responseElements", "additionalEventData", "resources"];
 
@@ -284,8 +242,11 @@ fn check_fields(rule: &Rule) -> FieldCheck {
     let mut not_kept = Vec::new();
     let mut unknown = Vec::new();
     for f in rule.fields() {
-        let kept = KEPT_FIELDS.contains(&f)
-            || KEPT_JSON.iter().any(|j| f == *j || f.strip_prefix(j).is_some_and(|rest| rest.starts_with('.')));
+        // A field of the rebuilt record, an object holding some (`userIdentity`), or inside a blob.
+        let kept = crate::ingest::frame::CLOUDTRAIL_NAMES
+            .iter()
+            .any(|(p, _)| *p == f || p.strip_prefix(f).is_some_and(|rest| rest.starts_with('.')))
+            || KEPT_JSON.iter().any(|j| f.strip_prefix(j).is_some_and(|rest| rest.starts_with('.')));
         if kept {
             continue;
         }
@@ -340,52 +301,36 @@ pub struct Tally {
 /// The columns of the rebuilt record, read once per batch.
 struct Batch {
     time: Int64Chunked,
+    /// Not part of the record: the hit rows' column.
+    principal: StringChunked,
     text: Vec<(&'static str, StringChunked)>,
     flags: Vec<(&'static str, BooleanChunked)>,
     created: Int64Chunked,
 }
 
-/// Frame columns that become the record's string fields, by their CloudTrail path.
-const TEXT: &[(&str, &str)] = &[
-    ("eventVersion", c::EVENT_VERSION),
-    ("eventSource", c::EVENT_SOURCE),
-    ("eventName", c::EVENT_NAME),
-    ("awsRegion", c::AWS_REGION),
-    ("sourceIPAddress", c::SOURCE_IP),
-    ("userAgent", c::USER_AGENT),
-    ("errorCode", c::ERROR_CODE),
-    ("errorMessage", c::ERROR_MESSAGE),
-    ("eventType", c::EVENT_TYPE),
-    ("eventCategory", c::EVENT_CATEGORY),
-    ("recipientAccountId", c::RECIPIENT_ACCOUNT_ID),
-    ("eventID", c::EVENT_ID),
-    ("requestID", c::REQUEST_ID),
-    ("sharedEventID", c::SHARED_EVENT_ID),
-    ("vpcEndpointId", c::VPC_ENDPOINT_ID),
-    ("userIdentity.type", c::IDENTITY_TYPE),
-    ("userIdentity.principalId", c::PRINCIPAL_ID),
-    ("userIdentity.arn", c::ARN),
-    ("userIdentity.accountId", c::ACCOUNT_ID),
-    ("userIdentity.accessKeyId", c::ACCESS_KEY_ID),
-    ("userIdentity.userName", c::USER_NAME),
-    ("userIdentity.invokedBy", c::INVOKED_BY),
-    ("userIdentity.sessionContext.sessionIssuer.type", c::SESSION_ISSUER_TYPE),
-    ("userIdentity.sessionContext.sessionIssuer.principalId", c::SESSION_ISSUER_PRINCIPAL_ID),
-    ("userIdentity.sessionContext.sessionIssuer.arn", c::SESSION_ISSUER_ARN),
-    ("userIdentity.sessionContext.sessionIssuer.userName", c::SESSION_ISSUER_USER_NAME),
-    ("userIdentity.sessionContext.sourceIdentity", c::SOURCE_IDENTITY),
-    ("tlsDetails.tlsVersion", c::TLS_VERSION),
-    ("requestParameters", c::REQUEST_PARAMETERS),
-    ("responseElements", c::RESPONSE_ELEMENTS),
-    ("additionalEventData", c::ADDITIONAL_EVENT_DATA),
-    ("resources", c::RESOURCES),
-    // Not part of the record: the hit rows' columns.
-    ("", c::PRINCIPAL),
-];
+/// The record's fields by their column's type, from `frame::CLOUDTRAIL_NAMES`: text (the JSON blobs
+/// among them), booleans, and the two times (`eventTime`, `creationDate`). `record`'s bits number
+/// the text fields, then the booleans, then the times.
+struct Fields {
+    text: Vec<(&'static str, &'static str)>,
+    flags: Vec<(&'static str, &'static str)>,
+}
 
-/// Frame columns that become the record's boolean fields.
-const FLAGS: &[(&str, &str)] =
-    &[("readOnly", c::READ_ONLY), ("managementEvent", c::MANAGEMENT_EVENT), ("", c::SESSION_MFA)];
+static FIELDS: std::sync::LazyLock<Fields> = std::sync::LazyLock::new(|| {
+    let schema = crate::ingest::frame::schema();
+    let of = |dtype: &DataType| {
+        crate::ingest::frame::CLOUDTRAIL_NAMES
+            .iter()
+            .copied()
+            .filter(|(_, col)| schema.get(col) == Some(dtype))
+            .collect::<Vec<_>>()
+    };
+    Fields { text: of(&DataType::String), flags: of(&DataType::Boolean) }
+});
+
+/// CloudTrail writes `mfaAuthenticated` as the text "true" / "false"; the frame holds a boolean.
+const MFA_PATH: &str = "userIdentity.sessionContext.attributes.mfaAuthenticated";
+const CREATED_PATH: &str = "userIdentity.sessionContext.attributes.creationDate";
 
 const JSON_FIELDS: [&str; 4] = ["requestParameters", "responseElements", "additionalEventData", "resources"];
 
@@ -395,18 +340,24 @@ impl Batch {
             let s = df.column(name).context(name)?.cast(&DataType::Int64).context(name)?;
             Ok(s.i64().context(name)?.clone())
         };
-        let text = TEXT
+        let text = FIELDS
+            .text
             .iter()
             .map(|(path, name)| Ok((*path, df.column(name).context(name)?.str().context(name)?.clone())))
             .collect::<Result<Vec<_>>>()?;
-        let flags = FLAGS
+        let flags = FIELDS
+            .flags
             .iter()
             .map(|(path, name)| Ok((*path, df.column(name).context(name)?.bool().context(name)?.clone())))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Batch { time: ms(c::EVENT_TIME)?, text, flags, created: ms(c::SESSION_CREATED)? })
+        let principal = df.column(c::PRINCIPAL).context(c::PRINCIPAL)?.str().context(c::PRINCIPAL)?.clone();
+        Ok(Batch { time: ms(c::EVENT_TIME)?, principal, text, flags, created: ms(c::SESSION_CREATED)? })
     }
 
     fn str(&self, name: &str, row: usize) -> Option<&str> {
+        if name == c::PRINCIPAL {
+            return self.principal.get(row);
+        }
         self.text.iter().find(|(_, col)| col.name().as_str() == name).and_then(|(_, col)| col.get(row))
     }
 
@@ -415,14 +366,15 @@ impl Batch {
     fn record(&self, row: usize, need: u64) -> Value {
         let mut rec = Map::new();
         let wants = |bit: usize| need & (1 << bit) != 0;
-        if let Some(t) = self.time.get(row).filter(|_| wants(TIME_BIT)) {
+        let (time_bit, created_bit) = time_bits();
+        if let Some(t) = self.time.get(row).filter(|_| wants(time_bit)) {
             rec.insert("eventTime".into(), Value::String(cloudtrail_time(t)));
         }
         for (bit, (path, col)) in self.text.iter().enumerate() {
             if !wants(bit) {
                 continue;
             }
-            let (Some(v), false) = (col.get(row), path.is_empty()) else { continue };
+            let Some(v) = col.get(row) else { continue };
             let value = if JSON_FIELDS.contains(path) {
                 serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()))
             } else {
@@ -431,38 +383,30 @@ impl Batch {
             insert_path(&mut rec, path, value);
         }
         for (n, (path, col)) in self.flags.iter().enumerate() {
-            if !wants(TEXT.len() + n) {
+            if !wants(self.text.len() + n) {
                 continue;
             }
-            match (col.get(row), path.is_empty()) {
-                (Some(b), false) => insert_path(&mut rec, path, Value::Bool(b)),
-                // CloudTrail writes mfaAuthenticated as the text "true" / "false".
-                (Some(b), true) => insert_path(
-                    &mut rec,
-                    "userIdentity.sessionContext.attributes.mfaAuthenticated",
-                    Value::String(b.to_string()),
-                ),
-                (None, _) => {}
+            match col.get(row) {
+                Some(b) if *path == MFA_PATH => insert_path(&mut rec, path, Value::String(b.to_string())),
+                Some(b) => insert_path(&mut rec, path, Value::Bool(b)),
+                None => {}
             }
         }
-        if let Some(t) = self.created.get(row).filter(|_| wants(CREATED_BIT)) {
-            insert_path(
-                &mut rec,
-                "userIdentity.sessionContext.attributes.creationDate",
-                Value::String(cloudtrail_time(t)),
-            );
+        if let Some(t) = self.created.get(row).filter(|_| wants(created_bit)) {
+            insert_path(&mut rec, CREATED_PATH, Value::String(cloudtrail_time(t)));
         }
         Value::Object(rec)
     }
 }
 
-/// The bits of `record`'s `need` beyond one per `TEXT` and `FLAGS` entry.
-const TIME_BIT: usize = TEXT.len() + FLAGS.len();
-const CREATED_BIT: usize = TIME_BIT + 1;
-const _: () = assert!(CREATED_BIT < 64, "the record's fields fit a u64 mask");
+/// The bits of `record`'s `need` for the two times, after one per text and boolean field.
+fn time_bits() -> (usize, usize) {
+    let time = FIELDS.text.len() + FIELDS.flags.len();
+    (time, time + 1)
+}
 
-/// Every record field.
-const ALL_FIELDS: u64 = (1 << (CREATED_BIT + 1)) - 1;
+/// Every record field (the u64 holds them: 37 today).
+const ALL_FIELDS: u64 = u64::MAX;
 
 /// The record fields a rule reads, as `record`'s bits: an entry is needed when the rule's path is it,
 /// lies under it (`requestParameters.x`) or above it (`userIdentity` as a whole). Keywords read all.
@@ -470,17 +414,7 @@ fn needed_fields(rule: &Rule) -> u64 {
     if rule.uses_keywords() {
         return ALL_FIELDS;
     }
-    let entries = TEXT
-        .iter()
-        .map(|(p, _)| *p)
-        .chain(FLAGS.iter().map(|(p, _)| {
-            if p.is_empty() {
-                "userIdentity.sessionContext.attributes.mfaAuthenticated"
-            } else {
-                p
-            }
-        }))
-        .chain(["eventTime", "userIdentity.sessionContext.attributes.creationDate"]);
+    let entries = FIELDS.text.iter().chain(&FIELDS.flags).map(|(p, _)| *p).chain(["eventTime", CREATED_PATH]);
     let related = |a: &str, b: &str| {
         a == b
             || a.strip_prefix(b).is_some_and(|r| r.starts_with('.'))
@@ -489,7 +423,7 @@ fn needed_fields(rule: &Rule) -> u64 {
     let fields = rule.fields();
     let mut mask = 0;
     for (bit, entry) in entries.enumerate() {
-        if !entry.is_empty() && fields.iter().any(|f| related(f, entry)) {
+        if fields.iter().any(|f| related(f, entry)) {
             mask |= 1 << bit;
         }
     }
@@ -575,8 +509,8 @@ pub fn empty_hits() -> Result<DataFrame> {
 
 /// The frame columns a hunt reads.
 fn columns_read() -> Vec<Expr> {
-    let mut names: Vec<&str> = TEXT.iter().map(|(_, n)| *n).chain(FLAGS.iter().map(|(_, n)| *n)).collect();
-    names.extend([c::EVENT_TIME, c::SESSION_CREATED]);
+    let mut names: Vec<&str> = FIELDS.text.iter().chain(&FIELDS.flags).map(|(_, n)| *n).collect();
+    names.extend([c::EVENT_TIME, c::SESSION_CREATED, c::PRINCIPAL]);
     names.into_iter().map(col).collect()
 }
 

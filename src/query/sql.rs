@@ -5,7 +5,6 @@ use polars::prelude::*;
 use polars::sql::SQLContext;
 
 use crate::error::{Error, Result};
-use crate::ingest::frame::col_name as c;
 
 /// Plan `query` over `events`. Errors (at planning or, via `explain_error`, at collection) name the
 /// available columns. CloudTrail's own field names are accepted for the columns (see `ALIASES`).
@@ -17,45 +16,7 @@ pub fn plan(events: LazyFrame, query: &str) -> Result<LazyFrame> {
 
 /// CloudTrail's field names (as in the records and in Sigma rules) and the columns that hold them;
 /// dotted names may be written bare (`userIdentity.arn`) or quoted (`"userIdentity.arn"`).
-pub const ALIASES: &[(&str, &str)] = &[
-    ("eventTime", c::EVENT_TIME),
-    ("eventVersion", c::EVENT_VERSION),
-    ("eventSource", c::EVENT_SOURCE),
-    ("eventName", c::EVENT_NAME),
-    ("awsRegion", c::AWS_REGION),
-    ("sourceIPAddress", c::SOURCE_IP),
-    ("userAgent", c::USER_AGENT),
-    ("errorCode", c::ERROR_CODE),
-    ("errorMessage", c::ERROR_MESSAGE),
-    ("readOnly", c::READ_ONLY),
-    ("eventType", c::EVENT_TYPE),
-    ("eventCategory", c::EVENT_CATEGORY),
-    ("managementEvent", c::MANAGEMENT_EVENT),
-    ("recipientAccountId", c::RECIPIENT_ACCOUNT_ID),
-    ("eventID", c::EVENT_ID),
-    ("requestID", c::REQUEST_ID),
-    ("sharedEventID", c::SHARED_EVENT_ID),
-    ("vpcEndpointId", c::VPC_ENDPOINT_ID),
-    ("requestParameters", c::REQUEST_PARAMETERS),
-    ("responseElements", c::RESPONSE_ELEMENTS),
-    ("additionalEventData", c::ADDITIONAL_EVENT_DATA),
-    ("resources", c::RESOURCES),
-    ("userIdentity.type", c::IDENTITY_TYPE),
-    ("userIdentity.principalId", c::PRINCIPAL_ID),
-    ("userIdentity.arn", c::ARN),
-    ("userIdentity.accountId", c::ACCOUNT_ID),
-    ("userIdentity.accessKeyId", c::ACCESS_KEY_ID),
-    ("userIdentity.userName", c::USER_NAME),
-    ("userIdentity.invokedBy", c::INVOKED_BY),
-    ("userIdentity.sessionContext.sessionIssuer.type", c::SESSION_ISSUER_TYPE),
-    ("userIdentity.sessionContext.sessionIssuer.principalId", c::SESSION_ISSUER_PRINCIPAL_ID),
-    ("userIdentity.sessionContext.sessionIssuer.arn", c::SESSION_ISSUER_ARN),
-    ("userIdentity.sessionContext.sessionIssuer.userName", c::SESSION_ISSUER_USER_NAME),
-    ("userIdentity.sessionContext.attributes.mfaAuthenticated", c::SESSION_MFA),
-    ("userIdentity.sessionContext.attributes.creationDate", c::SESSION_CREATED),
-    ("userIdentity.sessionContext.sourceIdentity", c::SOURCE_IDENTITY),
-    ("tlsDetails.tlsVersion", c::TLS_VERSION),
-];
+pub use crate::ingest::frame::CLOUDTRAIL_NAMES as ALIASES;
 
 /// The query with CloudTrail names turned into columns, and `sum(<number>)` into
 /// `(<number> * count(*))` (Polars SQL sums a literal once, not per row: `sum(1)` gave 1). String
