@@ -5,7 +5,9 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::layout::TMP_SUFFIX;
+/// Suffix of the temporary name a file is written to before it is renamed into place (`pull`'s
+/// downloads, the store, state files); input discovery counts such files as skipped.
+pub const TMP_SUFFIX: &str = ".trailscope-tmp";
 
 /// Replace `path` atomically: `write` fills a temporary file in the same directory (hidden, and
 /// named with [`TMP_SUFFIX`] so input discovery counts it as skipped), which is fsynced and renamed

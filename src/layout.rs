@@ -91,8 +91,9 @@ pub fn log_file_time(key: &str) -> Option<i64> {
 
 /// Directory under DEST where `pull` keeps what it knows about the objects it wrote.
 pub const STATE_DIR: &str = ".trailscope-pull";
-/// Suffix of the temporary name an object is written to before it is renamed into place.
-pub const TMP_SUFFIX: &str = ".trailscope-tmp";
+/// Suffix of the temporary names files are written under before they are renamed into place
+/// (defined with the atomic write, `fs`).
+pub use crate::fs::TMP_SUFFIX;
 
 /// The folder of a store's own files (marker, manifests), beside its `events/` tree.
 pub const STORE_META_DIR: &str = "_trailscope";
