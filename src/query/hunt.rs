@@ -272,8 +272,8 @@ fn check_fields(rule: &Rule) -> FieldCheck {
     }
 }
 
-/// The hit rows' columns.
-pub const COLUMNS: [&str; 14] = [
+/// The hit rows' columns; `outcome` (succeeded / failed / denied) as `detect` names it.
+pub const COLUMNS: [&str; 15] = [
     "rule_id",
     "rule_title",
     "level",
@@ -288,6 +288,7 @@ pub const COLUMNS: [&str; 14] = [
     c::ERROR_CODE,
     "account_id",
     "region",
+    "outcome",
 ];
 
 /// Hits per rule and correlation, for `--summary`.
@@ -495,9 +496,18 @@ impl Rows {
             Column::new(COLUMNS[4].into(), self.tags),
             time.into(),
         ];
+        let outcome: Vec<&str> = self.event[5]
+            .iter()
+            .map(|code| match code.as_deref().filter(|c| !c.is_empty()) {
+                None => "succeeded",
+                Some(c) if crate::iam::errors::classify(c) == crate::iam::errors::ErrorClass::Denied => "denied",
+                Some(_) => "failed",
+            })
+            .collect();
         for (name, values) in COLUMNS[6..].iter().zip(self.event) {
             cols.push(Column::new((*name).into(), values));
         }
+        cols.push(Column::new(COLUMNS[14].into(), outcome));
         DataFrame::new(n, cols).context("hits")
     }
 }

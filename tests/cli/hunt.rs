@@ -199,3 +199,23 @@ fn formats_and_timesketch_message() {
     assert!(lines.next().is_some_and(|h| h.starts_with("rule_id,rule_title,level,status,tags,event_time,")));
     assert_eq!(lines.count(), n);
 }
+
+/// Hits say whether the call succeeded, failed or was denied, as `detect`'s findings do (#12): on
+/// invictus-ir the AssumeRole-misuse hits include GetPasswordData calls refused with
+/// Client.UnauthorizedOperation (checked by hand in the events).
+#[test]
+fn hits_carry_the_outcome() {
+    let out = TestCommand::new(["hunt", "-q", "--format", "jsonl", "testdata/invictus-ir"]).run();
+    out.expect_code(0);
+    let hits = jsonl(&out.stdout);
+    for h in &hits {
+        let want = match h["error_code"].as_str() {
+            None => "succeeded",
+            Some(c) if c.starts_with("AccessDenied") || c.ends_with("UnauthorizedOperation") => "denied",
+            Some(_) => "failed",
+        };
+        assert_eq!(text(h, "outcome"), want, "{h}");
+    }
+    assert!(hits.iter().any(|h| h["error_code"] == "Client.UnauthorizedOperation" && h["outcome"] == "denied"));
+    assert!(hits.iter().any(|h| h["outcome"] == "succeeded"));
+}
