@@ -79,15 +79,12 @@ Matching (the contract the Rust evaluator implements too):
 import argparse
 import base64
 import datetime
-import gzip
-import io
 import ipaddress
 import itertools
 import json
 import os
 import re
 import sys
-import zlib
 
 import yaml
 
@@ -95,7 +92,6 @@ import yaml
 # Reading CloudTrail events
 
 
-CLOUDTRAIL_KEYS = ("eventVersion", "eventTime", "eventSource", "eventName", "CloudTrailEvent")
 TIME_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$"
 )
@@ -121,12 +117,19 @@ def time_key(value):
     return secs * 1_000_000_000 + nanos
 
 
-def walk(path):
-    if os.path.isdir(path):
-        for name in sorted(os.listdir(path)):
-            yield from walk(os.path.join(path, name))
-    else:
-        yield path
+# Files are read as scripts/golden.py reads them for the scan goldens (walk order, gzip with the cap,
+# shapes, what is not CloudTrail); it changes to the repository root when imported, so the caller's
+# directory is restored for the paths given on the command line.
+_cwd = os.getcwd()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import golden  # noqa: E402
+
+os.chdir(_cwd)
+
+walk = golden.walk
+
+#: trailscope's default --max-file-mb.
+CAP = 1 << 30
 
 
 class NotCloudTrail(Exception):
@@ -135,50 +138,10 @@ class NotCloudTrail(Exception):
 
 def read_records(path):
     """The record objects of one file, or raise NotCloudTrail(why)."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as g:
-                raw = g.read()
-        except (EOFError, OSError, zlib.error) as e:
-            raise NotCloudTrail(f"bad gzip: {e}")
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    body = raw.lstrip(b" \t\r\n\x0c")
-    if body[:1] not in (b"{", b"["):
-        raise NotCloudTrail("not JSON")
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise NotCloudTrail("not UTF-8")
-    dec, values, pos = json.JSONDecoder(), [], 0
-    try:
-        while True:
-            while pos < len(text) and text[pos] in " \t\r\n":
-                pos += 1
-            if pos == len(text):
-                break
-            value, pos = dec.raw_decode(text, pos)
-            values.append(value)
-    except json.JSONDecodeError as e:
-        raise NotCloudTrail(f"invalid JSON: {e.msg}")
-    first = values[0]
-    if isinstance(first, list):
-        if len(values) > 1:
-            raise NotCloudTrail("trailing data after an array")
-        records = first
-    elif isinstance(first, dict) and (first.get("Records") is not None or first.get("Events") is not None):
-        records = first["Records"] if first.get("Records") is not None else first["Events"]
-        if len(values) > 1 or not isinstance(records, list):
-            raise NotCloudTrail("Records/Events is not a single list")
-    else:
-        records = values
-    if not all(isinstance(r, dict) for r in records):
-        raise NotCloudTrail("a record is not an object")
-    if records and not any(r.get(k) is not None for r in records for k in CLOUDTRAIL_KEYS):
-        raise NotCloudTrail("JSON, but not CloudTrail records")
-    return records
+        return golden.parse(golden.decode(path, CAP))
+    except (golden.Skip, golden.Fail) as e:
+        raise NotCloudTrail(str(e))
 
 
 def load_events(inputs, log=sys.stderr):
