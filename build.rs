@@ -13,7 +13,9 @@ fn git(args: &[&str]) -> Option<String> {
 
 /// Writes `$OUT_DIR/shipped_rules.rs`: `&[(relative path, text)]`, sorted by path.
 fn shipped_rules() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sigma/rules");
+    // At run time, not compile time: checkouts sharing a build cache share this script binary.
+    let root =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("src/sigma/rules");
     let mut files = Vec::new();
     let mut dirs = vec![root.clone()];
     while let Some(d) = dirs.pop() {
