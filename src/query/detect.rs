@@ -898,11 +898,6 @@ pub fn findings_with(ev: LazyFrame, sorted: bool, only: &[String], params: &Para
     Ok(out)
 }
 
-/// Findings without parameters (tests and the SQL pack's comparisons).
-pub fn findings(ev: LazyFrame, only: &[String]) -> crate::error::Result<DataFrame> {
-    findings_with(ev, false, only, &Params::default())
-}
-
 /// The list of checks as a table (for `detect --list`).
 pub fn list() -> PolarsResult<DataFrame> {
     let col_of =

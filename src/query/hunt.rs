@@ -457,6 +457,27 @@ fn insert_path(rec: &mut Map<String, Value>, path: &str, value: Value) {
     }
 }
 
+/// A rule's cells in its hit rows, rendered once per run rather than once per hit.
+struct RuleCells {
+    id: String,
+    title: String,
+    level: Option<String>,
+    status: Option<String>,
+    tags: String,
+}
+
+impl From<&sigma::Meta> for RuleCells {
+    fn from(meta: &sigma::Meta) -> Self {
+        RuleCells {
+            id: meta.id.clone().unwrap_or_else(|| meta.title.clone()),
+            title: meta.title.clone(),
+            level: meta.level.map(|l| l.to_string()),
+            status: meta.status.map(|s| s.to_string()),
+            tags: meta.attack_techniques().join(","),
+        }
+    }
+}
+
 /// The hit rows being built for one batch.
 #[derive(Default)]
 struct Rows {
@@ -471,12 +492,12 @@ struct Rows {
 }
 
 impl Rows {
-    fn push(&mut self, meta: &sigma::Meta, time_ms: i64, event: [Option<String>; 8]) {
-        self.rule_id.push(meta.id.clone().unwrap_or_else(|| meta.title.clone()));
-        self.title.push(meta.title.clone());
-        self.level.push(meta.level.map(|l| l.to_string()));
-        self.status.push(meta.status.map(|s| s.to_string()));
-        self.tags.push(meta.attack_techniques().join(","));
+    fn push(&mut self, rule: &RuleCells, time_ms: i64, event: [Option<String>; 8]) {
+        self.rule_id.push(rule.id.clone());
+        self.title.push(rule.title.clone());
+        self.level.push(rule.level.clone());
+        self.status.push(rule.status.clone());
+        self.tags.push(rule.tags.clone());
         self.time.push(time_ms);
         for (col, v) in self.event.iter_mut().zip(event) {
             col.push(v);
@@ -566,6 +587,8 @@ pub fn stream_hits(
     let reported: Vec<bool> =
         (0..set.rules.len()).map(|i| set.report_rule[i] && sigma::rule_generates(&set.correlations, i)).collect();
     let mut correlator = Correlator::new(set.correlations.clone());
+    let rule_cells: Vec<RuleCells> = set.rules.iter().map(|r| RuleCells::from(&r.rule.meta)).collect();
+    let correlation_cells: Vec<RuleCells> = set.correlations.iter().map(|c| RuleCells::from(&c.def.meta)).collect();
     // Rules in id order, so an event's hits come out in that order.
     let mut order: Vec<usize> = (0..set.rules.len()).collect();
     order.sort_by_cached_key(|&i| {
@@ -623,7 +646,7 @@ pub fn stream_hits(
             for &i in &hits {
                 tally.rule_hits[i] += 1;
                 if reported[i] {
-                    rows.push(&set.rules[i].rule.meta, time, fields());
+                    rows.push(&rule_cells[i], time, fields());
                 }
             }
             if let Some(rec) = rec {
@@ -632,7 +655,7 @@ pub fn stream_hits(
                         tally.correlation_hits[hit.correlation] += 1;
                         if set.report_correlation[hit.correlation] {
                             let last = hit.events.last().map_or_else(&fields, event_fields_of);
-                            rows.push(&set.correlations[hit.correlation].def.meta, hit.last_ms, last);
+                            rows.push(&correlation_cells[hit.correlation], hit.last_ms, last);
                         }
                     }
                 }
