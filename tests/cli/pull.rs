@@ -668,6 +668,107 @@ fn credentials_and_region_come_from_the_shared_files_and_profiles() {
     assert!(out.stderr.contains("profile \"nope\" not found"), "{}", out.stderr);
 }
 
+/// Profiles whose credentials the AWS SDK's chain resolves (#15): `credential_process`, `role_arn`
+/// with `source_profile` or `credential_source` (through moto's STS), web identity from the
+/// environment; IAM Identity Center with no cached token fails plainly.
+#[test]
+fn credentials_come_from_the_sdk_chain() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut server = S3Server::start();
+    upload_testdata(&mut server, "trails", "");
+    let env = Env::new();
+    let home = env.home.path();
+    let runs = home.join("process-runs");
+    let script = home.join("print-credentials");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho run >> '{}'\necho '{{\"Version\": 1, \"AccessKeyId\": \"AKIDPROCESS\", \
+             \"SecretAccessKey\": \"s\", \"SessionToken\": \"t\"}}'\n",
+            runs.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(home.join("credentials"), "[base]\naws_access_key_id = AKIDBASE\naws_secret_access_key = s\n")
+        .unwrap();
+    std::fs::write(
+        home.join("config"),
+        format!(
+            "[profile process]\ncredential_process = {}\nregion = eu-west-1\n\
+             [profile responder]\nrole_arn = arn:aws:iam::123456789012:role/Responder\nsource_profile = base\nregion = eu-west-2\n\
+             [profile from-env]\nrole_arn = arn:aws:iam::123456789012:role/FromEnv\ncredential_source = Environment\n\
+             [profile sso]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = Audit\n\
+             [sso-session corp]\nsso_start_url = https://example.awsapps.com/start\nsso_region = us-east-1\n",
+            script.display()
+        ),
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("dest");
+    let sts = server.proxy.clone();
+    let mut run_with = |args: &[&str], env_keys: bool, extra: &[(&str, &str)]| -> (Value, Value) {
+        server.reset();
+        let _ = std::fs::remove_dir_all(&dest);
+        let mut extra = extra.to_vec();
+        extra.push(("AWS_ENDPOINT_URL_STS", &sts));
+        pull_with(&env, &server.proxy, "s3://trails", &dest, args, env_keys, &extra).expect_code(0);
+        let stats = server.stats();
+        let requests = stats["requests"].as_array().unwrap().iter().filter(|r| r["kind"] != "other").count();
+        assert!(requests > 2, "several S3 requests were signed: {stats:#}");
+        (stats["scopes"].clone(), stats["sts"].clone())
+    };
+
+    // credential_process: its keys sign every request, and it runs once (the credential is reused).
+    let (scopes, sts_calls) = run_with(&["--profile", "process"], true, &[]);
+    assert_eq!(scopes, json!(["AKIDPROCESS/eu-west-1"]));
+    assert_eq!(sts_calls, json!([]));
+    assert_eq!(std::fs::read_to_string(&runs).unwrap().lines().count(), 1, "the process ran once");
+
+    // role_arn + source_profile: one AssumeRole signed by the source profile's key; STS's temporary
+    // key signs the S3 requests.
+    let (scopes, sts_calls) = run_with(&["--profile", "responder"], true, &[]);
+    assert_eq!(
+        sts_calls,
+        json!([{"action": "AssumeRole", "role": "arn:aws:iam::123456789012:role/Responder", "key": "AKIDBASE"}])
+    );
+    let scopes = scopes.as_array().unwrap();
+    assert_eq!(scopes.len(), 1, "{scopes:?}");
+    let key = scopes[0].as_str().unwrap();
+    assert!(key.ends_with("/eu-west-2") && !key.starts_with("AKIDBASE") && !key.starts_with("test/"), "{key}");
+
+    // role_arn + credential_source = Environment: the environment's keys sign the AssumeRole.
+    let (_, sts_calls) = run_with(&["--profile", "from-env"], true, &[]);
+    assert_eq!(
+        sts_calls,
+        json!([{"action": "AssumeRole", "role": "arn:aws:iam::123456789012:role/FromEnv", "key": "test"}])
+    );
+
+    // Web identity from the environment (as on EKS): AssumeRoleWithWebIdentity, unsigned.
+    let token = home.join("token");
+    std::fs::write(&token, "eyJhbGciOiJSUzI1NiJ9.e30.c2ln").unwrap();
+    let (scopes, sts_calls) = run_with(
+        &[],
+        false,
+        &[
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", token.to_str().unwrap()),
+            ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/Pod"),
+            ("AWS_ROLE_SESSION_NAME", "pod"),
+        ],
+    );
+    assert_eq!(
+        sts_calls,
+        json!([{"action": "AssumeRoleWithWebIdentity", "role": "arn:aws:iam::123456789012:role/Pod", "key": null}])
+    );
+    assert_eq!(scopes.as_array().unwrap().len(), 1);
+
+    // IAM Identity Center with no token in the SSO cache: a plain error that names the way out.
+    let out = pull(&env, &server.proxy, "s3://trails", &dest, &["--profile", "sso"]);
+    out.expect_code(1);
+    assert!(out.stderr.contains("cannot get AWS credentials"), "{}", out.stderr);
+    assert!(out.stderr.to_lowercase().contains("sso"), "{}", out.stderr);
+}
+
 #[test]
 fn fatal_errors_exit_1_and_the_table_summarizes() {
     let mut server = S3Server::start();

@@ -9,7 +9,8 @@ JSON line on stdout:
 
   {"op": "put", "bucket": B, "items": [{"key": K, "file": PATH | "text": S, "metadata": {...}}]}
   {"op": "faults", "list": [503, 500], "get": [503, "truncate"]}   next LIST / object GET answers
-  {"op": "stats"}         requests seen by the proxy, faults injected, credential scopes used
+  {"op": "stats"}         requests seen by the proxy, faults injected, credential scopes used,
+                          STS calls (action, role, the key that signed it)
   {"op": "reset"}         forget the request log
 
 Exits when stdin closes, so the server never outlives the test that started it.
@@ -34,6 +35,7 @@ FAULTS = {"list": [], "get": []}
 LOG = []
 INJECTED = []
 SCOPES = set()
+STS = []
 UPSTREAM = None
 HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection", "upgrade"}
 CODES = {503: ("SlowDown", "Please reduce your request rate."), 500: ("InternalError", "We encountered an internal error.")}
@@ -54,7 +56,15 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         if self.command == "GET":
             kind = "list" if "list-type" in query else "get"
         m = re.search(r"Credential=([^/]+)/\d+/([^/]+)/s3/", self.headers.get("Authorization", ""))
+        form = parse_qs(body.decode("utf-8", "replace")) if self.command == "POST" and body else {}
         with LOCK:
+            if "Action" in form:
+                signer = re.search(r"Credential=([^/]+)/", self.headers.get("Authorization", ""))
+                STS.append({
+                    "action": form["Action"][0],
+                    "role": form.get("RoleArn", [None])[0],
+                    "key": signer.group(1) if signer else None,
+                })
             LOG.append({
                 "method": self.command,
                 "kind": kind,
@@ -161,12 +171,14 @@ def main():
                         "injected": list(INJECTED),
                         "pending": {k: len(v) for k, v in FAULTS.items()},
                         "scopes": sorted(SCOPES),
+                        "sts": list(STS),
                     }
             elif op == "reset":
                 with LOCK:
                     LOG.clear()
                     INJECTED.clear()
                     SCOPES.clear()
+                    STS.clear()
                 answer = {"ok": True}
             else:
                 answer = {"ok": False, "error": f"unknown op {op!r}"}

@@ -5,23 +5,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, AwsCredential};
-use object_store::{BackoffConfig, ClientConfigKey, RetryConfig, StaticCredentialProvider};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::{BackoffConfig, ClientConfigKey, RetryConfig};
 
+use super::credentials::SdkCredentials;
 use super::PullOptions;
 use crate::error::{Error, Result};
 use crate::source::filter::Filter;
 
-/// The settings of one profile in the shared config and credentials files.
+/// What trailscope reads itself from one profile of the shared config and credentials files: where
+/// the bucket is. Credentials come from the AWS SDK's chain ([`super::credentials`]).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Profile {
-    pub access_key_id: Option<String>,
-    pub secret_access_key: Option<String>,
-    pub session_token: Option<String>,
     pub region: Option<String>,
     pub endpoint_url: Option<String>,
-    /// Settings that name a way to get credentials trailscope does not implement (role_arn, sso, ...).
-    pub unsupported: Vec<String>,
 }
 
 pub(super) fn expand_home(p: &str) -> PathBuf {
@@ -88,19 +85,7 @@ pub fn load_profile(name: &str, credentials: Option<&Path>, config: Option<&Path
     let mut all = from_config.unwrap_or_default();
     all.extend(from_credentials.unwrap_or_default());
     let get = |k: &str| all.get(k).filter(|v| !v.is_empty()).cloned();
-    let unsupported = ["role_arn", "sso_session", "sso_start_url", "credential_process", "web_identity_token_file"]
-        .iter()
-        .filter(|k| all.contains_key(**k))
-        .map(|k| k.to_string())
-        .collect();
-    Some(Profile {
-        access_key_id: get("aws_access_key_id"),
-        secret_access_key: get("aws_secret_access_key"),
-        session_token: get("aws_session_token").or_else(|| get("aws_security_token")),
-        region: get("region"),
-        endpoint_url: get("endpoint_url"),
-        unsupported,
-    })
+    Some(Profile { region: get("region"), endpoint_url: get("endpoint_url") })
 }
 
 pub(super) fn retry_config() -> RetryConfig {
@@ -123,55 +108,23 @@ pub(super) struct ClientConfig {
     pub(super) endpoint: Option<String>,
     pub(super) virtual_hosted: bool,
     pub(super) skip_signature: bool,
+    /// The credentials object_store signs with; the listing signs with the same.
+    pub(super) credentials: Arc<SdkCredentials>,
 }
 
 pub(super) fn client_config(opts: &PullOptions, bucket: &str) -> Result<ClientConfig> {
     let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
     let env_keys = builder.get_config_value(&AmazonS3ConfigKey::AccessKeyId).is_some();
-    let env_web_identity = builder.get_config_value(&AmazonS3ConfigKey::WebIdentityTokenFile).is_some();
     let env_profile = std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty());
     let named = opts.profile.clone().or(env_profile);
     let name = named.clone().unwrap_or_else(|| "default".into());
     let (cred_file, config_file) = shared_files();
     let profile = load_profile(&name, cred_file.as_deref(), config_file.as_deref());
-    let files = || {
-        [&cred_file, &config_file]
-            .iter()
-            .filter_map(|f| f.as_ref().map(|p| p.display().to_string()))
-            .collect::<Vec<_>>()
-    };
-    // An explicit --profile beats credentials in the environment; AWS_PROFILE and the default profile
-    // come after them (and after web identity), before container and instance metadata.
-    let use_profile = opts.profile.is_some() || (!env_keys && !env_web_identity);
-    if use_profile {
-        match &profile {
-            None if named.is_some() => {
-                return Err(Error::Usage(format!("profile {name:?} not found in {}", files().join(" or "))));
-            }
-            None => {}
-            Some(p) => match (&p.access_key_id, &p.secret_access_key) {
-                (Some(key_id), Some(secret)) => {
-                    let credential = AwsCredential {
-                        key_id: key_id.clone(),
-                        secret_key: secret.clone(),
-                        token: p.session_token.clone(),
-                    };
-                    builder = builder.with_credentials(Arc::new(StaticCredentialProvider::new(credential)));
-                }
-                _ if opts.profile.is_some() => {
-                    let how = if p.unsupported.is_empty() {
-                        "no aws_access_key_id and aws_secret_access_key".to_string()
-                    } else {
-                        format!("credentials by {} (not supported by trailscope)", p.unsupported.join(", "))
-                    };
-                    return Err(Error::Usage(format!(
-                        "profile {name:?} has {how}; export credentials instead (e.g. `aws configure \
-                         export-credentials --profile {name} --format env`)"
-                    )));
-                }
-                _ => {}
-            },
-        }
+    // A profile named by --profile, or by AWS_PROFILE when no keys are in the environment, must exist.
+    if profile.is_none() && (opts.profile.is_some() || (named.is_some() && !env_keys)) {
+        let files: Vec<String> =
+            [&cred_file, &config_file].iter().filter_map(|f| f.as_ref().map(|p| p.display().to_string())).collect();
+        return Err(Error::Usage(format!("profile {name:?} not found in {}", files.join(" or "))));
     }
     if let Some(r) = &opts.s3_region {
         builder = builder.with_region(r);
@@ -199,12 +152,24 @@ pub(super) fn client_config(opts: &PullOptions, bucket: &str) -> Result<ClientCo
         }
     }
     let region = builder.get_config_value(&AmazonS3ConfigKey::Region).unwrap_or_else(|| "us-east-1".into());
+    // The SDK's chain, not object_store's: --profile reads that profile only (as `aws --profile`);
+    // otherwise environment, AWS_PROFILE or the default profile, web identity, ECS, instance metadata.
+    let credentials = Arc::new(SdkCredentials::new(opts.profile.clone(), region.clone()));
+    builder = builder.with_credentials(credentials.clone());
     let flag = |k: AmazonS3ConfigKey| builder.get_config_value(&k).is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let virtual_hosted = flag(AmazonS3ConfigKey::VirtualHostedStyleRequest);
     let skip_signature = flag(AmazonS3ConfigKey::SkipSignature);
     let builder =
         builder.with_retry(retry_config()).with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "300s");
-    Ok(ClientConfig { builder, bucket: bucket.to_string(), region, endpoint, virtual_hosted, skip_signature })
+    Ok(ClientConfig {
+        builder,
+        bucket: bucket.to_string(),
+        region,
+        endpoint,
+        virtual_hosted,
+        skip_signature,
+        credentials,
+    })
 }
 
 /// An object_store S3 client for `bucket` with the same credential chain and endpoint rules as

@@ -10,6 +10,7 @@ use object_store::client::{HttpClient, HttpConnector, HttpRequest, HttpRequestBo
 use object_store::{BackoffConfig, ClientConfigKey, ClientOptions};
 
 use super::config::{retry_config, ClientConfig};
+use super::credentials::SdkCredentials;
 use crate::error::{Error, Result};
 
 /// One object as the listing shows it.
@@ -44,6 +45,7 @@ pub(super) struct S3 {
     pub(super) bucket_url: String,
     pub(super) region: String,
     pub(super) skip_signature: bool,
+    pub(super) credentials: Arc<SdkCredentials>,
     pub(super) list_requests: Arc<AtomicU64>,
 }
 
@@ -83,6 +85,7 @@ impl S3 {
             bucket_url,
             region: region.to_string(),
             skip_signature: cfg.skip_signature,
+            credentials: cfg.credentials.clone(),
             list_requests,
         })
     }
@@ -129,9 +132,8 @@ impl S3 {
                 url.parse().map_err(|e| ListError::Fatal(format!("{what}: bad request URL {url}: {e}")))?;
             if !self.skip_signature {
                 let credential = self
-                    .store
-                    .credentials()
-                    .get_credential()
+                    .credentials
+                    .credential()
                     .await
                     .map_err(|e| ListError::Fatal(format!("{what}: cannot get AWS credentials: {e}")))?;
                 AwsAuthorizer::new(&credential, "s3", &self.region).authorize(&mut req, None);
@@ -153,7 +155,7 @@ impl S3 {
                     return parse_list_xml(&body).map_err(|e| ListError::Fatal(format!("{what}: {e}")));
                 }
                 Ok((status @ (301 | 307 | 400), region, body)) => {
-                    let named = region.or_else(|| xml_first(&body, "Region").map(xml_unescape));
+                    let named = region.or_else(|| error_region(&body));
                     match named {
                         Some(r) if r != self.region => return Err(ListError::Region(r)),
                         _ => return Err(ListError::Fatal(format!("{what}: HTTP {status}: {}", error_text(&body)))),
@@ -204,11 +206,29 @@ impl Backoff {
 
 /// `Code: Message` of an S3 error document, else the start of the body.
 pub(super) fn error_text(body: &str) -> String {
-    match (xml_first(body, "Code"), xml_first(body, "Message")) {
-        (Some(c), Some(m)) => format!("{}: {}", xml_unescape(c), xml_unescape(m)),
-        (Some(c), None) => xml_unescape(c),
+    let (mut code, mut message) = (None, None);
+    // A body that is not XML (a proxy's HTML page) is shown as it starts.
+    let _ = xml_elements(body, |_, name, text| match name {
+        "Code" if code.is_none() => code = Some(text.text.clone()),
+        "Message" if message.is_none() => message = Some(text.text.clone()),
+        _ => {}
+    });
+    match (code, message) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c,
         _ => body.chars().take(200).collect(),
     }
+}
+
+/// The `<Region>` an S3 error document names (a bucket in another region).
+fn error_region(body: &str) -> Option<String> {
+    let mut region = None;
+    let _ = xml_elements(body, |_, name, text| {
+        if name == "Region" && region.is_none() {
+            region = Some(text.text.clone());
+        }
+    });
+    region
 }
 
 /// Percent-encode a query value (everything but RFC 3986 unreserved characters).
@@ -249,63 +269,63 @@ pub(super) fn url_decode(s: &str) -> std::result::Result<String, String> {
     String::from_utf8(out).map_err(|_| "the key is not valid UTF-8".to_string())
 }
 
-pub(super) fn xml_unescape(s: &str) -> String {
-    if !s.contains('&') {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        rest = &rest[i..];
-        let Some(end) = rest.find(';') else { break };
-        let entity = &rest[1..end];
-        let decoded = match entity {
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "amp" => Some('&'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            _ => entity
-                .strip_prefix("#x")
-                .or_else(|| entity.strip_prefix("#X"))
-                .map(|h| u32::from_str_radix(h, 16))
-                .or_else(|| entity.strip_prefix('#').map(str::parse::<u32>))
-                .and_then(|n| n.ok())
-                .and_then(char::from_u32),
-        };
-        match decoded {
-            Some(c) => {
-                out.push(c);
-                rest = &rest[end + 1..];
+/// The character data of one XML element, references resolved.
+pub(super) struct XmlText {
+    pub(super) text: String,
+    /// A reference that is not XML's (`&nbsp;`, `&#0;`): kept as written, and why.
+    pub(super) unresolved: Option<String>,
+}
+
+/// Read an XML document with quick-xml, calling `on_end(parent, name, text)` as each element
+/// closes, with its own character data (not its children's). Fails only on malformed XML; an
+/// unknown entity or bad character reference is kept as written and reported in the text, so one
+/// hostile value cannot fail the document it is in.
+pub(super) fn xml_elements(
+    xml: &str,
+    mut on_end: impl FnMut(Option<&str>, &str, &XmlText),
+) -> std::result::Result<(), String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut stack: Vec<String> = Vec::new();
+    let mut text = XmlText { text: String::new(), unresolved: None };
+    loop {
+        let event =
+            reader.read_event().map_err(|e| format!("malformed XML at byte {}: {e}", reader.error_position()))?;
+        match event {
+            Event::Start(e) => {
+                stack.push(String::from_utf8_lossy(e.local_name().as_ref()).into_owned());
+                text = XmlText { text: String::new(), unresolved: None };
             }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
+            Event::Empty(e) => {
+                let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                on_end(stack.last().map(String::as_str), &name, &XmlText { text: String::new(), unresolved: None });
             }
+            Event::End(_) => {
+                let name = stack.pop().unwrap_or_default();
+                on_end(stack.last().map(String::as_str), &name, &text);
+                text = XmlText { text: String::new(), unresolved: None };
+            }
+            Event::Text(t) => text.text.push_str(&t.decode().map_err(|e| format!("bad text in XML: {e}"))?),
+            Event::CData(t) => text.text.push_str(&String::from_utf8_lossy(&t)),
+            Event::GeneralRef(r) => {
+                let name = String::from_utf8_lossy(&r).into_owned();
+                let resolved = match r.resolve_char_ref() {
+                    Ok(Some(c)) => Some(c.to_string()),
+                    Ok(None) => quick_xml::escape::resolve_predefined_entity(&name).map(str::to_string),
+                    Err(_) => None,
+                };
+                match resolved {
+                    Some(v) => text.text.push_str(&v),
+                    None => {
+                        text.text.push_str(&format!("&{name};"));
+                        text.unresolved.get_or_insert_with(|| format!("the XML reference &{name}; cannot be resolved"));
+                    }
+                }
+            }
+            Event::Eof => return Ok(()),
+            _ => {}
         }
     }
-    out.push_str(rest);
-    out
-}
-
-/// The text of each `<tag>...</tag>` in `xml`, in order (tags that do not nest in themselves).
-pub(super) fn xml_blocks<'a>(xml: &'a str, tag: &str) -> Vec<&'a str> {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    let mut out = Vec::new();
-    let mut rest = xml;
-    while let Some(i) = rest.find(&open) {
-        rest = &rest[i + open.len()..];
-        let Some(j) = rest.find(&close) else { break };
-        out.push(&rest[..j]);
-        rest = &rest[j + close.len()..];
-    }
-    out
-}
-
-pub(super) fn xml_first<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
-    xml_blocks(xml, tag).into_iter().next()
 }
 
 /// Parse a ListObjectsV2 answer.
@@ -313,35 +333,46 @@ pub fn parse_list_xml(xml: &str) -> std::result::Result<ListPage, String> {
     if !xml.contains("<ListBucketResult") {
         return Err(format!("not a ListObjectsV2 answer: {}", xml.chars().take(200).collect::<String>()));
     }
+    #[derive(Default)]
+    struct Entry {
+        key: Option<(String, Option<String>)>,
+        size: Option<u64>,
+        etag: String,
+    }
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut entry = Entry::default();
+    let mut prefixes: Vec<(String, Option<String>)> = Vec::new();
+    let (mut encoded, mut truncated, mut token) = (false, false, None);
+    xml_elements(xml, |parent, name, t| match (parent, name) {
+        (Some("Contents"), "Key") => entry.key = Some((t.text.clone(), t.unresolved.clone())),
+        (Some("Contents"), "Size") => entry.size = t.text.trim().parse().ok(),
+        (Some("Contents"), "ETag") => entry.etag = t.text.clone(),
+        (Some("ListBucketResult"), "Contents") => entries.push(std::mem::take(&mut entry)),
+        (Some("CommonPrefixes"), "Prefix") => prefixes.push((t.text.clone(), t.unresolved.clone())),
+        (Some("ListBucketResult"), "EncodingType") => encoded = t.text.trim() == "url",
+        (Some("ListBucketResult"), "IsTruncated") => truncated = t.text.trim() == "true",
+        (Some("ListBucketResult"), "NextContinuationToken") => token = Some(t.text.clone()),
+        _ => {}
+    })?;
     // Keys and prefixes are URL-encoded only if the server says so (it may ignore encoding-type).
-    let encoded = xml_first(xml, "EncodingType").is_some_and(|e| e.trim() == "url");
-    let decode = |raw: &str| {
-        let text = xml_unescape(raw);
-        if encoded {
-            url_decode(&text).map_err(|e| (text, e))
-        } else {
-            Ok(text)
-        }
+    let decode = |(text, unresolved): (String, Option<String>)| match unresolved {
+        Some(why) => Err((text, why)),
+        None if encoded => url_decode(&text).map_err(|e| (text, e)),
+        None => Ok(text),
     };
     let mut page = ListPage::default();
-    for c in xml_blocks(xml, "Contents") {
-        let raw = xml_first(c, "Key").ok_or("an entry without <Key>")?;
-        let size = xml_first(c, "Size").and_then(|s| s.trim().parse().ok()).ok_or("an entry without <Size>")?;
-        let etag = xml_first(c, "ETag").map(xml_unescape).unwrap_or_default();
+    for e in entries {
+        let raw = e.key.ok_or("an entry without <Key>")?;
+        let size = e.size.ok_or("an entry without <Size>")?;
         let (key, undecodable) = match decode(raw) {
             Ok(k) => (k, None),
-            Err((text, e)) => (text, Some(e)),
+            Err((text, why)) => (text, Some(why)),
         };
-        page.objects.push(Listed { key, size, etag, undecodable });
+        page.objects.push(Listed { key, size, etag: e.etag, undecodable });
     }
-    for p in xml_blocks(xml, "CommonPrefixes") {
-        if let Some(raw) = xml_first(p, "Prefix") {
-            // An undecodable prefix is kept raw: its segment is then refused like any unsafe one.
-            page.prefixes.push(decode(raw).unwrap_or_else(|(text, _)| text));
-        }
-    }
-    let truncated = xml_first(xml, "IsTruncated").is_some_and(|t| t.trim() == "true");
-    page.next_token = xml_first(xml, "NextContinuationToken").map(xml_unescape).filter(|t| !t.is_empty());
+    // An undecodable prefix is kept raw: its segment is then refused like any unsafe one.
+    page.prefixes = prefixes.into_iter().map(|p| decode(p).unwrap_or_else(|(text, _)| text)).collect();
+    page.next_token = token.filter(|t| !t.is_empty());
     if truncated && page.next_token.is_none() {
         return Err("a truncated answer without NextContinuationToken".into());
     }

@@ -24,6 +24,7 @@
 //! fetched again.
 
 mod config;
+mod credentials;
 mod fetch;
 mod list;
 mod plan;
@@ -419,6 +420,8 @@ mod tests {
             <Contents><Key>a/sp+ace%2Bplus%25.json.gz</Key><ETag>&quot;abc&quot;</ETag><Size>12</Size></Contents>
             <Contents><Key>a/..%2F..%2Fx</Key><ETag>"d"</ETag><Size>0</Size></Contents>
             <Contents><Key>a/%FF</Key><ETag>"d"</ETag><Size>1</Size></Contents>
+            <Contents><Key>a/&bogus;&#0;</Key><ETag>"d"</ETag><Size>1</Size></Contents>
+            <Contents><Key>a/b%3Cc%3E&#x26;</Key><ETag><![CDATA["e"]]></ETag><Size>3</Size></Contents>
             <CommonPrefixes><Prefix>a/b%26c/</Prefix></CommonPrefixes>
             <NextContinuationToken>t+/=&amp;</NextContinuationToken><EncodingType>url</EncodingType></ListBucketResult>"#;
         let page = parse_list_xml(xml).unwrap();
@@ -427,6 +430,11 @@ mod tests {
         assert_eq!(page.objects[0].size, 12);
         assert_eq!(page.objects[1].key, "a/../../x");
         assert!(page.objects[2].undecodable.is_some());
+        // A reference XML does not define fails its key, not its page.
+        assert_eq!(page.objects[3].key, "a/&bogus;&#0;");
+        assert!(page.objects[3].undecodable.as_deref().unwrap().contains("&bogus;"), "{:?}", page.objects[3]);
+        assert_eq!((page.objects[4].key.as_str(), page.objects[4].etag.as_str()), ("a/b<c>&", "\"e\""));
+        assert_eq!(page.objects.len(), 5);
         assert_eq!(page.prefixes, vec!["a/b&c/".to_string()]);
         assert_eq!(page.next_token.as_deref(), Some("t+/=&"));
         // Without EncodingType the text is taken as it is.
@@ -435,6 +443,11 @@ mod tests {
         assert_eq!(page.objects[0].key, "a+b%20");
         assert_eq!(page.next_token, None);
         assert!(parse_list_xml("<Error><Code>AccessDenied</Code></Error>").is_err());
+        // Malformed XML (a cut answer) fails the page, with the reason.
+        let cut = parse_list_xml("<ListBucketResult><Contents><Key>a</Contents>").unwrap_err();
+        assert!(cut.contains("malformed XML"), "{cut}");
+        assert_eq!(error_text("<Error><Code>SlowDown</Code><Message>a &amp; b</Message></Error>"), "SlowDown: a & b");
+        assert_eq!(error_text("<html>bad gateway"), "<html>bad gateway");
         assert_eq!(query_encode("a/b c+~"), "a%2Fb%20c%2B~");
     }
 
@@ -446,13 +459,14 @@ mod tests {
         std::fs::write(&creds, "[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key=s1\n\n[prod]\n# c\naws_access_key_id=AKIDPROD\naws_secret_access_key = s2\naws_session_token = tok\n").unwrap();
         std::fs::write(&config, "[default]\nregion = eu-west-1\n[profile prod]\nregion=ap-south-1\ns3 =\n  region = nested\n[profile sso]\nsso_session = x\n").unwrap();
         let p = load_profile("prod", Some(&creds), Some(&config)).unwrap();
-        assert_eq!(p.access_key_id.as_deref(), Some("AKIDPROD"));
-        assert_eq!(p.session_token.as_deref(), Some("tok"));
         assert_eq!(p.region.as_deref(), Some("ap-south-1"));
         let d = load_profile("default", Some(&creds), Some(&config)).unwrap();
-        assert_eq!((d.access_key_id.as_deref(), d.region.as_deref()), (Some("AKIDDEFAULT"), Some("eu-west-1")));
+        assert_eq!(d.region.as_deref(), Some("eu-west-1"));
+        // A profile only in the config file, with no keys (its credentials come from SSO), is found.
         let s = load_profile("sso", Some(&creds), Some(&config)).unwrap();
-        assert_eq!((s.access_key_id, s.unsupported), (None, vec!["sso_session".to_string()]));
+        assert_eq!(s, Profile::default());
+        let c = load_profile("prod", Some(&creds), None).unwrap();
+        assert_eq!(c, Profile::default(), "the credentials file alone names the profile");
         assert_eq!(load_profile("nope", Some(&creds), Some(&config)), None);
     }
 
