@@ -23,8 +23,8 @@ What it models (the documented semantics of `trailscope scan --format json`):
     is not a JSON event is rejected; every other record is a row ("records").
   * account = recipientAccountId, else userIdentity.accountId; region = awsRegion; day = UTC date of
     eventTime. Filters: --from/--to half-open [from, to) on eventTime, --account, --region.
-  * de-duplication: the first row of each (eventID, eventTime) in path order is the event, every later
-    row with both the same is a duplicate, whether or not the first one is selected by the filters; rows without an
+  * de-duplication: the first row of each (eventID, eventTime, account, region) in path order is the
+    event (an empty account or region counts as none), every later row with all four the same is a duplicate, whether or not the first one is selected by the filters; rows without an
     eventID (absent or "") are all kept. `events` counts the selected first rows, `duplicates` the
     selected later ones.
 Key pruning of S3 layouts by --from/--to is not modelled: a case whose window would prune files stops
@@ -315,12 +315,12 @@ def run_case(case):
                 and (not accounts or r["account"] in accounts) and (not regions or r["region"] in regions))
 
     # De-duplicate over every row in path order, then filter: a row is a duplicate when an earlier row
-    # (selected or not) has its eventID and its eventTime (a redelivery repeats both; AWS's doc examples
-    # reuse ids across different events); events are the selected first occurrences and `duplicates` the
-    # selected repeats, so selected rows = events + duplicates.
+    # (selected or not) has its eventID and its eventTime in the same account and region (a redelivery
+    # repeats all four; AWS's doc examples reuse ids across different events); events are the selected
+    # first occurrences and `duplicates` the selected repeats, so selected rows = events + duplicates.
     seen, events, dupes = set(), [], 0
     for r in rows:
-        key = (r["id"], r["ms"])
+        key = (r["id"], r["ms"], r["account"] or None, r["region"] or None)
         repeat = r["id"] is not None and key in seen
         if r["id"] is not None:
             seen.add(key)

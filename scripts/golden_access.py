@@ -116,7 +116,8 @@ def sessions(events):
 
 
 def raw_records(*inputs):
-    """The raw records after de-duplication by (eventID, eventTime), as golden_questions.load keeps them."""
+    """The raw records after de-duplication by (eventID, eventTime, account, region), as
+    golden_questions.load keeps them."""
     seen = set()
     for top in inputs:
         for path in gq.walk(top):
@@ -128,9 +129,13 @@ def raw_records(*inputs):
                     continue
                 eid = gq.nonempty(gq.leaf(rec.get("eventID")))
                 if eid is not None:
-                    if (eid, ms) in seen:
+                    ui = rec.get("userIdentity") if isinstance(rec.get("userIdentity"), dict) else {}
+                    recipient = gq.leaf(rec.get("recipientAccountId"))
+                    account = recipient if recipient is not None else gq.leaf(ui.get("accountId"))
+                    key = (eid, ms, account or None, gq.leaf(rec.get("awsRegion")) or None)
+                    if key in seen:
                         continue
-                    seen.add((eid, ms))
+                    seen.add(key)
                 yield ms, rec
 
 

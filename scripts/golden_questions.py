@@ -225,7 +225,8 @@ def load(*inputs):
     seen, events = set(), []
     for r in rows:
         if r["event_id"] is not None:
-            key = (r["event_id"], r["ms"])
+            account = r["recipient_account_id"] if r["recipient_account_id"] is not None else r["account_id"]
+            key = (r["event_id"], r["ms"], account or None, r["aws_region"] or None)
             if key in seen:
                 continue
             seen.add(key)

@@ -20,7 +20,8 @@ Reading the events (the same as `trailscope scan`, see scripts/golden.py):
     (named on stderr).
   * a record without eventTime, or whose eventTime is not RFC 3339, is skipped (counted on stderr).
   * de-duplication: a record is a duplicate of an earlier one (path order) when both have the same eventID
-    and the same eventTime instant (compared as parsed times, as trailscope does); the first counts. A
+    and the same eventTime instant (compared as parsed times, as trailscope does), in the same account
+    (recipientAccountId, else userIdentity.accountId) and awsRegion; the first counts. A
     record without eventID (absent or "") is never a duplicate.
   * the event a rule sees is the record's JSON object as delivered; `event_time` in a hit is its eventTime
     string as written, `event_id` its eventID (null when absent). Hits are sorted by (event_time string,
@@ -185,10 +186,16 @@ def load_events(inputs, log=sys.stderr):
                 if eid == "":
                     eid = None
                 if eid is not None:
-                    if (eid, tk) in seen:
+                    def text(v):
+                        return v if v is None or isinstance(v, str) else json.dumps(v, separators=(",", ":"))
+                    ui = rec.get("userIdentity") if isinstance(rec.get("userIdentity"), dict) else {}
+                    recipient = text(rec.get("recipientAccountId"))
+                    account = recipient if recipient is not None else text(ui.get("accountId"))
+                    key = (eid, tk, account or None, text(rec.get("awsRegion")) or None)
+                    if key in seen:
                         dupes += 1
                         continue
-                    seen.add((eid, tk))
+                    seen.add(key)
                 events.append((rec, eid, t))
     print(f"events: {len(events)}, duplicates dropped: {dupes}, records without eventTime skipped: {no_time}, "
           f"with a non-RFC 3339 eventTime: {bad_time}, bad CloudTrailEvent: {bad_inner}", file=log)

@@ -225,6 +225,9 @@ impl Default for FrameBuilder {
     }
 }
 
+/// The columns that identify an event (`pipeline::EventKey`) and its store partition: always filled.
+const IDENTITY_COLUMNS: [&str; 4] = [c::EVENT_ID, c::RECIPIENT_ACCOUNT_ID, c::ACCOUNT_ID, c::AWS_REGION];
+
 impl FrameBuilder {
     /// A builder that fills only the string columns named in `columns` (every column when `None`);
     /// the frame still has the full schema. `scan` needs five columns for its summary, and copying
@@ -233,7 +236,7 @@ impl FrameBuilder {
         let mut b = Self::with_capacity(0);
         if let Some(cols) = columns {
             for (k, name) in b.keep.iter_mut().zip(STRING_COLUMNS.iter().chain([&c::SOURCE_FILE])) {
-                *k = cols.contains(name);
+                *k = cols.contains(name) || IDENTITY_COLUMNS.contains(name);
             }
         }
         b

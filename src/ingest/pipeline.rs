@@ -275,11 +275,38 @@ pub fn stack(frames: Vec<DataFrame>) -> Result<DataFrame> {
     Ok(first)
 }
 
-/// What makes two rows one event: the same eventID at the same eventTime (ms). A redelivered record
-/// carries both unchanged; two different events that share an id (AWS's documentation examples reuse
+/// What makes two rows one event: the same eventID at the same eventTime (ms), in the same account
+/// (`recipientAccountId`, else the caller's) and region. A redelivered record carries all four
+/// unchanged; two different events that share an id (AWS's documentation examples reuse
 /// `...-EXAMPLE` ids across years) are both kept, and so is a real event that a planted record tries
-/// to shadow with its id but another time.
+/// to shadow with its id but another time, account or region. The store's partitions are (account,
+/// region, day), so within one partition the id and the time decide ([`EventKey`] there).
 pub type EventKey = (String, i64);
+
+/// The identity of an event across partitions: id, account and region in one string (each length-
+/// prefixed, so no two different triples give the same text), with the time beside it.
+pub fn event_identity(id: &str, account: Option<&str>, region: Option<&str>, time: i64, out: &mut EventKey) {
+    use std::fmt::Write;
+    out.0.clear();
+    let account = account.unwrap_or_default();
+    let region = region.unwrap_or_default();
+    let _ = write!(out.0, "{}:{id}{}:{account}{region}", id.len(), account.len());
+    out.1 = time;
+}
+
+/// The account and region of each row as events are identified and partitioned: the recipient
+/// account, else the caller's; an empty value is none.
+pub fn accounts_and_regions(df: &DataFrame) -> Result<(StringChunked, StringChunked, StringChunked)> {
+    use crate::ingest::frame::col_name as c;
+    let text =
+        |name: &str| -> Result<StringChunked> { Ok(df.column(name).context(name)?.str().context(name)?.clone()) };
+    Ok((text(c::RECIPIENT_ACCOUNT_ID)?, text(c::ACCOUNT_ID)?, text(c::AWS_REGION)?))
+}
+
+/// `recipient.or(caller)` without empty values, as `accounts_and_regions` defines the account.
+pub fn account_of<'a>(recipient: Option<&'a str>, caller: Option<&'a str>) -> Option<&'a str> {
+    recipient.or(caller).filter(|s| !s.is_empty())
+}
 
 /// Which rows are the first of their event (see `EventKey`), given the keys in `seen` (which gains
 /// this frame's): rows without an id are always kept. Returns the mask and the number of repeats.
@@ -290,28 +317,27 @@ pub fn first_occurrences(df: &DataFrame, seen: &mut hashbrown::HashSet<EventKey>
     let ids = ids.str().context("event_id as text")?;
     let times = df.column(c::EVENT_TIME).context(c::EVENT_TIME)?.cast(&DataType::Int64).context("event_time")?;
     let times = times.i64().context("event_time")?;
+    let (recipients, callers, regions) = accounts_and_regions(df)?;
     let mut dupes = 0u64;
     let mut key = (String::new(), 0i64);
-    let mask: BooleanChunked = ids
-        .iter()
-        .zip(times.iter())
-        .map(|(id, t)| match id {
-            Some(id) => {
-                key.0.clear();
-                key.0.push_str(id);
-                key.1 = t.unwrap_or(i64::MIN);
-                if seen.contains(&key) {
-                    dupes += 1;
-                    false
-                } else {
-                    seen.insert(key.clone());
-                    true
-                }
-            }
-            None => true,
-        })
-        .collect();
-    Ok((mask, dupes))
+    let mut mask = Vec::with_capacity(df.height());
+    for (i, (id, t)) in ids.iter().zip(times.iter()).enumerate() {
+        let Some(id) = id else {
+            mask.push(true);
+            continue;
+        };
+        let account = account_of(recipients.get(i), callers.get(i));
+        let region = regions.get(i).filter(|s| !s.is_empty());
+        event_identity(id, account, region, t.unwrap_or(i64::MIN), &mut key);
+        if seen.contains(&key) {
+            dupes += 1;
+            mask.push(false);
+        } else {
+            seen.insert(key.clone());
+            mask.push(true);
+        }
+    }
+    Ok((mask.into_iter().collect(), dupes))
 }
 
 /// Keep the first row of each event (see `EventKey`) not already in `seen`; returns the frame and the

@@ -2,9 +2,9 @@
 //!
 //! Events arrive in batches (raw files read a batch at a time, a store's rows as the streaming engine
 //! produces them). Each batch is filtered and cut by the hour of its eventTime into Parquet pieces in a
-//! temporary directory (`raw/<hour>/<batch>.parquet`). Then each hour is read alone, de-duplicated by
-//! eventID — exact, because a duplicate delivery carries the same eventTime, so every copy of an event
-//! lands in the same hour — sorted by (event_time, event_id) and written back as one file. Questions
+//! temporary directory (`raw/<hour>/<batch>.parquet`). Then each hour is read alone, de-duplicated
+//! (`pipeline::EventKey`) — exact, because a duplicate delivery carries the same eventTime, so every
+//! copy of an event lands in the same hour — sorted by (event_time, event_id) and written back as one file. Questions
 //! scan those files in hour order with Polars' streaming engine: memory is bounded by one batch and
 //! one hour, never by the number of events, and the rows come in time order without a global sort.
 //!

@@ -128,14 +128,17 @@ fn shared_partitions<'a>(parts: &[Live<'a>]) -> hashbrown::HashSet<(&'a str, &'a
     shared
 }
 
-/// The first row of each event (the same eventID at the same eventTime), in order; rows without an
-/// eventID are all kept (see `pipeline::EventKey`).
+/// The first row of each event (the same eventID at the same eventTime in the same account and
+/// region), in order; rows without an eventID are all kept (see `pipeline::EventKey`).
 fn first_of_each_event(lf: LazyFrame) -> LazyFrame {
     const ROW: &str = "__trailscope_row";
     const SOLO: &str = "__trailscope_solo";
     lf.with_row_index(ROW, None)
         .with_column(when(col(c::EVENT_ID).is_null()).then(col(ROW)).otherwise(lit(NULL)).alias(SOLO))
-        .unique_stable_generic(Some(vec![col(c::EVENT_ID), col(c::EVENT_TIME), col(SOLO)]), UniqueKeepStrategy::First)
+        .unique_stable_generic(
+            Some(vec![col(c::EVENT_ID), col(c::EVENT_TIME), partition_account(), partition_region(), col(SOLO)]),
+            UniqueKeepStrategy::First,
+        )
         .drop(cols([ROW, SOLO]))
 }
 
@@ -682,18 +685,28 @@ fn collect_files(dir: &Path, suffix: &str, out: &mut Vec<PathBuf>) {
 /// (account, region, UTC date) of a part, as its folder names them before escaping.
 pub type PartitionKey = (String, String, String);
 
+/// The account an event is identified and partitioned by, as an expression (see
+/// `pipeline::account_of`): the recipient account, else the caller's; empty is none.
+fn partition_account() -> Expr {
+    let account = when(col(c::RECIPIENT_ACCOUNT_ID).is_not_null())
+        .then(col(c::RECIPIENT_ACCOUNT_ID))
+        .otherwise(col(c::ACCOUNT_ID));
+    when(account.clone().eq(lit(""))).then(lit(NULL).cast(DataType::String)).otherwise(account)
+}
+
+/// The region an event is identified and partitioned by: `awsRegion`, empty is none.
+fn partition_region() -> Expr {
+    when(col(c::AWS_REGION).eq(lit(""))).then(lit(NULL).cast(DataType::String)).otherwise(col(c::AWS_REGION))
+}
+
 /// Row indices of `df` grouped by (account, region, UTC date), in first-seen order.
 pub fn partition_rows(df: &DataFrame) -> Result<Vec<(PartitionKey, Vec<IdxSize>)>> {
-    let text =
-        |name: &str| -> Result<StringChunked> { Ok(df.column(name).context(name)?.str().context(name)?.clone()) };
-    let recipient = text(c::RECIPIENT_ACCOUNT_ID)?;
-    let caller = text(c::ACCOUNT_ID)?;
-    let region = text(c::AWS_REGION)?;
+    let (recipient, caller, region) = crate::ingest::pipeline::accounts_and_regions(df)?;
     let times = df.column(c::EVENT_TIME).context("event_time")?.cast(&DataType::Int64).context("event_time")?;
     let times = times.i64().context("event_time")?.clone();
     let mut groups: indexmap_like::OrderedGroups = Default::default();
     for (i, (((r, a), g), t)) in recipient.iter().zip(caller.iter()).zip(region.iter()).zip(times.iter()).enumerate() {
-        let account = r.or(a).filter(|s| !s.is_empty()).unwrap_or(NULL_PARTITION);
+        let account = crate::ingest::pipeline::account_of(r, a).unwrap_or(NULL_PARTITION);
         let region = g.filter(|s| !s.is_empty()).unwrap_or(NULL_PARTITION);
         let date = t
             .and_then(chrono::DateTime::<chrono::Utc>::from_timestamp_millis)

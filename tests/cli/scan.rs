@@ -630,3 +630,42 @@ fn store_refuses_a_non_empty_directory_that_is_not_a_store() {
     let left: Vec<_> = fs::read_dir(tmp.path()).expect("read_dir").collect();
     assert_eq!(left.len(), 1, "nothing written into the directory");
 }
+
+/// A duplicate is the same eventID at the same eventTime in the same account and region: a record
+/// that copies an event's id and time into another account or region is another event, whether the
+/// events are read at once, out of core, or through the store.
+#[test]
+fn a_copied_id_and_time_in_another_account_or_region_is_another_event() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let input = tmp.path().join("in");
+    fs::create_dir(&input).expect("mkdir");
+    let event = |account: &str, region: &str| {
+        serde_json::json!({"eventVersion": "1.08", "eventTime": "2024-03-10T12:00:00Z", "eventSource": "s3.amazonaws.com",
+            "eventName": "ListBuckets", "awsRegion": region, "eventID": "11111111-2222-3333-4444-555555555555",
+            "recipientAccountId": account, "userIdentity": {"type": "IAMUser", "accountId": account}})
+    };
+    let records = [
+        event("111111111111", "us-east-1"),
+        event("111111111111", "us-east-1"), // a redelivery: dropped
+        event("222222222222", "us-east-1"),
+        event("111111111111", "eu-west-1"),
+    ];
+    fs::write(input.join("a.json"), serde_json::json!({"Records": records}).to_string()).expect("write");
+    let dir = path_str(&input);
+    for limit in [None, Some("1")] {
+        let mut args = vec![dir, "--format", "json"];
+        if let Some(l) = limit {
+            args.extend(["--memory-limit", l]);
+        }
+        let out = scan(&args).expect_code(0).json();
+        assert_eq!((num(&out, "events"), num(&out, "duplicates")), (3, 1), "limit {limit:?}: {out:#}");
+    }
+    let store = tmp.path().join("store");
+    let out = ingest(&[dir], &store).expect_code(0).json();
+    assert_eq!(num(&out, "events_written"), 3, "{out:#}");
+    let out = scan([path_str(&store), "--format", "json"]).expect_code(0).json();
+    assert_eq!(num(&out, "events"), 3, "{out:#}");
+    // The store and the raw file together: every raw row is now a repeat.
+    let out = scan([path_str(&store), dir, "--format", "json"]).expect_code(0).json();
+    assert_eq!((num(&out, "events"), num(&out, "duplicates")), (3, 4), "{out:#}");
+}
