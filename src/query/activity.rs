@@ -47,25 +47,46 @@ const TOP_SERVICES: usize = 3;
 /// `event_aggs` and `top`, which the group sections use: counts of non-empty distinct values, the
 /// smallest principal type and account, top services by count then name.
 pub fn per_principal(ev: LazyFrame) -> Result<LazyFrame> {
-    let mut acc: hashbrown::HashMap<Option<String>, Principal> = hashbrown::HashMap::new();
-    let cols = [
-        c::PRINCIPAL,
-        c::IDENTITY_TYPE,
-        c::ACCOUNT_ID,
-        c::ERROR_CODE,
-        c::EVENT_SOURCE,
-        c::EVENT_NAME,
-        "service",
-        c::SOURCE_IP,
-        c::AWS_REGION,
-        c::ACCESS_KEY_ID,
-        c::USER_AGENT,
-    ];
-    let mut select: Vec<Expr> = cols.iter().map(|n| col(*n)).collect();
-    select.push(col(c::EVENT_TIME).cast(DataType::Int64));
-    let plan = ev.with_column(service().alias("service")).select(select);
-    super::stream(plan, |df| fold_batch(&mut acc, &df, &cols).context("activity"))?;
-    principals_frame(acc).context("activity")
+    let mut acc = PerPrincipal::default();
+    super::stream(ev, |df| acc.add(df))?;
+    acc.finish()
+}
+
+/// `per_principal` fed a batch of events at a time (see `dataset::fold`): the same rows whatever
+/// the batches, since every aggregate merges.
+#[derive(Default)]
+pub struct PerPrincipal {
+    acc: hashbrown::HashMap<Option<String>, Principal>,
+}
+
+/// The columns `PerPrincipal` folds, read as text (`service` derived), and event_time as ms.
+const FOLDED: [&str; 11] = [
+    c::PRINCIPAL,
+    c::IDENTITY_TYPE,
+    c::ACCOUNT_ID,
+    c::ERROR_CODE,
+    c::EVENT_SOURCE,
+    c::EVENT_NAME,
+    "service",
+    c::SOURCE_IP,
+    c::AWS_REGION,
+    c::ACCESS_KEY_ID,
+    c::USER_AGENT,
+];
+
+impl PerPrincipal {
+    /// Fold a batch of events (frame columns).
+    pub fn add(&mut self, events: DataFrame) -> Result<()> {
+        let mut select: Vec<Expr> = FOLDED.iter().map(|n| col(*n)).collect();
+        select.push(col(c::EVENT_TIME).cast(DataType::Int64));
+        let df = events.lazy().with_column(service().alias("service")).select(select).collect().context("activity")?;
+        fold_batch(&mut self.acc, &df, &FOLDED).context("activity")
+    }
+
+    /// The rows, in `per_principal`'s order.
+    pub fn finish(self) -> Result<LazyFrame> {
+        principals_frame(self.acc).context("activity")
+    }
 }
 
 /// What `per_principal` keeps of one principal.

@@ -20,6 +20,7 @@ use crate::progress::Progress;
 use crate::query::spill::{SpillWriter, Spilled};
 use crate::source::filter::Filter;
 use crate::source::{self, InputFile, Inputs};
+use crate::store::dedup::PartitionSeen;
 use crate::store::Store;
 
 /// The events selected by the inputs and filters, with the accounting of how they were read.
@@ -79,7 +80,13 @@ pub fn load(
     s3: &crate::store::s3::S3StoreOptions,
     quiet: bool,
 ) -> Result<Dataset> {
-    // An s3:// store is read from its local mirror, brought up to date first.
+    let inputs = discover(paths, filter, s3)?;
+    from_inputs(inputs, filter, opts, quiet)
+}
+
+/// Discover the command line's inputs without reading them: an s3:// store is read from its local
+/// mirror, brought up to date first.
+pub fn discover(paths: &[PathBuf], filter: &Filter, s3: &crate::store::s3::S3StoreOptions) -> Result<Inputs> {
     let mut local = Vec::with_capacity(paths.len());
     for p in paths {
         match p.to_str().filter(|s| crate::store::s3::is_s3(s)) {
@@ -87,8 +94,90 @@ pub fn load(
             None => local.push(p.clone()),
         }
     }
-    let inputs = source::discover(&local, filter)?;
-    from_inputs(inputs, filter, opts, quiet)
+    source::discover(&local, filter)
+}
+
+/// What reading the inputs batch by batch came to (see `fold`).
+pub struct Folded {
+    pub stats: ReadStats,
+    /// Events dropped as repeats of one already seen.
+    pub duplicates: u64,
+    pub stores: Vec<PathBuf>,
+}
+
+/// For questions that fold their events in any order (partial aggregates merged as they come, as
+/// `activity`'s per-principal rows): hand the selected, de-duplicated events to `each` a batch at a
+/// time, in input order, and never spill them. Raw files are read in batches of an eighth of the
+/// memory limit in decoded JSON, the next batch while `each` takes the last; each batch is
+/// de-duplicated against the partitions it touches (`store::dedup`: exact, and memory holds the keys
+/// of the partitions being read), then filtered. Memory: two batches and the keys of the partitions
+/// in flight, whatever the number of events. A single store streams its rows; stores mixed with files
+/// go through `from_inputs` (and its spill).
+pub fn fold(
+    inputs: Inputs,
+    filter: &Filter,
+    opts: &ReadOptions,
+    quiet: bool,
+    mut each: impl FnMut(DataFrame) -> Result<()>,
+) -> Result<Folded> {
+    if !inputs.stores.is_empty() {
+        let data = from_inputs(inputs, filter, opts, quiet)?;
+        super::stream(data.events, each)?;
+        return Ok(Folded { stats: data.stats, duplicates: data.duplicates, stores: data.stores });
+    }
+    let Inputs { files, stores, skipped, failed } = inputs;
+    let total: u64 = files.iter().map(|f| f.size).sum();
+    let progress = Progress::new(files.len() as u64, total, quiet);
+    let mut stats = ReadStats::default();
+    for s in skipped {
+        stats.add_skipped(s);
+    }
+    for f in failed {
+        stats.add_failed(f);
+    }
+    let select = row_filter(filter);
+    let budget = (opts.memory_limit / 8).max(4 << 20);
+    let batches: Vec<&[InputFile]> =
+        pipeline::batches(&files, budget, usize::MAX, pipeline::estimated_decoded_bytes).collect();
+    let mut seen = PartitionSeen::spilling();
+    let mut duplicates = 0u64;
+    std::thread::scope(|scope| -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(DataFrame, ReadStats)>>(1);
+        let progress = &progress;
+        scope.spawn(move || {
+            for batch in batches {
+                let read = pipeline::read_files(batch, opts, progress);
+                let failed = read.is_err();
+                // The receiver is gone when `each` stopped (an error, a closed pipe): stop reading.
+                if tx.send(read).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        for read in rx {
+            let (mut df, read) = read?;
+            stats.merge(read);
+            // Every row counts for de-duplication, selected or not; then the filter; `duplicates`
+            // counts the selected repeats.
+            let (first, _) = seen.first_occurrences(&df, |_| Ok(Default::default()))?;
+            seen.set_aside_idle()?;
+            let first: BooleanChunked = first.into_iter().collect();
+            df.with_column(first.with_name(FIRST.into()).into_column()).context("marking first occurrences")?;
+            if let Some(e) = &select {
+                df = df.lazy().filter(e.clone()).collect().context("filtering events")?;
+            }
+            let first = df.column(FIRST).context(FIRST)?.bool().context(FIRST)?.clone();
+            let repeats = first.len() as u64 - first.sum().unwrap_or(0) as u64;
+            duplicates += repeats;
+            if repeats > 0 {
+                df = df.filter(&first).context("dropping duplicate events")?;
+            }
+            each(df.drop(FIRST).context(FIRST)?)?;
+        }
+        Ok(())
+    })?;
+    progress.finish();
+    Ok(Folded { stats, duplicates, stores })
 }
 
 pub fn from_inputs(inputs: Inputs, filter: &Filter, opts: &ReadOptions, quiet: bool) -> Result<Dataset> {

@@ -19,34 +19,11 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::error::{Error, PolarsContext, Result};
+use crate::fs::TempDir;
 use crate::ingest::frame::col_name as c;
 use crate::ingest::pipeline;
 
 const HOUR_MS: i64 = 3_600_000;
-
-/// A temporary directory removed when dropped (also on error and unwinding).
-#[derive(Debug)]
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    /// A new directory under `$TMPDIR` (or `/tmp`), named by process and time so runs never share one.
-    pub fn new() -> Result<TempDir> {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!(".trailscope-spill-{}-{nanos}", std::process::id()));
-        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        Ok(TempDir(dir))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Writes batches of events into hourly pieces; `finish` turns them into de-duplicated, sorted hours.
 pub struct SpillWriter {

@@ -13,6 +13,7 @@
 //! crash mid-batch leaves the store as it was, and the next writer removes what the crash left (#13).
 //! Writers never share a file, so separate processes may ingest disjoint inputs into one store.
 
+pub mod dedup;
 pub mod s3;
 pub mod write;
 

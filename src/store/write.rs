@@ -9,11 +9,11 @@ use serde::Serialize;
 use polars::prelude::*;
 
 use crate::error::{Error, PolarsContext, Result};
-use crate::ingest::frame::col_name as c;
-use crate::ingest::pipeline::{self, EventKey, ReadOptions, ReadStats};
+use crate::ingest::pipeline::{self, ReadOptions, ReadStats};
 use crate::progress::Progress;
 use crate::source::{InputFile, Inputs};
-use crate::store::{partition_rows, InputRecord, PartitionKey, Store};
+use crate::store::dedup::PartitionSeen;
+use crate::store::{InputRecord, Store};
 
 /// A batch is cut after this many files at most (and by bytes, see `ingest`).
 const BATCH_FILES: usize = 20_000;
@@ -55,7 +55,9 @@ pub fn ingest(root: &Path, inputs: Inputs, opts: &ReadOptions, quiet: bool) -> R
         todo.iter().map(|f| crate::layout::input_key(&f.path)).filter(|k| known.contains_key(k.as_str())).collect();
     drop(known);
     stats.files_unchanged = unchanged.len() as u64;
-    let mut seen = Seen::default();
+    // De-duplicated against the partitions being written (see `dedup`): their keys are read from the
+    // store when a batch first touches them and forgotten when a batch goes by without them.
+    let mut seen = PartitionSeen::forgetting();
     let total: u64 = todo.iter().map(|f| f.size).sum();
     let progress = Progress::new(todo.len() as u64, total, quiet);
     let run = format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"), std::process::id());
@@ -66,7 +68,13 @@ pub fn ingest(root: &Path, inputs: Inputs, opts: &ReadOptions, quiet: bool) -> R
     let budget = (opts.memory_limit / 8).max(4 << 20);
     for (n, batch) in pipeline::batches(&todo, budget, BATCH_FILES, pipeline::estimated_decoded_bytes).enumerate() {
         let (df, batch_read) = pipeline::read_files(batch, opts, &progress)?;
-        let (df, dupes) = seen.dedupe(&store, df, &changed)?;
+        let (first, dupes) = seen.first_occurrences(&df, |p| store.partition_event_keys(p, &changed))?;
+        let df = if dupes == 0 {
+            df
+        } else {
+            let first: BooleanChunked = first.into_iter().collect();
+            df.filter(&first).context("dropping duplicate events")?
+        };
         stats.duplicates += dupes;
         stats.events_written += df.height() as u64;
         // Record the files read; skipped and failed ones are looked at again next time (skipping is
@@ -83,64 +91,9 @@ pub fn ingest(root: &Path, inputs: Inputs, opts: &ReadOptions, quiet: bool) -> R
         stats.files_ingested += batch_read.files;
         read.merge(batch_read);
         store.write_batch(&format!("{run}-{n:05}"), &df, records)?;
-        seen.forget_idle();
+        seen.set_aside_idle()?;
         stats.batches += 1;
     }
     progress.finish();
     Ok((stats, read))
-}
-
-/// The event keys of the partitions recent batches touched, loaded from the store when first needed
-/// and forgotten when a batch goes by without touching them: memory holds the keys of the
-/// partitions being written, not of the whole store. A forgotten partition that comes back is read
-/// again from the store, which by then holds every row written before, so de-duplication stays exact.
-#[derive(Default)]
-struct Seen {
-    partitions: hashbrown::HashMap<PartitionKey, (hashbrown::HashSet<EventKey>, bool)>,
-}
-
-impl Seen {
-    /// Keep the first row of each event not already in its partition; returns the frame and the
-    /// number of duplicates dropped.
-    fn dedupe(
-        &mut self,
-        store: &Store,
-        df: DataFrame,
-        reingesting: &hashbrown::HashSet<String>,
-    ) -> Result<(DataFrame, u64)> {
-        let ids = df.column(c::EVENT_ID).context("event_id")?.str().context("event_id")?.clone();
-        let times = df.column(c::EVENT_TIME).context("event_time")?.cast(&DataType::Int64).context("event_time")?;
-        let times = times.i64().context("event_time")?.clone();
-        let mut keep = vec![true; df.height()];
-        let mut dupes = 0u64;
-        for (key, rows) in partition_rows(&df)? {
-            let (set, used) = match self.partitions.entry(key) {
-                hashbrown::hash_map::Entry::Occupied(e) => e.into_mut(),
-                hashbrown::hash_map::Entry::Vacant(e) => {
-                    let keys = store.partition_event_keys(e.key(), reingesting)?;
-                    e.insert((keys, false))
-                }
-            };
-            *used = true;
-            for row in rows {
-                let row = row as usize;
-                let Some(id) = ids.get(row) else { continue };
-                let key = (id.to_string(), times.get(row).unwrap_or(i64::MIN));
-                if !set.insert(key) {
-                    keep[row] = false;
-                    dupes += 1;
-                }
-            }
-        }
-        if dupes == 0 {
-            return Ok((df, 0));
-        }
-        let mask: BooleanChunked = keep.into_iter().collect();
-        Ok((df.filter(&mask).context("dropping duplicate events")?, dupes))
-    }
-
-    /// Forget the partitions the last batch did not touch; mark the rest untouched for the next.
-    fn forget_idle(&mut self) {
-        self.partitions.retain(|_, (_, used)| std::mem::take(used));
-    }
 }

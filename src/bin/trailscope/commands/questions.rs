@@ -25,9 +25,12 @@ pub fn load(input: &InputArgs) -> Result<Dataset> {
 /// Record what was read for the closing summary (`closing`). An answer from no input is not silent:
 /// say that nothing was found (an empty folder, a folder of other files).
 fn after_load(data: &Dataset, quiet: bool) {
-    super::closing::record(&data.stats, data.stores.len(), quiet);
-    let s = &data.stats;
-    if !data.stores.is_empty() || s.records > 0 {
+    after_read(&data.stats, data.stores.len(), quiet)
+}
+
+fn after_read(s: &trailscope::ingest::pipeline::ReadStats, stores: usize, quiet: bool) {
+    super::closing::record(s, stores, quiet);
+    if stores > 0 || s.records > 0 {
         return;
     }
     if s.files == 0 && s.files_failed == 0 {
@@ -132,6 +135,9 @@ pub fn activity(args: &ActivityArgs) -> Result<bool> {
         write(answer, &args.output)?;
         return Ok(bad);
     }
+    if args.by == ActivityBy::Principal && args.principal.is_empty() {
+        return activity_folded(args);
+    }
     let data = load_columns(&args.input, query::activity::COLUMNS_READ)?;
     let bad = super::warn_bad_input(&data.stats);
     let key = match args.by {
@@ -149,6 +155,24 @@ pub fn activity(args: &ActivityArgs) -> Result<bool> {
         return Ok(bad);
     }
     write(query::activity::answer(data.events, &args.principal)?, &args.output)?;
+    Ok(bad)
+}
+
+/// `activity` with neither `--by` nor `--principal`: the per-principal rows folded batch by batch as
+/// the events are read (`dataset::fold`), without spilling them.
+fn activity_folded(args: &ActivityArgs) -> Result<bool> {
+    let input = &args.input;
+    let filter = input.filter()?;
+    let opts = trailscope::ingest::pipeline::ReadOptions {
+        columns: Some(query::activity::COLUMNS_READ),
+        ..input.read_options()
+    };
+    let inputs = dataset::discover(&input.inputs, &filter, &input.s3_options())?;
+    let mut rows = query::activity::PerPrincipal::default();
+    let folded = dataset::fold(inputs, &filter, &opts, input.quiet, |df| rows.add(df))?;
+    after_read(&folded.stats, folded.stores.len(), input.quiet);
+    let bad = super::warn_bad_input(&folded.stats);
+    write(Answer::one("principals", rows.finish()?), &args.output)?;
     Ok(bad)
 }
 

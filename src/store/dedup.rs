@@ -1,0 +1,211 @@
+//! De-duplication by partition: the event keys (`pipeline::EventKey`) of the (account, region, day)
+//! partitions that recent batches touched, so that memory holds the keys of the partitions being
+//! read, not of the whole input.
+//!
+//! A duplicate delivery carries the same eventTime, account and region as the first, so it falls in
+//! the first's partition: checking a row against its partition's keys is exact. A partition that a
+//! batch goes by without touching is set aside: its keys are forgotten when they can be had again
+//! (the store re-reads its own), or written to a temporary file (raw input) and read back if a later
+//! batch touches it again. Input in the S3 layout's order touches each partition in one run of
+//! batches (a late delivery in the next day's folder touches the day before once more).
+
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::PathBuf;
+
+use polars::prelude::*;
+
+use super::{partition_rows, PartitionKey};
+use crate::error::{Error, PolarsContext, Result};
+use crate::fs::TempDir;
+use crate::ingest::frame::col_name as c;
+use crate::ingest::pipeline::EventKey;
+
+type Keys = hashbrown::HashSet<EventKey>;
+
+/// Where the keys of a partition set aside go.
+enum Aside {
+    /// Forgotten: the caller's `load` gives them back (the store reads its partition).
+    Forget,
+    /// Written to files in this directory, read back when the partition is touched again.
+    Spill { dir: Option<TempDir>, files: hashbrown::HashMap<PartitionKey, PathBuf> },
+}
+
+pub struct PartitionSeen {
+    resident: hashbrown::HashMap<PartitionKey, (Keys, bool)>,
+    aside: Aside,
+}
+
+impl PartitionSeen {
+    /// For a store's ingest: idle partitions are forgotten, and `load` re-reads them from the store.
+    pub fn forgetting() -> PartitionSeen {
+        PartitionSeen { resident: Default::default(), aside: Aside::Forget }
+    }
+
+    /// For raw input: idle partitions' keys go to a temporary directory (made when first needed).
+    pub fn spilling() -> PartitionSeen {
+        PartitionSeen { resident: Default::default(), aside: Aside::Spill { dir: None, files: Default::default() } }
+    }
+
+    /// Which rows of `df` are the first of their event, in row order, checked against (and added to)
+    /// the keys of each row's partition; rows without an eventID are always first. `load` gives the
+    /// keys a partition had before this run (the store's rows), asked once per partition brought in.
+    /// Returns the mask and the number of repeats.
+    pub fn first_occurrences(
+        &mut self,
+        df: &DataFrame,
+        mut load: impl FnMut(&PartitionKey) -> Result<Keys>,
+    ) -> Result<(Vec<bool>, u64)> {
+        let ids = df.column(c::EVENT_ID).context("event_id")?.str().context("event_id")?.clone();
+        let times = df.column(c::EVENT_TIME).context("event_time")?.cast(&DataType::Int64).context("event_time")?;
+        let times = times.i64().context("event_time")?.clone();
+        let mut first = vec![true; df.height()];
+        let mut repeats = 0u64;
+        let mut key: EventKey = (String::new(), 0);
+        for (partition, rows) in partition_rows(df)? {
+            if !self.resident.contains_key(&partition) {
+                let mut keys = load(&partition)?;
+                keys.extend(self.take_aside(&partition)?);
+                self.resident.insert(partition.clone(), (keys, false));
+            }
+            let (keys, used) = self.resident.get_mut(&partition).expect("brought in above");
+            *used = true;
+            for row in rows {
+                let row = row as usize;
+                let Some(id) = ids.get(row) else { continue };
+                key.0.clear();
+                key.0.push_str(id);
+                key.1 = times.get(row).unwrap_or(i64::MIN);
+                if keys.contains(&key) {
+                    first[row] = false;
+                    repeats += 1;
+                } else {
+                    keys.insert(key.clone());
+                }
+            }
+        }
+        Ok((first, repeats))
+    }
+
+    /// Set aside the partitions the last batch did not touch; mark the rest untouched for the next.
+    pub fn set_aside_idle(&mut self) -> Result<()> {
+        let idle: Vec<PartitionKey> =
+            self.resident.iter().filter(|(_, (_, used))| !used).map(|(k, _)| k.clone()).collect();
+        for partition in idle {
+            let (keys, _) = self.resident.remove(&partition).expect("listed above");
+            if let Aside::Spill { dir, files } = &mut self.aside {
+                if dir.is_none() {
+                    *dir = Some(TempDir::new()?);
+                }
+                let path = dir.as_ref().expect("made above").path().join(format!("keys-{}", files.len()));
+                write_keys(&path, &keys)?;
+                files.insert(partition, path);
+            }
+        }
+        for (_, used) in self.resident.values_mut() {
+            *used = false;
+        }
+        Ok(())
+    }
+
+    /// The keys of a partition set aside on disk (none if it never was).
+    fn take_aside(&mut self, partition: &PartitionKey) -> Result<Keys> {
+        match &mut self.aside {
+            Aside::Spill { files, .. } => match files.remove(partition) {
+                Some(path) => {
+                    let keys = read_keys(&path)?;
+                    let _ = std::fs::remove_file(&path);
+                    Ok(keys)
+                }
+                None => Ok(Keys::new()),
+            },
+            Aside::Forget => Ok(Keys::new()),
+        }
+    }
+}
+
+/// Keys as `u32 length, id bytes, i64 time`, little-endian.
+fn write_keys(path: &std::path::Path, keys: &Keys) -> Result<()> {
+    let io = |e| Error::io(path, e);
+    let mut w = BufWriter::new(std::fs::File::create(path).map_err(io)?);
+    for (id, time) in keys {
+        w.write_all(&(id.len() as u32).to_le_bytes()).map_err(io)?;
+        w.write_all(id.as_bytes()).map_err(io)?;
+        w.write_all(&time.to_le_bytes()).map_err(io)?;
+    }
+    w.flush().map_err(io)
+}
+
+fn read_keys(path: &std::path::Path) -> Result<Keys> {
+    let io = |e| Error::io(path, e);
+    let mut bytes = Vec::new();
+    BufReader::new(std::fs::File::open(path).map_err(io)?).read_to_end(&mut bytes).map_err(io)?;
+    let mut keys = Keys::new();
+    let mut rest = &bytes[..];
+    while !rest.is_empty() {
+        let corrupt = || Error::io(path, std::io::Error::other("a key file of this run is cut short"));
+        let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(corrupt)?;
+        let len = u32::from_le_bytes(*len) as usize;
+        let id = tail.get(..len).ok_or_else(corrupt)?;
+        let (time, tail) = tail[len..].split_first_chunk::<8>().ok_or_else(corrupt)?;
+        let id = String::from_utf8(id.to_vec()).map_err(|_| corrupt())?;
+        keys.insert((id, i64::from_le_bytes(*time)));
+        rest = tail;
+    }
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(rows: &[(&str, &str, &str, i64)]) -> DataFrame {
+        let empty = crate::ingest::frame::empty().unwrap();
+        let n = rows.len();
+        let text = |pick: fn(&(&str, &str, &str, i64)) -> String| -> Vec<Option<String>> {
+            rows.iter().map(|r| Some(pick(r))).collect()
+        };
+        let mut cols: Vec<Column> = Vec::new();
+        for name in empty.get_column_names_owned() {
+            let dtype = empty.column(&name).unwrap().dtype().clone();
+            let col = match name.as_str() {
+                c::EVENT_ID => Column::new(name.clone(), text(|r| r.0.to_string())),
+                c::RECIPIENT_ACCOUNT_ID => Column::new(name.clone(), text(|r| r.1.to_string())),
+                c::AWS_REGION => Column::new(name.clone(), text(|r| r.2.to_string())),
+                c::EVENT_TIME => {
+                    Column::new(name.clone(), rows.iter().map(|r| r.3).collect::<Vec<i64>>()).cast(&dtype).unwrap()
+                }
+                _ => Column::full_null(name.clone(), n, &dtype),
+            };
+            cols.push(col);
+        }
+        DataFrame::new(n, cols).unwrap()
+    }
+
+    #[test]
+    fn repeats_are_found_across_batches_and_set_aside_partitions() {
+        let day = 86_400_000;
+        let mut seen = PartitionSeen::spilling();
+        let none = |_: &PartitionKey| Ok(Keys::new());
+        let (first, n) = seen
+            .first_occurrences(&frame(&[("a", "1", "r", 0), ("a", "1", "r", 0), ("a", "2", "r", 0)]), none)
+            .unwrap();
+        assert_eq!((first, n), (vec![true, false, true], 1));
+        seen.set_aside_idle().unwrap();
+        // Another day only: the first day's partitions go to disk.
+        let (first, _) = seen.first_occurrences(&frame(&[("b", "1", "r", day)]), none).unwrap();
+        assert_eq!(first, vec![true]);
+        seen.set_aside_idle().unwrap();
+        assert_eq!(seen.resident.len(), 1);
+        // A late repeat of the first day is still found: its keys come back from disk.
+        let (first, n) = seen.first_occurrences(&frame(&[("a", "1", "r", 0), ("a", "1", "r", 1)]), none).unwrap();
+        assert_eq!((first, n), (vec![false, true], 1));
+        // Forgetting: what `load` gives back decides.
+        let mut store = PartitionSeen::forgetting();
+        let (first, _) = store
+            .first_occurrences(&frame(&[("a", "1", "r", 0), ("z", "1", "r", 0)]), |_| {
+                Ok([("a".to_string(), 0)].into_iter().collect())
+            })
+            .unwrap();
+        assert_eq!(first, vec![false, true]);
+    }
+}
