@@ -65,3 +65,87 @@ pub fn scope(events: &LazyFrame) -> Result<Scope> {
         by_day: count_by(events, col(c::EVENT_TIME).dt().strftime("%Y-%m-%d"))?,
     })
 }
+
+/// `scope` fed a batch of events at a time (see `dataset::fold`): the same numbers whatever the
+/// batches. Days are kept as day numbers and written once at the end.
+#[derive(Default)]
+pub struct ScopeFold {
+    events: u64,
+    first_ms: Option<i64>,
+    last_ms: Option<i64>,
+    by_account: Counts,
+    by_region: Counts,
+    by_day: hashbrown::HashMap<i64, u64>,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Events per key, and without one.
+#[derive(Default)]
+struct Counts {
+    keys: hashbrown::HashMap<String, u64>,
+    missing: u64,
+}
+
+impl Counts {
+    fn add(&mut self, key: Option<&str>) {
+        match key {
+            Some(k) => match self.keys.get_mut(k) {
+                Some(n) => *n += 1,
+                None => {
+                    self.keys.insert(k.to_string(), 1);
+                }
+            },
+            None => self.missing += 1,
+        }
+    }
+
+    /// Sorted by key, the missing key last, as `count_by` sorts.
+    fn finish(self) -> Vec<Count> {
+        let mut keys: Vec<(String, u64)> = self.keys.into_iter().collect();
+        keys.sort();
+        let missing = (self.missing > 0).then(|| (crate::store::NULL_PARTITION.to_string(), self.missing));
+        keys.into_iter().chain(missing).map(|(key, events)| Count { key, events }).collect()
+    }
+}
+
+impl ScopeFold {
+    pub fn add(&mut self, events: &DataFrame) -> Result<()> {
+        let text = |name: &str| -> Result<StringChunked> {
+            Ok(events.column(name).context(name)?.str().context(name)?.clone())
+        };
+        let (recipient, caller, region) = (text(c::RECIPIENT_ACCOUNT_ID)?, text(c::ACCOUNT_ID)?, text(c::AWS_REGION)?);
+        let times = events.column(c::EVENT_TIME).context("event_time")?.cast(&DataType::Int64).context("event_time")?;
+        let times = times.i64().context("event_time")?;
+        self.events += events.height() as u64;
+        for (i, t) in times.iter().enumerate() {
+            // As `account_expr`: the recipient account, else the caller's.
+            self.by_account.add(recipient.get(i).or(caller.get(i)));
+            self.by_region.add(region.get(i));
+            if let Some(t) = t {
+                self.first_ms = Some(self.first_ms.map_or(t, |f| f.min(t)));
+                self.last_ms = Some(self.last_ms.map_or(t, |l| l.max(t)));
+                *self.by_day.entry(t.div_euclid(DAY_MS)).or_insert(0) += 1;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> Scope {
+        let mut by_day = Counts::default();
+        for (d, n) in self.by_day {
+            match chrono::DateTime::<chrono::Utc>::from_timestamp_millis(d * DAY_MS) {
+                Some(t) => *by_day.keys.entry(t.format("%Y-%m-%d").to_string()).or_insert(0) += n,
+                None => by_day.missing += n,
+            }
+        }
+        Scope {
+            events: self.events,
+            first_ms: self.first_ms,
+            last_ms: self.last_ms,
+            by_account: self.by_account.finish(),
+            by_region: self.by_region.finish(),
+            by_day: by_day.finish(),
+        }
+    }
+}

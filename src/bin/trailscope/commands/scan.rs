@@ -13,7 +13,7 @@ use trailscope::ingest::frame::col_name as c;
 use trailscope::ingest::pipeline::{ReadOptions, ReadStats};
 use trailscope::output;
 use trailscope::query::dataset::{self, Dataset};
-use trailscope::query::scope::Count;
+use trailscope::query::scope::{Count, Scope, ScopeFold};
 use trailscope::source;
 use trailscope::source::filter::Filter;
 use trailscope::store::write::{self, IngestStats};
@@ -62,13 +62,25 @@ pub fn run(args: &ScanArgs) -> Result<bool> {
             (data, Some(ingest_stats))
         }
         None => {
-            // The summary needs only these string columns (and event_time): fill no others.
+            // The summary needs only these string columns (and event_time): fill no others. Its
+            // counts are folded a batch at a time as the files are read (`dataset::fold`).
             let opts = ReadOptions { columns: Some(SUMMARY_COLUMNS), ..opts.clone() };
-            (dataset::load(&args.input.inputs, &filter, &opts, &args.input.s3_options(), args.input.quiet)?, None)
+            let inputs = dataset::discover(&args.input.inputs, &filter, &args.input.s3_options())?;
+            let mut scope = ScopeFold::default();
+            let folded = dataset::fold(inputs, &filter, &opts, args.input.quiet, |df| scope.add(&df))?;
+            let bad = super::warn_bad_input(&folded.stats);
+            let summary = ScanSummary::new(scope.finish(), folded.stats, folded.duplicates, None, None);
+            write_summary(args, &summary)?;
+            return Ok(bad);
         }
     };
     let bad = super::warn_bad_input(&data.stats);
     let summary = summarize(data, ingest_stats, args.store.as_ref().map(|p| trailscope::fs::display_path(p)))?;
+    write_summary(args, &summary)?;
+    Ok(bad)
+}
+
+fn write_summary(args: &ScanArgs, summary: &ScanSummary) -> Result<()> {
     let mut out = super::open_output(args.output.as_deref())?;
     let format = args.format.unwrap_or(if args.output.is_none() && std::io::stdout().is_terminal() {
         SummaryFormat::Table
@@ -77,30 +89,35 @@ pub fn run(args: &ScanArgs) -> Result<bool> {
     });
     match format {
         SummaryFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &summary).map_err(|e| Error::Usage(e.to_string()))?;
+            serde_json::to_writer_pretty(&mut out, summary).map_err(|e| Error::Usage(e.to_string()))?;
             writeln!(out).map_err(|e| Error::io("<output>", e))?;
         }
-        SummaryFormat::Table => write_table(&mut out, &summary)?,
+        SummaryFormat::Table => write_table(&mut out, summary)?,
     }
-    out.flush().map_err(|e| Error::io("<output>", e))?;
-    Ok(bad)
+    out.flush().map_err(|e| Error::io("<output>", e))
 }
 
 fn summarize(data: Dataset, ingest: Option<IngestStats>, store: Option<String>) -> Result<ScanSummary> {
     let Dataset { events, stats, duplicates, .. } = data;
     let scope = trailscope::query::scope::scope(&events.cache())?;
-    Ok(ScanSummary {
-        events: scope.events,
-        duplicates,
-        first_event_time: scope.first_ms.map(format_ms),
-        last_event_time: scope.last_ms.map(format_ms),
-        store,
-        ingest,
-        by_account: scope.by_account,
-        by_region: scope.by_region,
-        by_day: scope.by_day,
-        read: stats,
-    })
+    Ok(ScanSummary::new(scope, stats, duplicates, ingest, store))
+}
+
+impl ScanSummary {
+    fn new(scope: Scope, read: ReadStats, duplicates: u64, ingest: Option<IngestStats>, store: Option<String>) -> Self {
+        ScanSummary {
+            events: scope.events,
+            duplicates,
+            first_event_time: scope.first_ms.map(format_ms),
+            last_event_time: scope.last_ms.map(format_ms),
+            store,
+            ingest,
+            by_account: scope.by_account,
+            by_region: scope.by_region,
+            by_day: scope.by_day,
+            read,
+        }
+    }
 }
 
 fn write_table(w: &mut dyn Write, s: &ScanSummary) -> Result<()> {
