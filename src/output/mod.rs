@@ -332,11 +332,7 @@ pub fn timesketch(df: &DataFrame) -> Result<DataFrame> {
 
 /// serde_json's error as ours: a failed write stays an I/O error (so a closed pipe is recognised).
 fn json_err(e: serde_json::Error) -> Error {
-    if e.is_io() {
-        io_err(e.into())
-    } else {
-        Error::Usage(e.to_string())
-    }
+    Error::json_write(e)
 }
 
 /// Does this format write rows one after another, so that an answer can be written as it is

@@ -93,17 +93,18 @@ pub struct PublicKeys(Vec<(PublicKeyEntry, rsa::RsaPublicKey)>);
 impl PublicKeys {
     pub fn load(path: &Path) -> Result<PublicKeys> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let list: PublicKeyList = serde_json::from_str(&text).map_err(|e| {
-            Error::Usage(format!("{}: not `aws cloudtrail list-public-keys` output: {e}", path.display()))
+        let list: PublicKeyList = serde_json::from_str(&text).map_err(|cause| Error::Json {
+            context: format!("{}: not `aws cloudtrail list-public-keys` output", crate::fs::display_path(path)),
+            cause,
         })?;
         use base64::Engine as _;
         let mut keys = Vec::new();
         for k in list.public_key_list {
             let der = base64::engine::general_purpose::STANDARD
                 .decode(k.value.trim())
-                .map_err(|e| Error::Usage(format!("{}: key {}: bad base64: {e}", path.display(), k.fingerprint)))?;
+                .map_err(|e| Error::invalid_input(path, format!("key {}: bad base64: {e}", k.fingerprint)))?;
             let key = rsa::RsaPublicKey::from_pkcs1_der(&der).map_err(|e| {
-                Error::Usage(format!("{}: key {}: not an RSA public key: {e}", path.display(), k.fingerprint))
+                Error::invalid_input(path, format!("key {}: not an RSA public key: {e}", k.fingerprint))
             })?;
             keys.push((k, key));
         }

@@ -27,6 +27,27 @@ fn a_closed_pipe_ends_every_format_quietly() {
     }
 }
 
+/// The commands that write one JSON document (report, scan, verify, ...) end as quietly when the
+/// reader goes away mid-document (#11: serde_json's write error became a usage error, so `report
+/// --format json | head -c 64` said "Broken pipe (os error 32)" and exited 1).
+#[test]
+fn a_closed_pipe_ends_a_json_document_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trailscope"))
+        .args(["report", "testdata/stratus-red-team", "--format", "json", "-q"])
+        .current_dir(repo_root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start trailscope");
+    let mut first = [0u8; 64];
+    child.stdout.as_mut().expect("stdout").read_exact(&mut first).expect("the first bytes");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "exit code; stderr: {stderr}");
+    assert!(!stderr.contains("Broken pipe"), "complained: {stderr}");
+}
+
 /// One exit-code scheme (#11): a mistyped flag, an unknown format or a missing INPUT stop the command
 /// with 1, as README says (clap's default was 2, the code for "some input was bad"); --help is 0.
 #[test]
