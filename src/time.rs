@@ -25,3 +25,79 @@ pub fn format_ms(ms: i64) -> String {
 pub fn day_start_ms(d: NaiveDate) -> i64 {
     d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_millis()
 }
+
+/// The zone times are displayed in, in tables (`--tz`, `--localtime`); data formats are always UTC.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Zone {
+    /// RFC 3339 with `Z` (the default).
+    #[default]
+    Utc,
+    /// A fixed offset: `2024-07-30T23:31:15+02:00`.
+    Fixed(chrono::FixedOffset),
+    /// The machine's zone (`TZ`, `/etc/localtime`), its offset at each instant (summer time included).
+    Local,
+}
+
+/// `ms` as RFC 3339 in `zone`: `Z` in UTC, else the offset (`+02:00`); milliseconds only when not 0.
+pub fn format_ms_in(ms: i64, zone: Zone) -> String {
+    let Some(t) = DateTime::<Utc>::from_timestamp_millis(ms) else { return ms.to_string() };
+    let opts = chrono::SecondsFormat::AutoSi;
+    match zone {
+        Zone::Utc => t.to_rfc3339_opts(opts, true),
+        Zone::Fixed(off) => t.with_timezone(&off).to_rfc3339_opts(opts, true),
+        Zone::Local => t.with_timezone(&chrono::Local).to_rfc3339_opts(opts, true),
+    }
+}
+
+/// A UTC offset as `--tz` takes it: `+02:00`, `-0530`, `+2`, `Z` or `UTC`; at most 14 hours (the
+/// widest in use, Kiribati).
+pub fn parse_offset(s: &str) -> std::result::Result<chrono::FixedOffset, String> {
+    let bad = || format!("{s:?} is not a UTC offset (expected e.g. +02:00, -05:30, Z)");
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("z") || t.eq_ignore_ascii_case("utc") {
+        return Ok(chrono::FixedOffset::east_opt(0).expect("zero offset"));
+    }
+    let (sign, rest) = match t.as_bytes().first() {
+        Some(b'+') => (1, &t[1..]),
+        Some(b'-') => (-1, &t[1..]),
+        _ => return Err(bad()),
+    };
+    let (h, m) = match rest.split_once(':') {
+        Some((h, m)) => (h, m),
+        None if rest.len() == 4 => rest.split_at(2),
+        None => (rest, "0"),
+    };
+    let all_digits = |x: &str| !x.is_empty() && x.len() <= 2 && x.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(h) || !all_digits(m) {
+        return Err(bad());
+    }
+    let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if h > 14 || m >= 60 || (h == 14 && m > 0) {
+        return Err(bad());
+    }
+    chrono::FixedOffset::east_opt(sign * (h * 3600 + m * 60)).ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--tz` (#11): offsets in the forms people write them; anything else is refused, never a panic.
+    #[test]
+    fn offsets_parse_and_times_show_them() {
+        let at = |s: &str| parse_offset(s).map(|o| o.local_minus_utc());
+        assert_eq!(at("+02:00"), Ok(7200));
+        assert_eq!(at("-0530"), Ok(-(5 * 3600 + 30 * 60)));
+        assert_eq!(at("+2"), Ok(7200));
+        assert_eq!(at("Z"), Ok(0));
+        assert_eq!(at("utc"), Ok(0));
+        for bad in ["", "+", "2", "+15:00", "+02:60", "+0a:00", "+123:00", "CET", "+02:00:00", "-é"] {
+            assert!(parse_offset(bad).is_err(), "{bad:?}");
+        }
+        let ms = parse_instant("2024-07-30T21:31:15Z").unwrap();
+        assert_eq!(format_ms_in(ms, Zone::Utc), "2024-07-30T21:31:15Z");
+        assert_eq!(format_ms_in(ms, Zone::Fixed(parse_offset("+02:00").unwrap())), "2024-07-30T23:31:15+02:00");
+        assert_eq!(format_ms_in(ms + 5, Zone::Fixed(parse_offset("-05:30").unwrap())), "2024-07-30T16:01:15.005-05:30");
+        assert_eq!(format_ms_in(ms, Zone::Fixed(parse_offset("Z").unwrap())), format_ms(ms));
+    }
+}

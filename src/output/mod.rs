@@ -10,7 +10,7 @@ use clap::ValueEnum;
 use polars::prelude::*;
 
 use crate::error::{Error, PolarsContext, Result};
-use crate::time::format_ms;
+use crate::time::{format_ms_in, Zone};
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -27,14 +27,21 @@ fn io_err(e: std::io::Error) -> Error {
     Error::io("<output>", e)
 }
 
+pub mod log;
+
 /// One cell as text: timestamps as RFC 3339 with `Z`, nulls empty.
 pub fn cell(v: &AnyValue<'_>) -> String {
+    cell_in(v, Zone::Utc)
+}
+
+/// One cell as text for a person: timestamps as RFC 3339 in `zone` (`--tz`, `--localtime`).
+pub fn cell_in(v: &AnyValue<'_>, zone: Zone) -> String {
     match v {
         AnyValue::Null => String::new(),
         AnyValue::String(s) => (*s).to_string(),
         AnyValue::StringOwned(s) => s.to_string(),
         AnyValue::Boolean(b) => b.to_string(),
-        AnyValue::Datetime(t, unit, _) | AnyValue::DatetimeOwned(t, unit, _) => format_ms(to_ms(*t, *unit)),
+        AnyValue::Datetime(t, unit, _) | AnyValue::DatetimeOwned(t, unit, _) => format_ms_in(to_ms(*t, *unit), zone),
         AnyValue::Date(d) => {
             chrono::NaiveDate::from_num_days_from_ce_opt(*d + 719_163).map(|d| d.to_string()).unwrap_or_default()
         }
@@ -97,6 +104,17 @@ pub fn write_table(w: &mut dyn Write, df: &DataFrame, max_width: usize) -> Resul
 /// `write_table`, its lines fitted into `total` characters when given: the widest columns give up
 /// width first (down to their title's width, or 8), their cells cut with an ellipsis.
 pub fn write_table_within(w: &mut dyn Write, df: &DataFrame, max_width: usize, total: Option<usize>) -> Result<()> {
+    write_table_in(w, df, max_width, total, Zone::Utc)
+}
+
+/// `write_table_within`, times shown in `zone`.
+pub fn write_table_in(
+    w: &mut dyn Write,
+    df: &DataFrame,
+    max_width: usize,
+    total: Option<usize>,
+    zone: Zone,
+) -> Result<()> {
     let cols = df.columns();
     let mut grid: Vec<Vec<String>> = vec![cols.iter().map(|c| c.name().to_string()).collect()];
     for i in 0..df.height() {
@@ -104,7 +122,7 @@ pub fn write_table_within(w: &mut dyn Write, df: &DataFrame, max_width: usize, t
         for c in cols {
             // Whitespace that would break the grid becomes a space; every other control character
             // (ANSI/OSC escapes in a log field) is shown escaped, never sent to the terminal (#13).
-            let s = cell(&c.get(i).context("reading a cell")?).replace(['\n', '\t', '\r'], " ");
+            let s = cell_in(&c.get(i).context("reading a cell")?, zone).replace(['\n', '\t', '\r'], " ");
             let mut s = crate::fs::printable(&s).into_owned();
             if s.chars().count() > max_width {
                 s = s.chars().take(max_width.saturating_sub(1)).collect::<String>() + "…";
@@ -200,9 +218,14 @@ pub fn terminal_width() -> Option<usize> {
 
 /// A single row shown as `name  value` lines (summaries read better vertically).
 pub fn write_vertical(w: &mut dyn Write, df: &DataFrame) -> Result<()> {
+    write_vertical_in(w, df, Zone::Utc)
+}
+
+/// `write_vertical`, times shown in `zone`.
+pub fn write_vertical_in(w: &mut dyn Write, df: &DataFrame, zone: Zone) -> Result<()> {
     let width = df.columns().iter().map(|c| c.name().len()).max().unwrap_or(0);
     for c in df.columns() {
-        let v = if df.height() > 0 { cell(&c.get(0).context("reading a cell")?) } else { String::new() };
+        let v = if df.height() > 0 { cell_in(&c.get(0).context("reading a cell")?, zone) } else { String::new() };
         let v = crate::fs::printable(&v);
         writeln!(w, "{:<width$}  {v}", c.name().as_str()).map_err(io_err)?;
     }
@@ -332,11 +355,7 @@ pub fn timesketch(df: &DataFrame) -> Result<DataFrame> {
 
 /// serde_json's error as ours: a failed write stays an I/O error (so a closed pipe is recognised).
 fn json_err(e: serde_json::Error) -> Error {
-    if e.is_io() {
-        io_err(e.into())
-    } else {
-        Error::Usage(e.to_string())
-    }
+    Error::json_write(e)
 }
 
 /// Does this format write rows one after another, so that an answer can be written as it is
@@ -410,16 +429,24 @@ pub struct Sink<'a> {
     pub width: Option<usize>,
     /// `--columns`: only these columns, in this order (`None`: all).
     pub columns: Option<&'a [String]>,
+    /// The zone tables show times in (`--tz`, `--localtime`); every other format writes UTC.
+    pub zone: Zone,
 }
 
 impl<'a> Sink<'a> {
     /// A sink writing `format` to `output` (stdout when `None`), tables fitted to the terminal.
     pub fn new(format: Format, output: Option<&'a Path>) -> Self {
-        Sink { format, output, width: if output.is_none() { terminal_width() } else { None }, columns: None }
+        Sink {
+            format,
+            output,
+            width: if output.is_none() { terminal_width() } else { None },
+            columns: None,
+            zone: Zone::Utc,
+        }
     }
 
     /// The columns `--columns` chose, or an error naming the ones that exist.
-    fn choose(&self, df: DataFrame) -> Result<DataFrame> {
+    pub fn choose(&self, df: DataFrame) -> Result<DataFrame> {
         let Some(cols) = self.columns else { return Ok(df) };
         if let Some(bad) = cols.iter().find(|c| df.column(c).is_err()) {
             let names: Vec<&str> = df.columns().iter().map(|c| c.name().as_str()).collect();
@@ -451,7 +478,7 @@ pub fn write_sections(sink: &Sink<'_>, sections: Vec<(String, DataFrame)>) -> Re
                     }
                     writeln!(w, "{} ({} rows)", name.replace('_', " "), df.height()).map_err(io_err)?;
                 }
-                write_table_within(&mut w, df, 60, sink.width)?;
+                write_table_in(&mut w, df, 60, sink.width, sink.zone)?;
             }
         }
         Format::Json if sections.len() > 1 => {

@@ -1,17 +1,65 @@
 //! `sql`: ad-hoc Polars SQL over a table named `events` with the frame's columns, for the questions
-//! we did not think of. A failing query is reported with the columns that exist.
+//! we did not think of. A failing query is reported with the columns that exist. Beside Polars'
+//! own functions, `json_get(text, '$.path')` reads a field out of a JSON text column
+//! (`request_parameters`, `response_elements`, ...).
+
+use std::sync::Arc;
 
 use polars::prelude::*;
 use polars::sql::SQLContext;
+use polars::sql::{FunctionOptions, FunctionRegistry};
 
 use crate::error::{Error, Result};
 
 /// Plan `query` over `events`. Errors (at planning or, via `explain_error`, at collection) name the
 /// available columns. CloudTrail's own field names are accepted for the columns (see `ALIASES`).
 pub fn plan(events: LazyFrame, query: &str) -> Result<LazyFrame> {
-    let mut ctx = SQLContext::new();
+    let mut ctx = SQLContext::new().with_function_registry(Arc::new(Functions));
     ctx.register("events", events);
     ctx.execute(&rewrite(query)).map_err(|e| explain_error(&e))
+}
+
+/// The functions trailscope adds to Polars SQL (their names in lower case, as Polars looks them up).
+pub const FUNCTIONS: [&str; 1] = ["json_get"];
+
+/// trailscope's SQL functions, for `SQLContext` (which asks it for any name it does not know).
+struct Functions;
+
+impl FunctionRegistry for Functions {
+    fn register(&mut self, name: &str, _fun: udf::UserDefinedFunction) -> PolarsResult<()> {
+        polars_bail!(InvalidOperation: "cannot add the SQL function {name}")
+    }
+
+    fn get_udf(&self, name: &str) -> PolarsResult<Option<udf::UserDefinedFunction>> {
+        Ok((name == "json_get").then(json_get))
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        FUNCTIONS.contains(&name)
+    }
+}
+
+/// `json_get(text, '$.path')`: the value at a JSONPath in JSON text, as text (a string unquoted,
+/// anything else as JSON: `900`, `{"a":1}`), null when the text is null, not JSON, or has nothing
+/// there. Row by row (the streaming engine runs it batch by batch), with Polars' `json_path_match`.
+fn json_get() -> udf::UserDefinedFunction {
+    let run = |args: &mut [Column]| -> PolarsResult<Column> {
+        polars_ensure!(
+            args.len() == 2,
+            InvalidOperation: "json_get takes two arguments, a JSON text column and a path ('$.bucketName'); got {}",
+            args.len()
+        );
+        let text = args[0].cast(&DataType::String)?;
+        let path = args[1].cast(&DataType::String)?;
+        Ok(text.str()?.json_path_match(path.str()?)?.into_column())
+    };
+    let field = |_: &Schema, fields: &[Field]| -> PolarsResult<Field> {
+        let name = fields.first().map_or_else(|| PlSmallStr::from_static("json_get"), |f| f.name().clone());
+        Ok(Field::new(name, DataType::String))
+    };
+    let mut f = udf::UserDefinedFunction::new("json_get".into(), BaseColumnUdf::new(run, field));
+    f.options = FunctionOptions::elementwise();
+    f
 }
 
 /// CloudTrail's field names (as in the records and in Sigma rules) and the columns that hold them;
@@ -117,6 +165,33 @@ pub fn explain_error(e: &PolarsError) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `json_get` reads a field out of JSON text (#11: `request_parameters` could not be queried).
+    #[test]
+    fn json_get_reads_a_path_out_of_json_text() {
+        let df = df!(
+            "request_parameters" => [Some(r#"{"bucketName":"b1","durationSeconds":900,"f":{"a":[1,2]}}"#), None, Some("not json")]
+        )
+        .unwrap();
+        let mut ctx = SQLContext::new().with_function_registry(Arc::new(Functions));
+        ctx.register("events", df.lazy());
+        let out = ctx
+            .execute(
+                "select json_get(request_parameters, '$.bucketName') b, JSON_GET(request_parameters, '$.durationSeconds') d, \
+                 json_get(request_parameters, '$.f.a[1]') a from events",
+            )
+            .unwrap()
+            .collect()
+            .unwrap();
+        let col =
+            |n: &str| out.column(n).unwrap().str().unwrap().iter().map(|v| v.map(str::to_string)).collect::<Vec<_>>();
+        assert_eq!(col("b"), [Some("b1".to_string()), None, None]);
+        assert_eq!(col("d"), [Some("900".to_string()), None, None]);
+        assert_eq!(col("a"), [Some("2".to_string()), None, None]);
+        let mut ctx = SQLContext::new().with_function_registry(Arc::new(Functions));
+        ctx.register("events", df!("x" => ["{}"]).unwrap().lazy());
+        assert!(ctx.execute("select json_get(x) from events").and_then(|lf| lf.collect()).is_err(), "one argument");
+    }
 
     #[test]
     fn cloudtrail_names_and_literal_sums_are_rewritten_outside_strings() {

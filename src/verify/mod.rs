@@ -41,12 +41,80 @@ struct DigestDoc {
     log_files: Vec<LogFileEntry>,
 }
 
+/// What a finding is: a problem, a note (outside the digests' time range) or a file not read.
+/// Written in snake_case (`chain_break`) in every format.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A log file or digest that could not be read at all (exit code 2).
+    Unreadable,
+    /// A log file a digest lists is not in the tree.
+    Missing,
+    /// A log file whose hash differs from its digest's.
+    Modified,
+    /// A log file no digest lists.
+    Unlisted,
+    /// A digest whose previous-digest hash or signature does not match the previous digest.
+    ChainBreak,
+    /// Time between two digests that no digest covers.
+    Gap,
+    /// A digest whose signature does not verify with its public key.
+    BadSignature,
+    /// A digest without its signature (metadata).
+    Unsigned,
+    /// Note: a log file delivered after the newest digest of its region.
+    NotYetDigested,
+    /// Note: a log file delivered before the oldest digest of its region.
+    BeforeFirstDigest,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 10] = [
+        Kind::Unreadable,
+        Kind::Missing,
+        Kind::Modified,
+        Kind::Unlisted,
+        Kind::ChainBreak,
+        Kind::Gap,
+        Kind::BadSignature,
+        Kind::Unsigned,
+        Kind::NotYetDigested,
+        Kind::BeforeFirstDigest,
+    ];
+
+    /// The name written in every format (the serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Unreadable => "unreadable",
+            Kind::Missing => "missing",
+            Kind::Modified => "modified",
+            Kind::Unlisted => "unlisted",
+            Kind::ChainBreak => "chain_break",
+            Kind::Gap => "gap",
+            Kind::BadSignature => "bad_signature",
+            Kind::Unsigned => "unsigned",
+            Kind::NotYetDigested => "not_yet_digested",
+            Kind::BeforeFirstDigest => "before_first_digest",
+        }
+    }
+
+    /// A problem makes verify fail; a note (outside the digests' time range) does not.
+    pub fn is_problem(self) -> bool {
+        !matches!(self, Kind::NotYetDigested | Kind::BeforeFirstDigest)
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so that `{:<20}` lines up the table.
+        f.pad(self.as_str())
+    }
+}
+
 /// One integrity problem (or note).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Finding {
-    /// modified, missing, unlisted, chain_break, gap, bad_signature, unsigned (problems);
-    /// not_yet_digested, before_first_digest (notes: outside the digests' time range).
-    pub kind: &'static str,
+    pub kind: Kind,
     pub path: String,
     pub digest: String,
     pub detail: String,
@@ -54,7 +122,7 @@ pub struct Finding {
 
 impl Finding {
     pub fn is_problem(&self) -> bool {
-        !matches!(self.kind, "not_yet_digested" | "before_first_digest")
+        self.kind.is_problem()
     }
 }
 
@@ -93,17 +161,18 @@ pub struct PublicKeys(Vec<(PublicKeyEntry, rsa::RsaPublicKey)>);
 impl PublicKeys {
     pub fn load(path: &Path) -> Result<PublicKeys> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let list: PublicKeyList = serde_json::from_str(&text).map_err(|e| {
-            Error::Usage(format!("{}: not `aws cloudtrail list-public-keys` output: {e}", path.display()))
+        let list: PublicKeyList = serde_json::from_str(&text).map_err(|cause| Error::Json {
+            context: format!("{}: not `aws cloudtrail list-public-keys` output", crate::fs::display_path(path)),
+            cause,
         })?;
         use base64::Engine as _;
         let mut keys = Vec::new();
         for k in list.public_key_list {
             let der = base64::engine::general_purpose::STANDARD
                 .decode(k.value.trim())
-                .map_err(|e| Error::Usage(format!("{}: key {}: bad base64: {e}", path.display(), k.fingerprint)))?;
+                .map_err(|e| Error::invalid_input(path, format!("key {}: bad base64: {e}", k.fingerprint)))?;
             let key = rsa::RsaPublicKey::from_pkcs1_der(&der).map_err(|e| {
-                Error::Usage(format!("{}: key {}: not an RSA public key: {e}", path.display(), k.fingerprint))
+                Error::invalid_input(path, format!("key {}: not an RSA public key: {e}", k.fingerprint))
             })?;
             keys.push((k, key));
         }
@@ -175,7 +244,7 @@ pub fn verify(root: &Path, keys: Option<&PublicKeys>, max_file_bytes: u64) -> Re
         }
         if key.contains("/CloudTrail-Digest/") {
             let unreadable = |detail: String| Finding {
-                kind: "unreadable",
+                kind: Kind::Unreadable,
                 path: crate::fs::display_path(&path),
                 digest: key.clone(),
                 detail,
@@ -213,7 +282,7 @@ pub fn verify(root: &Path, keys: Option<&PublicKeys>, max_file_bytes: u64) -> Re
             listed.insert(key.clone());
             let Some(path) = logs.get(&key) else {
                 report.findings.push(Finding {
-                    kind: "missing",
+                    kind: Kind::Missing,
                     path: key,
                     digest: d.key.clone(),
                     detail: "listed in the digest, not in the tree".into(),
@@ -227,7 +296,7 @@ pub fn verify(root: &Path, keys: Option<&PublicKeys>, max_file_bytes: u64) -> Re
                         report.log_files_verified += 1;
                     } else {
                         report.findings.push(Finding {
-                            kind: "modified",
+                            kind: Kind::Modified,
                             path: crate::fs::display_path(path),
                             digest: d.key.clone(),
                             detail: format!("SHA-256 {actual}, digest says {}", lf.hash_value),
@@ -235,7 +304,7 @@ pub fn verify(root: &Path, keys: Option<&PublicKeys>, max_file_bytes: u64) -> Re
                     }
                 }
                 Err(e) => report.findings.push(Finding {
-                    kind: "modified",
+                    kind: Kind::Modified,
                     path: crate::fs::display_path(path),
                     digest: d.key.clone(),
                     detail: format!("cannot be read as delivered: {e}"),
@@ -269,7 +338,7 @@ pub fn verify(root: &Path, keys: Option<&PublicKeys>, max_file_bytes: u64) -> Re
                     let prev_key = key_from_s3_object(prev_obj);
                     match by_key.get(prev_key.as_str()) {
                         Some(prev) if !prev.sha256.eq_ignore_ascii_case(prev_hash) => report.findings.push(Finding {
-                            kind: "chain_break",
+                            kind: Kind::ChainBreak,
                             path: crate::fs::display_path(&prev.path),
                             digest: d.key.clone(),
                             detail: format!(
@@ -280,7 +349,7 @@ pub fn verify(root: &Path, keys: Option<&PublicKeys>, max_file_bytes: u64) -> Re
                         Some(_) => {}
                         None if first => {} // the pulled window starts after it
                         None => report.findings.push(Finding {
-                            kind: "chain_break",
+                            kind: Kind::ChainBreak,
                             path: prev_key,
                             digest: d.key.clone(),
                             detail: "previous digest is missing from the tree".into(),
@@ -288,7 +357,7 @@ pub fn verify(root: &Path, keys: Option<&PublicKeys>, max_file_bytes: u64) -> Re
                     }
                 }
                 _ if !first => report.findings.push(Finding {
-                    kind: "gap",
+                    kind: Kind::Gap,
                     path: String::new(),
                     digest: d.key.clone(),
                     detail: "a starting digest: validation or logging was stopped and restarted before it".into(),
@@ -302,7 +371,7 @@ pub fn verify(root: &Path, keys: Option<&PublicKeys>, max_file_bytes: u64) -> Re
                     // Digests are hourly and each starts where the previous ended.
                     if s - pe > 60_000 {
                         report.findings.push(Finding {
-                            kind: "gap",
+                            kind: Kind::Gap,
                             path: String::new(),
                             digest: d.key.clone(),
                             detail: format!(
@@ -333,13 +402,13 @@ pub fn verify(root: &Path, keys: Option<&PublicKeys>, max_file_bytes: u64) -> Re
         let t = log_file_time(key);
         let (kind, detail) = match (ranges.get(&region_key), t) {
             (Some(&(_, end)), Some(t)) if t >= end => {
-                ("not_yet_digested", "delivered after the newest digest of its region in the tree".to_string())
+                (Kind::NotYetDigested, "delivered after the newest digest of its region in the tree".to_string())
             }
             (Some(&(start, _)), Some(t)) if t < start - 3_600_000 => {
-                ("before_first_digest", "delivered before the oldest digest of its region in the tree".to_string())
+                (Kind::BeforeFirstDigest, "delivered before the oldest digest of its region in the tree".to_string())
             }
-            (None, _) => ("unlisted", "no digest of its account and region in the tree".to_string()),
-            _ => ("unlisted", "listed in no digest (delivered while validation was off, or planted)".to_string()),
+            (None, _) => (Kind::Unlisted, "no digest of its account and region in the tree".to_string()),
+            _ => (Kind::Unlisted, "listed in no digest (delivered while validation was off, or planted)".to_string()),
         };
         report.findings.push(Finding { kind, path: crate::fs::display_path(path), digest: String::new(), detail });
     }
@@ -381,14 +450,14 @@ pub fn signing_string(
 
 fn check_signature(d: &LocalDigest, keys: &PublicKeys, report: &mut Report) {
     let bad = |detail: String| Finding {
-        kind: "bad_signature",
+        kind: Kind::BadSignature,
         path: crate::fs::display_path(&d.path),
         digest: d.key.clone(),
         detail,
     };
     let Some(sig_hex) = d.metadata.as_ref().and_then(|m| m.signature.as_deref()) else {
         report.findings.push(Finding {
-            kind: "unsigned",
+            kind: Kind::Unsigned,
             path: crate::fs::display_path(&d.path),
             digest: d.key.clone(),
             detail: format!("no signature metadata ({METADATA_SUFFIX} beside the digest; pull saves it)"),
@@ -433,6 +502,20 @@ fn check_signature(d: &LocalDigest, keys: &PublicKeys, report: &mut Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Finding kinds are typed (#11, a `&str` before): each is written by serde as its `as_str`
+    /// name, names are unique, and only the two notes are not problems.
+    #[test]
+    fn finding_kinds_are_named_once_and_alike_everywhere() {
+        let mut seen = std::collections::HashSet::new();
+        for k in Kind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), serde_json::json!(k.as_str()));
+            assert_eq!(format!("{k:<20}|"), format!("{:<20}|", k.as_str()), "padded like a string");
+            assert!(seen.insert(k.as_str()), "{k} twice");
+        }
+        let notes: Vec<Kind> = Kind::ALL.into_iter().filter(|k| !k.is_problem()).collect();
+        assert_eq!(notes, [Kind::NotYetDigested, Kind::BeforeFirstDigest]);
+    }
 
     #[test]
     fn chain_and_keys() {

@@ -27,6 +27,27 @@ fn a_closed_pipe_ends_every_format_quietly() {
     }
 }
 
+/// The commands that write one JSON document (report, scan, verify, ...) end as quietly when the
+/// reader goes away mid-document (#11: serde_json's write error became a usage error, so `report
+/// --format json | head -c 64` said "Broken pipe (os error 32)" and exited 1).
+#[test]
+fn a_closed_pipe_ends_a_json_document_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trailscope"))
+        .args(["report", "testdata/stratus-red-team", "--format", "json", "-q"])
+        .current_dir(repo_root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start trailscope");
+    let mut first = [0u8; 64];
+    child.stdout.as_mut().expect("stdout").read_exact(&mut first).expect("the first bytes");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "exit code; stderr: {stderr}");
+    assert!(!stderr.contains("Broken pipe"), "complained: {stderr}");
+}
+
 /// One exit-code scheme (#11): a mistyped flag, an unknown format or a missing INPUT stop the command
 /// with 1, as README says (clap's default was 2, the code for "some input was bad"); --help is 0.
 #[test]
@@ -137,4 +158,105 @@ fn a_closing_summary_on_a_terminal() {
     assert!(!run("-q").contains("events read from"));
     let piped = TestCommand::new(["activity", "testdata/invictus-ir", "--format", "json"]).run();
     assert!(!piped.stderr.contains("events read from"), "{}", piped.stderr);
+}
+
+/// `timeline --format table` reads like a log (#11): time, principal (short), service:event, source
+/// IP, outcome (`ok` or the error code), and the request's parameters in brief; one line per event.
+/// The rows below are read by hand from `testdata/stratus-red-team` (event d769ddfd..., the
+/// AssumeRole that issued ASIANQQHHS551LWULIWD, and the denied GetPasswordData calls it made).
+#[test]
+fn timeline_table_reads_like_a_log() {
+    let out = TestCommand::new(["timeline", "testdata/stratus-red-team", "--format", "table", "--wide", "-q"]).run();
+    out.expect_code(0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let titles: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(titles, ["time", "principal", "event", "source_ip", "outcome", "request"]);
+    assert_eq!(lines.len(), 2 + crate::num(&crate::golden("stratus"), "events") as usize, "a line per event");
+    let words = |l: &str| l.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(
+        words(lines[2]),
+        ["2024-07-30T21:31:10Z", "christophe", "sts:AssumeRole", "200.249.253.51", "AccessDenied"],
+        "a failed call without parameters"
+    );
+    let issued = words(lines[4]);
+    assert_eq!(
+        issued,
+        [
+            "2024-07-30T21:31:15Z",
+            "christophe",
+            "sts:AssumeRole",
+            "200.249.253.51",
+            "ok",
+            "durationSeconds=900",
+            "roleArn=arn:aws:iam::457448411975:role/stratus-red-team-ec2-get-password-data-role",
+            "roleSessionName=aws-go-sdk-1722375070115152000"
+        ]
+    );
+    let denied = words(lines[6]);
+    assert_eq!(
+        denied[1..],
+        [
+            "role/stratus-red-team-ec2-get-password-data-role",
+            "ec2:GetPasswordData",
+            "200.249.253.51",
+            "Client.UnauthorizedOperation",
+            "instanceId=i-gspajwz8z9wrutsz"
+        ]
+    );
+    // Fitted to a terminal, every column starts where its title does, line after line (fixed
+    // widths, written as the rows come); `--wide` cuts nothing, so a long cell pushes its line on.
+    let fitted = TestCommand::new(["timeline", "testdata/stratus-red-team", "--format", "table", "-q"])
+        .env("COLUMNS", "150")
+        .run();
+    let lines: Vec<&str> = fitted.stdout.lines().collect();
+    let at = lines[0].find("source_ip").unwrap();
+    let aligned = |l: &&str| {
+        let c: Vec<char> = l.chars().collect();
+        c[at - 2] == ' ' && c[at - 1] == ' ' && c[at].is_ascii_digit()
+    };
+    assert!(lines[2..].iter().all(aligned), "aligned:\n{}", fitted.stdout);
+    assert!(lines.iter().all(|l| l.chars().count() <= 150));
+    // `--columns` asks for the rows' own columns: the generic table.
+    let chosen = TestCommand::new(["timeline", "testdata/stratus-red-team", "--format", "table", "-q"])
+        .args(["--columns", "event_id,event_name"])
+        .run();
+    assert_eq!(
+        chosen.stdout.lines().next().map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec!["event_id", "event_name"])
+    );
+}
+
+/// `--tz OFFSET` and `--localtime` show table times in that zone, RFC 3339 with the offset (#11);
+/// every data format stays UTC, byte for byte; a bad offset is a usage error.
+#[test]
+fn tz_and_localtime_change_table_times_only() {
+    let table = |extra: &[&str], env: (&str, &str)| {
+        let out = TestCommand::new(["timeline", "testdata/stratus-red-team", "--format", "table", "--wide", "-q"])
+            .args(extra)
+            .env(env.0, env.1)
+            .run();
+        out.expect_code(0);
+        out.stdout.lines().nth(2).unwrap_or_default().split_whitespace().next().unwrap_or_default().to_string()
+    };
+    assert_eq!(table(&[], ("TZ", "Asia/Kolkata")), "2024-07-30T21:31:10Z", "UTC by default");
+    assert_eq!(table(&["--tz", "+02:00"], ("TZ", "UTC")), "2024-07-30T23:31:10+02:00");
+    assert_eq!(table(&["--tz", "-05:30"], ("TZ", "UTC")), "2024-07-30T16:01:10-05:30");
+    assert_eq!(table(&["--localtime"], ("TZ", "Asia/Kolkata")), "2024-07-31T03:01:10+05:30");
+    // Other tables too: activity's first_seen.
+    let activity = TestCommand::new(["activity", "testdata/stratus-red-team", "--format", "table", "--wide", "-q"])
+        .args(["--tz", "+01:00"])
+        .run();
+    assert!(activity.stdout.contains("2024-07-30T22:31:10+01:00"), "{}", activity.stdout);
+    for format in ["json", "csv", "jsonl"] {
+        let utc = TestCommand::new(["timeline", "testdata/stratus-red-team", "--format", format, "-q"]).run();
+        let tz =
+            TestCommand::new(["timeline", "testdata/stratus-red-team", "--format", format, "-q", "--tz", "+02:00"])
+                .run();
+        assert_eq!(utc.stdout, tz.stdout, "--format {format} stays UTC");
+    }
+    for bad in ["5", "+15:00", "CET"] {
+        let out = TestCommand::new(["timeline", "testdata/stratus-red-team", "--tz", bad]).run();
+        out.expect_code(1);
+        assert!(out.stderr.contains("is not a UTC offset"), "{}", out.stderr);
+    }
 }

@@ -235,3 +235,18 @@ fn unreadable_digest_exits_2_and_csv_lists_rows() {
     assert!(out.stdout.contains("unreadable,"), "{}", out.stdout);
     assert!(out.stderr.contains("UNREADABLE"), "{}", out.stderr);
 }
+
+/// A key file that is not `aws cloudtrail list-public-keys` output names the file and the JSON
+/// error once (#11: a typed JSON error, no longer a usage error).
+#[test]
+fn a_bad_key_file_is_named_with_its_json_error() {
+    let tree = build();
+    let keys = tree.root.join("keys.json");
+    fs::write(&keys, "{\"PublicKeyList\": 3}").unwrap();
+    let out =
+        TestCommand::new(["verify", &tree.root.to_string_lossy(), "--public-keys", &keys.to_string_lossy()]).run();
+    out.expect_code(1);
+    let line = out.stderr.lines().next().unwrap_or_default().to_string();
+    assert!(line.contains("keys.json: not `aws cloudtrail list-public-keys` output: invalid type"), "{line}");
+    assert_eq!(out.stderr.matches("invalid type").count(), 1, "{}", out.stderr);
+}

@@ -72,6 +72,12 @@ pub struct OutputArgs {
     /// Tables as wide as their cells: not fitted to the terminal (COLUMNS or its width).
     #[arg(long)]
     pub wide: bool,
+    /// Show times in tables at this UTC offset (e.g. +02:00, -05:30); other formats stay UTC.
+    #[arg(long, value_name = "OFFSET", value_parser = trailscope::time::parse_offset, allow_hyphen_values = true)]
+    pub tz: Option<chrono::FixedOffset>,
+    /// Show times in tables in this machine's time zone (TZ); other formats stay UTC.
+    #[arg(long, conflicts_with = "tz")]
+    pub localtime: bool,
 }
 
 impl OutputArgs {
@@ -82,7 +88,18 @@ impl OutputArgs {
             sink.width = None;
         }
         sink.columns = self.columns.as_deref();
+        sink.zone = self.zone();
         sink
+    }
+
+    /// The zone tables show times in: `--tz`, `--localtime`, else UTC.
+    pub fn zone(&self) -> trailscope::time::Zone {
+        use trailscope::time::Zone;
+        match (self.tz, self.localtime) {
+            (Some(off), _) => Zone::Fixed(off),
+            (None, true) => Zone::Local,
+            (None, false) => Zone::Utc,
+        }
     }
 }
 

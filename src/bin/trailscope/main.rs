@@ -65,7 +65,7 @@ fn main() -> ExitCode {
         Ok(false) => ExitCode::SUCCESS,
         Ok(true) => ExitCode::from(2),
         Err(e) => {
-            if is_broken_pipe(&e) {
+            if e.is_broken_pipe() {
                 return ExitCode::SUCCESS;
             }
             let err = anyhow::Error::from(e);
@@ -77,8 +77,4 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-fn is_broken_pipe(e: &trailscope::error::Error) -> bool {
-    matches!(e, trailscope::error::Error::Io { cause, .. } if cause.kind() == std::io::ErrorKind::BrokenPipe)
 }

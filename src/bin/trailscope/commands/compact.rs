@@ -22,7 +22,7 @@ pub fn run(args: &CompactArgs) -> Result<bool> {
         writeln!(w, "duplicates dropped       {}", stats.duplicates_dropped).map_err(io)?;
         writeln!(w, "orphan files removed     {}", stats.orphans_removed).map_err(io)?;
     } else {
-        serde_json::to_writer_pretty(&mut w, &stats).map_err(|e| Error::Usage(e.to_string()))?;
+        serde_json::to_writer_pretty(&mut w, &stats).map_err(Error::json_write)?;
         writeln!(w).map_err(io)?;
     }
     w.flush().map_err(io)?;

@@ -37,7 +37,7 @@ pub fn run(args: &PullArgs) -> Result<bool> {
     let io = |e| Error::io("<output>", e);
     match format {
         SummaryFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &summary).map_err(|e| Error::Usage(e.to_string()))?;
+            serde_json::to_writer_pretty(&mut out, &summary).map_err(Error::json_write)?;
             writeln!(out).map_err(io)?;
         }
         SummaryFormat::Table => write_table(&mut out, &summary)?,

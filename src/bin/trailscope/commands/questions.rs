@@ -101,9 +101,9 @@ pub fn root(args: &RootArgs) -> Result<bool> {
         let mut w = super::open_output(args.output.output.as_deref())?;
         writeln!(w, "root events ({} rows)", rows.height()).map_err(|e| trailscope::error::Error::io("<output>", e))?;
         let sink = args.output.sink(format);
-        output::write_table_within(&mut w, &rows, 60, sink.width)?;
+        output::write_table_in(&mut w, &rows, 60, sink.width, sink.zone)?;
         writeln!(w, "\nsummary").map_err(|e| trailscope::error::Error::io("<output>", e))?;
-        output::write_vertical(&mut w, &summary)?;
+        output::write_vertical_in(&mut w, &summary, sink.zone)?;
         w.flush().map_err(|e| trailscope::error::Error::io("<output>", e))?;
     } else {
         write(Answer::one("root_events", query::root::events(ev, data.sorted)), &args.output)?;
@@ -208,7 +208,16 @@ pub fn timeline(args: &TimelineArgs) -> Result<bool> {
         Some(key) => query::timeline::session(query::timeline::filtered(data.events, &pivots)?, key)?,
         None => query::timeline::rows(data.events, &pivots, data.sorted)?,
     };
-    write(Answer::one("timeline", lf), &args.output)?;
+    // On a terminal the timeline reads like a log (#11); `--columns` asks for the rows' own columns.
+    let sink = args.output.sink(format_of(&args.output));
+    let log = sink.format == Format::Table
+        && sink.columns.is_none()
+        && args.output.section.as_deref().is_none_or(|s| s == "timeline");
+    if log {
+        output::log::write_log(&sink, lf)?;
+    } else {
+        write(Answer::one("timeline", lf), &args.output)?;
+    }
     Ok(bad)
 }
 

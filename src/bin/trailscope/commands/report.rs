@@ -70,7 +70,7 @@ pub fn run(args: &ReportArgs) -> Result<bool> {
     }
     if json_out {
         let mut w = super::open_output(args.output.as_deref())?;
-        serde_json::to_writer_pretty(&mut w, &report).map_err(|e| Error::Usage(e.to_string()))?;
+        serde_json::to_writer_pretty(&mut w, &report).map_err(Error::json_write)?;
         writeln!(w).and_then(|()| w.flush()).map_err(|e| Error::io("<output>", e))?;
     }
     Ok(bad)

@@ -89,7 +89,7 @@ fn write_summary(args: &ScanArgs, summary: &ScanSummary) -> Result<()> {
     });
     match format {
         SummaryFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, summary).map_err(|e| Error::Usage(e.to_string()))?;
+            serde_json::to_writer_pretty(&mut out, summary).map_err(Error::json_write)?;
             writeln!(out).map_err(|e| Error::io("<output>", e))?;
         }
         SummaryFormat::Table => write_table(&mut out, summary)?,

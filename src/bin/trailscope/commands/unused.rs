@@ -68,7 +68,7 @@ pub fn run(args: &UnusedArgs) -> Result<bool> {
             }
         };
         let mut w = super::open_output(args.output.output.as_deref())?;
-        serde_json::to_writer_pretty(&mut w, &doc).map_err(|e| Error::Usage(e.to_string()))?;
+        serde_json::to_writer_pretty(&mut w, &doc).map_err(Error::json_write)?;
         writeln!(w).and_then(|()| w.flush()).map_err(|e| Error::io("<output>", e))?;
         return Ok(bad);
     }

@@ -20,7 +20,7 @@ pub fn run(args: &VerifyArgs) -> Result<u8> {
     let rows: Vec<&verify::Finding> = report.unreadable.iter().chain(&report.findings).collect();
     match format {
         VerifyFormat::Json => {
-            serde_json::to_writer_pretty(&mut w, &report).map_err(|e| Error::Usage(e.to_string()))?;
+            serde_json::to_writer_pretty(&mut w, &report).map_err(Error::json_write)?;
             writeln!(w).map_err(io)?;
         }
         VerifyFormat::Table => {
