@@ -66,7 +66,7 @@ fn files_under(root: &Path) -> Vec<PathBuf> {
 }
 
 fn s3_err(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Usage(format!("S3 store: {what}: {e}"))
+    Error::Network { context: format!("S3 store: {what}"), cause: e.to_string().into() }
 }
 
 impl Mirror {

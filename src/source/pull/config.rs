@@ -193,5 +193,5 @@ pub fn s3_client(
     };
     let cfg = client_config(&opts, bucket)?;
     let region = cfg.region.clone();
-    cfg.builder.with_region(region).build().map_err(|e| Error::Usage(format!("cannot configure the S3 client: {e}")))
+    cfg.builder.with_region(region).build().map_err(|e| Error::network("cannot configure the S3 client", e))
 }

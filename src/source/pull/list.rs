@@ -52,8 +52,7 @@ pub(super) struct S3 {
 impl S3 {
     pub(super) fn connect(cfg: &ClientConfig, region: &str, list_requests: Arc<AtomicU64>) -> Result<S3> {
         let builder = cfg.builder.clone().with_region(region);
-        let store =
-            builder.clone().build().map_err(|e| Error::Usage(format!("cannot configure the S3 client: {e}")))?;
+        let store = builder.clone().build().map_err(|e| Error::network("cannot configure the S3 client", e))?;
         let mut options = ClientOptions::new().with_timeout(Duration::from_secs(120));
         for key in [
             ClientConfigKey::AllowHttp,
@@ -69,7 +68,7 @@ impl S3 {
         }
         let http = ReqwestConnector::default()
             .connect(&options)
-            .map_err(|e| Error::Usage(format!("cannot configure the HTTP client: {e}")))?;
+            .map_err(|e| Error::network("cannot configure the HTTP client", e))?;
         let bucket = &cfg.bucket;
         // As object_store addresses the bucket (so listing and fetching go to the same place).
         let bucket_url = match (&cfg.endpoint, cfg.virtual_hosted) {

@@ -266,7 +266,7 @@ async fn pull_async(opts: &PullOptions, url: &S3Url, cfg: &ClientConfig) -> Resu
             }
             Err(ListError::Fatal(e)) => {
                 bar.finish_and_clear();
-                return Err(Error::Usage(format!("cannot list: {e}")));
+                return Err(Error::Network { context: "cannot list".into(), cause: e.into() });
             }
         }
     };
