@@ -46,11 +46,12 @@ pub fn run(args: &UnusedArgs) -> Result<bool> {
     }
     let data = load(&args.input)?;
     let bad = super::warn_bad_input(&data.stats);
-    let mut analysis = unused::analyze(&az, data.events)?;
+    let mut analysis = unused::analyze(&az, data.events.clone())?;
     if let Some(who) = &args.principal {
         analysis.only(who)?;
     }
     if let Some(who) = &args.policy {
+        analysis.scope_resources(data.events, Some(who))?;
         let doc = match analysis.least_privilege(who)? {
             LeastPrivilege::Policy(p) => p,
             LeastPrivilege::Split(list) => {
