@@ -192,7 +192,8 @@ fn unused_roles_odd_snapshot_and_conflicts() {
 /// reference's shapes). Counted by hand from the file: alice used AdministratorAccess in two accounts
 /// (ic-0001, ic-0002 in 111122223333, ic-0003 in 444455556666: 3 events, s3 and ec2, 3 actions); bob
 /// used Read_Only (an underscore in the set's name) twice, one denied. The IdentityCenterUser event
-/// (ic-0006) and the plain role session (ic-0007) are not Identity Center role sessions.
+/// (ic-0006: sso ListAccounts) is its user's, by `onBehalfOf.userId`, and has no permission set; the
+/// plain role session (ic-0007) is no Identity Center session.
 #[test]
 fn activity_by_person_and_permission_set() {
     let rows = |by: &str| -> Vec<Value> {
@@ -206,7 +207,14 @@ fn activity_by_person_and_permission_set() {
     };
     let people = rows("person");
     let got: Vec<_> = people.iter().map(|r| key(r, "person")).collect();
-    assert_eq!(got, [("alice@example.com".into(), 3, 0, 2, 3), ("bob@example.com".into(), 2, 1, 1, 1)]);
+    assert_eq!(
+        got,
+        [
+            ("alice@example.com".into(), 3, 0, 2, 3),
+            ("bob@example.com".into(), 2, 1, 1, 1),
+            ("544894e8-80c1-707f-60e3-3ba6510dfac1".into(), 1, 0, 1, 1),
+        ]
+    );
     assert_eq!(text(&people[0], "first_seen"), "2025-03-03T09:00:00Z");
     assert_eq!(text(&people[0], "last_seen"), "2025-03-03T10:00:00Z");
     let sets = rows("permission-set");
