@@ -272,6 +272,24 @@ impl Scoper {
         }
     }
 
+    /// Add what another accumulator saw (the same permission set's role in another account).
+    pub fn merge(&mut self, other: Scoper) {
+        for (a, scope) in other.scopes {
+            match (self.scopes.get_mut(&a), scope) {
+                (None, s) => {
+                    self.scopes.insert(a, s);
+                }
+                (Some(Scope::Resources(mine)), Scope::Resources(theirs)) => {
+                    mine.extend(theirs);
+                    if mine.len() > MAX_RESOURCES_PER_ACTION {
+                        self.scopes.insert(a, Scope::Any);
+                    }
+                }
+                (Some(mine), _) => *mine = Scope::Any,
+            }
+        }
+    }
+
     /// The scope of `action`: `Any` when no call of it was seen.
     pub fn scope(&self, action: usize) -> Scope {
         self.scopes.get(&action).cloned().unwrap_or(Scope::Any)

@@ -31,6 +31,8 @@ pub struct Principal {
     pub permissions: Permissions,
     /// A role's `RoleLastUsed` from the snapshot (date, region), when it carries one.
     pub role_last_used: Option<(Option<String>, Option<String>)>,
+    /// A permission set (`by_permission_set`): the accounts whose snapshot has its role.
+    pub accounts: Vec<String>,
 }
 
 fn inline(list: &[InlinePolicy], suffix: &str, out: &mut Vec<NamedPolicy>, warnings: &mut Vec<String>) {
@@ -131,6 +133,7 @@ fn finish(
         id: id.to_string(),
         permissions,
         role_last_used: None,
+        accounts: Vec::new(),
     }
 }
 
@@ -302,6 +305,26 @@ pub fn analyze(az: &AuthorizationDetails, events: LazyFrame) -> Result<Analysis>
     drop((by_id, by_arn));
     let scopes = principals.iter().map(|_| None).collect();
     Ok(Analysis { principals, usage, scopes, data_sources, read_events })
+}
+
+impl Usage {
+    fn merge(&mut self, o: Usage) {
+        self.events += o.events;
+        self.last_activity = self.last_activity.max(o.last_activity);
+        for (a, t) in o.used {
+            let e = self.used.entry(a).or_insert(t);
+            *e = (*e).max(t);
+        }
+        for (a, n) in o.attempted {
+            *self.attempted.entry(a).or_insert(0) += n;
+        }
+        for (a, (n, codes)) in o.inconclusive {
+            let e = self.inconclusive.entry(a).or_default();
+            e.0 += n;
+            e.1.extend(codes);
+        }
+        self.unknown.extend(o.unknown);
+    }
 }
 
 /// One (principal, action) verdict.
@@ -568,6 +591,82 @@ impl Analysis {
         let mut k = keep.iter();
         self.scopes.retain(|_| *k.next().unwrap_or(&false));
         Ok(())
+    }
+
+    /// IAM Identity Center permission sets instead of principals: the roles
+    /// `AWSReservedSSO_<PermissionSet>_<suffix>` that Identity Center creates in each account are merged
+    /// per permission set (granted: the union of what the roles grant, `granted_by` naming the
+    /// account; used: a use in any account; the resources the calls named, when read, together).
+    /// Principals that are not such roles are dropped. Each permission set's `arn` is
+    /// `permission-set/<name>`, its `accounts` the accounts whose snapshot has its role.
+    pub fn by_permission_set(self) -> Result<Analysis> {
+        let Analysis { principals, usage, scopes, data_sources, read_events } = self;
+        let mut sets: BTreeMap<String, (Principal, Usage, Option<resources::Scoper>)> = BTreeMap::new();
+        for ((p, u), sc) in principals.into_iter().zip(usage).zip(scopes) {
+            let Some(set) = (p.kind == "Role")
+                .then(|| p.name.strip_prefix(crate::query::activity::SSO_ROLE_PREFIX))
+                .flatten()
+                .and_then(|rest| rest.rsplit_once('_').map(|(set, _)| set.to_string()))
+            else {
+                continue;
+            };
+            let account = p.arn.split(':').nth(4).unwrap_or("").to_string();
+            let entry = sets.entry(set.clone()).or_insert_with(|| {
+                let mut merged = Principal {
+                    kind: "PermissionSet",
+                    name: set.clone(),
+                    arn: format!("permission-set/{set}"),
+                    id: String::new(),
+                    permissions: Permissions::default(),
+                    role_last_used: None,
+                    accounts: Vec::new(),
+                };
+                merged.permissions.warnings.clear();
+                (merged, Usage::default(), Some(resources::Scoper::default()))
+            });
+            entry.0.accounts.push(account.clone());
+            for (a, g) in p.permissions.actions {
+                let m = entry.0.permissions.actions.entry(a).or_default();
+                m.granted_by.extend(g.granted_by.into_iter().map(|n| format!("{n} ({account})")));
+                m.notes.extend(g.notes);
+            }
+            entry.0.permissions.warnings.extend(p.permissions.warnings.into_iter().map(|w| format!("{account}: {w}")));
+            entry.1.merge(u);
+            match (sc, entry.2.as_mut()) {
+                (Some(sc), Some(m)) => m.merge(sc),
+                _ => entry.2 = None,
+            }
+        }
+        if sets.is_empty() {
+            return Err(Error::Usage(
+                "--by permission-set: no AWSReservedSSO_<PermissionSet>_<suffix> role in the --iam files".into(),
+            ));
+        }
+        let mut out =
+            Analysis { principals: Vec::new(), usage: Vec::new(), scopes: Vec::new(), data_sources, read_events };
+        for (_, (mut p, u, sc)) in sets {
+            p.accounts.sort();
+            p.accounts.dedup();
+            out.principals.push(p);
+            out.usage.push(u);
+            out.scopes.push(sc);
+        }
+        Ok(out)
+    }
+
+    /// The accounts of each permission set (`by_permission_set`), in `summary`'s row order.
+    pub fn accounts_column(&self, summary: &DataFrame) -> Result<Column> {
+        let rows = strs(summary, "principal")?;
+        let v: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                self.principals
+                    .iter()
+                    .find(|p| Some(p.arn.as_str()) == r)
+                    .map_or(String::new(), |p| p.accounts.join(","))
+            })
+            .collect();
+        Ok(Column::new("accounts".into(), v))
     }
 
     fn find(&self, who: &str) -> Option<usize> {
