@@ -22,9 +22,10 @@ What it models (README: "The questions", "The events frame", "Input"):
     (Event-history exports, broken files) is not modelled and stops the script.
   * a record without a usable eventTime is rejected (exit code 2); the first record of each (eventID,
     eventTime) in path order is kept, later ones with both the same dropped; records without an eventID are all kept.
-  * principal: AssumedRole/FederatedUser -> sessionIssuer.arn, else arn; AWSService -> invokedBy; no type
-    but an invokedBy -> invokedBy; otherwise arn, else principalId, else accountId (empty strings count
-    as absent).
+  * principal: AssumedRole/FederatedUser -> sessionIssuer.arn, else arn; AWSService -> invokedBy;
+    IdentityCenterUser with onBehalfOf.userId -> arn:<partition of identityStoreArn, else aws>:identitystore:::user/<userId>;
+    no type but an invokedBy -> invokedBy; otherwise arn, else principalId, else accountId (empty strings
+    count as absent).
   * --from/--to: the half-open window [from, to) on eventTime, applied after de-duplication.
   * row orders: as the README states per question (ties kept in input order).
   * sorting: strings by code point, nulls last.
@@ -152,7 +153,12 @@ def nonempty(v):
     return v if v else None
 
 
-def principal_of(itype, issuer_arn, invoked_by, arn, principal_id, account_id):
+def principal_of(itype, issuer_arn, invoked_by, arn, principal_id, account_id, on_behalf_of=None):
+    user = nonempty((on_behalf_of or {}).get("userId"))
+    if itype == "IdentityCenterUser" and user:
+        store = (on_behalf_of or {}).get("identityStoreArn") or ""
+        partition = store.split(":")[1] if store.count(":") >= 1 and store.split(":")[1] else "aws"
+        return f"arn:{partition}:identitystore:::user/{user}"
     if itype in ("AssumedRole", "FederatedUser"):
         return nonempty(issuer_arn) or nonempty(arn)
     if itype == "AWSService":
@@ -202,7 +208,7 @@ def to_row(rec):
         "response_elements": rec.get("responseElements"),
     }
     row["principal"] = principal_of(row["identity_type"], row["session_issuer_arn"], row["invoked_by"], row["arn"],
-                                    row["principal_id"], row["account_id"])
+                                    row["principal_id"], row["account_id"], obj(ui.get("onBehalfOf")))
     return row
 
 

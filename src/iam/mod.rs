@@ -7,4 +7,5 @@ pub mod authz;
 pub mod catalogue;
 pub mod errors;
 pub mod policy;
+pub mod resources;
 pub mod risk;

@@ -98,6 +98,20 @@ pub struct UserIdentity<'a> {
     pub invoked_by: Raw<'a>,
     #[serde(rename = "sessionContext", borrow)]
     pub session_context: Option<SessionContext<'a>>,
+    /// The IAM Identity Center user a call was made for (`IdentityCenterUser` identities, and
+    /// sessions with trusted identity propagation).
+    #[serde(rename = "onBehalfOf", borrow)]
+    pub on_behalf_of: Option<OnBehalfOf<'a>>,
+}
+
+/// `userIdentity.onBehalfOf` (CloudTrail userIdentity reference, "userIdentity for requests made on
+/// behalf of an IAM Identity Center user").
+#[derive(Deserialize, Default, Debug)]
+pub struct OnBehalfOf<'a> {
+    #[serde(rename = "userId", borrow)]
+    pub user_id: Raw<'a>,
+    #[serde(rename = "identityStoreArn", borrow)]
+    pub identity_store_arn: Raw<'a>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -313,8 +327,12 @@ impl<'a> EventRow<'a> {
         let invoked_by = text(ui.invoked_by);
         let principal_id = text(ui.principal_id);
         let account_id = text(ui.account_id);
+        let on_behalf_of = ui.on_behalf_of.unwrap_or_default();
+        let identity_center_user =
+            identity_center_user(text(on_behalf_of.user_id), text(on_behalf_of.identity_store_arn));
         let principal = derive_principal(
             identity_type.as_deref(),
+            identity_center_user,
             session_issuer_arn.as_ref(),
             invoked_by.as_ref(),
             arn.as_ref(),
@@ -366,12 +384,22 @@ impl<'a> EventRow<'a> {
     }
 }
 
+/// An IAM Identity Center user as the Service Authorization Reference spells an Identity Store
+/// user's ARN: `arn:PARTITION:identitystore:::user/USER_ID` (the partition from `identityStoreArn`).
+fn identity_center_user<'a>(user_id: Option<Cow<'a, str>>, store: Option<Cow<'a, str>>) -> Option<Cow<'a, str>> {
+    let user_id = user_id.filter(|u| !u.is_empty())?;
+    let partition = store.as_deref().and_then(|s| s.split(':').nth(1)).filter(|p| !p.is_empty()).unwrap_or("aws");
+    Some(Cow::Owned(format!("arn:{partition}:identitystore:::user/{user_id}")))
+}
+
 /// The stable identity whose permissions were used (issue #2):
 /// AssumedRole/FederatedUser -> the session issuer's ARN (else `arn`); AWSService -> `invokedBy`;
-/// otherwise `arn`, else `principalId`, else `accountId`. Records with no `type` but an `invokedBy`
-/// (service events such as those in the Invictus IR data) are the service's too.
+/// IdentityCenterUser -> the Identity Center user (`onBehalfOf.userId`, as an Identity Store user
+/// ARN); otherwise `arn`, else `principalId`, else `accountId`. Records with no `type` but an
+/// `invokedBy` (service events such as those in the Invictus IR data) are the service's too.
 fn derive_principal<'a>(
     identity_type: Option<&str>,
+    identity_center_user: Option<Cow<'a, str>>,
     session_issuer_arn: Option<&Cow<'a, str>>,
     invoked_by: Option<&Cow<'a, str>>,
     arn: Option<&Cow<'a, str>>,
@@ -382,6 +410,7 @@ fn derive_principal<'a>(
     match identity_type {
         Some("AssumedRole") | Some("FederatedUser") => pick(session_issuer_arn).or_else(|| pick(arn)),
         Some("AWSService") => pick(invoked_by),
+        Some("IdentityCenterUser") if identity_center_user.is_some() => identity_center_user,
         None if pick(invoked_by).is_some() => pick(invoked_by),
         _ => pick(arn).or_else(|| pick(principal_id)).or_else(|| pick(account_id)),
     }
@@ -424,6 +453,13 @@ mod tests {
         let root = r#"{"eventTime":"2023-07-10T12:11:15Z","userIdentity":{"type":"Root",
             "principalId":"1","arn":"arn:aws:iam::1:root","accountId":"1"}}"#;
         assert_eq!(row_of(root).unwrap().principal.as_deref(), Some("arn:aws:iam::1:root"));
+        let ic = r#"{"eventTime":"2025-03-03T12:00:00Z","userIdentity":{"type":"IdentityCenterUser",
+            "accountId":"1","onBehalfOf":{"userId":"u-1",
+            "identityStoreArn":"arn:aws-cn:identitystore::1:identitystore/d-1"}}}"#;
+        assert_eq!(row_of(ic).unwrap().principal.as_deref(), Some("arn:aws-cn:identitystore:::user/u-1"));
+        let ic_without = r#"{"eventTime":"2025-03-03T12:00:00Z","userIdentity":{"type":"IdentityCenterUser",
+            "accountId":"1"}}"#;
+        assert_eq!(row_of(ic_without).unwrap().principal.as_deref(), Some("1"));
     }
 
     #[test]

@@ -285,15 +285,24 @@ pub fn by_identity_center(ev: LazyFrame, key: IdentityCenterKey) -> Result<LazyF
         .eq(lit("AssumedRole"))
         .and(issuer.clone().str().starts_with(lit(SSO_ROLE_PREFIX)))
         .fill_null(lit(false));
-    let (value, name) = match key {
-        // The session name: what follows the last "/" of arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION.
-        IdentityCenterKey::Person => (col(c::ARN).str().extract(lit(r"/([^/]+)$"), 1), "person"),
+    // IdentityCenterUser calls (no role: no permission set) are the person's too, by user id.
+    let is_ic_user = col(c::IDENTITY_TYPE).eq(lit("IdentityCenterUser")).fill_null(lit(false));
+    let (value, name, rows) = match key {
+        // The session name: what follows the last "/" of arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION;
+        // for an IdentityCenterUser, `onBehalfOf.userId` (the principal is arn:...:identitystore:::user/ID).
+        IdentityCenterKey::Person => (
+            when(is_ic_user.clone())
+                .then(col(c::PRINCIPAL).str().extract(lit(r"^arn:[^:]*:identitystore:::user/(.+)$"), 1))
+                .otherwise(col(c::ARN).str().extract(lit(r"/([^/]+)$"), 1)),
+            "person",
+            is_sso.or(is_ic_user),
+        ),
         // AWSReservedSSO_<PermissionSet>_<suffix>: the suffix is the text after the last "_".
         IdentityCenterKey::PermissionSet => {
-            (issuer.str().extract(lit(r"^AWSReservedSSO_(.+)_[^_]*$"), 1), "permission_set")
+            (issuer.str().extract(lit(r"^AWSReservedSSO_(.+)_[^_]*$"), 1), "permission_set", is_sso)
         }
     };
-    let rows = per_principal(ev.filter(is_sso).with_column(value.alias(c::PRINCIPAL)))?;
+    let rows = per_principal(ev.filter(rows).with_column(value.alias(c::PRINCIPAL)))?;
     Ok(rows.rename([c::PRINCIPAL], [name], true))
 }
 

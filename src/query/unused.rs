@@ -18,6 +18,7 @@ use crate::iam::authz::{self, AttachedPolicy, AuthorizationDetails, InlinePolicy
 use crate::iam::catalogue::Catalogue;
 use crate::iam::errors::ErrorClass;
 use crate::iam::policy::{self, NamedPolicy, Permissions};
+use crate::iam::resources::{self, Scope};
 use crate::ingest::frame::col_name as c;
 use crate::query::is_error;
 
@@ -30,6 +31,8 @@ pub struct Principal {
     pub permissions: Permissions,
     /// A role's `RoleLastUsed` from the snapshot (date, region), when it carries one.
     pub role_last_used: Option<(Option<String>, Option<String>)>,
+    /// A permission set (`by_permission_set`): the accounts whose snapshot has its role.
+    pub accounts: Vec<String>,
 }
 
 fn inline(list: &[InlinePolicy], suffix: &str, out: &mut Vec<NamedPolicy>, warnings: &mut Vec<String>) {
@@ -130,6 +133,7 @@ fn finish(
         id: id.to_string(),
         permissions,
         role_last_used: None,
+        accounts: Vec::new(),
     }
 }
 
@@ -149,6 +153,8 @@ struct Usage {
 pub struct Analysis {
     pub principals: Vec<Principal>,
     usage: Vec<Usage>,
+    /// Per principal, the resources its calls named (`scope_resources`); empty until then.
+    scopes: Vec<Option<resources::Scoper>>,
     data_sources: hashbrown::HashSet<String>,
     read_events: bool,
 }
@@ -297,7 +303,28 @@ pub fn analyze(az: &AuthorizationDetails, events: LazyFrame) -> Result<Analysis>
         }
     }
     drop((by_id, by_arn));
-    Ok(Analysis { principals, usage, data_sources, read_events })
+    let scopes = principals.iter().map(|_| None).collect();
+    Ok(Analysis { principals, usage, scopes, data_sources, read_events })
+}
+
+impl Usage {
+    fn merge(&mut self, o: Usage) {
+        self.events += o.events;
+        self.last_activity = self.last_activity.max(o.last_activity);
+        for (a, t) in o.used {
+            let e = self.used.entry(a).or_insert(t);
+            *e = (*e).max(t);
+        }
+        for (a, n) in o.attempted {
+            *self.attempted.entry(a).or_insert(0) += n;
+        }
+        for (a, (n, codes)) in o.inconclusive {
+            let e = self.inconclusive.entry(a).or_default();
+            e.0 += n;
+            e.1.extend(codes);
+        }
+        self.unknown.extend(o.unknown);
+    }
 }
 
 /// One (principal, action) verdict.
@@ -561,27 +588,218 @@ impl Analysis {
         self.principals.retain(|_| *k.next().unwrap_or(&false));
         let mut k = keep.iter();
         self.usage.retain(|_| *k.next().unwrap_or(&false));
+        let mut k = keep.iter();
+        self.scopes.retain(|_| *k.next().unwrap_or(&false));
         Ok(())
+    }
+
+    /// IAM Identity Center permission sets instead of principals: the roles
+    /// `AWSReservedSSO_<PermissionSet>_<suffix>` that Identity Center creates in each account are merged
+    /// per permission set (granted: the union of what the roles grant, `granted_by` naming the
+    /// account; used: a use in any account; the resources the calls named, when read, together).
+    /// Principals that are not such roles are dropped. Each permission set's `arn` is
+    /// `permission-set/<name>`, its `accounts` the accounts whose snapshot has its role.
+    pub fn by_permission_set(self) -> Result<Analysis> {
+        let Analysis { principals, usage, scopes, data_sources, read_events } = self;
+        let mut sets: BTreeMap<String, (Principal, Usage, Option<resources::Scoper>)> = BTreeMap::new();
+        for ((p, u), sc) in principals.into_iter().zip(usage).zip(scopes) {
+            let Some(set) = (p.kind == "Role")
+                .then(|| p.name.strip_prefix(crate::query::activity::SSO_ROLE_PREFIX))
+                .flatten()
+                .and_then(|rest| rest.rsplit_once('_').map(|(set, _)| set.to_string()))
+            else {
+                continue;
+            };
+            let account = p.arn.split(':').nth(4).unwrap_or("").to_string();
+            let entry = sets.entry(set.clone()).or_insert_with(|| {
+                let mut merged = Principal {
+                    kind: "PermissionSet",
+                    name: set.clone(),
+                    arn: format!("permission-set/{set}"),
+                    id: String::new(),
+                    permissions: Permissions::default(),
+                    role_last_used: None,
+                    accounts: Vec::new(),
+                };
+                merged.permissions.warnings.clear();
+                (merged, Usage::default(), Some(resources::Scoper::default()))
+            });
+            entry.0.accounts.push(account.clone());
+            for (a, g) in p.permissions.actions {
+                let m = entry.0.permissions.actions.entry(a).or_default();
+                m.granted_by.extend(g.granted_by.into_iter().map(|n| format!("{n} ({account})")));
+                m.notes.extend(g.notes);
+            }
+            entry.0.permissions.warnings.extend(p.permissions.warnings.into_iter().map(|w| format!("{account}: {w}")));
+            entry.1.merge(u);
+            match (sc, entry.2.as_mut()) {
+                (Some(sc), Some(m)) => m.merge(sc),
+                _ => entry.2 = None,
+            }
+        }
+        if sets.is_empty() {
+            return Err(Error::Usage(
+                "--by permission-set: no AWSReservedSSO_<PermissionSet>_<suffix> role in the --iam files".into(),
+            ));
+        }
+        let mut out =
+            Analysis { principals: Vec::new(), usage: Vec::new(), scopes: Vec::new(), data_sources, read_events };
+        for (_, (mut p, u, sc)) in sets {
+            p.accounts.sort();
+            p.accounts.dedup();
+            out.principals.push(p);
+            out.usage.push(u);
+            out.scopes.push(sc);
+        }
+        Ok(out)
+    }
+
+    /// The accounts of each permission set (`by_permission_set`), in `summary`'s row order.
+    pub fn accounts_column(&self, summary: &DataFrame) -> Result<Column> {
+        let rows = strs(summary, "principal")?;
+        let v: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                self.principals
+                    .iter()
+                    .find(|p| Some(p.arn.as_str()) == r)
+                    .map_or(String::new(), |p| p.accounts.join(","))
+            })
+            .collect();
+        Ok(Column::new("accounts".into(), v))
     }
 
     fn find(&self, who: &str) -> Option<usize> {
         self.principals.iter().position(|p| p.arn == who || p.name == who || p.id == who)
     }
 
+    /// Read the events again, streamed, for the resources the calls of `who` (ARN, name or id; every
+    /// principal when `None`) named: CloudTrail's `resources` field and the ARNs built from request
+    /// parameters (`iam::resources`). `least_privilege` scopes its statements to them.
+    pub fn scope_resources(&mut self, events: LazyFrame, who: Option<&str>) -> Result<()> {
+        let wanted: Vec<usize> = match who {
+            Some(w) => self
+                .find(w)
+                .map(|i| vec![i])
+                .ok_or_else(|| Error::Usage(format!("{w} is not a user or role of the --iam files")))?,
+            None => (0..self.principals.len()).collect(),
+        };
+        let cat = Catalogue::get();
+        let mut by_id: hashbrown::HashMap<String, usize> = hashbrown::HashMap::new();
+        let mut by_arn: hashbrown::HashMap<String, usize> = hashbrown::HashMap::new();
+        let mut known = resources::KnownIam::new();
+        for (i, p) in self.principals.iter().enumerate() {
+            // arn:PARTITION:iam::ACCOUNT:KIND/PATH/NAME
+            let f: Vec<&str> = p.arn.splitn(6, ':').collect();
+            if let [_, _, _, _, account, res] = f.as_slice() {
+                let kind = res.split('/').next().unwrap_or("");
+                known.insert((account.to_string(), kind.to_string(), p.name.clone()), p.arn.clone());
+            }
+            if wanted.contains(&i) {
+                by_id.insert(p.id.clone(), i);
+                by_arn.insert(p.arn.clone(), i);
+            }
+        }
+        let who_matches = wanted
+            .iter()
+            .map(|&i| {
+                let p = &self.principals[i];
+                let (id, arn) = (lit(p.id.clone()), lit(p.arn.clone()));
+                if p.kind == "User" {
+                    col(c::IDENTITY_TYPE).eq(lit("IAMUser")).and(col(c::PRINCIPAL_ID).eq(id).or(col(c::ARN).eq(arn)))
+                } else {
+                    col(c::IDENTITY_TYPE)
+                        .eq(lit("AssumedRole"))
+                        .and(col(c::SESSION_ISSUER_PRINCIPAL_ID).eq(id).or(col(c::SESSION_ISSUER_ARN).eq(arn)))
+                }
+            })
+            .reduce(|a, b| a.or(b));
+        let Some(who_matches) = who_matches else { return Ok(()) };
+        let not_call = NOT_CALLS.iter().map(|t| col(c::EVENT_TYPE).eq(lit(*t))).reduce(|a, b| a.or(b)).expect("types");
+        let cols = [
+            c::IDENTITY_TYPE,
+            c::PRINCIPAL_ID,
+            c::ARN,
+            c::SESSION_ISSUER_PRINCIPAL_ID,
+            c::SESSION_ISSUER_ARN,
+            c::EVENT_SOURCE,
+            c::EVENT_NAME,
+            c::ERROR_CODE,
+            c::AWS_REGION,
+            c::REQUEST_PARAMETERS,
+            c::RESOURCES,
+        ];
+        let plan = events.filter(who_matches.fill_null(lit(false)).and(not_call.fill_null(lit(false)).not())).select(
+            cols.iter()
+                .map(|k| col(*k))
+                .chain([crate::ingest::frame::account_expr().alias("acct")])
+                .collect::<Vec<_>>(),
+        );
+        let mut scopes: Vec<Option<resources::Scoper>> = self.principals.iter().map(|_| None).collect();
+        for &i in &wanted {
+            scopes[i] = Some(resources::Scoper::default());
+        }
+        crate::query::stream(plan, |df| {
+            let [ty, pid, arn, sipid, siarn, src, name, err, region, params, res] = cols.map(|k| strs(&df, k));
+            let (ty, pid, arn, sipid, siarn, src, name, err, region, params, res) =
+                (ty?, pid?, arn?, sipid?, siarn?, src?, name?, err?, region?, params?, res?);
+            let acct = strs(&df, "acct")?;
+            for r in 0..df.height() {
+                let who = match ty.get(r) {
+                    Some("IAMUser") => {
+                        pid.get(r).and_then(|x| by_id.get(x)).or_else(|| arn.get(r).and_then(|x| by_arn.get(x)))
+                    }
+                    _ => sipid.get(r).and_then(|x| by_id.get(x)).or_else(|| siarn.get(r).and_then(|x| by_arn.get(x))),
+                };
+                let (Some(&who), Some(s), Some(e)) = (who, src.get(r), name.get(r)) else { continue };
+                if err.get(r).is_some_and(|code| crate::iam::errors::classify(code) != ErrorClass::AfterAuthorization) {
+                    continue;
+                }
+                let Mapped::Actions(acts) = actions::map_event(cat, s, e) else { continue };
+                let partition = arn.get(r).and_then(|a| a.split(':').nth(1)).filter(|p| !p.is_empty()).unwrap_or("aws");
+                let ctx =
+                    resources::EventContext { event_source: s, region: region.get(r), account: acct.get(r), partition };
+                let mut arns = resources::listed_arns(res.get(r));
+                for a in resources::param_arns(&ctx, params.get(r), &known) {
+                    if !arns.contains(&a) {
+                        arns.push(a);
+                    }
+                }
+                let Some(scoper) = scopes[who].as_mut() else { continue };
+                for a in acts.iter().filter_map(|a| cat.index(a)) {
+                    scoper.add(cat, a, &arns);
+                }
+            }
+            Ok(())
+        })?;
+        for i in wanted {
+            self.scopes[i] = scopes[i].take();
+        }
+        Ok(())
+    }
+
     /// A least-privilege identity policy for `who` (ARN, name or id): the actions it used (and was
-    /// granted), one statement per service. See `LeastPrivilege` for what comes back.
+    /// granted), one statement per service and set of resources: scoped to the resources the calls
+    /// named when `scope_resources` has read them (see `iam::resources`), else `"*"`. See
+    /// `LeastPrivilege` for what comes back.
     pub fn least_privilege(&self, who: &str) -> Result<LeastPrivilege> {
         let i =
             self.find(who).ok_or_else(|| Error::Usage(format!("{who} is not a user or role of the --iam files")))?;
         let cat = Catalogue::get();
-        let mut by_service: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        // (service, resources: empty for "*") -> actions
+        let mut groups: BTreeMap<(String, Vec<String>), Vec<String>> = BTreeMap::new();
         for a in self.usage[i].used.keys() {
             let name = cat.name(*a);
             let service = name.split(':').next().unwrap_or("").to_string();
-            by_service.entry(service).or_default().push(name.to_string());
+            let scope = self.scopes[i].as_ref().map_or(Scope::Any, |s| s.scope(*a));
+            let res = match scope {
+                Scope::Any => Vec::new(),
+                Scope::Resources(set) => set.into_iter().collect(),
+            };
+            groups.entry((service, res)).or_default().push(name.to_string());
         }
         let p = &self.principals[i];
-        if by_service.is_empty() {
+        if groups.is_empty() {
             return Ok(LeastPrivilege::NothingUsed(json!({
                 "principal": p.arn,
                 "used_actions": 0,
@@ -594,15 +812,32 @@ impl Analysis {
                 ),
             })));
         }
-        let mut statements: Vec<Value> = Vec::new();
-        for (service, mut acts) in by_service {
+        // Statements per service: `*` first, then each set of resources; numbered when more than one.
+        let mut per_service: BTreeMap<String, Vec<(Value, Vec<String>)>> = BTreeMap::new();
+        for ((service, res), mut acts) in groups {
             acts.sort();
+            // A list of resources too long for one policy is cut; so is a long list of actions.
+            let resource_chunks: Vec<Value> = if res.is_empty() {
+                vec![json!("*")]
+            } else {
+                chunk_by_size(&res, RESOURCE_CHARS_PER_STATEMENT)
+                    .into_iter()
+                    .map(|c| if c.len() == 1 { json!(c[0]) } else { json!(c) })
+                    .collect()
+            };
+            for r in resource_chunks {
+                for chunk in acts.chunks(ACTIONS_PER_STATEMENT) {
+                    per_service.entry(service.clone()).or_default().push((r.clone(), chunk.to_vec()));
+                }
+            }
+        }
+        let mut statements: Vec<Value> = Vec::new();
+        for (service, list) in per_service {
             let sid: String = service.split(|ch: char| !ch.is_ascii_alphanumeric()).map(capitalize).collect();
-            // A service with more actions than one policy can hold is cut into numbered statements.
-            let chunks: Vec<&[String]> = acts.chunks(ACTIONS_PER_STATEMENT).collect();
-            for (n, chunk) in chunks.iter().enumerate() {
-                let sid = if chunks.len() > 1 { format!("Used{sid}{}", n + 1) } else { format!("Used{sid}") };
-                statements.push(json!({"Sid": sid, "Effect": "Allow", "Action": chunk, "Resource": "*"}));
+            let numbered = list.len() > 1;
+            for (n, (resource, acts)) in list.into_iter().enumerate() {
+                let sid = if numbered { format!("Used{sid}{}", n + 1) } else { format!("Used{sid}") };
+                statements.push(json!({"Sid": sid, "Effect": "Allow", "Action": acts, "Resource": resource}));
             }
         }
         let whole = policy_document(statements.clone());
@@ -627,6 +862,30 @@ impl Analysis {
         }
         Ok(LeastPrivilege::Split(policies))
     }
+}
+
+/// Characters of resource ARNs per statement when a list is cut (with 80 actions of ~60 characters
+/// a statement stays under the managed-policy limit).
+const RESOURCE_CHARS_PER_STATEMENT: usize = 1000;
+
+/// Consecutive runs of `items` whose lengths add up to at most `max` (one item per run at least).
+fn chunk_by_size(items: &[String], max: usize) -> Vec<Vec<String>> {
+    let mut out: Vec<Vec<String>> = Vec::new();
+    let mut size = 0;
+    for it in items {
+        let len = it.len() + 3;
+        match out.last_mut() {
+            Some(last) if size + len <= max => {
+                last.push(it.clone());
+                size += len;
+            }
+            _ => {
+                out.push(vec![it.clone()]);
+                size = len;
+            }
+        }
+    }
+    out
 }
 
 /// IAM's limit on a customer managed policy: 6,144 characters, white space not counted.

@@ -280,7 +280,11 @@ pub fn build(data: Dataset, opts: &Options) -> Result<Value> {
 
     // ---- principals: `activity`, dormant principals (`unused` rows with no events), groups.
     let analysis = match &opts.authz {
-        Some(az) => Some(unused::analyze(az, ev.clone())?),
+        Some(az) => {
+            let mut a = unused::analyze(az, ev.clone())?;
+            a.scope_resources(ev.clone(), None)?;
+            Some(a)
+        }
         None => None,
     };
     let unused_rows = match &analysis {

@@ -192,7 +192,8 @@ fn unused_roles_odd_snapshot_and_conflicts() {
 /// reference's shapes). Counted by hand from the file: alice used AdministratorAccess in two accounts
 /// (ic-0001, ic-0002 in 111122223333, ic-0003 in 444455556666: 3 events, s3 and ec2, 3 actions); bob
 /// used Read_Only (an underscore in the set's name) twice, one denied. The IdentityCenterUser event
-/// (ic-0006) and the plain role session (ic-0007) are not Identity Center role sessions.
+/// (ic-0006: sso ListAccounts) is its user's, by `onBehalfOf.userId`, and has no permission set; the
+/// plain role session (ic-0007) is no Identity Center session.
 #[test]
 fn activity_by_person_and_permission_set() {
     let rows = |by: &str| -> Vec<Value> {
@@ -206,10 +207,95 @@ fn activity_by_person_and_permission_set() {
     };
     let people = rows("person");
     let got: Vec<_> = people.iter().map(|r| key(r, "person")).collect();
-    assert_eq!(got, [("alice@example.com".into(), 3, 0, 2, 3), ("bob@example.com".into(), 2, 1, 1, 1)]);
+    assert_eq!(
+        got,
+        [
+            ("alice@example.com".into(), 3, 0, 2, 3),
+            ("bob@example.com".into(), 2, 1, 1, 1),
+            ("544894e8-80c1-707f-60e3-3ba6510dfac1".into(), 1, 0, 1, 1),
+        ]
+    );
     assert_eq!(text(&people[0], "first_seen"), "2025-03-03T09:00:00Z");
     assert_eq!(text(&people[0], "last_seen"), "2025-03-03T10:00:00Z");
     let sets = rows("permission-set");
     let got: Vec<_> = sets.iter().map(|r| key(r, "permission_set")).collect();
     assert_eq!(got, [("AdministratorAccess".into(), 3, 0, 2, 3), ("Read_Only".into(), 2, 1, 1, 1)]);
+}
+
+/// `unused --by permission-set`: the AWSReservedSSO_<set>_<suffix> roles of two accounts' snapshots
+/// (testdata/iam/identity-center-authz-*.json, written for this test: AdministratorAccess grants
+/// s3:ListAllMyBuckets, s3:GetBucketPolicy, ec2:DescribeInstances, iam:CreateAccessKey; Read_Only the
+/// first and third) merged per permission set, against testdata/identity-center. Counted by hand from
+/// the events: AdministratorAccess used ListBuckets (= s3:ListAllMyBuckets) and GetBucketPolicy in
+/// 111122223333 and DescribeInstances in 444455556666; never iam:CreateAccessKey (privilege
+/// escalation). Read_Only listed buckets in 111122223333, was denied it in 444455556666 (attempted),
+/// never described instances.
+#[test]
+fn unused_per_permission_set_across_accounts() {
+    let iam = [
+        "--iam",
+        "testdata/iam/identity-center-authz-111122223333.json",
+        "--iam",
+        "testdata/iam/identity-center-authz-444455556666.json",
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = vec!["unused", "testdata/identity-center", "-q", "--by", "permission-set"];
+        args.extend_from_slice(&iam);
+        args.extend_from_slice(extra);
+        TestCommand::new(args).run()
+    };
+    let out = run(&["--format", "json"]);
+    out.expect_code(0);
+    let rows = out.json();
+    let got: Vec<(String, String, u64, u64, u64, u64)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                text(r, "name").to_string(),
+                text(r, "accounts").to_string(),
+                num(r, "granted"),
+                num(r, "used"),
+                num(r, "unused"),
+                num(r, "attempted"),
+            )
+        })
+        .collect();
+    let both = "111122223333,444455556666".to_string();
+    assert_eq!(got, [("AdministratorAccess".into(), both.clone(), 4, 3, 1, 0), ("Read_Only".into(), both, 2, 1, 1, 1)]);
+    assert_eq!(text(&rows[0], "remove_first"), "can escalate, never used: iam:CreateAccessKey");
+
+    let out = run(&["--policy", "AdministratorAccess"]);
+    out.expect_code(0);
+    let policy = out.json();
+    let mut actions: Vec<String> = list(&policy, "Statement")
+        .iter()
+        .flat_map(|s| list(s, "Action").iter().map(|a| a.as_str().unwrap().to_string()).collect::<Vec<_>>())
+        .collect();
+    actions.sort();
+    assert_eq!(actions, ["ec2:DescribeInstances", "s3:GetBucketPolicy", "s3:ListAllMyBuckets"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("admin.json");
+    std::fs::write(&file, out.stdout.as_bytes()).unwrap();
+    let lint = std::process::Command::new("python3")
+        .arg(crate::repo_root().join("tests/cli/policy_lint.py"))
+        .arg(&file)
+        .output()
+        .expect("python3 with parliament (scripts/test)");
+    assert!(lint.status.success(), "{}", String::from_utf8_lossy(&lint.stdout));
+
+    // No permission-set role in the snapshot: a clear error.
+    let out = TestCommand::new([
+        "unused",
+        "testdata/identity-center",
+        "-q",
+        "--by",
+        "permission-set",
+        "--iam",
+        "testdata/iam/invictus-authz.json",
+    ])
+    .run();
+    out.expect_code(1);
+    assert!(out.stderr.contains("no AWSReservedSSO_"), "{}", out.stderr);
 }

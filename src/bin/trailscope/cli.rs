@@ -399,6 +399,11 @@ mod tests {
     }
 }
 
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnusedBy {
+    PermissionSet,
+}
+
 #[derive(Args, Debug)]
 pub struct UnusedArgs {
     #[command(flatten)]
@@ -427,6 +432,11 @@ pub struct UnusedArgs {
     /// rows.
     #[arg(long, value_name = "PRINCIPAL", conflicts_with = "policy")]
     pub principal: Option<String>,
+    /// permission-set: IAM Identity Center permission sets instead of principals (their
+    /// AWSReservedSSO_<PermissionSet>_<suffix> roles merged across accounts); --policy, --principal
+    /// and --actions then name permission sets.
+    #[arg(long, value_name = "KEY", conflicts_with_all = ["roles", "used"])]
+    pub by: Option<UnusedBy>,
     /// The IAM credential report (CSV): adds the section access_keys with stale and old keys.
     #[arg(long, value_name = "FILE")]
     pub credential_report: Option<PathBuf>,

@@ -46,11 +46,22 @@ pub fn run(args: &UnusedArgs) -> Result<bool> {
     }
     let data = load(&args.input)?;
     let bad = super::warn_bad_input(&data.stats);
-    let mut analysis = unused::analyze(&az, data.events)?;
+    let mut analysis = unused::analyze(&az, data.events.clone())?;
+    let by_set = args.by.is_some();
+    if by_set {
+        if args.policy.is_some() {
+            // The resources of every permission set's roles, merged per set below.
+            analysis.scope_resources(data.events.clone(), None)?;
+        }
+        analysis = analysis.by_permission_set()?;
+    }
     if let Some(who) = &args.principal {
         analysis.only(who)?;
     }
     if let Some(who) = &args.policy {
+        if !by_set {
+            analysis.scope_resources(data.events, Some(who))?;
+        }
         let doc = match analysis.least_privilege(who)? {
             LeastPrivilege::Policy(p) => p,
             LeastPrivilege::Split(list) => {
@@ -76,6 +87,11 @@ pub fn run(args: &UnusedArgs) -> Result<bool> {
         ("roles", analysis.roles()?)
     } else if args.actions {
         ("actions", analysis.actions()?)
+    } else if by_set {
+        let mut df = analysis.summary()?;
+        let accounts = analysis.accounts_column(&df)?;
+        df.insert_column(3, accounts).map_err(|cause| Error::Polars { context: "accounts".into(), cause })?;
+        ("permission_sets", df)
     } else {
         ("principals", analysis.summary()?)
     };
