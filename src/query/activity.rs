@@ -56,7 +56,38 @@ pub fn per_principal(ev: LazyFrame) -> Result<LazyFrame> {
 /// the batches, since every aggregate merges.
 #[derive(Default)]
 pub struct PerPrincipal {
-    acc: hashbrown::HashMap<Option<String>, Principal>,
+    acc: Keyed<Principal>,
+}
+
+/// A map keyed by an optional text, looked up by the borrowed text: a key is copied only when new.
+struct Keyed<T> {
+    named: hashbrown::HashMap<String, T>,
+    missing: Option<T>,
+}
+
+impl<T> Default for Keyed<T> {
+    fn default() -> Self {
+        Keyed { named: Default::default(), missing: None }
+    }
+}
+
+impl<T: Default> Keyed<T> {
+    fn get_or_default(&mut self, key: Option<&str>) -> &mut T {
+        let Some(key) = key else { return self.missing.get_or_insert_with(T::default) };
+        // Two lookups on a new key rather than a copy of every key looked up.
+        if !self.named.contains_key(key) {
+            self.named.insert(key.to_string(), T::default());
+        }
+        self.named.get_mut(key).expect("inserted above")
+    }
+
+    fn into_map(self) -> hashbrown::HashMap<Option<String>, T> {
+        self.named.into_iter().map(|(k, v)| (Some(k), v)).chain(self.missing.map(|v| (None, v))).collect()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (Option<&str>, &T)> {
+        self.named.iter().map(|(k, v)| (Some(k.as_str()), v)).chain(self.missing.as_ref().map(|v| (None, v)))
+    }
 }
 
 /// The columns `PerPrincipal` folds, read as text (`service` derived), and event_time as ms.
@@ -98,7 +129,7 @@ struct Principal {
     errors: u32,
     first: Option<i64>,
     last: Option<i64>,
-    services: hashbrown::HashMap<Option<String>, u32>,
+    services: Keyed<u32>,
     actions: hashbrown::HashSet<String>,
     source_ips: hashbrown::HashSet<String>,
     regions: hashbrown::HashSet<String>,
@@ -122,22 +153,17 @@ fn add_present(set: &mut hashbrown::HashSet<String>, v: Option<&str>) {
     }
 }
 
-fn fold_batch(
-    acc: &mut hashbrown::HashMap<Option<String>, Principal>,
-    df: &DataFrame,
-    cols: &[&str],
-) -> PolarsResult<()> {
+fn fold_batch(acc: &mut Keyed<Principal>, df: &DataFrame, cols: &[&str]) -> PolarsResult<()> {
     let text: Vec<Vec<Option<&str>>> =
         cols.iter().map(|n| Ok(df.column(n)?.str()?.iter().collect())).collect::<PolarsResult<_>>()?;
     let times: Vec<Option<i64>> = df.column(c::EVENT_TIME)?.i64()?.iter().collect();
     let [principal, ptype, account, error, source, name, service, ip, region, key, agent] = &text[..] else {
         unreachable!("eleven columns")
     };
+    // Lookups by the borrowed text: a key is copied only when it is new.
+    let mut action = String::new();
     for i in 0..df.height() {
-        let p = match acc.get_mut(&principal[i].map(str::to_string)) {
-            Some(p) => p,
-            None => acc.entry(principal[i].map(str::to_string)).or_default(),
-        };
+        let p = acc.get_or_default(principal[i]);
         keep_min(&mut p.principal_type, ptype[i]);
         keep_min(&mut p.account_id, account[i]);
         p.events += 1;
@@ -146,11 +172,14 @@ fn fold_batch(
             p.first = Some(p.first.map_or(t, |f| f.min(t)));
             p.last = Some(p.last.map_or(t, |l| l.max(t)));
         }
-        *p.services.entry(service[i].map(str::to_string)).or_insert(0) += 1;
+        *p.services.get_or_default(service[i]) += 1;
         if let (Some(s), Some(n)) = (source[i], name[i]) {
-            let a = format!("{s}:{n}");
-            if !p.actions.contains(&a) {
-                p.actions.insert(a);
+            action.clear();
+            action.push_str(s);
+            action.push(':');
+            action.push_str(n);
+            if !p.actions.contains(action.as_str()) {
+                p.actions.insert(action.clone());
             }
         }
         add_present(&mut p.source_ips, ip[i]);
@@ -175,8 +204,8 @@ fn nulls_last(a: &Option<String>, b: &Option<String>) -> std::cmp::Ordering {
 }
 
 /// The rows, busiest principal first (then by principal, nulls last).
-fn principals_frame(acc: hashbrown::HashMap<Option<String>, Principal>) -> PolarsResult<LazyFrame> {
-    let mut rows: Vec<Row> = acc.into_iter().collect();
+fn principals_frame(acc: Keyed<Principal>) -> PolarsResult<LazyFrame> {
+    let mut rows: Vec<Row> = acc.into_map().into_iter().collect();
     rows.sort_by(|(a, pa), (b, pb)| pb.events.cmp(&pa.events).then_with(|| nulls_last(a, b)));
     let strings = |f: &dyn Fn(&Row) -> Option<String>| -> Vec<Option<String>> { rows.iter().map(f).collect() };
     let counts = |f: &dyn Fn(&Principal) -> u32| -> Vec<u32> { rows.iter().map(|(_, p)| f(p)).collect() };
@@ -200,7 +229,7 @@ fn principals_frame(acc: hashbrown::HashMap<Option<String>, Principal>) -> Polar
             time("last_seen", &|p| p.last)?,
             Column::new(
                 "services".into(),
-                counts(&|p| p.services.keys().flatten().filter(|s| !s.is_empty()).count() as u32),
+                counts(&|p| p.services.named.keys().filter(|s| !s.is_empty()).count() as u32),
             ),
             Column::new("actions".into(), counts(&|p| p.actions.len() as u32)),
             Column::new("source_ips".into(), counts(&|p| p.source_ips.len() as u32)),
@@ -215,14 +244,18 @@ fn principals_frame(acc: hashbrown::HashMap<Option<String>, Principal>) -> Polar
 
 /// "value (count), ..." for the `n` most frequent values, ties by value (a missing value last,
 /// shown as its count alone), as `top` writes them.
-fn top_entries(counts: &hashbrown::HashMap<Option<String>, u32>, n: usize) -> String {
-    let mut v: Vec<(&Option<String>, &u32)> = counts.iter().collect();
-    v.sort_by(|(a, na), (b, nb)| nb.cmp(na).then_with(|| nulls_last(a, b)));
-    v.iter()
-        .take(n)
-        .map(|(item, count)| format!("{} ({count})", item.as_deref().unwrap_or("")))
-        .collect::<Vec<_>>()
-        .join(", ")
+fn top_entries(counts: &Keyed<u32>, n: usize) -> String {
+    let mut v: Vec<(Option<&str>, &u32)> = counts.iter().collect();
+    // By count, then by item, a missing one last.
+    v.sort_by(|(a, na), (b, nb)| {
+        nb.cmp(na).then_with(|| match (a, b) {
+            (Some(a), Some(b)) => a.cmp(b),
+            (None, None) => std::cmp::Ordering::Equal,
+            (None, _) => std::cmp::Ordering::Greater,
+            (_, None) => std::cmp::Ordering::Less,
+        })
+    });
+    v.iter().take(n).map(|(item, count)| format!("{} ({count})", item.unwrap_or(""))).collect::<Vec<_>>().join(", ")
 }
 
 /// Distinct `eventSource:eventName` pairs (rows missing either are not counted).
