@@ -24,6 +24,14 @@ and Region as the snapshot writes them; status "used in the window" (events), "u
 (RoleLastUsed)" (no event, a LastUsedDate), "never used in the window"; rows by that status (never used
 first), then role ARN.
 
+`activity --by person|permission-set` (README, "trailscope activity"): the events of IAM Identity Center
+sessions (userIdentity.type AssumedRole whose sessionContext.sessionIssuer.userName starts with
+"AWSReservedSSO_") and, for --by person, IdentityCenterUser events; the person is the last "/"-segment of
+userIdentity.arn (an IdentityCenterUser's: onBehalfOf.userId), the permission set the issuer's name without
+the prefix and the last "_<suffix>". Each row has activity's columns computed by golden_questions.py (the
+first renamed) except account_id: account_count, the distinct non-empty userIdentity.accountId values, and
+accounts, those values sorted and joined by ",".
+
 Usage: scripts/golden_access.py [--check]
 """
 import json
@@ -34,6 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import golden_questions as gq  # noqa: E402  (cds to the repository root)
 
 OUT = "testdata/golden/access"
+IDENTITY_CENTER = "testdata/identity-center"
 DEFAULTS = {"AssumeRole": 3600, "AssumeRoleWithSAML": 3600, "AssumeRoleWithWebIdentity": 3600,
             "GetSessionToken": 43200, "GetFederationToken": 43200}
 
@@ -173,6 +182,41 @@ def unused_roles(authz_path, *inputs):
     return [x[2] for x in rows]
 
 
+SSO_PREFIX = "AWSReservedSSO_"
+
+
+def identity_center_activity(events, by):
+    """`activity --by person` (by="person") or `--by permission-set` (by="permission_set")."""
+    keyed = []
+    for r in events:
+        issuer = r["session_issuer_user_name"] or ""
+        key = None
+        if r["identity_type"] == "AssumedRole" and issuer.startswith(SSO_PREFIX):
+            if by == "person":
+                key = (r["arn"] or "").rsplit("/", 1)[-1] or None
+            else:
+                rest = issuer[len(SSO_PREFIX):]
+                key = (rest.rsplit("_", 1)[0] if "_" in rest else None) or None
+        elif r["identity_type"] == "IdentityCenterUser" and by == "person":
+            p = r["principal"] or ""
+            key = p.split("identitystore:::user/", 1)[1] if "identitystore:::user/" in p else None
+        else:
+            continue
+        keyed.append(dict(r, principal=key))
+    rows = []
+    for row in gq.activity_rows(keyed):
+        accounts = sorted({r["account_id"] for r in keyed if r["principal"] == row["principal"] and r["account_id"]})
+        out = {by: row["principal"]}
+        for k, v in row.items():
+            if k == "account_id":
+                out["account_count"] = len(accounts)
+                out["accounts"] = ",".join(accounts)
+            elif k != "principal":
+                out[k] = v
+        rows.append(out)
+    return rows
+
+
 def cases():
     j = ["--format", "json"]
     invictus, _ = gq.load(gq.INVICTUS)
@@ -184,6 +228,10 @@ def cases():
     for name, authz in [("unused-roles-invictus", "testdata/iam/invictus-authz.json"),
                         ("unused-roles-invictus-lastused", "testdata/iam/invictus-authz-lastused.json")]:
         yield name, ["unused", "--iam", authz, gq.INVICTUS, "--roles", *j], unused_roles(authz, gq.INVICTUS)
+    ic, _ = gq.load(IDENTITY_CENTER)
+    for by in ["person", "permission-set"]:
+        yield (f"activity-by-{by}-identity-center", ["activity", IDENTITY_CENTER, "--by", by, *j],
+               identity_center_activity(ic, by.replace("-", "_")))
 
 
 def main():

@@ -47,7 +47,12 @@ const TOP_SERVICES: usize = 3;
 /// `event_aggs` and `top`, which the group sections use: counts of non-empty distinct values, the
 /// smallest principal type and account, top services by count then name.
 pub fn per_principal(ev: LazyFrame) -> Result<LazyFrame> {
-    let mut acc = PerPrincipal::default();
+    per_principal_with(ev, false)
+}
+
+/// `per_principal`; with `all_accounts`, every account of a row (`principals_frame`).
+fn per_principal_with(ev: LazyFrame, all_accounts: bool) -> Result<LazyFrame> {
+    let mut acc = PerPrincipal { all_accounts, ..Default::default() };
     super::stream(ev, |df| acc.add(df))?;
     acc.finish()
 }
@@ -57,6 +62,8 @@ pub fn per_principal(ev: LazyFrame) -> Result<LazyFrame> {
 #[derive(Default)]
 pub struct PerPrincipal {
     acc: Keyed<Principal>,
+    /// Every account of a row instead of the smallest (`principals_frame`).
+    all_accounts: bool,
 }
 
 /// A map keyed by an optional text, looked up by the borrowed text: a key is copied only when new.
@@ -116,7 +123,7 @@ impl PerPrincipal {
 
     /// The rows, in `per_principal`'s order.
     pub fn finish(self) -> Result<LazyFrame> {
-        principals_frame(self.acc).context("activity")
+        principals_frame(self.acc, self.all_accounts).context("activity")
     }
 }
 
@@ -125,6 +132,8 @@ impl PerPrincipal {
 struct Principal {
     principal_type: Option<String>,
     account_id: Option<String>,
+    /// Every non-empty account (`--by person|permission-set` list them all).
+    accounts: std::collections::BTreeSet<String>,
     events: u32,
     errors: u32,
     first: Option<i64>,
@@ -166,6 +175,9 @@ fn fold_batch(acc: &mut Keyed<Principal>, df: &DataFrame, cols: &[&str]) -> Pola
         let p = acc.get_or_default(principal[i]);
         keep_min(&mut p.principal_type, ptype[i]);
         keep_min(&mut p.account_id, account[i]);
+        if let Some(a) = account[i].filter(|a| !a.is_empty() && !p.accounts.contains(*a)) {
+            p.accounts.insert(a.to_string());
+        }
         p.events += 1;
         p.errors += u32::from(error[i].is_some_and(|e| !e.is_empty()));
         if let Some(t) = times[i] {
@@ -203,8 +215,10 @@ fn nulls_last(a: &Option<String>, b: &Option<String>) -> std::cmp::Ordering {
     }
 }
 
-/// The rows, busiest principal first (then by principal, nulls last).
-fn principals_frame(acc: Keyed<Principal>) -> PolarsResult<LazyFrame> {
+/// The rows, busiest principal first (then by principal, nulls last). With `all_accounts`, the
+/// columns `account_count` and `accounts` (sorted, ","-joined, as `unused --by permission-set` writes
+/// them) instead of `account_id`.
+fn principals_frame(acc: Keyed<Principal>, all_accounts: bool) -> PolarsResult<LazyFrame> {
     let mut rows: Vec<Row> = acc.into_map().into_iter().collect();
     rows.sort_by(|(a, pa), (b, pb)| pb.events.cmp(&pa.events).then_with(|| nulls_last(a, b)));
     let strings = |f: &dyn Fn(&Row) -> Option<String>| -> Vec<Option<String>> { rows.iter().map(f).collect() };
@@ -217,27 +231,43 @@ fn principals_frame(acc: Keyed<Principal>) -> PolarsResult<LazyFrame> {
     };
     let top: Vec<Option<String>> = rows.iter().map(|(_, p)| Some(top_entries(&p.services, TOP_SERVICES))).collect();
     let n = rows.len();
+    let accounts = if all_accounts {
+        vec![
+            Column::new("account_count".into(), counts(&|p| p.accounts.len() as u32)),
+            Column::new(
+                "accounts".into(),
+                strings(&|(_, p)| Some(p.accounts.iter().map(String::as_str).collect::<Vec<_>>().join(","))),
+            ),
+        ]
+    } else {
+        vec![Column::new(c::ACCOUNT_ID.into(), strings(&|(_, p)| p.account_id.clone()))]
+    };
+    let mut columns = vec![
+        Column::new(c::PRINCIPAL.into(), strings(&|(k, _)| k.clone())),
+        Column::new("principal_type".into(), strings(&|(_, p)| p.principal_type.clone())),
+    ];
+    columns.extend(accounts);
     let df = DataFrame::new(
         n,
-        vec![
-            Column::new(c::PRINCIPAL.into(), strings(&|(k, _)| k.clone())),
-            Column::new("principal_type".into(), strings(&|(_, p)| p.principal_type.clone())),
-            Column::new(c::ACCOUNT_ID.into(), strings(&|(_, p)| p.account_id.clone())),
-            Column::new("events".into(), counts(&|p| p.events)),
-            Column::new("errors".into(), counts(&|p| p.errors)),
-            time("first_seen", &|p| p.first)?,
-            time("last_seen", &|p| p.last)?,
-            Column::new(
-                "services".into(),
-                counts(&|p| p.services.named.keys().filter(|s| !s.is_empty()).count() as u32),
-            ),
-            Column::new("actions".into(), counts(&|p| p.actions.len() as u32)),
-            Column::new("source_ips".into(), counts(&|p| p.source_ips.len() as u32)),
-            Column::new("regions".into(), counts(&|p| p.regions.len() as u32)),
-            Column::new("access_keys".into(), counts(&|p| p.access_keys.len() as u32)),
-            Column::new("user_agents".into(), counts(&|p| p.user_agents.len() as u32)),
-            Column::new("top_services".into(), top),
-        ],
+        columns
+            .into_iter()
+            .chain([
+                Column::new("events".into(), counts(&|p| p.events)),
+                Column::new("errors".into(), counts(&|p| p.errors)),
+                time("first_seen", &|p| p.first)?,
+                time("last_seen", &|p| p.last)?,
+                Column::new(
+                    "services".into(),
+                    counts(&|p| p.services.named.keys().filter(|s| !s.is_empty()).count() as u32),
+                ),
+                Column::new("actions".into(), counts(&|p| p.actions.len() as u32)),
+                Column::new("source_ips".into(), counts(&|p| p.source_ips.len() as u32)),
+                Column::new("regions".into(), counts(&|p| p.regions.len() as u32)),
+                Column::new("access_keys".into(), counts(&|p| p.access_keys.len() as u32)),
+                Column::new("user_agents".into(), counts(&|p| p.user_agents.len() as u32)),
+                Column::new("top_services".into(), top),
+            ])
+            .collect(),
     )?;
     Ok(df.lazy())
 }
@@ -311,7 +341,10 @@ pub const SSO_ROLE_PREFIX: &str = "AWSReservedSSO_";
 /// `activity --by person|permission-set`: the events of IAM Identity Center sessions (`AssumedRole`
 /// whose session issuer is an `AWSReservedSSO_<PermissionSet>_<suffix>` role), one row per person or
 /// permission set across accounts, with `per_principal`'s columns (the first named `person` or
-/// `permission_set`). Derived from the existing columns: the issuer's user name and the session ARN.
+/// `permission_set`) but `account_id`: a person or set spans accounts, so `account_count` counts the
+/// distinct `userIdentity.accountId`s of its events (the accounts of the sessions' roles) and
+/// `accounts` lists them, sorted and ","-joined. Derived from the existing columns: the issuer's
+/// user name and the session ARN.
 pub fn by_identity_center(ev: LazyFrame, key: IdentityCenterKey) -> Result<LazyFrame> {
     let issuer = col(c::SESSION_ISSUER_USER_NAME);
     let is_sso = col(c::IDENTITY_TYPE)
@@ -335,7 +368,7 @@ pub fn by_identity_center(ev: LazyFrame, key: IdentityCenterKey) -> Result<LazyF
             (issuer.str().extract(lit(r"^AWSReservedSSO_(.+)_[^_]*$"), 1), "permission_set", is_sso)
         }
     };
-    let rows = per_principal(ev.filter(rows).with_column(value.alias(c::PRINCIPAL)))?;
+    let rows = per_principal_with(ev.filter(rows).with_column(value.alias(c::PRINCIPAL)), true)?;
     Ok(rows.rename([c::PRINCIPAL], [name], true))
 }
 

@@ -16,7 +16,8 @@ fn parse(s: &str) -> Option<i64> {
 }
 
 /// One row per user of the report: user, arn, password_enabled, password_last_changed,
-/// password_age_days, mfa_active, active_keys, findings.
+/// password_age_days, password_last_used, password_never_used (enabled, no date of last use), mfa_active,
+/// active_keys, findings.
 pub fn users(report: &str, as_of_ms: i64) -> Result<Vec<Value>> {
     let mut lines = report.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
@@ -32,6 +33,9 @@ pub fn users(report: &str, as_of_ms: i64) -> Result<Vec<Value>> {
         let age = if password { changed.map(|t| super::days_between(t, as_of_ms)) } else { None };
         let mfa = get("mfa_active") == "true";
         let keys = (1..=2).filter(|k| get(&format!("access_key_{k}_active")) == "true").count();
+        // AWS writes `no_information` when an enabled password was never used (and `N/A` without one).
+        let last_used = parse(get("password_last_used"));
+        let never_used = password && last_used.is_none();
         let mut findings = Vec::new();
         if !mfa {
             findings.push(if password || user == "<root_account>" {
@@ -43,6 +47,9 @@ pub fn users(report: &str, as_of_ms: i64) -> Result<Vec<Value>> {
         if let Some(a) = age.filter(|a| *a > MAX_PASSWORD_AGE_DAYS) {
             findings.push(format!("password not changed for {a} days (policy: {MAX_PASSWORD_AGE_DAYS})"));
         }
+        if never_used {
+            findings.push("password enabled, never used".into());
+        }
         if keys == 2 {
             findings.push("two active access keys".into());
         }
@@ -52,6 +59,8 @@ pub fn users(report: &str, as_of_ms: i64) -> Result<Vec<Value>> {
             "password_enabled": password,
             "password_last_changed": if password { changed.map(format_ms) } else { None },
             "password_age_days": age,
+            "password_last_used": last_used.map(format_ms),
+            "password_never_used": never_used,
             "mfa_active": mfa,
             "active_keys": keys,
             "findings": findings.join("; "),
@@ -70,6 +79,7 @@ pub fn section(path: &str, keys: Vec<Value>, users: Vec<Value>, stale_days: i64)
         "access_keys_never_used": key_count("active, never used"),
         "access_keys_unused": key_count("unused for"),
         "users_with_two_keys": user_count(&|u| u["active_keys"].as_u64() == Some(2)),
+        "passwords_never_used": user_count(&|u| u["password_never_used"] == true),
         "passwords_older_than_90_days": user_count(&|u| u["password_age_days"].as_i64().is_some_and(|a| a > MAX_PASSWORD_AGE_DAYS)),
         "users_without_mfa": user_count(&|u| u["mfa_active"] == false),
     });

@@ -59,7 +59,7 @@ footer{margin-top:30px;color:#718096;font-size:11px;border-top:1px solid #e2e8f0
   body{max-width:none;padding:0;font-size:11px}
   nav,button{display:none}
   section{break-before:page;margin:0}
-  section#scope{break-before:auto}
+  section#actions{break-before:auto}
   h2,h3{break-after:avoid}
   tr,svg.chart,.kpis,pre{break-inside:avoid}
   thead{display:table-header-group}
@@ -130,6 +130,8 @@ fn is_wide(key: &str) -> bool {
             | "note"
             | "findings"
             | "finding"
+            | "what"
+            | "who"
     )
 }
 
@@ -246,6 +248,58 @@ fn short_name(arn: &str) -> String {
     }
 }
 
+/// The title of a section, by id (the navigation's and the action items' links).
+fn section_title(id: &str) -> &'static str {
+    match id {
+        "actions" => "Action items",
+        "scope" => "Scope",
+        "root" => "Root account",
+        "principals" => "Principals",
+        "mfa" => "MFA posture",
+        "failures" => "Failed requests",
+        "unused" => "Unused permissions",
+        "credentials" => "Credentials",
+        "sessions" => "Sessions",
+        "conditions" => "Policy conditions",
+        _ => "",
+    }
+}
+
+fn actions(out: &mut String, r: &Value) {
+    let a = &r["actions"];
+    section_open(
+        out,
+        "actions",
+        "Action items",
+        "What this review must act on, most severe first: root sign-ins without MFA, trail tampering, never-used \
+         credentials, grants that can escalate privileges and were never used, and the other findings below. Each \
+         item links to the section holding its evidence; its count is that section's number.",
+    );
+    let counts = &a["counts"];
+    out.push_str("<div class=\"kpis\">");
+    for sev in ["critical", "high", "medium", "low"] {
+        let class = if sev == "critical" || sev == "high" { bad_if(counts, sev) } else { "" };
+        kpi(out, sev, &num_text(counts, sev), class);
+    }
+    out.push_str("</div>");
+    let rows: Vec<(String, Vec<f64>)> =
+        ["critical", "high", "medium", "low"].iter().map(|sev| (sev.to_string(), vec![n(counts, sev)])).collect();
+    out.push_str(&svg::hbars("Action items by severity", &rows, &["items"]));
+    out.push_str(&table_with(
+        arr(a, "items"),
+        &[("severity", "severity"), ("what", "what"), ("who", "who"), ("count", "count"), ("anchor", "evidence")],
+        &|row, key| match key {
+            "severity" => Some(format!("<span class=\"sev-{0}\">{0}</span>", esc(s(row, "severity")))),
+            "count" => Some(format!("{} {}", esc(&num_text(row, "count")), esc(s(row, "unit")))),
+            "anchor" => {
+                Some(format!("<a href=\"#{}\">{}</a>", esc(s(row, "anchor")), esc(section_title(s(row, "section")))))
+            }
+            _ => None,
+        },
+    ));
+    out.push_str("</section>");
+}
+
 fn scope(out: &mut String, r: &Value) {
     let sc = &r["scope"];
     let sm = &sc["summary"];
@@ -282,7 +336,7 @@ fn scope(out: &mut String, r: &Value) {
     out.push_str("</div><div><h3>Regions</h3>");
     out.push_str(&table(arr(sc, "by_region"), &[("key", "region"), ("events", "events")]));
     out.push_str("</div></div>");
-    out.push_str("<h3>Log file integrity</h3>");
+    out.push_str("<h3 id=\"integrity\">Log file integrity</h3>");
     if arr(sc, "integrity").is_empty() {
         out.push_str(
             "<p class=\"note\">No input holds CloudTrail-Digest files: integrity was not checked (pull with digests and \
@@ -380,7 +434,26 @@ fn root(out: &mut String, r: &Value) {
             _ => None,
         },
     ));
-    out.push_str("<h3>Root events</h3>");
+    out.push_str("<h3 id=\"root-findings\">Findings to act on</h3>");
+    out.push_str(
+        "<p class=\"note\">The findings of the checks listed in the action items (trail tampering, root access keys, \
+         credentials created for others, denied then succeeded, KMS keys disabled), as <code>trailscope detect</code> \
+         reports them.</p>",
+    );
+    out.push_str(&table_with(
+        arr(ro, "findings"),
+        &[
+            ("event_time", "time"),
+            ("check_id", "check"),
+            ("severity", "severity"),
+            ("principal", "principal"),
+            ("event_name", "event"),
+            ("source_ip", "source IP"),
+            ("outcome", "outcome"),
+        ],
+        &|row, key| (key == "severity").then(|| format!("<span class=\"sev-{0}\">{0}</span>", esc(s(row, "severity")))),
+    ));
+    out.push_str("<h3 id=\"root-events\">Root events</h3>");
     out.push_str(&table(
         arr(ro, "events"),
         &[
@@ -427,7 +500,7 @@ fn principals(out: &mut String, r: &Value) {
             ("top_services", "top services"),
         ],
     ));
-    out.push_str("<h3>Dormant principals</h3>");
+    out.push_str("<h3 id=\"dormant\">Dormant principals</h3>");
     if p.get("dormant").is_none() {
         out.push_str("<p class=\"note\">Give the IAM snapshot (<code>--iam AUTHZ.json</code>) to list dormant users and roles and the groups.</p>");
     } else {
@@ -857,20 +930,11 @@ pub fn render(r: &Value) -> String {
         esc(s(r, "as_of")),
     );
     out.push_str("<nav><ol>");
-    for (id, t) in super::SECTIONS.iter().zip([
-        "Scope",
-        "Root account",
-        "Principals",
-        "MFA posture",
-        "Failed requests",
-        "Unused permissions",
-        "Credentials",
-        "Sessions",
-        "Policy conditions",
-    ]) {
-        let _ = write!(out, "<li><a href=\"#{id}\">{t}</a></li>");
+    for id in super::SECTIONS {
+        let _ = write!(out, "<li><a href=\"#{id}\">{}</a></li>", section_title(id));
     }
     out.push_str("</ol></nav>");
+    actions(&mut out, r);
     scope(&mut out, r);
     root(&mut out, r);
     principals(&mut out, r);

@@ -5,6 +5,7 @@
 //! self-contained HTML file. The HTML shows nothing the JSON does not hold, so its numbers are the
 //! commands' numbers.
 
+pub mod actions;
 pub mod credentials;
 pub mod html;
 mod markup;
@@ -47,8 +48,8 @@ pub struct Options {
 }
 
 /// The section ids, in report order (the HTML's `<section id>`s and the JSON's keys).
-pub const SECTIONS: [&str; 9] =
-    ["scope", "root", "principals", "mfa", "failures", "unused", "credentials", "sessions", "conditions"];
+pub const SECTIONS: [&str; 10] =
+    ["actions", "scope", "root", "principals", "mfa", "failures", "unused", "credentials", "sessions", "conditions"];
 
 /// The rows of a lazy answer as JSON.
 fn rows(lf: LazyFrame, what: &str) -> Result<Vec<Value>> {
@@ -275,6 +276,18 @@ pub fn build(data: Dataset, opts: &Options) -> Result<Value> {
             ])?,
             "events": rows(root_events, "root events")?,
             "checks": checks,
+            // The findings that are action items (`actions::FINDING_CHECKS`), as `detect` gives them.
+            "findings": df_rows(
+                &findings
+                    .clone()
+                    .lazy()
+                    .filter(col("check_id").is_in(
+                        lit(Series::new("checks".into(), actions::FINDING_CHECKS)).implode(false),
+                        false,
+                    ))
+                    .run()
+                    .context("findings to act on")?,
+            )?,
         }),
     );
 
@@ -449,7 +462,18 @@ pub fn build(data: Dataset, opts: &Options) -> Result<Value> {
             "principals": rows(cond, "conditions per principal")?,
         }),
     );
-    Ok(Value::Object(out))
+    // ---- action items: from the sections above, ranked by severity.
+    let mut report = Value::Object(out);
+    let items = actions::items(&report);
+    let counts: Map<String, Value> = actions::Severity::ALL
+        .iter()
+        .map(|sev| (sev.name().to_string(), Value::from(items.iter().filter(|i| i.severity == *sev).count())))
+        .collect();
+    let items = serde_json::to_value(&items).unwrap_or(Value::Null);
+    if let Value::Object(o) = &mut report {
+        o.insert("actions".into(), json!({"counts": counts, "items": items}));
+    }
+    Ok(report)
 }
 
 /// SSM Session Manager sessions: one row per session id (its StartSession gives principal and target;

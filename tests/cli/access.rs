@@ -33,6 +33,16 @@ fn sessions_both_inputs() {
     check_case("sessions-both");
 }
 
+#[test]
+fn activity_by_person_golden() {
+    check_case("activity-by-person-identity-center");
+}
+
+#[test]
+fn activity_by_permission_set_golden() {
+    check_case("activity-by-permission-set-identity-center");
+}
+
 /// Every golden file of the folder has a test above.
 #[test]
 fn every_sessions_golden_file_has_a_test() {
@@ -44,6 +54,8 @@ fn every_sessions_golden_file_has_a_test() {
     assert_eq!(
         names,
         [
+            "activity-by-permission-set-identity-center.json",
+            "activity-by-person-identity-center.json",
             "sessions-both.json",
             "sessions-invictus.json",
             "sessions-stratus.json",
@@ -216,6 +228,9 @@ fn activity_by_person_and_permission_set() {
         ]
     );
     assert_eq!(text(&people[0], "first_seen"), "2025-03-03T09:00:00Z");
+    // Every account a person acted in, not one of them: alice in both accounts (ic-0001/2 and ic-0003).
+    assert_eq!((num(&people[0], "account_count"), text(&people[0], "accounts")), (2, "111122223333,444455556666"));
+    assert!(people[0].get("account_id").is_none(), "no single account for a person across accounts");
     assert_eq!(text(&people[0], "last_seen"), "2025-03-03T10:00:00Z");
     let sets = rows("permission-set");
     let got: Vec<_> = sets.iter().map(|r| key(r, "permission_set")).collect();

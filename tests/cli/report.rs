@@ -19,8 +19,11 @@ const AS_OF: &str = "2023-07-11T00:00:00Z";
 const CIDR: &str = "10.0.0.0/8";
 const HOURS: &str = "Mon-Fri 07:00-19:00 +02:00";
 /// The sections of the report, in order: the HTML's `<section id>`s and the JSON's keys.
-const SECTIONS: [&str; 9] =
-    ["scope", "root", "principals", "mfa", "failures", "unused", "credentials", "sessions", "conditions"];
+const SECTIONS: [&str; 10] =
+    ["actions", "scope", "root", "principals", "mfa", "failures", "unused", "credentials", "sessions", "conditions"];
+/// The `detect` checks whose findings are action items (README: trailscope report, Action items).
+const ACTION_CHECKS: [&str; 5] =
+    ["TS-TRAIL-TAMPER", "TS-ROOT-ACCESS-KEY", "TS-CRED-FOR-OTHER-USER", "TS-DENIED-THEN-SUCCEEDED", "CIS-4.7"];
 
 /// The awsdocs examples hold one record without eventTime: every command on them exits 2.
 const BAD_INPUT: i32 = 2;
@@ -140,6 +143,11 @@ fn report_numbers_are_the_commands_numbers() {
         assert_eq!(num(c, "findings"), detect.get(text(c, "check_id")).copied().unwrap_or(0), "{}", c["check_id"]);
         assert_eq!(c["skipped"], false);
     }
+    let mut args = vec!["detect"];
+    for c in ACTION_CHECKS {
+        args.extend(["--check", c]);
+    }
+    assert_eq!(r["root"]["findings"], command_json(&args), "the findings to act on are detect's");
     let count = |id: &str| detect.get(id).copied().unwrap_or(0);
     let mfa = list(&r["mfa"], "principals");
     assert_eq!(sum(mfa, "console_sign_ins_without_mfa"), count("CIS-4.2"));
@@ -150,6 +158,163 @@ fn report_numbers_are_the_commands_numbers() {
     let cond = list(&r["conditions"], "principals");
     assert_eq!(sum(cond, "outside_network"), count("TS-OUTSIDE-NETWORK"));
     assert_eq!(sum(cond, "outside_hours"), count("TS-OUTSIDE-HOURS"));
+}
+
+/// The action items of a kind: (who, count) sorted, and each item's severity.
+fn items_of<'a>(r: &'a Value, kind: &str) -> Vec<&'a Value> {
+    list(&r["actions"], "items").iter().filter(|i| i["kind"] == kind).collect()
+}
+
+fn who_count(items: &[&Value]) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = items.iter().map(|i| (text(i, "who").to_string(), num(i, "count"))).collect();
+    v.sort();
+    v
+}
+
+/// The "Action items" section: each kind of item recomputed from the other commands' JSON on the same
+/// input, not from the report; ranked by severity; the JSON's counts per severity are its items'.
+#[test]
+fn action_items_are_the_commands_findings() {
+    let r = full_report(None);
+    let items = list(&r["actions"], "items");
+    assert!(!items.is_empty());
+
+    // Ranked: critical, high, medium, low; each severity's count is its items'.
+    let rank = |s: &str| ["critical", "high", "medium", "low"].iter().position(|x| *x == s).expect("a severity");
+    let ranks: Vec<usize> = items.iter().map(|i| rank(text(i, "severity"))).collect();
+    assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "not ranked by severity: {ranks:?}");
+    for sev in ["critical", "high", "medium", "low"] {
+        let n = items.iter().filter(|i| i["severity"] == sev).count() as u64;
+        assert_eq!(num(&r["actions"]["counts"], sev), n, "{sev}");
+    }
+    for i in items {
+        for key in ["what", "who", "unit", "section", "anchor"] {
+            assert!(!text(i, key).is_empty(), "{key} of {i}");
+        }
+        assert!(num(i, "count") > 0, "{i}");
+        assert!(SECTIONS.contains(&text(i, "section")), "{i}");
+    }
+
+    // Root sign-ins without MFA: `root --summary`'s count; who: the accounts of `root`'s successful
+    // console sign-ins without MFA.
+    let summary = &command_json(&["root", "--summary"])[0];
+    let root_rows = command_json(&["root"]);
+    let mut accounts: Vec<&str> = root_rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event_name"] == "ConsoleLogin" && e["console_login"] == "Success" && e["mfa_used"] != "Yes")
+        .map(|e| text(e, "recipient_account_id"))
+        .collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    let root_mfa = items_of(&r, "root_sign_in_without_mfa");
+    assert_eq!(num(summary, "console_login_success_without_mfa"), 1, "the awsdocs root sign-in without MFA");
+    assert_eq!(
+        who_count(&root_mfa),
+        [(format!("root of {}", accounts.join(", ")), num(summary, "console_login_success_without_mfa"))]
+    );
+    assert_eq!(text(root_mfa[0], "severity"), "critical");
+    assert_eq!(who_count(&items_of(&r, "root_used"))[0].1, num(summary, "events"));
+    assert_eq!(text(&items[0], "kind"), "root_sign_in_without_mfa", "the most severe item comes first");
+
+    // Trail tampering and the other findings: `detect`'s rows of those checks, counted per check,
+    // principal and severity.
+    let detect = command_json(&["detect", "--allowed-cidr", CIDR, "--allowed-hours", HOURS]);
+    let mut want: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    for f in detect.as_array().unwrap().iter().filter(|f| ACTION_CHECKS.contains(&text(f, "check_id"))) {
+        let key = (text(f, "check_id").into(), text(f, "principal").into(), text(f, "severity").into());
+        *want.entry(key).or_default() += 1;
+    }
+    let mut got: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    for i in items_of(&r, "detect_finding") {
+        let check = text(i, "what").split(':').next().unwrap().to_string();
+        *got.entry((check, text(i, "who").into(), text(i, "severity").into())).or_default() += num(i, "count");
+        assert_eq!(text(i, "anchor"), "root-findings");
+    }
+    assert_eq!(got, want);
+    assert!(want.keys().any(|(c, _, s)| c == "TS-TRAIL-TAMPER" && s == "critical"), "tampering is in the data");
+
+    // IAM users' console sign-ins without MFA: `detect --check CIS-4.2` per principal.
+    let mut cis42: BTreeMap<String, u64> = BTreeMap::new();
+    for f in detect.as_array().unwrap().iter().filter(|f| f["check_id"] == "CIS-4.2") {
+        *cis42.entry(text(f, "principal").into()).or_default() += 1;
+    }
+    assert_eq!(who_count(&items_of(&r, "console_sign_in_without_mfa")), cis42.into_iter().collect::<Vec<_>>());
+
+    // Never-used credentials and risky unused grants: `unused --credential-report`.
+    let unused = command_json(&["unused", "--iam", AUTHZ, "--credential-report", CREDS, "--as-of", AS_OF]);
+    let mut never: BTreeMap<String, u64> = BTreeMap::new();
+    for k in list(&unused, "access_keys").iter().filter(|k| k["finding"] == "active, never used") {
+        *never.entry(text(k, "user").into()).or_default() += 1;
+    }
+    assert_eq!(never.keys().collect::<Vec<_>>(), ["carol"], "carol's first key (credential-report.csv)");
+    assert_eq!(who_count(&items_of(&r, "never_used_credentials")), never.into_iter().collect::<Vec<_>>());
+    let escalate: Vec<(String, u64)> = list(&unused, "principals")
+        .iter()
+        .filter_map(|p| {
+            let listed = p["remove_first"].as_str()?.strip_prefix("can escalate, never used: ")?;
+            Some((text(p, "principal").to_string(), listed.split(", ").count() as u64))
+        })
+        .collect();
+    let mut escalate_sorted = escalate.clone();
+    escalate_sorted.sort();
+    assert!(escalate.iter().any(|(p, _)| p.ends_with("user/bert-jan")));
+    let can_escalate = items_of(&r, "can_escalate_never_used");
+    assert_eq!(who_count(&can_escalate), escalate_sorted);
+    assert!(can_escalate.iter().all(|i| i["severity"] == "high" && i["anchor"] == "unused"));
+    assert!(can_escalate.iter().all(|i| text(i, "what").contains("remove first")));
+
+    // Dormant principals: `unused` rows without events, counted by their granted actions.
+    let dormant: Vec<(String, u64)> = {
+        let mut v: Vec<(String, u64)> = list(&unused, "principals")
+            .iter()
+            .filter(|p| num(p, "events") == 0)
+            .map(|p| (text(p, "principal").to_string(), num(p, "granted")))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(who_count(&items_of(&r, "dormant_principal")), dormant);
+}
+
+/// A password enabled and never used (the credential report says `no_information`) is a never-used
+/// credential, with a never-used access key of the same user: one item counting both.
+#[test]
+fn never_used_password_is_an_action_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("creds.csv");
+    let header = std::fs::read_to_string(crate::repo_root().join(CREDS)).unwrap();
+    let header = header.lines().next().unwrap();
+    std::fs::write(
+        &csv,
+        format!(
+            "{header}\n\
+             dave,arn:aws:iam::123837392027:user/dave,2023-01-01T10:00:00+00:00,true,no_information,2023-06-01T10:00:00+00:00,N/A,true,true,2023-06-01T10:00:00+00:00,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n\
+             erin,arn:aws:iam::123837392027:user/erin,2023-01-01T10:00:00+00:00,true,2023-07-01T10:00:00+00:00,2023-06-01T10:00:00+00:00,N/A,true,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n"
+        ),
+    )
+    .unwrap();
+    let r = TestCommand::new([
+        "report",
+        "testdata/invictus-ir",
+        "--credential-report",
+        csv.to_str().unwrap(),
+        "--as-of",
+        AS_OF,
+        "--format",
+        "json",
+        "-q",
+    ])
+    .run()
+    .expect_code(0)
+    .json();
+    // dave: password never used (no_information) and access key 1 active with no last use: 2.
+    assert_eq!(who_count(&items_of(&r, "never_used_credentials")), [("dave".to_string(), 2)]);
+    let users = list(&r["credentials"], "users");
+    assert_eq!(users[0]["password_never_used"], true);
+    assert_eq!(users[1]["password_never_used"], false);
+    assert_eq!(num(&r["credentials"]["summary"], "passwords_never_used"), 1);
 }
 
 #[test]
@@ -216,10 +381,20 @@ fn section<'a>(html: &'a str, id: &str) -> &'a str {
     &html[start..start + end]
 }
 
+/// Every `#anchor` link of `html` names an element id of the page.
+fn assert_anchors_resolve(html: &str) {
+    for l in links(html) {
+        if let Some(id) = l.strip_prefix('#') {
+            assert!(html.contains(&format!(" id=\"{id}\"")), "the link #{id} names no element of the page");
+        }
+    }
+}
+
 fn assert_self_contained(html: &str) {
     for id in SECTIONS {
         assert!(section(html, id).contains("<svg"), "section {id} has no chart");
     }
+    assert_anchors_resolve(html);
     for l in links(html) {
         assert!(l.starts_with('#'), "a link or resource outside the page: {l:?}");
     }
@@ -285,6 +460,10 @@ fn report_checks_the_integrity_of_digested_inputs() {
         assert_eq!(integrity[0][key], verify[key], "{key}");
     }
     assert_eq!(text(&integrity[0], "input"), "testdata/s3");
+    // An integrity problem is a critical action item, counting `verify`'s problems.
+    let items: Vec<&Value> = list(&r["actions"], "items").iter().filter(|i| i["kind"] == "log_integrity").collect();
+    assert_eq!(who_count(&items), [("testdata/s3".to_string(), num(&verify, "problems"))]);
+    assert!(num(&verify, "problems") > 0 && items[0]["severity"] == "critical" && items[0]["anchor"] == "integrity");
 }
 
 #[test]
@@ -424,7 +603,7 @@ fn run_chromium(profile: &Path, args: &[String]) -> std::process::Output {
 fn html_report_renders_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let html_path = dir.path().join("report.html");
-    full_report(Some(&html_path));
+    let r = full_report(Some(&html_path));
     let url = format!("file://{}", html_path.display());
 
     // The DOM after the page ran: every section with its chart, nothing pointing outside the page.
@@ -443,6 +622,17 @@ fn html_report_renders_in_headless_chromium() {
     for l in links(&dom) {
         assert!(l.starts_with('#'), "the rendered page points outside itself: {l:?}");
     }
+    // The action items come first, each linking to an element of the rendered page.
+    let first = &dom[dom.find("<section").expect("a section")..];
+    assert!(first.starts_with("<section id=\"actions\""), "the first section is not the action items");
+    let actions = section(&dom, "actions");
+    let evidence = links(actions);
+    assert_eq!(evidence.len(), list(&r["actions"], "items").len(), "one evidence link per action item");
+    for l in evidence {
+        let id = l.strip_prefix('#').expect("an anchor");
+        assert!(dom.contains(&format!(" id=\"{id}\"")), "action item link #{id} resolves to nothing");
+    }
+    assert_anchors_resolve(&dom);
 
     // With network logging on: every request the browser made is for the file itself or one of
     // Chromium's own background services (time, updates, accounts: Google hosts, which the page
