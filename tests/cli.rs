@@ -10,13 +10,18 @@
 //! Expected values come from `testdata/golden/*.json`, computed by `scripts/golden.py` independently of
 //! the Rust code, or from facts checked by hand against the input files; never from trailscope itself.
 
-// The binary's clap definitions, compiled here so that their consistency test
-// (`Cli::command().debug_assert()`) runs with the others; the binary has no test harness.
+// The binary's clap definitions and commands, compiled here so that their tests (the clap consistency
+// test, the question registry's) run with the others; the binary has no test harness.
 #[path = "cli/access.rs"]
 mod access;
 #[allow(dead_code)]
 #[path = "../src/bin/trailscope/cli.rs"]
 mod cli_definition;
+#[allow(dead_code)]
+#[path = "../src/bin/trailscope/commands/mod.rs"]
+mod commands;
+// The binary's modules name each other `crate::cli`, `crate::commands`.
+use cli_definition as cli;
 #[path = "cli/hardening.rs"]
 mod hardening;
 #[path = "cli/hunt.rs"]

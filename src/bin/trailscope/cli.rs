@@ -1,5 +1,6 @@
 //! The command line: clap definitions only. Flags are parsed into these plain structs, and each
-//! command in `commands/` turns them into library calls.
+//! command in `commands/` turns them into library calls. The questions' flags are in their own files
+//! (`commands/`); the flag groups they share (`InputArgs`, `OutputArgs`, `AllowedArgs`) are here.
 
 use std::path::PathBuf;
 
@@ -24,24 +25,9 @@ pub struct Cli {
 pub enum Command {
     /// Read archives (or a store): count files and events, report bad input; with --store, ingest.
     Scan(ScanArgs),
-    /// Root-account usage (CIS semantics): every root event and a summary.
-    Root(RootArgs),
-    /// Who did what: one row per principal; --principal adds breakdowns.
-    Activity(ActivityArgs),
-    /// Failed and denied requests, grouped; console sign-in failures.
-    Failures(FailuresArgs),
-    /// A forensic timeline with pivots; --session follows a temporary key.
-    Timeline(TimelineArgs),
-    /// Built-in checks: CIS AWS Foundations monitoring controls and more.
-    Detect(DetectArgs),
-    /// Sigma rules over the events: the shipped SigmaHQ CloudTrail rules, and yours (--rules).
-    Hunt(HuntArgs),
-    /// Ad-hoc Polars SQL over a table named `events`.
-    Sql(SqlArgs),
-    /// IAM permissions granted (per --iam snapshot) but not used in the events.
-    Unused(UnusedArgs),
-    /// Temporary credentials: session durations requested (DurationSeconds) versus really used.
-    Sessions(SessionsArgs),
+    // The questions (root, activity, ...): one subcommand per entry of `commands::questions::QUESTIONS`.
+    #[command(flatten)]
+    Question(crate::commands::questions::Asked),
     /// Download CloudTrail archives from S3 (only what the filters need; resumable).
     Pull(PullArgs),
     /// Offline log file integrity validation from the digest files in a tree.
@@ -103,139 +89,6 @@ impl OutputArgs {
     }
 }
 
-#[derive(Args, Debug)]
-pub struct RootArgs {
-    #[command(flatten)]
-    pub input: InputArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
-    /// Print only the summary, as one row.
-    #[arg(long)]
-    pub summary: bool,
-}
-
-#[derive(Args, Debug)]
-pub struct ActivityArgs {
-    #[command(flatten)]
-    pub input: InputArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
-    /// Narrow to a principal (ARN, user name, access key id, or a glob); repeatable.
-    #[arg(long, value_name = "P")]
-    pub principal: Vec<String>,
-    /// One row per principal, per IAM group of the --iam snapshot (sections groups, members, by_action),
-    /// or per IAM Identity Center person or permission set.
-    #[arg(long, value_enum, default_value_t = ActivityBy::Principal)]
-    pub by: ActivityBy,
-    /// IAM snapshot(s) (`aws iam get-account-authorization-details`), for --by group; repeatable.
-    #[arg(long, value_name = "AUTHZ.json")]
-    pub iam: Vec<PathBuf>,
-}
-
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ActivityBy {
-    Principal,
-    Group,
-    /// IAM Identity Center: per person (the role session name of AWSReservedSSO_* sessions).
-    Person,
-    /// IAM Identity Center: per permission set (parsed from the AWSReservedSSO_<set>_<suffix> role).
-    PermissionSet,
-}
-
-#[derive(Args, Debug)]
-pub struct FailuresArgs {
-    #[command(flatten)]
-    pub input: InputArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
-    /// Only authorization failures, classified by why they were denied.
-    #[arg(long)]
-    pub denied: bool,
-}
-
-#[derive(Args, Debug)]
-pub struct TimelineArgs {
-    #[command(flatten)]
-    pub input: InputArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
-    /// Principal (ARN, user name, access key id, or glob); repeatable.
-    #[arg(long, value_name = "P")]
-    pub principal: Vec<String>,
-    /// Access key id (or glob); repeatable.
-    #[arg(long, value_name = "KEY")]
-    pub access_key: Vec<String>,
-    /// Source IP address or CIDR block; repeatable.
-    #[arg(long, value_name = "IP|CIDR")]
-    pub source_ip: Vec<String>,
-    /// Event name or glob (e.g. 'Delete*'); repeatable.
-    #[arg(long, value_name = "NAME")]
-    pub event_name: Vec<String>,
-    /// Event source (e.g. iam.amazonaws.com) or glob; repeatable.
-    #[arg(long, value_name = "SOURCE")]
-    pub event_source: Vec<String>,
-    /// Only failed requests.
-    #[arg(long)]
-    pub errors_only: bool,
-    /// Only read-only events.
-    #[arg(long, conflicts_with = "writes_only")]
-    pub read_only: bool,
-    /// Only events that change something (readOnly false).
-    #[arg(long)]
-    pub writes_only: bool,
-    /// Follow a temporary key (ASIA...) back to the call that issued it and forward to its use.
-    #[arg(long, value_name = "ASIA...")]
-    pub session: Option<String>,
-}
-
-#[derive(Args, Debug)]
-pub struct DetectArgs {
-    #[command(flatten)]
-    pub input: InputArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
-    /// Run only this check (id, e.g. CIS-4.3); repeatable.
-    #[arg(long, value_name = "ID")]
-    pub check: Vec<String>,
-    /// List the checks and exit.
-    #[arg(long)]
-    pub list: bool,
-    #[command(flatten)]
-    pub allowed: AllowedArgs,
-}
-
-#[derive(Args, Debug)]
-pub struct HuntArgs {
-    #[command(flatten)]
-    pub input: InputArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
-    /// Sigma rule files, or folders walked for .yml/.yaml files; repeatable. Added to the shipped
-    /// SigmaHQ rules (see --no-default-rules).
-    #[arg(long, value_name = "PATH")]
-    pub rules: Vec<PathBuf>,
-    /// Leave out the shipped SigmaHQ rules: only --rules are used.
-    #[arg(long)]
-    pub no_default_rules: bool,
-    /// Report only rules of this level or above (informational, low, medium, high, critical).
-    #[arg(long, value_name = "LEVEL")]
-    pub min_level: Option<String>,
-    /// Report only rules with this status (stable, test, experimental, deprecated, unsupported);
-    /// repeatable.
-    #[arg(long, value_name = "STATUS")]
-    pub status: Vec<String>,
-    /// Report only this rule (id or title); repeatable.
-    #[arg(long, value_name = "ID")]
-    pub rule: Vec<String>,
-    /// A file of rule ids or titles not to report, one per line (`#` starts a comment), or a rule
-    /// file or folder whose rules are not reported; repeatable.
-    #[arg(long, value_name = "PATH")]
-    pub exclude_rules: Vec<PathBuf>,
-    /// Print per rule its id, title, level and hits, then the rules not loaded and why.
-    #[arg(long)]
-    pub summary: bool,
-}
-
 /// Parameters of the policy-condition checks (TS-OUTSIDE-NETWORK, TS-OUTSIDE-HOURS).
 #[derive(Args, Debug, Clone, Default)]
 pub struct AllowedArgs {
@@ -255,25 +108,6 @@ impl AllowedArgs {
             allowed_hours: self.allowed_hours.iter().map(|s| s.parse()).collect::<Result<Vec<_>>>()?,
         })
     }
-}
-
-#[derive(Args, Debug)]
-pub struct SessionsArgs {
-    #[command(flatten)]
-    pub input: InputArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
-}
-
-#[derive(Args, Debug)]
-pub struct SqlArgs {
-    #[command(flatten)]
-    pub input: InputArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
-    /// The query, over a table named `events`.
-    #[arg(long)]
-    pub query: String,
 }
 
 /// Inputs and the filters every command shares.
@@ -397,55 +231,6 @@ mod tests {
         assert!(parse_size("2 parsecs").is_err());
         assert!(parse_size("0").is_err());
     }
-}
-
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnusedBy {
-    PermissionSet,
-}
-
-#[derive(Args, Debug)]
-pub struct UnusedArgs {
-    #[command(flatten)]
-    pub input: InputArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
-    /// Output of `aws iam get-account-authorization-details` (one per account; repeatable).
-    #[arg(long, value_name = "AUTHZ.json", required_unless_present = "used")]
-    pub iam: Vec<PathBuf>,
-    /// Only the used side: per principal and action, the successful calls (no snapshot needed; the
-    /// same rows as the SQL pack's used.sql).
-    #[arg(long, conflicts_with_all = ["actions", "policy", "credential_report"])]
-    pub used: bool,
-    /// One row per (principal, granted action) instead of one per principal.
-    #[arg(long)]
-    pub actions: bool,
-    /// One row per role of the snapshot: its last use in the events, the snapshot's RoleLastUsed, and
-    /// whether it was used in the window.
-    #[arg(long, conflicts_with_all = ["actions", "policy", "used"])]
-    pub roles: bool,
-    /// Print a least-privilege policy for this principal (ARN, name or id) built from what it used
-    /// (a JSON list of policies when it exceeds IAM's 6,144-character managed-policy limit).
-    #[arg(long, value_name = "PRINCIPAL")]
-    pub policy: Option<String>,
-    /// Only this principal (ARN, name or id; * and ? wildcards), in the per-principal and --actions
-    /// rows.
-    #[arg(long, value_name = "PRINCIPAL", conflicts_with = "policy")]
-    pub principal: Option<String>,
-    /// permission-set: IAM Identity Center permission sets instead of principals (their
-    /// AWSReservedSSO_<PermissionSet>_<suffix> roles merged across accounts); --policy, --principal
-    /// and --actions then name permission sets.
-    #[arg(long, value_name = "KEY", conflicts_with_all = ["roles", "used"])]
-    pub by: Option<UnusedBy>,
-    /// The IAM credential report (CSV): adds the section access_keys with stale and old keys.
-    #[arg(long, value_name = "FILE")]
-    pub credential_report: Option<PathBuf>,
-    /// An access key unused for this many days is stale.
-    #[arg(long, value_name = "DAYS", default_value_t = 90)]
-    pub stale_days: i64,
-    /// Judge key ages as of this time (default: now).
-    #[arg(long, value_name = "TIME")]
-    pub as_of: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -39,15 +39,7 @@ fn main() -> ExitCode {
     let started = std::time::Instant::now();
     let result = match &cli.command {
         Command::Scan(args) => commands::scan::run(args),
-        Command::Root(args) => commands::questions::root(args),
-        Command::Activity(args) => commands::questions::activity(args),
-        Command::Failures(args) => commands::questions::failures(args),
-        Command::Timeline(args) => commands::questions::timeline(args),
-        Command::Detect(args) => commands::questions::detect(args),
-        Command::Hunt(args) => commands::hunt::run(args),
-        Command::Sql(args) => commands::questions::sql(args),
-        Command::Unused(args) => commands::unused::run(args),
-        Command::Sessions(args) => commands::questions::sessions(args),
+        Command::Question(asked) => asked.run(),
         Command::Pull(args) => commands::pull::run(args),
         Command::Report(args) => commands::report::run(args),
         Command::Compact(args) => commands::compact::run(args),

@@ -1,14 +1,54 @@
 //! `trailscope hunt`: Sigma rules over the events (see `query::hunt`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
 
 use trailscope::error::{Error, Result};
 use trailscope::output;
 use trailscope::query::hunt::{self, RuleSet, Selection};
 use trailscope::sigma::{Level, Status};
 
-use super::questions::{format_of, load};
-use crate::cli::HuntArgs;
+use super::questions::{format_of, load, Question};
+use crate::cli::{InputArgs, OutputArgs};
+
+pub static QUESTION: Question<HuntArgs> = Question {
+    name: "hunt",
+    about: "Sigma rules over the events: the shipped SigmaHQ CloudTrail rules, and yours (--rules)",
+    run,
+};
+
+#[derive(Args, Debug)]
+pub struct HuntArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Sigma rule files, or folders walked for .yml/.yaml files; repeatable. Added to the shipped
+    /// SigmaHQ rules (see --no-default-rules).
+    #[arg(long, value_name = "PATH")]
+    pub rules: Vec<PathBuf>,
+    /// Leave out the shipped SigmaHQ rules: only --rules are used.
+    #[arg(long)]
+    pub no_default_rules: bool,
+    /// Report only rules of this level or above (informational, low, medium, high, critical).
+    #[arg(long, value_name = "LEVEL")]
+    pub min_level: Option<String>,
+    /// Report only rules with this status (stable, test, experimental, deprecated, unsupported);
+    /// repeatable.
+    #[arg(long, value_name = "STATUS")]
+    pub status: Vec<String>,
+    /// Report only this rule (id or title); repeatable.
+    #[arg(long, value_name = "ID")]
+    pub rule: Vec<String>,
+    /// A file of rule ids or titles not to report, one per line (`#` starts a comment), or a rule
+    /// file or folder whose rules are not reported; repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub exclude_rules: Vec<PathBuf>,
+    /// Print per rule its id, title, level and hits, then the rules not loaded and why.
+    #[arg(long)]
+    pub summary: bool,
+}
 
 pub fn run(args: &HuntArgs) -> Result<bool> {
     let mut set = RuleSet::load(&args.rules, !args.no_default_rules)?;

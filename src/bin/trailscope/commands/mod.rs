@@ -1,15 +1,26 @@
-//! One module per subcommand; each takes its parsed arguments and a writer for its data.
+//! One module per subcommand; each takes its parsed arguments and a writer for its data. The
+//! questions (`root`, `activity`, ...) are listed in `questions::QUESTIONS`, which builds their
+//! subcommands and runs them.
 
 pub mod closing;
 pub mod compact;
-pub mod hunt;
 pub mod pull;
 pub mod questions;
 pub mod report;
 pub mod scan;
 pub mod sql_pack;
-pub mod unused;
 pub mod verify;
+
+// The questions, one file each (see `questions::QUESTIONS`).
+mod activity;
+mod detect;
+mod failures;
+mod hunt;
+mod root;
+mod sessions;
+mod sql;
+mod timeline;
+mod unused;
 
 pub use trailscope::output::open_output;
 

@@ -1,19 +1,122 @@
-//! The question commands (`root`, `activity`, `failures`, `timeline`, `detect`, `sql`): load the
-//! dataset, ask the question (a module of `query`), collect each section once, write it.
+//! The question registry. Each question is one file in `commands/` (its clap `Args`, its `run` and
+//! its `QUESTION` descriptor), listed once in [`QUESTIONS`]; the command line's subcommands are built
+//! from that list ([`Asked`], flattened into `cli::Command`) and `main` runs what it parsed. The
+//! helpers below load the dataset and write an answer's sections for every question.
 
 use std::io::IsTerminal;
-use trailscope::query::Run;
 
+use clap::{ArgMatches, FromArgMatches};
 use polars::prelude::*;
 
-use crate::cli::{
-    ActivityArgs, ActivityBy, DetectArgs, FailuresArgs, InputArgs, OutputArgs, RootArgs, SessionsArgs, SqlArgs,
-    TimelineArgs,
-};
+use super::{activity, detect, failures, hunt, root, sessions, sql, timeline, unused};
+use crate::cli::{InputArgs, OutputArgs};
 use trailscope::error::{PolarsContext, Result};
 use trailscope::output::{self, Format};
 use trailscope::query::dataset::{self, Dataset};
-use trailscope::query::{self, Answer};
+use trailscope::query::{Answer, Run};
+
+/// Every question, in the order `--help` lists them (after `scan`). One line per question.
+pub static QUESTIONS: &[&dyn Asks] = &[
+    &root::QUESTION,
+    &activity::QUESTION,
+    &failures::QUESTION,
+    &timeline::QUESTION,
+    &detect::QUESTION,
+    &hunt::QUESTION,
+    &sql::QUESTION,
+    &unused::QUESTION,
+    &sessions::QUESTION,
+];
+
+/// A question command: its name and one-line help, its flags (`A`, a clap `Args` struct) and what
+/// runs it. `Ok(true)` means some input was bad (exit code 2).
+pub struct Question<A> {
+    pub name: &'static str,
+    /// The line `--help` shows (clap's style: no final period).
+    pub about: &'static str,
+    pub run: fn(&A) -> Result<bool>,
+}
+
+/// A [`Question`] with its flags' type erased, as the registry holds it.
+pub trait Asks: Sync {
+    fn name(&self) -> &'static str;
+    /// The clap subcommand: the name, the help line, the flags.
+    fn command(&self) -> clap::Command;
+    /// Take the flags from the subcommand's matches; the result runs the question.
+    fn parse(&self, matches: &mut ArgMatches) -> std::result::Result<Box<dyn Fn() -> Result<bool>>, clap::Error>;
+}
+
+impl<A: clap::Args + 'static> Asks for Question<A> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn command(&self) -> clap::Command {
+        A::augment_args(clap::Command::new(self.name)).about(self.about).long_about(None)
+    }
+
+    fn parse(&self, matches: &mut ArgMatches) -> std::result::Result<Box<dyn Fn() -> Result<bool>>, clap::Error> {
+        let args = A::from_arg_matches_mut(matches)?;
+        let run = self.run;
+        Ok(Box::new(move || run(&args)))
+    }
+}
+
+/// The question the command line named, with its flags parsed: `cli::Command::Question`.
+pub struct Asked {
+    pub name: &'static str,
+    run: Box<dyn Fn() -> Result<bool>>,
+}
+
+impl Asked {
+    pub fn run(&self) -> Result<bool> {
+        (self.run)()
+    }
+}
+
+impl std::fmt::Debug for Asked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Asked").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+fn find(name: &str) -> Option<&'static dyn Asks> {
+    QUESTIONS.iter().copied().find(|q| q.name() == name)
+}
+
+impl FromArgMatches for Asked {
+    fn from_arg_matches(matches: &ArgMatches) -> std::result::Result<Self, clap::Error> {
+        Self::from_arg_matches_mut(&mut matches.clone())
+    }
+
+    fn from_arg_matches_mut(matches: &mut ArgMatches) -> std::result::Result<Self, clap::Error> {
+        let missing = || clap::Error::raw(clap::error::ErrorKind::MissingSubcommand, "a question is required");
+        let (name, mut sub) = matches.remove_subcommand().ok_or_else(missing)?;
+        let question = find(&name).ok_or_else(|| {
+            clap::Error::raw(clap::error::ErrorKind::InvalidSubcommand, format!("no question named {name:?}"))
+        })?;
+        Ok(Asked { name: question.name(), run: question.parse(&mut sub)? })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> std::result::Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl clap::Subcommand for Asked {
+    fn augment_subcommands(cmd: clap::Command) -> clap::Command {
+        QUESTIONS.iter().fold(cmd, |cmd, q| cmd.subcommand(q.command()))
+    }
+
+    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_subcommands(cmd)
+    }
+
+    fn has_subcommand(name: &str) -> bool {
+        find(name).is_some()
+    }
+}
 
 pub fn load(input: &InputArgs) -> Result<Dataset> {
     let filter = input.filter()?;
@@ -28,7 +131,7 @@ fn after_load(data: &Dataset, quiet: bool) {
     after_read(&data.stats, data.stores.len(), quiet)
 }
 
-fn after_read(s: &trailscope::ingest::pipeline::ReadStats, stores: usize, quiet: bool) {
+pub fn after_read(s: &trailscope::ingest::pipeline::ReadStats, stores: usize, quiet: bool) {
     super::closing::record(s, stores, quiet);
     if stores > 0 || s.records > 0 {
         return;
@@ -46,7 +149,7 @@ fn after_read(s: &trailscope::ingest::pipeline::ReadStats, stores: usize, quiet:
 }
 
 /// `load`, filling only `columns` of the string columns from raw files (see `ReadOptions::columns`).
-fn load_columns(input: &InputArgs, columns: &'static [&'static str]) -> Result<Dataset> {
+pub fn load_columns(input: &InputArgs, columns: &'static [&'static str]) -> Result<Dataset> {
     let filter = input.filter()?;
     let opts = trailscope::ingest::pipeline::ReadOptions { columns: Some(columns), ..input.read_options() };
     let data = dataset::load(&input.inputs, &filter, &opts, &input.s3_options(), input.quiet)?;
@@ -87,185 +190,43 @@ pub fn write(answer: Answer, out: &OutputArgs) -> Result<()> {
     output::write_sections(&sink, frames)
 }
 
-pub fn root(args: &RootArgs) -> Result<bool> {
-    let data = load(&args.input)?;
-    let bad = super::warn_bad_input(&data.stats);
-    let ev = data.events;
-    let format = format_of(&args.output);
-    if args.summary {
-        write(Answer::one("summary", query::root::summary(ev)), &args.output)?;
-    } else if format == Format::Table && args.output.section.is_none() {
-        // The table view closes with the summary, shown vertically.
-        let rows = query::root::events(ev.clone(), data.sorted).run().context("root events")?;
-        let summary = query::root::summary(ev).run().context("root summary")?;
-        let mut w = super::open_output(args.output.output.as_deref())?;
-        writeln!(w, "root events ({} rows)", rows.height()).map_err(|e| trailscope::error::Error::io("<output>", e))?;
-        let sink = args.output.sink(format);
-        output::write_table_in(&mut w, &rows, 60, sink.width, sink.zone)?;
-        writeln!(w, "\nsummary").map_err(|e| trailscope::error::Error::io("<output>", e))?;
-        output::write_vertical_in(&mut w, &summary, sink.zone)?;
-        w.flush().map_err(|e| trailscope::error::Error::io("<output>", e))?;
-    } else {
-        write(Answer::one("root_events", query::root::events(ev, data.sorted)), &args.output)?;
-    }
-    Ok(bad)
-}
+#[cfg(test)]
+mod tests {
+    use super::QUESTIONS;
+    use crate::cli::Cli;
+    use clap::CommandFactory;
 
-use std::io::Write;
-
-pub fn activity(args: &ActivityArgs) -> Result<bool> {
-    if args.by == ActivityBy::Group {
-        if args.iam.is_empty() {
-            return Err(trailscope::error::Error::Usage(
-                "--by group needs --iam AUTHZ.json (the groups and their members)".into(),
-            ));
-        }
-        let mut az = trailscope::iam::authz::AuthorizationDetails::default();
-        for f in &args.iam {
-            az.merge(trailscope::iam::authz::AuthorizationDetails::load(f)?);
-        }
-        let data = load(&args.input)?;
-        let bad = super::warn_bad_input(&data.stats);
-        let mut ev = data.events;
-        if let Some(filter) = query::principal_filter(&args.principal) {
-            ev = ev.filter(filter);
-        }
-        let answer =
-            query::activity::by_group(ev, &query::activity::group_members(&az)).context("activity by group")?;
-        write(answer, &args.output)?;
-        return Ok(bad);
-    }
-    if args.by == ActivityBy::Principal && args.principal.is_empty() {
-        return activity_folded(args);
-    }
-    let data = load_columns(&args.input, query::activity::COLUMNS_READ)?;
-    let bad = super::warn_bad_input(&data.stats);
-    let key = match args.by {
-        ActivityBy::Person => Some(query::activity::IdentityCenterKey::Person),
-        ActivityBy::PermissionSet => Some(query::activity::IdentityCenterKey::PermissionSet),
-        _ => None,
-    };
-    if let Some(key) = key {
-        let mut ev = data.events;
-        if let Some(filter) = query::principal_filter(&args.principal) {
-            ev = ev.filter(filter);
-        }
-        let section = if key == query::activity::IdentityCenterKey::Person { "persons" } else { "permission_sets" };
-        write(Answer::one(section, query::activity::by_identity_center(ev, key)?), &args.output)?;
-        return Ok(bad);
-    }
-    write(query::activity::answer(data.events, &args.principal)?, &args.output)?;
-    Ok(bad)
-}
-
-/// `activity` with neither `--by` nor `--principal`: the per-principal rows folded batch by batch as
-/// the events are read (`dataset::fold`), without spilling them.
-fn activity_folded(args: &ActivityArgs) -> Result<bool> {
-    let input = &args.input;
-    let filter = input.filter()?;
-    let opts = trailscope::ingest::pipeline::ReadOptions {
-        columns: Some(query::activity::COLUMNS_READ),
-        ..input.read_options()
-    };
-    let inputs = dataset::discover(&input.inputs, &filter, &input.s3_options())?;
-    let mut rows = query::activity::PerPrincipal::default();
-    let folded = dataset::fold(inputs, &filter, &opts, input.quiet, |df| rows.add(df))?;
-    after_read(&folded.stats, folded.stores.len(), input.quiet);
-    let bad = super::warn_bad_input(&folded.stats);
-    write(Answer::one("principals", rows.finish()?), &args.output)?;
-    Ok(bad)
-}
-
-pub fn sessions(args: &SessionsArgs) -> Result<bool> {
-    let data = load_columns(&args.input, query::sessions::COLUMNS_READ)?;
-    let bad = super::warn_bad_input(&data.stats);
-    write(query::sessions::answer(data.events)?, &args.output)?;
-    Ok(bad)
-}
-
-pub fn failures(args: &FailuresArgs) -> Result<bool> {
-    let data = load(&args.input)?;
-    let bad = super::warn_bad_input(&data.stats);
-    write(query::failures::answer(data.events, args.denied), &args.output)?;
-    Ok(bad)
-}
-
-pub fn timeline(args: &TimelineArgs) -> Result<bool> {
-    let data = load(&args.input)?.time_ordered(args.input.memory_limit)?;
-    let bad = super::warn_bad_input(&data.stats);
-    let source_ips = args.source_ip.iter().map(|s| s.parse()).collect::<Result<Vec<_>>>()?;
-    let pivots = query::timeline::Pivots {
-        principals: args.principal.clone(),
-        access_keys: args.access_key.clone(),
-        source_ips,
-        event_names: args.event_name.clone(),
-        event_sources: args.event_source.clone(),
-        errors_only: args.errors_only,
-        read_only: args.read_only,
-        writes_only: args.writes_only,
-    };
-    let lf = match &args.session {
-        Some(key) => query::timeline::session(query::timeline::filtered(data.events, &pivots)?, key)?,
-        None => query::timeline::rows(data.events, &pivots, data.sorted)?,
-    };
-    // On a terminal the timeline reads like a log (#11); `--columns` asks for the rows' own columns.
-    let sink = args.output.sink(format_of(&args.output));
-    let log = sink.format == Format::Table
-        && sink.columns.is_none()
-        && args.output.section.as_deref().is_none_or(|s| s == "timeline");
-    if log {
-        output::log::write_log(&sink, lf)?;
-    } else {
-        write(Answer::one("timeline", lf), &args.output)?;
-    }
-    Ok(bad)
-}
-
-pub fn detect(args: &DetectArgs) -> Result<bool> {
-    if args.list {
-        let df = query::detect::list().context("listing checks")?;
-        write(Answer::one("checks", df.lazy()), &args.output)?;
-        return Ok(false);
-    }
-    let data = load(&args.input)?.time_ordered(args.input.memory_limit)?;
-    let bad = super::warn_bad_input(&data.stats);
-    let params = args.allowed.params()?;
-    // A check that needs a flag is skipped without it; say so when it was asked for by name.
-    if !args.check.is_empty() {
-        for (id, flag) in query::detect::skipped(&args.check, &params) {
-            eprintln!("trailscope: check {id} skipped: it needs {flag}");
+    /// No two questions share a name, nor a question the name of another command (clap would take the
+    /// first and hide the other).
+    #[test]
+    fn question_names_are_unique() {
+        let mut names: Vec<_> = QUESTIONS.iter().map(|q| q.name()).collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(names.len(), before, "two questions share a name");
+        let all: Vec<_> = Cli::command().get_subcommands().map(|c| c.get_name().to_string()).collect();
+        for q in QUESTIONS {
+            assert_eq!(all.iter().filter(|n| *n == q.name()).count(), 1, "{} is not one subcommand", q.name());
         }
     }
-    let sink = args.output.sink(format_of(&args.output));
-    if args.output.section.as_ref().is_some_and(|s| s != "findings") {
-        return Err(trailscope::error::Error::Usage(format!(
-            "no section named {:?}",
-            args.output.section.as_deref().unwrap_or_default()
-        )));
-    }
-    if output::is_row_format(sink.format) {
-        // Findings are written as the pass over the events produces them.
-        let schema = query::detect::empty_findings()?.schema().as_ref().clone();
-        output::write_batches(&sink, &schema, |each| {
-            query::detect::stream_findings(data.events, data.sorted, &args.check, &params, each)
-        })?;
-    } else {
-        let df = query::detect::findings_with(data.events, data.sorted, &args.check, &params)?;
-        output::write_sections(&sink, vec![("findings".to_string(), df)])?;
-    }
-    Ok(bad)
-}
 
-pub fn sql(args: &SqlArgs) -> Result<bool> {
-    let data = load(&args.input)?;
-    let bad = super::warn_bad_input(&data.stats);
-    let mut lf = query::sql::plan(data.events, &args.query)?;
-    // A bad column name fails here, before any output is written.
-    lf.collect_schema().map_err(|e| query::sql::explain_error(&e))?;
-    // Rows are written as the query produces them (a `select *` over a year is not held whole).
-    write(Answer::one("result", lf), &args.output).map_err(|e| match e {
-        trailscope::error::Error::Polars { cause, .. } => query::sql::explain_error(&cause),
-        other => other,
-    })?;
-    Ok(bad)
+    /// Every question is in `--help`, with its help line, and answers its own `--help`.
+    #[test]
+    fn every_question_is_in_help() {
+        let mut cli = Cli::command();
+        let help = cli.render_help().to_string();
+        for q in QUESTIONS {
+            let line = help.lines().find(|l| l.split_whitespace().next() == Some(q.name()));
+            let line = line.unwrap_or_else(|| panic!("{} missing from --help:\n{help}", q.name()));
+            let about = q.command().get_about().map(|a| a.to_string()).unwrap_or_default();
+            assert!(
+                !about.is_empty() && line.contains(&about.chars().take(20).collect::<String>()),
+                "{}: {line}",
+                q.name()
+            );
+            let err = Cli::command().try_get_matches_from(["trailscope", q.name(), "--help"]).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{}", q.name());
+        }
+    }
 }

@@ -1,15 +1,70 @@
 //! `trailscope unused`: granted versus used IAM actions (see `query::unused`).
 
 use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
 
 use polars::prelude::*;
 
-use super::questions::{load, write};
-use crate::cli::UnusedArgs;
+use super::questions::{load, write, Question};
+use crate::cli::{InputArgs, OutputArgs};
 use trailscope::error::{Error, Result};
 use trailscope::iam::authz::AuthorizationDetails;
 use trailscope::query::unused::{self, LeastPrivilege};
 use trailscope::query::Answer;
+
+pub static QUESTION: Question<UnusedArgs> =
+    Question { name: "unused", about: "IAM permissions granted (per --iam snapshot) but not used in the events", run };
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnusedBy {
+    PermissionSet,
+}
+
+#[derive(Args, Debug)]
+pub struct UnusedArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Output of `aws iam get-account-authorization-details` (one per account; repeatable).
+    #[arg(long, value_name = "AUTHZ.json", required_unless_present = "used")]
+    pub iam: Vec<PathBuf>,
+    /// Only the used side: per principal and action, the successful calls (no snapshot needed; the
+    /// same rows as the SQL pack's used.sql).
+    #[arg(long, conflicts_with_all = ["actions", "policy", "credential_report"])]
+    pub used: bool,
+    /// One row per (principal, granted action) instead of one per principal.
+    #[arg(long)]
+    pub actions: bool,
+    /// One row per role of the snapshot: its last use in the events, the snapshot's RoleLastUsed, and
+    /// whether it was used in the window.
+    #[arg(long, conflicts_with_all = ["actions", "policy", "used"])]
+    pub roles: bool,
+    /// Print a least-privilege policy for this principal (ARN, name or id) built from what it used
+    /// (a JSON list of policies when it exceeds IAM's 6,144-character managed-policy limit).
+    #[arg(long, value_name = "PRINCIPAL")]
+    pub policy: Option<String>,
+    /// Only this principal (ARN, name or id; * and ? wildcards), in the per-principal and --actions
+    /// rows.
+    #[arg(long, value_name = "PRINCIPAL", conflicts_with = "policy")]
+    pub principal: Option<String>,
+    /// permission-set: IAM Identity Center permission sets instead of principals (their
+    /// AWSReservedSSO_<PermissionSet>_<suffix> roles merged across accounts); --policy, --principal
+    /// and --actions then name permission sets.
+    #[arg(long, value_name = "KEY", conflicts_with_all = ["roles", "used"])]
+    pub by: Option<UnusedBy>,
+    /// The IAM credential report (CSV): adds the section access_keys with stale and old keys.
+    #[arg(long, value_name = "FILE")]
+    pub credential_report: Option<PathBuf>,
+    /// An access key unused for this many days is stale.
+    #[arg(long, value_name = "DAYS", default_value_t = 90)]
+    pub stale_days: i64,
+    /// Judge key ages as of this time (default: now).
+    #[arg(long, value_name = "TIME")]
+    pub as_of: Option<String>,
+}
 
 /// The credential report's users (MFA, password age, two active keys) as a table: the same rows as
 /// the report's Credentials section.

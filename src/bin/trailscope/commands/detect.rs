@@ -1,0 +1,64 @@
+//! `trailscope detect`: the built-in checks (see `query::detect`).
+
+use clap::Args;
+use polars::prelude::*;
+
+use super::questions::{format_of, load, write, Question};
+use crate::cli::{AllowedArgs, InputArgs, OutputArgs};
+use trailscope::error::{PolarsContext, Result};
+use trailscope::output;
+use trailscope::query::{self, Answer};
+
+pub static QUESTION: Question<DetectArgs> =
+    Question { name: "detect", about: "Built-in checks: CIS AWS Foundations monitoring controls and more", run };
+
+#[derive(Args, Debug)]
+pub struct DetectArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Run only this check (id, e.g. CIS-4.3); repeatable.
+    #[arg(long, value_name = "ID")]
+    pub check: Vec<String>,
+    /// List the checks and exit.
+    #[arg(long)]
+    pub list: bool,
+    #[command(flatten)]
+    pub allowed: AllowedArgs,
+}
+
+pub fn run(args: &DetectArgs) -> Result<bool> {
+    if args.list {
+        let df = query::detect::list().context("listing checks")?;
+        write(Answer::one("checks", df.lazy()), &args.output)?;
+        return Ok(false);
+    }
+    let data = load(&args.input)?.time_ordered(args.input.memory_limit)?;
+    let bad = super::warn_bad_input(&data.stats);
+    let params = args.allowed.params()?;
+    // A check that needs a flag is skipped without it; say so when it was asked for by name.
+    if !args.check.is_empty() {
+        for (id, flag) in query::detect::skipped(&args.check, &params) {
+            eprintln!("trailscope: check {id} skipped: it needs {flag}");
+        }
+    }
+    let sink = args.output.sink(format_of(&args.output));
+    if args.output.section.as_ref().is_some_and(|s| s != "findings") {
+        return Err(trailscope::error::Error::Usage(format!(
+            "no section named {:?}",
+            args.output.section.as_deref().unwrap_or_default()
+        )));
+    }
+    if output::is_row_format(sink.format) {
+        // Findings are written as the pass over the events produces them.
+        let schema = query::detect::empty_findings()?.schema().as_ref().clone();
+        output::write_batches(&sink, &schema, |each| {
+            query::detect::stream_findings(data.events, data.sorted, &args.check, &params, each)
+        })?;
+    } else {
+        let df = query::detect::findings_with(data.events, data.sorted, &args.check, &params)?;
+        output::write_sections(&sink, vec![("findings".to_string(), df)])?;
+    }
+    Ok(bad)
+}

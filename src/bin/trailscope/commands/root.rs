@@ -1,0 +1,49 @@
+//! `trailscope root`: root-account usage (see `query::root`).
+
+use std::io::Write;
+
+use clap::Args;
+
+use super::questions::{format_of, load, write, Question};
+use crate::cli::{InputArgs, OutputArgs};
+use trailscope::error::{PolarsContext, Result};
+use trailscope::output::{self, Format};
+use trailscope::query::{self, Answer, Run};
+
+pub static QUESTION: Question<RootArgs> =
+    Question { name: "root", about: "Root-account usage (CIS semantics): every root event and a summary", run };
+
+#[derive(Args, Debug)]
+pub struct RootArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Print only the summary, as one row.
+    #[arg(long)]
+    pub summary: bool,
+}
+
+pub fn run(args: &RootArgs) -> Result<bool> {
+    let data = load(&args.input)?;
+    let bad = super::warn_bad_input(&data.stats);
+    let ev = data.events;
+    let format = format_of(&args.output);
+    if args.summary {
+        write(Answer::one("summary", query::root::summary(ev)), &args.output)?;
+    } else if format == Format::Table && args.output.section.is_none() {
+        // The table view closes with the summary, shown vertically.
+        let rows = query::root::events(ev.clone(), data.sorted).run().context("root events")?;
+        let summary = query::root::summary(ev).run().context("root summary")?;
+        let mut w = super::open_output(args.output.output.as_deref())?;
+        writeln!(w, "root events ({} rows)", rows.height()).map_err(|e| trailscope::error::Error::io("<output>", e))?;
+        let sink = args.output.sink(format);
+        output::write_table_in(&mut w, &rows, 60, sink.width, sink.zone)?;
+        writeln!(w, "\nsummary").map_err(|e| trailscope::error::Error::io("<output>", e))?;
+        output::write_vertical_in(&mut w, &summary, sink.zone)?;
+        w.flush().map_err(|e| trailscope::error::Error::io("<output>", e))?;
+    } else {
+        write(Answer::one("root_events", query::root::events(ev, data.sorted)), &args.output)?;
+    }
+    Ok(bad)
+}
