@@ -126,15 +126,7 @@ pub fn fold(
         return Ok(Folded { stats: data.stats, duplicates: data.duplicates, stores: data.stores });
     }
     let Inputs { files, stores, skipped, failed } = inputs;
-    let total: u64 = files.iter().map(|f| f.size).sum();
-    let progress = Progress::new(files.len() as u64, total, quiet);
-    let mut stats = ReadStats::default();
-    for s in skipped {
-        stats.add_skipped(s);
-    }
-    for f in failed {
-        stats.add_failed(f);
-    }
+    let (progress, mut stats) = start_reading(&files, skipped, failed, quiet);
     let select = row_filter(filter);
     let budget = (opts.memory_limit / 8).max(4 << 20);
     let batches: Vec<&[InputFile]> =
@@ -142,7 +134,9 @@ pub fn fold(
     let mut seen = PartitionSeen::spilling();
     let mut duplicates = 0u64;
     std::thread::scope(|scope| -> Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(DataFrame, ReadStats)>>(1);
+        // A rendezvous: the reader hands a batch over only when the last one is taken, so at most
+        // two are held (one being read, one being folded).
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(DataFrame, ReadStats)>>(0);
         let progress = &progress;
         scope.spawn(move || {
             for batch in batches {
@@ -180,8 +174,13 @@ pub fn fold(
     Ok(Folded { stats, duplicates, stores })
 }
 
-pub fn from_inputs(inputs: Inputs, filter: &Filter, opts: &ReadOptions, quiet: bool) -> Result<Dataset> {
-    let Inputs { files, stores, skipped, failed } = inputs;
+/// The progress bar over `files`, and the accounting so far: what discovery skipped or failed.
+fn start_reading(
+    files: &[InputFile],
+    skipped: Vec<source::Skipped>,
+    failed: Vec<source::Skipped>,
+    quiet: bool,
+) -> (Progress, ReadStats) {
     let total: u64 = files.iter().map(|f| f.size).sum();
     let progress = Progress::new(files.len() as u64, total, quiet);
     let mut stats = ReadStats::default();
@@ -191,6 +190,12 @@ pub fn from_inputs(inputs: Inputs, filter: &Filter, opts: &ReadOptions, quiet: b
     for f in failed {
         stats.add_failed(f);
     }
+    (progress, stats)
+}
+
+pub fn from_inputs(inputs: Inputs, filter: &Filter, opts: &ReadOptions, quiet: bool) -> Result<Dataset> {
+    let Inputs { files, stores, skipped, failed } = inputs;
+    let (progress, mut stats) = start_reading(&files, skipped, failed, quiet);
     // A single store holds each eventID once already: answer from it lazily, with partition pruning
     // (the questions run on the streaming engine, so memory stays bounded).
     if stores.len() == 1 && files.is_empty() {

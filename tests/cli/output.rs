@@ -7,33 +7,11 @@ use crate::{repo_root, TestCommand};
 
 /// `trailscope timeline ... | head` (#11): when the reader goes away, every format exits 0 without a
 /// word (it printed "Broken pipe (os error 32)" and exited 1 for JSON and JSON Lines).
-#[test]
-fn a_closed_pipe_ends_every_format_quietly() {
-    for format in ["json", "jsonl", "csv", "table", "timesketch"] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_trailscope"))
-            .args(["timeline", "testdata/invictus-ir", "testdata/stratus-red-team", "-q", "--format", format])
-            .current_dir(repo_root())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start trailscope");
-        let mut first = [0u8; 64];
-        child.stdout.as_mut().expect("stdout").read_exact(&mut first).expect("the first bytes");
-        drop(child.stdout.take());
-        let out = child.wait_with_output().expect("wait");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "--format {format}: exit code; stderr: {stderr}");
-        assert!(!stderr.contains("Broken pipe"), "--format {format} complained: {stderr}");
-    }
-}
-
-/// The commands that write one JSON document (report, scan, verify, ...) end as quietly when the
-/// reader goes away mid-document (#11: serde_json's write error became a usage error, so `report
-/// --format json | head -c 64` said "Broken pipe (os error 32)" and exited 1).
-#[test]
-fn a_closed_pipe_ends_a_json_document_quietly() {
+/// Run trailscope with `args`, read its first 64 bytes of output, close the pipe: it must exit 0
+/// without a word about the broken pipe.
+fn ends_quietly_when_the_reader_goes(args: &[&str]) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_trailscope"))
-        .args(["report", "testdata/stratus-red-team", "--format", "json", "-q"])
+        .args(args)
         .current_dir(repo_root())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -44,8 +22,30 @@ fn a_closed_pipe_ends_a_json_document_quietly() {
     drop(child.stdout.take());
     let out = child.wait_with_output().expect("wait");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "exit code; stderr: {stderr}");
-    assert!(!stderr.contains("Broken pipe"), "complained: {stderr}");
+    assert_eq!(out.status.code(), Some(0), "{args:?}: exit code; stderr: {stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{args:?} complained: {stderr}");
+}
+
+#[test]
+fn a_closed_pipe_ends_every_format_quietly() {
+    for format in ["json", "jsonl", "csv", "table", "timesketch"] {
+        ends_quietly_when_the_reader_goes(&[
+            "timeline",
+            "testdata/invictus-ir",
+            "testdata/stratus-red-team",
+            "-q",
+            "--format",
+            format,
+        ]);
+    }
+}
+
+/// The commands that write one JSON document (report, scan, verify, ...) end as quietly when the
+/// reader goes away mid-document (#11: serde_json's write error became a usage error, so `report
+/// --format json | head -c 64` said "Broken pipe (os error 32)" and exited 1).
+#[test]
+fn a_closed_pipe_ends_a_json_document_quietly() {
+    ends_quietly_when_the_reader_goes(&["report", "testdata/stratus-red-team", "--format", "json", "-q"]);
 }
 
 /// One exit-code scheme (#11): a mistyped flag, an unknown format or a missing INPUT stop the command

@@ -62,9 +62,15 @@ impl SdkCredentials {
                     Some(name) => SharedCredentialsProvider::new(
                         ProfileFileCredentialsProvider::builder().profile_name(name).configure(&conf).build(),
                     ),
-                    None => {
-                        SharedCredentialsProvider::new(DefaultCredentialsChain::builder().configure(conf).build().await)
-                    }
+                    // The region is given: the chain must not look for one (on a machine outside
+                    // EC2 the metadata service would only time out).
+                    None => SharedCredentialsProvider::new(
+                        DefaultCredentialsChain::builder()
+                            .region(Region::new(self.region.clone()))
+                            .configure(conf)
+                            .build()
+                            .await,
+                    ),
                 }
             })
             .await
