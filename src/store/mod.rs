@@ -705,43 +705,45 @@ pub fn partition_rows(df: &DataFrame) -> Result<Vec<(PartitionKey, Vec<IdxSize>)
     let (recipient, caller, region) = crate::ingest::pipeline::accounts_and_regions(df)?;
     let times = df.column(c::EVENT_TIME).context("event_time")?.cast(&DataType::Int64).context("event_time")?;
     let times = times.i64().context("event_time")?.clone();
-    let mut groups: indexmap_like::OrderedGroups = Default::default();
+    // Grouped by borrowed text and the day's number, in first-seen order (so part numbering is
+    // deterministic); each group's key is written out once.
+    const DAY_MS: i64 = 86_400_000;
+    type Borrowed<'a> = (&'a str, &'a str, Option<i64>);
+    let mut index: hashbrown::HashMap<Borrowed, usize> = hashbrown::HashMap::new();
+    let mut groups: Vec<(Borrowed, Vec<IdxSize>)> = Vec::new();
     for (i, (((r, a), g), t)) in recipient.iter().zip(caller.iter()).zip(region.iter()).zip(times.iter()).enumerate() {
         let account = crate::ingest::pipeline::account_of(r, a).unwrap_or(NULL_PARTITION);
         let region = g.filter(|s| !s.is_empty()).unwrap_or(NULL_PARTITION);
-        let date = t
-            .and_then(chrono::DateTime::<chrono::Utc>::from_timestamp_millis)
-            .map(|d| d.format("%Y-%m-%d").to_string())
-            .unwrap_or_else(|| NULL_PARTITION.to_string());
-        groups.push((account.to_string(), region.to_string(), date), i as IdxSize);
-    }
-    Ok(groups.into_vec())
-}
-
-mod indexmap_like {
-    //! A tiny insertion-ordered grouping map, so part numbering is deterministic.
-    use super::{IdxSize, PartitionKey};
-
-    #[derive(Default)]
-    pub struct OrderedGroups {
-        index: hashbrown::HashMap<PartitionKey, usize>,
-        groups: Vec<(PartitionKey, Vec<IdxSize>)>,
-    }
-
-    impl OrderedGroups {
-        pub fn push(&mut self, key: PartitionKey, row: IdxSize) {
-            if let Some(&g) = self.index.get(&key) {
-                self.groups[g].1.push(row);
-            } else {
-                self.index.insert(key.clone(), self.groups.len());
-                self.groups.push((key, vec![row]));
+        let key = (account, region, t.map(|t| t.div_euclid(DAY_MS)));
+        match index.get(&key) {
+            Some(&n) => groups[n].1.push(i as IdxSize),
+            None => {
+                index.insert(key, groups.len());
+                groups.push((key, vec![i as IdxSize]));
             }
         }
-
-        pub fn into_vec(self) -> Vec<(PartitionKey, Vec<IdxSize>)> {
-            self.groups
+    }
+    let mut out: Vec<(PartitionKey, Vec<IdxSize>)> = Vec::with_capacity(groups.len());
+    let mut named: hashbrown::HashMap<PartitionKey, usize> = hashbrown::HashMap::new();
+    for ((account, region, day), rows) in groups {
+        let date = day
+            .and_then(|d| chrono::DateTime::<chrono::Utc>::from_timestamp_millis(d.saturating_mul(DAY_MS)))
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .unwrap_or_else(|| NULL_PARTITION.to_string());
+        let key = (account.to_string(), region.to_string(), date);
+        match named.get(&key) {
+            // Days past chrono's range all write as the null partition: one group, rows in order.
+            Some(&n) => {
+                out[n].1.extend(rows);
+                out[n].1.sort_unstable();
+            }
+            None => {
+                named.insert(key.clone(), out.len());
+                out.push((key, rows));
+            }
         }
     }
+    Ok(out)
 }
 
 #[cfg(test)]
