@@ -16,6 +16,7 @@
 //! (`Rule::required_values`), and the record is rebuilt only for an event some rule must look at.
 //! Rows of a batch are matched in parallel.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
@@ -65,6 +66,8 @@ pub struct RuleSet {
     /// evaluated.
     report_rule: Vec<bool>,
     report_correlation: Vec<bool>,
+    /// The values of `expand` placeholders the rules were loaded with (`--placeholder`).
+    placeholders: HashMap<String, Vec<String>>,
 }
 
 /// Which loaded rules report their hits.
@@ -85,7 +88,13 @@ impl RuleSet {
     /// `shipped`. Unreadable files and rules that do not load become `problems`; a missing path is an
     /// error.
     pub fn load(paths: &[PathBuf], shipped: bool) -> Result<RuleSet> {
-        let mut set = RuleSet::default();
+        Self::load_with(paths, shipped, &HashMap::new())
+    }
+
+    /// `load`, with the values of `expand` placeholders (`%name%` → name → values): a rule using a
+    /// placeholder not given is a problem (not loaded), as the Sigma specification asks.
+    pub fn load_with(paths: &[PathBuf], shipped: bool, placeholders: &HashMap<String, Vec<String>>) -> Result<RuleSet> {
+        let mut set = RuleSet { placeholders: placeholders.clone(), ..RuleSet::default() };
         let mut defs = Vec::new();
         if shipped {
             for (name, text) in SHIPPED {
@@ -117,7 +126,8 @@ impl RuleSet {
     }
 
     fn add_text(&mut self, file: &str, text: &str, defs: &mut Vec<(String, CorrelationDef)>) {
-        for loaded in sigma::load_rules(text) {
+        let opts = sigma::LoadOptions { placeholders: Some(&self.placeholders) };
+        for loaded in sigma::load_rules_with(text, &opts) {
             match loaded {
                 Ok(Loaded::Rule(rule)) => {
                     let name = Some(rule.meta.id.clone().unwrap_or_else(|| rule.meta.title.clone()));

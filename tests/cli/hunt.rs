@@ -219,3 +219,46 @@ fn hits_carry_the_outcome() {
     assert!(hits.iter().any(|h| h["error_code"] == "Client.UnauthorizedOperation" && h["outcome"] == "denied"));
     assert!(hits.iter().any(|h| h["outcome"] == "succeeded"));
 }
+
+/// `expand` placeholders (`--placeholder NAME=V1,V2`): a rule using one that is not given is not
+/// loaded and says so (exit 2); given, it hits exactly what the same rule with the values written
+/// out as a list hits.
+#[test]
+fn expand_placeholders_are_given_on_the_command_line() {
+    let rule = |title: &str, id: &str, selection: &str| {
+        format!("title: {title}\nid: {id}\nlevel: low\n{HEADER}detection:\n  sel:\n{selection}\n  condition: sel\n")
+    };
+    let expanded = rule("Watched calls", "22222222-0000-0000-0000-000000000001", "    eventName|expand: '%watched%'");
+    let listed = rule(
+        "Watched calls, listed",
+        "22222222-0000-0000-0000-000000000002",
+        "    eventName:\n      - ConsoleLogin\n      - GetCallerIdentity",
+    );
+    let dir = rules_dir(&[("expanded.yml", &expanded), ("listed.yml", &listed)]);
+    let hunt = |extra: &[&str]| {
+        TestCommand::new(["hunt", "-q", "--no-default-rules", "--format", "jsonl", "testdata/invictus-ir"])
+            .arg("--rules")
+            .arg(dir.path())
+            .args(extra)
+            .run()
+    };
+    let without = hunt(&[]);
+    without.expect_code(2);
+    assert!(without.stderr.contains("expanded.yml") && without.stderr.contains("%watched%"), "{}", without.stderr);
+    assert!(jsonl(&without.stdout).iter().all(|h| text(h, "rule_title") == "Watched calls, listed"));
+
+    let with = hunt(&["--placeholder", "%watched%=ConsoleLogin", "--placeholder", "watched=GetCallerIdentity"]);
+    with.expect_code(0);
+    let hits = jsonl(&with.stdout);
+    // The events each rule hit (its rule id left out: the two rules have their own).
+    let of = |title: &str| -> Vec<(String, i64)> {
+        let hit: Vec<Value> = hits.iter().filter(|h| text(h, "rule_title") == title).cloned().collect();
+        keys(&hit).into_iter().map(|(_, id, t)| (id, t)).collect()
+    };
+    assert!(!of("Watched calls, listed").is_empty(), "invictus-ir has such calls");
+    assert_eq!(of("Watched calls"), of("Watched calls, listed"));
+
+    let bad = hunt(&["--placeholder", "watched"]);
+    bad.expect_code(1);
+    assert!(bad.stderr.contains("NAME=VALUE"), "{}", bad.stderr);
+}

@@ -48,10 +48,31 @@ pub struct HuntArgs {
     /// Print per rule its id, title, level and hits, then the rules not loaded and why.
     #[arg(long)]
     pub summary: bool,
+    /// The values of a Sigma `expand` placeholder: NAME=VALUE[,VALUE...] (NAME with or without its
+    /// `%`s); repeatable, values of one name add up. A rule whose placeholder is not given is not
+    /// loaded, and says so.
+    #[arg(long, value_name = "NAME=VALUES")]
+    pub placeholder: Vec<String>,
+}
+
+/// `--placeholder NAME=V1,V2` flags as the loader takes them.
+fn placeholders(flags: &[String]) -> Result<std::collections::HashMap<String, Vec<String>>> {
+    let mut out: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for flag in flags {
+        let Some((name, values)) = flag.split_once('=') else {
+            return Err(Error::Usage(format!("--placeholder {flag:?}: expected NAME=VALUE[,VALUE...]")));
+        };
+        let name = name.trim().trim_matches('%');
+        if name.is_empty() {
+            return Err(Error::Usage(format!("--placeholder {flag:?}: the name is empty")));
+        }
+        out.entry(name.to_string()).or_default().extend(values.split(',').map(str::to_string));
+    }
+    Ok(out)
 }
 
 pub fn run(args: &HuntArgs) -> Result<bool> {
-    let mut set = RuleSet::load(&args.rules, !args.no_default_rules)?;
+    let mut set = RuleSet::load_with(&args.rules, !args.no_default_rules, &placeholders(&args.placeholder)?)?;
     let selection = selection(args)?;
     let unknown = set.unknown_names(&args.rule);
     if !unknown.is_empty() {
