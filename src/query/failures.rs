@@ -5,8 +5,29 @@
 
 use polars::prelude::*;
 
+use crate::error::PolarsContext;
+
 use super::{ascending, is_console_failure, is_denied, is_error, Answer};
 use crate::ingest::frame::col_name as c;
+
+/// The string columns `failures` reads from raw files (and the filters': the identity columns are
+/// always filled).
+pub const COLUMNS_READ: &[&str] = &[
+    c::PRINCIPAL,
+    c::EVENT_SOURCE,
+    c::EVENT_NAME,
+    c::ERROR_CODE,
+    c::ERROR_MESSAGE,
+    c::EVENT_ID,
+    c::RECIPIENT_ACCOUNT_ID,
+    c::ACCOUNT_ID,
+    c::AWS_REGION,
+    c::USER_NAME,
+    c::SOURCE_IP,
+    c::USER_AGENT,
+    c::MFA_USED,
+    c::CONSOLE_LOGIN,
+];
 
 /// Phrases in AWS's authorization error messages and what they say: (needle, denial, policy type).
 /// Messages look like "... is not authorized to perform: s3:GetObject ... with an explicit deny in a
@@ -51,6 +72,12 @@ pub fn denial_policy() -> Expr {
 
 /// Grouped failures.
 pub fn grouped(ev: LazyFrame, denied_only: bool) -> LazyFrame {
+    let (partial, sort_keys, desc) = partial_groups(ev, denied_only);
+    partial.sort(sort_keys, super::order(desc))
+}
+
+/// The groups of `grouped` before sorting, with the sort keys and directions.
+fn partial_groups(ev: LazyFrame, denied_only: bool) -> (LazyFrame, Vec<&'static str>, Vec<bool>) {
     let mut keys = vec![col(c::PRINCIPAL), col(c::EVENT_SOURCE), col(c::EVENT_NAME), col(c::ERROR_CODE)];
     let mut key_names = vec![c::PRINCIPAL, c::EVENT_SOURCE, c::EVENT_NAME, c::ERROR_CODE];
     let ev = if denied_only {
@@ -64,31 +91,121 @@ pub fn grouped(ev: LazyFrame, denied_only: bool) -> LazyFrame {
     sort_keys.extend(key_names.iter().copied());
     let mut desc = vec![true];
     desc.extend(std::iter::repeat_n(false, key_names.len()));
-    ev.group_by(keys)
-        .agg([
-            len().cast(DataType::UInt32).alias("count"),
-            col(c::EVENT_TIME).min().alias("first_seen"),
-            col(c::EVENT_TIME).max().alias("last_seen"),
-            col(c::ERROR_MESSAGE).drop_nulls().sort(Default::default()).first().alias("sample_error_message"),
-        ])
-        .sort(sort_keys, super::order(desc))
+    let groups = ev.group_by(keys).agg([
+        len().cast(DataType::UInt32).alias("count"),
+        col(c::EVENT_TIME).min().alias("first_seen"),
+        col(c::EVENT_TIME).max().alias("last_seen"),
+        col(c::ERROR_MESSAGE).drop_nulls().sort(Default::default()).first().alias("sample_error_message"),
+    ]);
+    (groups, sort_keys, desc)
+}
+
+/// `answer` fed a batch of events at a time (see `dataset::fold`): each batch's failures are grouped
+/// and the groups merged (counts add up; first and last seen, and the sample message, the smallest
+/// of either side), and the console sign-in failures kept as rows. Memory holds the groups and those
+/// rows, not the events.
+pub struct FailuresFold {
+    denied_only: bool,
+    groups: Option<DataFrame>,
+    console: Vec<DataFrame>,
+}
+
+impl FailuresFold {
+    pub fn new(denied_only: bool) -> Self {
+        FailuresFold { denied_only, groups: None, console: Vec::new() }
+    }
+
+    pub fn add(&mut self, events: DataFrame) -> crate::error::Result<()> {
+        let batch = partial_groups(events.clone().lazy(), self.denied_only).0;
+        let merged = match self.groups.take() {
+            None => batch,
+            Some(before) => {
+                merge(concat([before.lazy(), batch], UnionArgs::default()).context("failures")?, self.denied_only)
+            }
+        };
+        self.groups = Some(owned_strings(merged.collect().context("failures")?).context("failures")?);
+        let console = console_rows(events.lazy()).collect().context("failures")?;
+        if console.height() > 0 {
+            self.console.push(owned_strings(console).context("failures")?);
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> crate::error::Result<Answer> {
+        let empty =
+            || partial_groups(crate::ingest::frame::empty()?.lazy(), self.denied_only).0.collect().context("failures");
+        let groups = match self.groups {
+            Some(g) => g,
+            None => empty()?,
+        };
+        let (_, sort_keys, desc) = partial_groups(crate::ingest::frame::empty()?.lazy(), self.denied_only);
+        let groups = groups.lazy().sort(sort_keys, super::order(desc));
+        let console = match self.console.is_empty() {
+            true => console_rows(crate::ingest::frame::empty()?.lazy()),
+            false => concat(self.console.into_iter().map(DataFrame::lazy).collect::<Vec<_>>(), UnionArgs::default())
+                .context("failures")?,
+        };
+        Ok(Answer::one("failures", groups).with("console_sign_in_failures", sort_console(console)))
+    }
+}
+
+/// The frame with its text columns copied into buffers of their own. A text value taken out of a
+/// batch (a group key, a first or smallest message) is a view into that batch's buffers and keeps
+/// all of them alive: kept across batches, the groups would hold every batch's text.
+fn owned_strings(df: DataFrame) -> PolarsResult<DataFrame> {
+    let height = df.height();
+    let columns = df
+        .columns()
+        .iter()
+        .cloned()
+        .map(|col| match col.dtype() {
+            DataType::String => {
+                let text = col.str()?;
+                let owned: StringChunked = text.iter().collect();
+                Ok(owned.with_name(col.name().clone()).into_column())
+            }
+            _ => Ok(col),
+        })
+        .collect::<PolarsResult<Vec<_>>>()?;
+    DataFrame::new(height, columns)
+}
+
+/// Groups of `partial_groups` merged by their keys.
+fn merge(groups: LazyFrame, denied_only: bool) -> LazyFrame {
+    let mut keys = vec![col(c::PRINCIPAL), col(c::EVENT_SOURCE), col(c::EVENT_NAME), col(c::ERROR_CODE)];
+    if denied_only {
+        keys.extend([col("denial"), col("policy_type")]);
+    }
+    groups.group_by(keys).agg([
+        col("count").sum().cast(DataType::UInt32).alias("count"),
+        col("first_seen").min().alias("first_seen"),
+        col("last_seen").max().alias("last_seen"),
+        col("sample_error_message").drop_nulls().sort(Default::default()).first().alias("sample_error_message"),
+    ])
 }
 
 /// Failed console sign-ins, in time order.
 pub fn console_failures(ev: LazyFrame) -> LazyFrame {
-    ev.filter(is_console_failure())
-        .select([
-            col(c::EVENT_TIME),
-            col(c::EVENT_ID),
-            col(c::RECIPIENT_ACCOUNT_ID),
-            col(c::USER_NAME),
-            col(c::PRINCIPAL),
-            col(c::SOURCE_IP),
-            col(c::USER_AGENT),
-            col(c::ERROR_MESSAGE),
-            col(c::MFA_USED),
-        ])
-        .sort([c::EVENT_TIME, c::EVENT_ID], ascending(2))
+    sort_console(console_rows(ev))
+}
+
+fn sort_console(rows: LazyFrame) -> LazyFrame {
+    rows.sort([c::EVENT_TIME, c::EVENT_ID], ascending(2))
+}
+
+/// The failed console sign-ins' columns, unsorted.
+fn console_rows(ev: LazyFrame) -> LazyFrame {
+    ev.filter(is_console_failure()).select([
+        col(c::EVENT_TIME),
+        col(c::EVENT_ID),
+        col(c::RECIPIENT_ACCOUNT_ID),
+        col(c::USER_NAME),
+        col(c::PRINCIPAL),
+        col(c::SOURCE_IP),
+        col(c::USER_AGENT),
+        col(c::ERROR_MESSAGE),
+        col(c::MFA_USED),
+    ])
 }
 
 pub fn answer(ev: LazyFrame, denied_only: bool) -> Answer {

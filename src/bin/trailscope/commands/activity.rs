@@ -4,10 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::questions::{after_read, load, load_columns, write, Question};
+use super::questions::{load, load_columns, write, Question};
 use crate::cli::{InputArgs, OutputArgs};
 use trailscope::error::{PolarsContext, Result};
-use trailscope::query::dataset;
 use trailscope::query::{self, Answer};
 
 pub static QUESTION: Question<ActivityArgs> =
@@ -89,17 +88,9 @@ pub fn run(args: &ActivityArgs) -> Result<bool> {
 /// `activity` with neither `--by` nor `--principal`: the per-principal rows folded batch by batch as
 /// the events are read (`dataset::fold`), without spilling them.
 fn activity_folded(args: &ActivityArgs) -> Result<bool> {
-    let input = &args.input;
-    let filter = input.filter()?;
-    let opts = trailscope::ingest::pipeline::ReadOptions {
-        columns: Some(query::activity::COLUMNS_READ),
-        ..input.read_options()
-    };
-    let inputs = dataset::discover(&input.inputs, &filter, &input.s3_options())?;
     let mut rows = query::activity::PerPrincipal::default();
-    let folded = dataset::fold(inputs, &filter, &opts, input.quiet, |df| rows.add(df))?;
-    after_read(&folded.stats, folded.stores.len(), input.quiet);
-    let bad = super::warn_bad_input(&folded.stats);
+    let stats = super::questions::fold(&args.input, Some(query::activity::COLUMNS_READ), |df| rows.add(df))?;
+    let bad = super::warn_bad_input(&stats);
     write(Answer::one("principals", rows.finish()?), &args.output)?;
     Ok(bad)
 }

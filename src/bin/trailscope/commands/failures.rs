@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::questions::{load, write, Question};
+use super::questions::{write, Question};
 use crate::cli::{InputArgs, OutputArgs};
 use trailscope::error::Result;
 use trailscope::query;
@@ -21,9 +21,12 @@ pub struct FailuresArgs {
     pub denied: bool,
 }
 
+/// Folded as the files are read (`dataset::fold`): the groups and the console sign-in failures are
+/// kept, never the events.
 pub fn run(args: &FailuresArgs) -> Result<bool> {
-    let data = load(&args.input)?;
-    let bad = super::warn_bad_input(&data.stats);
-    write(query::failures::answer(data.events, args.denied), &args.output)?;
+    let mut answer = query::failures::FailuresFold::new(args.denied);
+    let stats = super::questions::fold(&args.input, Some(query::failures::COLUMNS_READ), |df| answer.add(df))?;
+    let bad = super::warn_bad_input(&stats);
+    write(answer.finish()?, &args.output)?;
     Ok(bad)
 }

@@ -131,7 +131,7 @@ fn after_load(data: &Dataset, quiet: bool) {
     after_read(&data.stats, data.stores.len(), quiet)
 }
 
-pub fn after_read(s: &trailscope::ingest::pipeline::ReadStats, stores: usize, quiet: bool) {
+fn after_read(s: &trailscope::ingest::pipeline::ReadStats, stores: usize, quiet: bool) {
     super::closing::record(s, stores, quiet);
     if stores > 0 || s.records > 0 {
         return;
@@ -149,6 +149,22 @@ pub fn after_read(s: &trailscope::ingest::pipeline::ReadStats, stores: usize, qu
 }
 
 /// `load`, filling only `columns` of the string columns from raw files (see `ReadOptions::columns`).
+/// For a question that folds its answer batch by batch (`dataset::fold`): read the inputs (filling
+/// only `columns` of the string columns, or all) and hand the events to `each`; returns what was
+/// read, recorded for the closing summary.
+pub fn fold(
+    input: &InputArgs,
+    columns: Option<&'static [&'static str]>,
+    each: impl FnMut(DataFrame) -> Result<()>,
+) -> Result<trailscope::ingest::pipeline::ReadStats> {
+    let filter = input.filter()?;
+    let opts = trailscope::ingest::pipeline::ReadOptions { columns, ..input.read_options() };
+    let inputs = dataset::discover(&input.inputs, &filter, &input.s3_options())?;
+    let folded = dataset::fold(inputs, &filter, &opts, input.quiet, each)?;
+    after_read(&folded.stats, folded.stores.len(), input.quiet);
+    Ok(folded.stats)
+}
+
 pub fn load_columns(input: &InputArgs, columns: &'static [&'static str]) -> Result<Dataset> {
     let filter = input.filter()?;
     let opts = trailscope::ingest::pipeline::ReadOptions { columns: Some(columns), ..input.read_options() };
