@@ -76,13 +76,20 @@ pub fn grouped(ev: LazyFrame, denied_only: bool) -> LazyFrame {
     partial.sort(sort_keys, super::order(desc))
 }
 
+/// What failures are grouped by.
+fn group_keys(denied_only: bool) -> Vec<&'static str> {
+    let mut keys = vec![c::PRINCIPAL, c::EVENT_SOURCE, c::EVENT_NAME, c::ERROR_CODE];
+    if denied_only {
+        keys.extend(["denial", "policy_type"]);
+    }
+    keys
+}
+
 /// The groups of `grouped` before sorting, with the sort keys and directions.
 fn partial_groups(ev: LazyFrame, denied_only: bool) -> (LazyFrame, Vec<&'static str>, Vec<bool>) {
-    let mut keys = vec![col(c::PRINCIPAL), col(c::EVENT_SOURCE), col(c::EVENT_NAME), col(c::ERROR_CODE)];
-    let mut key_names = vec![c::PRINCIPAL, c::EVENT_SOURCE, c::EVENT_NAME, c::ERROR_CODE];
+    let key_names = group_keys(denied_only);
+    let keys: Vec<Expr> = key_names.iter().map(|k| col(*k)).collect();
     let ev = if denied_only {
-        keys.extend([col("denial"), col("policy_type")]);
-        key_names.extend(["denial", "policy_type"]);
         ev.filter(is_denied()).with_columns([denial_kind(), denial_policy()])
     } else {
         ev.filter(is_error())
@@ -132,14 +139,8 @@ impl FailuresFold {
     }
 
     pub fn finish(self) -> crate::error::Result<Answer> {
-        let empty =
-            || partial_groups(crate::ingest::frame::empty()?.lazy(), self.denied_only).0.collect().context("failures");
-        let groups = match self.groups {
-            Some(g) => g,
-            None => empty()?,
-        };
-        let (_, sort_keys, desc) = partial_groups(crate::ingest::frame::empty()?.lazy(), self.denied_only);
-        let groups = groups.lazy().sort(sort_keys, super::order(desc));
+        let (none, sort_keys, desc) = partial_groups(crate::ingest::frame::empty()?.lazy(), self.denied_only);
+        let groups = self.groups.map_or(none, DataFrame::lazy).sort(sort_keys, super::order(desc));
         let console = match self.console.is_empty() {
             true => console_rows(crate::ingest::frame::empty()?.lazy()),
             false => concat(self.console.into_iter().map(DataFrame::lazy).collect::<Vec<_>>(), UnionArgs::default())
@@ -172,10 +173,7 @@ fn owned_strings(df: DataFrame) -> PolarsResult<DataFrame> {
 
 /// Groups of `partial_groups` merged by their keys.
 fn merge(groups: LazyFrame, denied_only: bool) -> LazyFrame {
-    let mut keys = vec![col(c::PRINCIPAL), col(c::EVENT_SOURCE), col(c::EVENT_NAME), col(c::ERROR_CODE)];
-    if denied_only {
-        keys.extend([col("denial"), col("policy_type")]);
-    }
+    let keys: Vec<Expr> = group_keys(denied_only).iter().map(|k| col(*k)).collect();
     groups.group_by(keys).agg([
         col("count").sum().cast(DataType::UInt32).alias("count"),
         col("first_seen").min().alias("first_seen"),
