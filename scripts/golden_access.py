@@ -239,15 +239,10 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     stale = []
     for name, args, rows in cases():
-        text = json.dumps({"case": name, "args": args, "exit_code": 0, "format": "json", "expect": rows},
-                          indent=2, ensure_ascii=False) + "\n"
         path = os.path.join(OUT, name + ".json")
-        old = open(path, encoding="utf-8").read() if os.path.exists(path) else None
-        if old != text:
+        doc = {"case": name, "args": args, "exit_code": 0, "format": "json", "expect": rows}
+        if not gq.refresh(path, doc, check):
             stale.append(path)
-            if not check:
-                with open(path, "w", encoding="utf-8") as f:
-                    f.write(text)
     if check and stale:
         sys.exit("golden files out of date: " + ", ".join(stale))
     print("golden files are up to date" if check else "written: " + (", ".join(stale) or "nothing (no change)"))

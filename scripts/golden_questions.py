@@ -817,20 +817,24 @@ def cases():
                errors_by_principal(stratus))
 
 
+def refresh(path, doc, check):
+    """Is the golden file at `path` already `doc`? If not, write it (unless only checking)."""
+    text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    old = open(path, encoding="utf-8").read() if os.path.exists(path) else None
+    if old != text and not check:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    return old == text
+
+
 def main():
     check = "--check" in sys.argv[1:]
     os.makedirs(OUT, exist_ok=True)
     stale, names = [], set()
     for name, golden in cases():
         names.add(name + ".json")
-        text = json.dumps({"case": name, **golden}, indent=2, ensure_ascii=False) + "\n"
-        path = os.path.join(OUT, name + ".json")
-        old = open(path, encoding="utf-8").read() if os.path.exists(path) else None
-        if old != text:
-            stale.append(path)
-            if not check:
-                with open(path, "w", encoding="utf-8") as f:
-                    f.write(text)
+        if not refresh(os.path.join(OUT, name + ".json"), {"case": name, **golden}, check):
+            stale.append(os.path.join(OUT, name + ".json"))
     extra = sorted(set(os.listdir(OUT)) - names)
     if extra:
         stale += [os.path.join(OUT, n) + " (no longer a case: delete it)" for n in extra]

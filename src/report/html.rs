@@ -84,7 +84,8 @@ window.addEventListener('beforeprint',function(){document.querySelectorAll('deta
 /// Rows shown before the rest of a table folds into "all N rows".
 const SHOWN: usize = 25;
 
-fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+/// The text at `k` of a report object ("" when absent): the report helpers' shared reader.
+pub(super) fn s<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or("")
 }
 
@@ -92,7 +93,8 @@ fn n(v: &Value, k: &str) -> f64 {
     v.get(k).and_then(Value::as_f64).unwrap_or(0.0)
 }
 
-fn arr<'a>(v: &'a Value, k: &str) -> &'a [Value] {
+/// The list at `k` of a report object (empty when absent).
+pub(super) fn arr<'a>(v: &'a Value, k: &str) -> &'a [Value] {
     v.get(k).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
 }
 
