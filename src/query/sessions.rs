@@ -10,7 +10,7 @@
 //! with its temporary key (`responseElements.credentials.accessKeyId`, carried by later events as
 //! `userIdentity.accessKeyId`), in whole seconds.
 //!
-//! One pass over the events folded batch by batch (`query::stream`): memory holds one entry per
+//! One pass over the events folded batch by batch (`SessionsFold`): memory holds one entry per
 //! issued session and one per temporary (`ASIA...`) key seen, never the events.
 
 use polars::prelude::*;
@@ -199,24 +199,40 @@ fn is_issuing() -> Expr {
 /// issuing calls seen), sessions, sessions_default_duration, requested_max_s, requested_typical_s,
 /// sessions_used, used_max_s, used_typical_s, over_requested, note. Flagged rows first, then by
 /// sessions descending, then principal.
-pub fn answer(ev: LazyFrame) -> Result<Answer> {
-    let issuing = is_issuing();
-    let blob = |n: &str| when(issuing.clone()).then(col(n)).otherwise(lit(NULL).cast(DataType::String)).alias(n);
-    let plan = ev
-        .filter(issuing.clone().or(col(c::ACCESS_KEY_ID).str().starts_with(lit("ASIA")).fill_null(lit(false))))
-        .select([
-            col(c::EVENT_TIME).cast(DataType::Int64),
-            col(c::EVENT_NAME),
-            col(c::IDENTITY_TYPE),
-            col(c::ARN),
-            col(c::ACCESS_KEY_ID),
-            blob(c::REQUEST_PARAMETERS),
-            blob(c::RESPONSE_ELEMENTS),
-            issuing.clone().alias("_issuing"),
-        ]);
-    let mut state = State::default();
-    super::stream(plan, |df| fold_batch(&mut state, &df).context("sessions"))?;
-    Ok(Answer::one("sessions", frame(state).context("sessions")?.lazy()))
+///
+/// Folded batch by batch as the events are read (`dataset::fold`): each batch's issuing calls and
+/// temporary-key uses update the sessions and keys seen (their text copied out of the batch), so
+/// memory holds those, never the events.
+#[derive(Default)]
+pub struct SessionsFold {
+    state: State,
+}
+
+impl SessionsFold {
+    pub fn add(&mut self, batch: DataFrame) -> Result<()> {
+        let issuing = is_issuing();
+        let blob = |n: &str| when(issuing.clone()).then(col(n)).otherwise(lit(NULL).cast(DataType::String)).alias(n);
+        let df = batch
+            .lazy()
+            .filter(issuing.clone().or(col(c::ACCESS_KEY_ID).str().starts_with(lit("ASIA")).fill_null(lit(false))))
+            .select([
+                col(c::EVENT_TIME).cast(DataType::Int64),
+                col(c::EVENT_NAME),
+                col(c::IDENTITY_TYPE),
+                col(c::ARN),
+                col(c::ACCESS_KEY_ID),
+                blob(c::REQUEST_PARAMETERS),
+                blob(c::RESPONSE_ELEMENTS),
+                issuing.clone().alias("_issuing"),
+            ])
+            .collect()
+            .context("sessions")?;
+        fold_batch(&mut self.state, &df).context("sessions")
+    }
+
+    pub fn finish(self) -> Result<Answer> {
+        Ok(Answer::one("sessions", frame(self.state).context("sessions")?.lazy()))
+    }
 }
 
 /// A subject's row before it becomes columns.

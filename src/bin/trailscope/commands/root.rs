@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use clap::Args;
+use polars::prelude::IntoLazy;
 
 use super::questions::{format_of, load, write, Question};
 use crate::cli::{InputArgs, OutputArgs};
@@ -25,13 +26,19 @@ pub struct RootArgs {
 }
 
 pub fn run(args: &RootArgs) -> Result<bool> {
+    if args.summary {
+        // Folded as the files are read: counts and the distinct source IPs, never the events.
+        let mut summary = query::root::SummaryFold::default();
+        let stats = super::questions::fold(&args.input, Some(query::root::SUMMARY_COLUMNS_READ), |df| summary.add(df))?;
+        let bad = super::warn_bad_input(&stats);
+        write(Answer::one("summary", summary.finish()?.lazy()), &args.output)?;
+        return Ok(bad);
+    }
     let data = load(&args.input)?;
     let bad = super::warn_bad_input(&data.stats);
     let ev = data.events;
     let format = format_of(&args.output);
-    if args.summary {
-        write(Answer::one("summary", query::root::summary(ev)), &args.output)?;
-    } else if format == Format::Table && args.output.section.is_none() {
+    if format == Format::Table && args.output.section.is_none() {
         // The table view closes with the summary, shown vertically.
         let rows = query::root::events(ev.clone(), data.sorted).run().context("root events")?;
         let summary = query::root::summary(ev).run().context("root summary")?;

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::questions::{load_columns, write, Question};
+use super::questions::{write, Question};
 use crate::cli::{InputArgs, OutputArgs};
 use trailscope::error::Result;
 use trailscope::query;
@@ -22,8 +22,10 @@ pub struct SessionsArgs {
 }
 
 pub fn run(args: &SessionsArgs) -> Result<bool> {
-    let data = load_columns(&args.input, query::sessions::COLUMNS_READ)?;
-    let bad = super::warn_bad_input(&data.stats);
-    write(query::sessions::answer(data.events)?, &args.output)?;
+    // Folded as the files are read: the sessions and temporary keys seen, never the events.
+    let mut sessions = query::sessions::SessionsFold::default();
+    let stats = super::questions::fold(&args.input, Some(query::sessions::COLUMNS_READ), |df| sessions.add(df))?;
+    let bad = super::warn_bad_input(&stats);
+    write(sessions.finish()?, &args.output)?;
     Ok(bad)
 }
