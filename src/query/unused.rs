@@ -207,45 +207,147 @@ fn strs(df: &DataFrame, name: &str) -> Result<StringChunked> {
     Ok(df.column(name).context(name)?.str().context(name)?.clone())
 }
 
-/// Attribute the events to the snapshot's principals and map them to actions.
+/// What `analyze` groups the events by (with the error code of failed calls): who called what.
+const GROUP_KEYS: [&str; 8] = [
+    c::IDENTITY_TYPE,
+    c::ARN,
+    c::PRINCIPAL_ID,
+    c::SESSION_ISSUER_PRINCIPAL_ID,
+    c::SESSION_ISSUER_ARN,
+    c::EVENT_SOURCE,
+    c::EVENT_NAME,
+    c::EVENT_TYPE,
+];
+
+/// The string columns `analyze` reads (raw files fill only these; see `ReadOptions::columns`): the
+/// group keys, the error code and category, and what the shared filters and de-duplication read.
+pub const COLUMNS_READ: &[&str] = &[
+    c::IDENTITY_TYPE,
+    c::ARN,
+    c::PRINCIPAL_ID,
+    c::SESSION_ISSUER_PRINCIPAL_ID,
+    c::SESSION_ISSUER_ARN,
+    c::EVENT_SOURCE,
+    c::EVENT_NAME,
+    c::EVENT_TYPE,
+    c::ERROR_CODE,
+    c::EVENT_CATEGORY,
+    c::EVENT_ID,
+    c::ACCOUNT_ID,
+    c::RECIPIENT_ACCOUNT_ID,
+    c::AWS_REGION,
+];
+
+/// One group of events: the `GROUP_KEYS` and the error code (null for a success), how many events
+/// and the last one's time.
+struct Group {
+    keys: [Option<String>; 9],
+    n: u64,
+    last: Option<i64>,
+}
+
+/// The events grouped by who called what and how it ended, folded batch by batch as they are read
+/// (`dataset::fold`): counts add up, the last call takes the latest, the text is copied out of the
+/// batch. Memory holds one entry per group, never the events. `analyze` turns it into verdicts.
+#[derive(Default)]
+pub struct UsageFold {
+    /// A group's keys, written unambiguously (see `add`), to its place in `groups`.
+    index: hashbrown::HashMap<String, usize>,
+    groups: Vec<Group>,
+    /// The services that logged data events, and whether any read-only event was logged.
+    data_sources: hashbrown::HashSet<String>,
+    read_events: bool,
+}
+
+impl UsageFold {
+    pub fn add(&mut self, batch: DataFrame) -> Result<()> {
+        let mut group: Vec<Expr> = GROUP_KEYS.iter().map(|k| col(*k)).collect();
+        group
+            .push(when(is_error()).then(col(c::ERROR_CODE)).otherwise(lit(NULL).cast(DataType::String)).alias("error"));
+        let events = batch.lazy();
+        let grouped = events
+            .clone()
+            .group_by(group)
+            .agg([
+                len().cast(DataType::UInt64).alias("n"),
+                col(c::EVENT_TIME).max().cast(DataType::Int64).alias("last"),
+            ])
+            .collect()
+            .context("grouping events by principal and call")?;
+        let context = events
+            .select([
+                col(c::EVENT_SOURCE)
+                    .filter(col(c::EVENT_CATEGORY).eq(lit("Data")).fill_null(lit(false)))
+                    .unique()
+                    .implode(false)
+                    .alias("data_sources"),
+                col(c::READ_ONLY).eq(lit(true)).fill_null(lit(false)).any(true).alias("read_events"),
+            ])
+            .collect()
+            .context("reading the trail's coverage")?;
+        if let Ok(AnyValue::List(s)) = context.column("data_sources").context("data")?.get(0) {
+            for source in s.str().context("data")?.iter().flatten() {
+                if !self.data_sources.contains(source) {
+                    self.data_sources.insert(source.to_string());
+                }
+            }
+        }
+        self.read_events |=
+            matches!(context.column("read_events").context("read")?.get(0), Ok(AnyValue::Boolean(true)));
+
+        let mut columns = GROUP_KEYS.iter().map(|k| strs(&grouped, k)).collect::<Result<Vec<_>>>()?;
+        columns.push(strs(&grouped, "error")?);
+        let n = grouped.column("n").context("n")?.u64().context("n")?.clone();
+        let last = grouped.column("last").context("last")?.i64().context("last")?.clone();
+        let mut key = String::new();
+        for i in 0..grouped.height() {
+            // Each key as `-` (null) or its length, `:` and its text: no two groups write the same.
+            key.clear();
+            for column in &columns {
+                match column.get(i) {
+                    None => key.push('-'),
+                    Some(v) => {
+                        key.push_str(&v.len().to_string());
+                        key.push(':');
+                        key.push_str(v);
+                    }
+                }
+            }
+            let (count, at) = (n.get(i).unwrap_or(0), last.get(i));
+            match self.index.get(key.as_str()) {
+                Some(&g) => {
+                    let g = &mut self.groups[g];
+                    g.n += count;
+                    g.last = g.last.max(at);
+                }
+                None => {
+                    self.index.insert(key.clone(), self.groups.len());
+                    let keys = std::array::from_fn(|k| columns[k].get(i).map(str::to_string));
+                    self.groups.push(Group { keys, n: count, last: at });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Attribute the groups to the snapshot's principals and map them to actions.
+    pub fn analyze(self, az: &AuthorizationDetails) -> Result<Analysis> {
+        analyze_groups(az, self)
+    }
+}
+
+/// Attribute the events to the snapshot's principals and map them to actions (`UsageFold` over the
+/// events, then `UsageFold::analyze`).
 pub fn analyze(az: &AuthorizationDetails, events: LazyFrame) -> Result<Analysis> {
+    let mut fold = UsageFold::default();
+    super::stream(events, |df| fold.add(df))?;
+    fold.analyze(az)
+}
+
+fn analyze_groups(az: &AuthorizationDetails, fold: UsageFold) -> Result<Analysis> {
     let cat = Catalogue::get();
     let principals = principals(az);
-    let events = events.cache();
-    let keys = [
-        c::IDENTITY_TYPE,
-        c::ARN,
-        c::PRINCIPAL_ID,
-        c::SESSION_ISSUER_PRINCIPAL_ID,
-        c::SESSION_ISSUER_ARN,
-        c::EVENT_SOURCE,
-        c::EVENT_NAME,
-        c::EVENT_TYPE,
-    ];
-    let mut group: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
-    group.push(when(is_error()).then(col(c::ERROR_CODE)).otherwise(lit(NULL).cast(DataType::String)).alias("error"));
-    let grouped = events
-        .clone()
-        .group_by(group)
-        .agg([len().cast(DataType::UInt64).alias("n"), col(c::EVENT_TIME).max().cast(DataType::Int64).alias("last")])
-        .run()
-        .context("grouping events by principal and call")?;
-    let context = events
-        .select([
-            col(c::EVENT_SOURCE)
-                .filter(col(c::EVENT_CATEGORY).eq(lit("Data")).fill_null(lit(false)))
-                .unique()
-                .implode(false)
-                .alias("data_sources"),
-            col(c::READ_ONLY).eq(lit(true)).fill_null(lit(false)).any(true).alias("read_events"),
-        ])
-        .run()
-        .context("reading the trail's coverage")?;
-    let data_sources: hashbrown::HashSet<String> = match context.column("data_sources").context("data")?.get(0) {
-        Ok(AnyValue::List(s)) => s.str().map(|s| s.iter().flatten().map(str::to_string).collect()).unwrap_or_default(),
-        _ => Default::default(),
-    };
-    let read_events = matches!(context.column("read_events").context("read")?.get(0), Ok(AnyValue::Boolean(true)));
+    let UsageFold { groups, data_sources, read_events, .. } = fold;
 
     // Lookups from the identifiers CloudTrail records to the snapshot's principals.
     let mut by_id: hashbrown::HashMap<&str, usize> = hashbrown::HashMap::new();
@@ -254,30 +356,23 @@ pub fn analyze(az: &AuthorizationDetails, events: LazyFrame) -> Result<Analysis>
         by_id.insert(p.id.as_str(), i);
         by_arn.insert(p.arn.as_str(), i);
     }
-    let [ty, arn, pid, sipid, siarn, src, name, etype] = keys.map(|k| strs(&grouped, k));
-    let (ty, arn, pid, sipid, siarn, src, name, etype) = (ty?, arn?, pid?, sipid?, siarn?, src?, name?, etype?);
-    let out = strs(&grouped, "error")?;
-    let n = grouped.column("n").context("n")?.u64().context("n")?.clone();
-    let last = grouped.column("last").context("last")?.i64().context("last")?.clone();
     let mut usage: Vec<Usage> = principals.iter().map(|_| Usage::default()).collect();
-    for i in 0..grouped.height() {
-        let who = match ty.get(i) {
-            Some("IAMUser") => pid.get(i).and_then(|x| by_id.get(x)).or_else(|| arn.get(i).and_then(|x| by_arn.get(x))),
-            Some("AssumedRole") => {
-                sipid.get(i).and_then(|x| by_id.get(x)).or_else(|| siarn.get(i).and_then(|x| by_arn.get(x)))
-            }
+    for g in &groups {
+        let [ty, arn, pid, sipid, siarn, src, name, etype, out] = g.keys.each_ref().map(Option::as_deref);
+        let who = match ty {
+            Some("IAMUser") => pid.and_then(|x| by_id.get(x)).or_else(|| arn.and_then(|x| by_arn.get(x))),
+            Some("AssumedRole") => sipid.and_then(|x| by_id.get(x)).or_else(|| siarn.and_then(|x| by_arn.get(x))),
             _ => None,
         };
         let Some(&who) = who else { continue };
         let u = &mut usage[who];
-        let count = n.get(i).unwrap_or(0);
-        let at = last.get(i);
+        let (count, at) = (g.n, g.last);
         u.events += count;
         u.last_activity = u.last_activity.max(at);
-        if etype.get(i).is_some_and(|t| NOT_CALLS.contains(&t)) {
+        if etype.is_some_and(|t| NOT_CALLS.contains(&t)) {
             continue;
         }
-        let (Some(s), Some(e)) = (src.get(i), name.get(i)) else { continue };
+        let (Some(s), Some(e)) = (src, name) else { continue };
         let acts = match actions::map_event(cat, s, e) {
             Mapped::Actions(a) => a,
             Mapped::NoPermission => continue,
@@ -286,7 +381,7 @@ pub fn analyze(az: &AuthorizationDetails, events: LazyFrame) -> Result<Analysis>
                 continue;
             }
         };
-        let class = out.get(i).map(crate::iam::errors::classify);
+        let class = out.map(crate::iam::errors::classify);
         for a in acts.iter().filter_map(|a| cat.index(a)) {
             match class {
                 None | Some(ErrorClass::AfterAuthorization) => {
@@ -297,7 +392,7 @@ pub fn analyze(az: &AuthorizationDetails, events: LazyFrame) -> Result<Analysis>
                 Some(ErrorClass::Unknown) => {
                     let e = u.inconclusive.entry(a).or_default();
                     e.0 += count;
-                    e.1.insert(out.get(i).unwrap_or_default().to_string());
+                    e.1.insert(out.unwrap_or_default().to_string());
                 }
             }
         }

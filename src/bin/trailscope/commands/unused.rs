@@ -99,12 +99,21 @@ pub fn run(args: &UnusedArgs) -> Result<bool> {
     for f in &args.iam {
         az.merge(AuthorizationDetails::load(f)?);
     }
-    let data = load(&args.input)?;
-    let bad = super::warn_bad_input(&data.stats);
-    let mut analysis = unused::analyze(&az, data.events.clone())?;
+    // Without --policy the events are folded as the files are read (who called what, counted),
+    // never held; a policy also scopes resources, which reads the events a second time.
+    let (data, bad, mut analysis) = if args.policy.is_some() {
+        let data = load(&args.input)?;
+        let bad = super::warn_bad_input(&data.stats);
+        let analysis = unused::analyze(&az, data.events.clone())?;
+        (Some(data), bad, analysis)
+    } else {
+        let mut usage = unused::UsageFold::default();
+        let stats = super::questions::fold(&args.input, Some(unused::COLUMNS_READ), |df| usage.add(df))?;
+        (None, super::warn_bad_input(&stats), usage.analyze(&az)?)
+    };
     let by_set = args.by.is_some();
     if by_set {
-        if args.policy.is_some() {
+        if let Some(data) = &data {
             // The resources of every permission set's roles, merged per set below.
             analysis.scope_resources(data.events.clone(), None)?;
         }
@@ -113,7 +122,7 @@ pub fn run(args: &UnusedArgs) -> Result<bool> {
     if let Some(who) = &args.principal {
         analysis.only(who)?;
     }
-    if let Some(who) = &args.policy {
+    if let (Some(who), Some(data)) = (&args.policy, data) {
         if !by_set {
             analysis.scope_resources(data.events, Some(who))?;
         }
