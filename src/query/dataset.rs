@@ -108,10 +108,10 @@ pub struct Folded {
 /// For questions that fold their events in any order (partial aggregates merged as they come, as
 /// `activity`'s per-principal rows): hand the selected, de-duplicated events to `each` a batch at a
 /// time, in input order, and never spill them. Raw files are read in batches of an eighth of the
-/// memory limit in decoded JSON, the next batch while `each` takes the last; each batch is
-/// de-duplicated against the partitions it touches (`store::dedup`: exact, and memory holds the keys
-/// of the partitions being read), then filtered. Memory: two batches and the keys of the partitions
-/// in flight, whatever the number of events. A single store streams its rows; stores mixed with files
+/// memory limit in decoded JSON, the next batch while `each` takes the last (with `--threads 1`, in
+/// turn on one thread); each batch is de-duplicated against the partitions it touches
+/// (`store::dedup`: exact, and memory holds the keys of the partitions being read), then filtered.
+/// Memory: two batches and the keys of the partitions in flight, whatever the number of events. A single store streams its rows; stores mixed with files
 /// go through `from_inputs` (and its spill).
 pub fn fold(
     inputs: Inputs,
@@ -133,43 +133,50 @@ pub fn fold(
         pipeline::batches(&files, budget, usize::MAX, pipeline::estimated_decoded_bytes).collect();
     let mut seen = PartitionSeen::spilling();
     let mut duplicates = 0u64;
-    std::thread::scope(|scope| -> Result<()> {
-        // A rendezvous: the reader hands a batch over only when the last one is taken, so at most
-        // two are held (one being read, one being folded).
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(DataFrame, ReadStats)>>(0);
-        let progress = &progress;
-        scope.spawn(move || {
-            for batch in batches {
-                let read = pipeline::read_files(batch, opts, progress);
-                let failed = read.is_err();
-                // The receiver is gone when `each` stopped (an error, a closed pipe): stop reading.
-                if tx.send(read).is_err() || failed {
-                    break;
-                }
-            }
-        });
-        for read in rx {
-            let (mut df, read) = read?;
-            stats.merge(read);
-            // Every row counts for de-duplication, selected or not; then the filter; `duplicates`
-            // counts the selected repeats.
-            let (first, _) = seen.first_occurrences(&df, |_| Ok(Default::default()))?;
-            seen.set_aside_idle()?;
-            let first: BooleanChunked = first.into_iter().collect();
-            df.with_column(first.with_name(FIRST.into()).into_column()).context("marking first occurrences")?;
-            if let Some(e) = &select {
-                df = df.lazy().filter(e.clone()).collect().context("filtering events")?;
-            }
-            let first = df.column(FIRST).context(FIRST)?.bool().context(FIRST)?.clone();
-            let repeats = first.len() as u64 - first.sum().unwrap_or(0) as u64;
-            duplicates += repeats;
-            if repeats > 0 {
-                df = df.filter(&first).context("dropping duplicate events")?;
-            }
-            each(df.drop(FIRST).context(FIRST)?)?;
+    let mut fold_batch = |read: Result<(DataFrame, ReadStats)>| -> Result<()> {
+        let (mut df, read) = read?;
+        stats.merge(read);
+        // Every row counts for de-duplication, selected or not; then the filter; `duplicates`
+        // counts the selected repeats.
+        let (first, _) = seen.first_occurrences(&df, |_| Ok(Default::default()))?;
+        seen.set_aside_idle()?;
+        let first: BooleanChunked = first.into_iter().collect();
+        df.with_column(first.with_name(FIRST.into()).into_column()).context("marking first occurrences")?;
+        if let Some(e) = &select {
+            df = df.lazy().filter(e.clone()).collect().context("filtering events")?;
         }
-        Ok(())
-    })?;
+        let first = df.column(FIRST).context(FIRST)?.bool().context(FIRST)?.clone();
+        let repeats = first.len() as u64 - first.sum().unwrap_or(0) as u64;
+        duplicates += repeats;
+        if repeats > 0 {
+            df = df.filter(&first).context("dropping duplicate events")?;
+        }
+        each(df.drop(FIRST).context(FIRST)?)
+    };
+    if rayon::current_num_threads() <= 1 {
+        // `--threads 1`: one thread reads a batch, then folds it, in turn.
+        for batch in batches {
+            fold_batch(pipeline::read_files(batch, opts, &progress))?;
+        }
+    } else {
+        std::thread::scope(|scope| -> Result<()> {
+            // A rendezvous: the reader hands a batch over only when the last one is taken, so at
+            // most two are held (one being read, one being folded).
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(DataFrame, ReadStats)>>(0);
+            let progress = &progress;
+            scope.spawn(move || {
+                for batch in batches {
+                    let read = pipeline::read_files(batch, opts, progress);
+                    let failed = read.is_err();
+                    // The receiver is gone when `each` stopped (an error, a closed pipe): stop.
+                    if tx.send(read).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            rx.into_iter().try_for_each(&mut fold_batch)
+        })?;
+    }
     progress.finish();
     Ok(Folded { stats, duplicates, stores })
 }
