@@ -128,7 +128,9 @@ pub fn fold(
     let Inputs { files, stores, skipped, failed } = inputs;
     let (progress, mut stats) = start_reading(&files, skipped, failed, quiet);
     let select = row_filter(filter);
-    let budget = (opts.memory_limit / 8).max(4 << 20);
+    // At least 256 KiB a batch (a few delivery files): a tiny limit cuts the input into many batches,
+    // which is how the tests check that a fold does not depend on where the batches end.
+    let budget = (opts.memory_limit / 8).max(256 << 10);
     let batches: Vec<&[InputFile]> =
         pipeline::batches(&files, budget, usize::MAX, pipeline::estimated_decoded_bytes).collect();
     let mut seen = PartitionSeen::spilling();

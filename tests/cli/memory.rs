@@ -50,6 +50,32 @@ fn spilled_answers_equal_in_memory_answers() {
     }
 }
 
+/// The questions that fold their answer as the files are read (`dataset::fold`) answer the same
+/// whether the input is read in one batch or cut into many (`--memory-limit 1`: batches of 256 KiB,
+/// so that principals, sessions and groups span batches and their partial answers must merge).
+#[test]
+fn folded_answers_do_not_depend_on_the_batches() {
+    // awsdocs first: its root sign-ins are in the first batch only.
+    let inputs =
+        ["testdata/awsdocs", "testdata/invictus-ir", "testdata/stratus-red-team", "testdata/s3", "testdata/panther"];
+    let cases: &[&[&str]] = &[
+        &["scan", "--format", "json"],
+        &["root", "--summary", "--format", "json"],
+        &["activity", "--format", "json"],
+        &["failures", "--format", "json"],
+        &["sessions", "--format", "json"],
+        &["unused", "--iam", "testdata/iam/invictus-authz.json", "--format", "json"],
+    ];
+    for case in cases {
+        let base = TestCommand::new(case.iter().copied()).args(inputs).arg("-q");
+        let whole = base.clone().run();
+        let batched = base.args(SPILL).run();
+        assert_eq!(whole.code, batched.code, "exit code of {}", batched.cmdline);
+        assert!(whole.stdout.len() > 200, "{} printed little: {}", whole.cmdline, whole.stdout);
+        assert!(whole.stdout == batched.stdout, "{} answers differently in batches", batched.cmdline);
+    }
+}
+
 /// A sorted question over raw files streams its rows: the first rows come in time order even when
 /// the events are spread over many hours and files.
 #[test]
