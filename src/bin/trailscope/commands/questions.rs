@@ -28,12 +28,22 @@ pub static QUESTIONS: &[&dyn Asks] = &[
     &sessions::QUESTION,
 ];
 
-/// A question command: its name and one-line help, its flags (`A`, a clap `Args` struct) and what
-/// runs it. `Ok(true)` means some input was bad (exit code 2).
+/// Every format: for answers whose rows are events (Timesketch imports events, by their time).
+pub const EVENT_FORMATS: &[Format] =
+    &[Format::Table, Format::Csv, Format::Json, Format::Jsonl, Format::Parquet, Format::Timesketch];
+/// Every format but Timesketch: for answers whose rows are not events (aggregates, principals).
+pub const TABLE_FORMATS: &[Format] = &[Format::Table, Format::Csv, Format::Json, Format::Jsonl, Format::Parquet];
+
+/// A question command: its name and one-line help, the formats it writes, its flags (`A`, a clap
+/// `Args` struct flattening `OutputArgs`) and what runs it. `Ok(true)` means some input was bad
+/// (exit code 2).
 pub struct Question<A> {
     pub name: &'static str,
     /// The line `--help` shows (clap's style: no final period).
     pub about: &'static str,
+    /// What `--format` offers (its possible values in `--help`); any other is a usage error. Table
+    /// and JSON, the defaults, are always among them.
+    pub formats: &'static [Format],
     pub run: fn(&A) -> Result<bool>,
 }
 
@@ -52,7 +62,10 @@ impl<A: clap::Args + 'static> Asks for Question<A> {
     }
 
     fn command(&self) -> clap::Command {
-        A::augment_args(clap::Command::new(self.name)).about(self.about).long_about(None)
+        A::augment_args(clap::Command::new(self.name))
+            .about(self.about)
+            .long_about(None)
+            .mut_arg("format", |arg| arg.value_parser(format_parser(self.formats)))
     }
 
     fn parse(&self, matches: &mut ArgMatches) -> std::result::Result<Box<dyn Fn() -> Result<bool>>, clap::Error> {
@@ -60,6 +73,14 @@ impl<A: clap::Args + 'static> Asks for Question<A> {
         let run = self.run;
         Ok(Box::new(move || run(&args)))
     }
+}
+
+/// `--format`'s parser for a question: its formats only, with their help, parsed to a `Format`.
+fn format_parser(formats: &'static [Format]) -> impl clap::builder::TypedValueParser<Value = Format> {
+    use clap::builder::TypedValueParser;
+    use clap::ValueEnum;
+    clap::builder::PossibleValuesParser::new(formats.iter().filter_map(ValueEnum::to_possible_value))
+        .try_map(|name| Format::from_str(&name, false))
 }
 
 /// The question the command line named, with its flags parsed: `cli::Command::Question`.
@@ -244,5 +265,38 @@ mod tests {
             let err = Cli::command().try_get_matches_from(["trailscope", q.name(), "--help"]).unwrap_err();
             assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{}", q.name());
         }
+    }
+
+    /// `--format` accepts exactly the formats it offers (its possible values in `--help`: the
+    /// question's `formats`), the defaults (table, JSON) among them; any other is refused as an
+    /// invalid value (exit 1, see `main`).
+    #[test]
+    fn format_takes_the_formats_it_offers() {
+        use clap::ValueEnum;
+        use trailscope::output::Format;
+        let mut refused = 0;
+        for q in QUESTIONS {
+            let cmd = q.command();
+            let arg = cmd.get_arguments().find(|a| a.get_id() == "format").expect("--format");
+            let offered: Vec<String> = arg.get_possible_values().iter().map(|v| v.get_name().to_string()).collect();
+            assert!(offered.contains(&"table".into()) && offered.contains(&"json".into()), "{}: {offered:?}", q.name());
+            for f in Format::value_variants() {
+                let name = f.to_possible_value().unwrap().get_name().to_string();
+                // --format alone (the question's required flags, such as sql's --query, aside).
+                let alone = clap::Command::new(q.name()).arg(arg.clone());
+                match alone.try_get_matches_from([q.name(), "--format", &name]) {
+                    Ok(m) => {
+                        assert!(offered.contains(&name), "{} accepts {name}, not offered", q.name());
+                        assert_eq!(m.get_one::<Format>("format"), Some(f), "{} --format {name}", q.name());
+                    }
+                    Err(e) => {
+                        assert!(!offered.contains(&name), "{} refuses {name}, offered: {e}", q.name());
+                        assert_eq!(e.kind(), clap::error::ErrorKind::InvalidValue, "{} --format {name}", q.name());
+                        refused += 1;
+                    }
+                }
+            }
+        }
+        assert!(refused > 0, "some question offers fewer formats than there are");
     }
 }

@@ -15,8 +15,12 @@ use trailscope::query::unused::{self, LeastPrivilege};
 use trailscope::query::Answer;
 use trailscope::report::document::CredentialUser;
 
-pub static QUESTION: Question<UnusedArgs> =
-    Question { name: "unused", about: "IAM permissions granted (per --iam snapshot) but not used in the events", run };
+pub static QUESTION: Question<UnusedArgs> = Question {
+    name: "unused",
+    about: "IAM permissions granted (per --iam snapshot) but not used in the events",
+    formats: super::questions::TABLE_FORMATS,
+    run,
+};
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnusedBy {
