@@ -124,7 +124,7 @@ fn offered_formats(question: &str) -> Vec<String> {
 /// nothing written).
 #[test]
 fn each_question_offers_the_formats_it_writes() {
-    use crate::commands::questions::QUESTIONS;
+    use crate::commands::QUESTIONS;
     let every = ["table", "csv", "json", "jsonl", "parquet", "timesketch"];
     let dir = tempfile::tempdir().unwrap();
     let mut refused = Vec::new();

@@ -1,32 +1,21 @@
-//! The question registry. Each question is one file in `commands/` (its clap `Args`, its `run` and
-//! its `QUESTION` descriptor), listed once in [`QUESTIONS`]; the command line's subcommands are built
-//! from that list ([`Asked`], flattened into `cli::Command`) and `main` runs what it parsed. The
-//! helpers below load the dataset and write an answer's sections for every question.
+//! What a question is, and how the registry becomes the command line. Each question is one file in
+//! `commands/` (its clap `Args`, its `run` and its `QUESTION` descriptor), registered by one line in
+//! `commands/mod.rs`'s `questions!` (which declares the module and lists it in [`QUESTIONS`]); the
+//! command line's subcommands are built from that list ([`Asked`], flattened into `cli::Command`)
+//! and `main` runs what it parsed. The helpers below load the dataset and write an answer's sections
+//! for every question.
 
 use std::io::IsTerminal;
 
 use clap::{ArgMatches, FromArgMatches};
 use polars::prelude::*;
 
-use super::{activity, detect, failures, hunt, root, sessions, sql, timeline, unused};
+use super::QUESTIONS;
 use crate::cli::{InputArgs, OutputArgs};
 use trailscope::error::{PolarsContext, Result};
 use trailscope::output::{self, Format};
 use trailscope::query::dataset::{self, Dataset};
 use trailscope::query::{Answer, Run};
-
-/// Every question, in the order `--help` lists them (after `scan`). One line per question.
-pub static QUESTIONS: &[&dyn Asks] = &[
-    &root::QUESTION,
-    &activity::QUESTION,
-    &failures::QUESTION,
-    &timeline::QUESTION,
-    &detect::QUESTION,
-    &hunt::QUESTION,
-    &sql::QUESTION,
-    &unused::QUESTION,
-    &sessions::QUESTION,
-];
 
 /// Every format: for answers whose rows are events (Timesketch imports events, by their time).
 pub const EVENT_FORMATS: &[Format] =
@@ -264,6 +253,38 @@ mod tests {
             );
             let err = Cli::command().try_get_matches_from(["trailscope", q.name(), "--help"]).unwrap_err();
             assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{}", q.name());
+        }
+    }
+
+    /// The questions the SQL pack (`trailscope sql-pack`) does not write as `<name>.sql`, and why.
+    const WITHOUT_SQL_PACK: &[(&str, &str)] = &[
+        ("timeline", "its rows are the events: a SELECT on the table create_table.sql makes"),
+        ("hunt", "Sigma rules, not SQL"),
+        ("sql", "it is SQL already"),
+        ("unused", "the IAM snapshot is not in the lake: only its used side, `unused --used`, is (used.sql)"),
+        ("sessions", "not written as SQL yet"),
+    ];
+
+    /// Each question is in the SQL pack, as `<name>.sql`, or in `WITHOUT_SQL_PACK` saying why; and
+    /// every file of the pack is a question's, the table's definition or used.sql.
+    #[test]
+    fn every_question_is_in_the_sql_pack_or_says_why() {
+        use trailscope::query::sql_pack::{pack, Dialect};
+        let files: Vec<String> = pack(Dialect::Duckdb, "events").unwrap().into_iter().map(|(name, _)| name).collect();
+        for q in QUESTIONS {
+            let in_pack = files.contains(&format!("{}.sql", q.name()));
+            let without = WITHOUT_SQL_PACK.iter().any(|(name, _)| *name == q.name());
+            assert!(in_pack != without, "{}: in the SQL pack {in_pack}, in WITHOUT_SQL_PACK {without}", q.name());
+        }
+        for (name, _) in WITHOUT_SQL_PACK {
+            assert!(QUESTIONS.iter().any(|q| q.name() == *name), "WITHOUT_SQL_PACK names no question {name}");
+        }
+        for file in &files {
+            let question = file.trim_end_matches(".sql");
+            assert!(
+                ["create_table", "used"].contains(&question) || QUESTIONS.iter().any(|q| q.name() == question),
+                "the SQL pack's {file} is no question's"
+            );
         }
     }
 
