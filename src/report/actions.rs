@@ -4,9 +4,8 @@
 //! its count is a number of that section.
 
 use serde::Serialize;
-use serde_json::Value;
 
-use super::html::{arr, s};
+use super::document::{Report, RootEvent};
 
 /// How urgent an item is (the order of the list: critical first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -87,21 +86,22 @@ pub const KINDS: [&str; 17] = [
     "outside_allowed_conditions",
 ];
 
-fn n(v: &Value, k: &str) -> u64 {
-    v.get(k).and_then(Value::as_u64).unwrap_or(0)
-}
-
-/// The distinct values of `key` among `rows` that pass `keep`, sorted and ", "-joined.
-fn distinct(rows: &[Value], key: &str, keep: impl Fn(&Value) -> bool) -> String {
-    let mut v: Vec<&str> = rows.iter().filter(|r| keep(r)).map(|r| s(r, key)).filter(|x| !x.is_empty()).collect();
+/// The distinct non-empty texts of `values`, sorted and ", "-joined.
+fn distinct<'a>(values: impl Iterator<Item = Option<&'a str>>) -> String {
+    let mut v: Vec<&str> = values.flatten().filter(|x| !x.is_empty()).collect();
     v.sort_unstable();
     v.dedup();
     v.join(", ")
 }
 
-/// The action items of a report (its JSON as `build` made it), ranked: severity, then kind (`KINDS`
-/// order), then count descending, then who.
-pub fn items(r: &Value) -> Vec<ActionItem> {
+/// The text of an optional field ("" when absent).
+fn text(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or("")
+}
+
+/// The action items of a report (its sections as `build` made them; `actions` is not read),
+/// ranked: severity, then kind (`KINDS` order), then count descending, then who.
+pub fn items(r: &Report) -> Vec<ActionItem> {
     let mut out = Vec::new();
     let mut add = |severity, kind, what: String, who: String, count, unit, section, anchor| {
         let who = if who.is_empty() { "(no principal)".to_string() } else { who };
@@ -109,23 +109,22 @@ pub fn items(r: &Value) -> Vec<ActionItem> {
     };
 
     // ---- root
-    let root = &r["root"];
-    let sm = &root["summary"];
-    let root_events = arr(root, "events");
-    let root_who = |keep: &dyn Fn(&Value) -> bool| {
-        let accounts = distinct(root_events, "recipient_account_id", keep);
+    let root = &r.root;
+    let sm = root.summary.clone().unwrap_or_default();
+    let root_who = |keep: &dyn Fn(&RootEvent) -> bool| {
+        let accounts = distinct(root.events.iter().filter(|e| keep(e)).map(|e| e.recipient_account_id.as_deref()));
         if accounts.is_empty() {
             "root".to_string()
         } else {
             format!("root of {accounts}")
         }
     };
-    let no_mfa = n(sm, "console_login_success_without_mfa");
+    let no_mfa = sm.console_login_success_without_mfa;
     if no_mfa > 0 {
         let who = root_who(&|e| {
-            s(e, "event_name") == "ConsoleLogin"
-                && s(e, "console_login") == "Success"
-                && !s(e, "mfa_used").eq_ignore_ascii_case("yes")
+            text(&e.event_name) == "ConsoleLogin"
+                && text(&e.console_login) == "Success"
+                && !text(&e.mfa_used).eq_ignore_ascii_case("yes")
         });
         add(
             Severity::Critical,
@@ -138,9 +137,9 @@ pub fn items(r: &Value) -> Vec<ActionItem> {
             "root-events",
         );
     }
-    let used = n(sm, "events");
+    let used = sm.events;
     if used > 0 {
-        let keys = n(sm, "akia_key_events");
+        let keys = sm.akia_key_events;
         let what = if keys > 0 {
             format!(
                 "Root account used ({keys} calls with a long-term access key): delete root access keys, lock the root \
@@ -153,18 +152,18 @@ pub fn items(r: &Value) -> Vec<ActionItem> {
     }
 
     // ---- integrity and coverage of the evidence
-    let scope = &r["scope"];
-    for i in arr(scope, "integrity") {
-        let problems = n(i, "problems");
+    let scope = &r.scope;
+    for i in &scope.integrity {
+        let problems = i.report.problems;
         if problems > 0 {
             add(
                 Severity::Critical,
                 "log_integrity",
                 format!(
                     "Log file integrity check failed ({}): files missing, modified or out of the digest chain",
-                    s(i, "verdict")
+                    i.report.verdict
                 ),
-                s(i, "input").to_string(),
+                i.input.clone(),
                 problems,
                 "problems",
                 "scope",
@@ -172,8 +171,8 @@ pub fn items(r: &Value) -> Vec<ActionItem> {
             );
         }
     }
-    let ss = &scope["summary"];
-    let incomplete = n(ss, "files_failed") + n(ss, "records_rejected");
+    let ss = &scope.summary;
+    let incomplete = ss.files_failed + ss.records_rejected;
     if incomplete > 0 {
         add(
             Severity::Medium,
@@ -181,10 +180,9 @@ pub fn items(r: &Value) -> Vec<ActionItem> {
             format!(
                 "Evidence incomplete: {} files could not be read and {} records were rejected; the review does not \
                  cover them",
-                n(ss, "files_failed"),
-                n(ss, "records_rejected")
+                ss.files_failed, ss.records_rejected
             ),
-            arr(r, "inputs").iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "),
+            r.inputs.join(", "),
             incomplete,
             "files and records",
             "scope",
@@ -195,11 +193,11 @@ pub fn items(r: &Value) -> Vec<ActionItem> {
     // ---- detect findings: per check, principal, severity and outcome (a failed attempt is often less
     // severe than a success)
     let mut groups: Vec<([&str; 4], (&str, u64))> = Vec::new();
-    for f in arr(root, "findings") {
-        let key = [s(f, "check_id"), s(f, "principal"), s(f, "severity"), s(f, "outcome")];
+    for f in &root.findings {
+        let key = [f.check_id.as_str(), text(&f.principal), f.severity.as_str(), f.outcome.as_str()];
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, (_, count))) => *count += 1,
-            None => groups.push((key, (s(f, "title"), 1))),
+            None => groups.push((key, (f.title.as_str(), 1))),
         }
     }
     for ([check, principal, severity, outcome], (title, count)) in groups {
@@ -222,27 +220,27 @@ pub fn items(r: &Value) -> Vec<ActionItem> {
     }
 
     // ---- MFA posture
-    for p in arr(&r["mfa"], "principals") {
-        let console = n(p, "console_sign_ins_without_mfa");
+    for p in &r.mfa.principals {
+        let console = p.console_sign_ins_without_mfa;
         if console > 0 {
             add(
                 Severity::High,
                 "console_sign_in_without_mfa",
                 "IAM user signed in to the console without MFA: require MFA".into(),
-                s(p, "principal").to_string(),
+                text(&p.principal).to_string(),
                 console,
                 "sign-ins",
                 "mfa",
                 "mfa",
             );
         }
-        let calls = n(p, "calls_without_mfa");
+        let calls = p.calls_without_mfa;
         if calls > 0 {
             add(
                 Severity::Medium,
                 "calls_without_mfa",
                 "Calls in sessions not MFA-authenticated: require MFA for the session".into(),
-                s(p, "principal").to_string(),
+                text(&p.principal).to_string(),
                 calls,
                 "calls",
                 "mfa",
@@ -252,20 +250,17 @@ pub fn items(r: &Value) -> Vec<ActionItem> {
     }
 
     // ---- credentials (the credential report)
-    let creds = &r["credentials"];
-    if !creds.is_null() {
-        let keys = arr(creds, "access_keys");
-        let users = arr(creds, "users");
+    if let Some(creds) = &r.credentials {
+        let (keys, users) = (&creds.access_keys, &creds.users);
         let mut names: Vec<&str> =
-            keys.iter().map(|k| s(k, "user")).chain(users.iter().map(|u| s(u, "user"))).collect();
+            keys.iter().map(|k| k.user.as_str()).chain(users.iter().map(|u| u.user.as_str())).collect();
         names.sort_unstable();
         names.dedup();
         for user in names {
-            let of = |prefix: &str| {
-                keys.iter().filter(|k| s(k, "user") == user && s(k, "finding").starts_with(prefix)).count() as u64
-            };
-            let row = users.iter().find(|u| s(u, "user") == user);
-            let password_never_used = row.is_some_and(|u| u["password_never_used"] == true);
+            let of =
+                |prefix: &str| keys.iter().filter(|k| k.user == user && k.finding.starts_with(prefix)).count() as u64;
+            let row = users.iter().find(|u| u.user == user);
+            let password_never_used = row.is_some_and(|u| u.password_never_used);
             let never = of("active, never used") + u64::from(password_never_used);
             if never > 0 {
                 add(
@@ -299,8 +294,8 @@ pub fn items(r: &Value) -> Vec<ActionItem> {
                 }
             }
             let Some(u) = row else { continue };
-            if u["mfa_active"] == false {
-                let console = u["password_enabled"] == true || user == "<root_account>";
+            if !u.mfa_active {
+                let console = u.password_enabled || user == "<root_account>";
                 add(
                     if console { Severity::High } else { Severity::Medium },
                     "user_without_mfa",
@@ -313,7 +308,7 @@ pub fn items(r: &Value) -> Vec<ActionItem> {
                     "credentials",
                 );
             }
-            if n(u, "active_keys") == 2 {
+            if u.active_keys == 2 {
                 add(
                     Severity::Medium,
                     "two_active_keys",
@@ -325,7 +320,7 @@ pub fn items(r: &Value) -> Vec<ActionItem> {
                     "credentials",
                 );
             }
-            let age = u["password_age_days"].as_i64().unwrap_or(0);
+            let age = u.password_age_days.unwrap_or(0);
             if age > super::credentials::MAX_PASSWORD_AGE_DAYS {
                 add(
                     Severity::Medium,
@@ -342,11 +337,10 @@ pub fn items(r: &Value) -> Vec<ActionItem> {
     }
 
     // ---- unused permissions: risky grants never used, dormant principals
-    let unused = &r["unused"];
-    if !unused.is_null() {
-        for p in arr(unused, "principals") {
-            let escalate = s(p, "remove_first");
-            let risky = n(p, "unused_risky");
+    if let Some(unused) = &r.unused {
+        for p in &unused.principals {
+            let escalate = text(&p.remove_first);
+            let risky = p.unused_risky;
             if !escalate.is_empty() {
                 let actions = escalate.split_once(": ").map_or(escalate, |x| x.1);
                 add(
@@ -356,7 +350,7 @@ pub fn items(r: &Value) -> Vec<ActionItem> {
                         "Can escalate, never used: remove first: {actions} ({risky} risky granted actions never used in \
                          all)"
                     ),
-                    s(p, "principal").to_string(),
+                    p.principal.clone(),
                     actions.split(", ").count() as u64,
                     "actions",
                     "unused",
@@ -368,7 +362,7 @@ pub fn items(r: &Value) -> Vec<ActionItem> {
                     "risky_grants_never_used",
                     "Risky granted actions never used (credentials or data exposure, resource policies): remove them"
                         .into(),
-                    s(p, "principal").to_string(),
+                    p.principal.clone(),
                     risky,
                     "actions",
                     "unused",
@@ -377,13 +371,13 @@ pub fn items(r: &Value) -> Vec<ActionItem> {
             }
         }
     }
-    for p in arr(&r["principals"], "dormant") {
+    for p in r.principals.dormant.iter().flatten() {
         add(
             Severity::Medium,
             "dormant_principal",
             "No activity in the window although in the IAM snapshot: remove the principal or its permissions".into(),
-            s(p, "principal").to_string(),
-            n(p, "granted"),
+            p.principal.clone(),
+            p.granted,
             "granted actions",
             "principals",
             "dormant",
@@ -391,18 +385,17 @@ pub fn items(r: &Value) -> Vec<ActionItem> {
     }
 
     // ---- policy conditions
-    for p in arr(&r["conditions"], "principals") {
-        for (key, what) in [
-            ("outside_network", "Calls from outside the allowed networks: confirm or restrict with aws:SourceIp"),
-            ("outside_hours", "Calls outside the allowed hours: confirm they were expected"),
+    for p in &r.conditions.principals {
+        for (count, what) in [
+            (p.outside_network, "Calls from outside the allowed networks: confirm or restrict with aws:SourceIp"),
+            (p.outside_hours, "Calls outside the allowed hours: confirm they were expected"),
         ] {
-            let count = n(p, key);
             if count > 0 {
                 add(
                     Severity::Low,
                     "outside_allowed_conditions",
                     what.into(),
-                    s(p, "principal").to_string(),
+                    text(&p.principal).to_string(),
                     count,
                     "calls",
                     "conditions",
@@ -428,25 +421,38 @@ pub fn items(r: &Value) -> Vec<ActionItem> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::report::document::{DetectFinding, RootSummary, Unused, UnusedRow};
 
     #[test]
     fn ranked_by_severity_then_kind() {
-        let r = json!({
-            "root": {"summary": {"events": 2, "console_login_success_without_mfa": 1},
-                     "events": [{"recipient_account_id": "111", "event_name": "ConsoleLogin",
-                                 "console_login": "Success", "mfa_used": "No"}],
-                     "findings": [
-                         {"check_id": "TS-TRAIL-TAMPER", "title": "t", "severity": "medium", "principal": "a",
-                          "outcome": "failed"},
-                         {"check_id": "TS-TRAIL-TAMPER", "title": "t", "severity": "critical", "principal": "a",
-                          "outcome": "succeeded"},
-                         {"check_id": "TS-TRAIL-TAMPER", "title": "t", "severity": "critical", "principal": "a",
-                          "outcome": "succeeded"}]},
-            "principals": {"dormant": [{"principal": "carol", "granted": 5}]},
-            "unused": {"principals": [{"principal": "bob", "unused_risky": 7,
-                                       "remove_first": "can escalate, never used: iam:PassRole, sts:AssumeRole"}]},
-            "credentials": null, "mfa": {}, "conditions": {}, "scope": {}
+        let mut r = Report::default();
+        r.root.summary = Some(RootSummary { events: 2, console_login_success_without_mfa: 1, ..Default::default() });
+        r.root.events = vec![RootEvent {
+            recipient_account_id: Some("111".into()),
+            event_name: Some("ConsoleLogin".into()),
+            console_login: Some("Success".into()),
+            mfa_used: Some("No".into()),
+            ..Default::default()
+        }];
+        r.root.findings = [("medium", "failed"), ("critical", "succeeded"), ("critical", "succeeded")]
+            .map(|(severity, outcome)| DetectFinding {
+                check_id: "TS-TRAIL-TAMPER".into(),
+                title: "t".into(),
+                severity: severity.into(),
+                principal: Some("a".into()),
+                outcome: outcome.into(),
+                ..Default::default()
+            })
+            .to_vec();
+        r.principals.dormant = Some(vec![UnusedRow { principal: "carol".into(), granted: 5, ..Default::default() }]);
+        r.unused = Some(Unused {
+            principals: vec![UnusedRow {
+                principal: "bob".into(),
+                unused_risky: 7,
+                remove_first: Some("can escalate, never used: iam:PassRole, sts:AssumeRole".into()),
+                ..Default::default()
+            }],
+            policies: Vec::new(),
         });
         let got: Vec<(Severity, &str, String, u64)> =
             items(&r).into_iter().map(|i| (i.severity, i.kind, i.who, i.count)).collect();
@@ -461,6 +467,6 @@ mod tests {
                 (Severity::Medium, "dormant_principal", "carol".into(), 5),
             ]
         );
-        assert_eq!(serde_json::to_value(Severity::Critical).unwrap(), json!("critical"));
+        assert_eq!(serde_json::to_value(Severity::Critical).unwrap(), serde_json::json!("critical"));
     }
 }

@@ -2,8 +2,7 @@
 //! access keys themselves are judged by `query::unused::credential_findings`, as `unused
 //! --credential-report` does).
 
-use serde_json::{json, Value};
-
+use super::document::{AccessKey, CredentialSummary, CredentialUser, Credentials};
 use crate::error::{Error, Result};
 use crate::time::format_ms;
 
@@ -18,7 +17,7 @@ fn parse(s: &str) -> Option<i64> {
 /// One row per user of the report: user, arn, password_enabled, password_last_changed,
 /// password_age_days, password_last_used, password_never_used (enabled, no date of last use), mfa_active,
 /// active_keys, findings.
-pub fn users(report: &str, as_of_ms: i64) -> Result<Vec<Value>> {
+pub fn users(report: &str, as_of_ms: i64) -> Result<Vec<CredentialUser>> {
     let mut lines = report.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
     let idx = |name: &str| header.iter().position(|h| *h == name);
@@ -53,35 +52,34 @@ pub fn users(report: &str, as_of_ms: i64) -> Result<Vec<Value>> {
         if keys == 2 {
             findings.push("two active access keys".into());
         }
-        out.push(json!({
-            "user": user,
-            "arn": get("arn"),
-            "password_enabled": password,
-            "password_last_changed": if password { changed.map(format_ms) } else { None },
-            "password_age_days": age,
-            "password_last_used": last_used.map(format_ms),
-            "password_never_used": never_used,
-            "mfa_active": mfa,
-            "active_keys": keys,
-            "findings": findings.join("; "),
-        }));
+        out.push(CredentialUser {
+            user: user.to_string(),
+            arn: get("arn").to_string(),
+            password_enabled: password,
+            password_last_changed: if password { changed.map(format_ms) } else { None },
+            password_age_days: age,
+            password_last_used: last_used.map(format_ms),
+            password_never_used: never_used,
+            mfa_active: mfa,
+            active_keys: keys as u64,
+            findings: findings.join("; "),
+        });
     }
     Ok(out)
 }
 
 /// The credentials section: the access keys' findings, the users, and counts of each kind.
-pub fn section(path: &str, keys: Vec<Value>, users: Vec<Value>, stale_days: i64) -> Value {
-    let key_count =
-        |needle: &str| keys.iter().filter(|k| k["finding"].as_str().is_some_and(|f| f.starts_with(needle))).count();
-    let user_count = |f: &dyn Fn(&Value) -> bool| users.iter().filter(|u| f(u)).count();
-    let summary = json!({
-        "access_keys_not_rotated_90_days": key_count("not rotated"),
-        "access_keys_never_used": key_count("active, never used"),
-        "access_keys_unused": key_count("unused for"),
-        "users_with_two_keys": user_count(&|u| u["active_keys"].as_u64() == Some(2)),
-        "passwords_never_used": user_count(&|u| u["password_never_used"] == true),
-        "passwords_older_than_90_days": user_count(&|u| u["password_age_days"].as_i64().is_some_and(|a| a > MAX_PASSWORD_AGE_DAYS)),
-        "users_without_mfa": user_count(&|u| u["mfa_active"] == false),
-    });
-    json!({"file": path, "stale_days": stale_days, "summary": summary, "access_keys": keys, "users": users})
+pub fn section(path: &str, keys: Vec<AccessKey>, users: Vec<CredentialUser>, stale_days: i64) -> Credentials {
+    let key_count = |needle: &str| keys.iter().filter(|k| k.finding.starts_with(needle)).count() as u64;
+    let user_count = |f: &dyn Fn(&CredentialUser) -> bool| users.iter().filter(|u| f(u)).count() as u64;
+    let summary = CredentialSummary {
+        access_keys_not_rotated_90_days: key_count("not rotated"),
+        access_keys_never_used: key_count("active, never used"),
+        access_keys_unused: key_count("unused for"),
+        users_with_two_keys: user_count(&|u| u.active_keys == 2),
+        passwords_never_used: user_count(&|u| u.password_never_used),
+        passwords_older_than_90_days: user_count(&|u| u.password_age_days.is_some_and(|a| a > MAX_PASSWORD_AGE_DAYS)),
+        users_without_mfa: user_count(&|u| !u.mfa_active),
+    };
+    Credentials { file: path.to_string(), stale_days, summary, access_keys: keys, users }
 }

@@ -1,14 +1,15 @@
 //! The report as one self-contained HTML file: inline CSS, one small inline script (copy buttons),
 //! inline SVG charts, no URL to fetch. A Content-Security-Policy forbids every fetch but the inline
 //! style and the script (by its hash), so opening the file never reaches the network. Rendered from
-//! the report's JSON only; every text from the logs is escaped.
+//! the report's document only ([`Report`], the JSON's fields); every text from the logs is escaped.
 
 use std::fmt::Write as _;
 
 use base64::Engine as _;
-use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
+use super::actions::{ActionItem, Severity};
+use super::document::*;
 use super::markup::esc;
 use super::svg;
 
@@ -84,27 +85,118 @@ window.addEventListener('beforeprint',function(){document.querySelectorAll('deta
 /// Rows shown before the rest of a table folds into "all N rows".
 const SHOWN: usize = 25;
 
-/// The text at `k` of a report object ("" when absent): the report helpers' shared reader.
-pub(super) fn s<'a>(v: &'a Value, k: &str) -> &'a str {
-    v.get(k).and_then(Value::as_str).unwrap_or("")
+/// A table cell's value: it decides the cell's class and, unless its column renders the cell itself,
+/// its text (as the JSON has it: numbers as written there, booleans as yes/no, null empty).
+#[derive(Debug, Clone, PartialEq)]
+enum Cell<'a> {
+    Null,
+    Text(&'a str),
+    Num(String),
+    Bool(bool),
 }
 
-fn n(v: &Value, k: &str) -> f64 {
-    v.get(k).and_then(Value::as_f64).unwrap_or(0.0)
-}
-
-/// The list at `k` of a report object (empty when absent).
-pub(super) fn arr<'a>(v: &'a Value, k: &str) -> &'a [Value] {
-    v.get(k).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
-}
-
-fn cell_text(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        Value::Bool(b) => (if *b { "yes" } else { "no" }).to_string(),
-        other => other.to_string(),
+impl Cell<'_> {
+    fn is_number(&self) -> bool {
+        matches!(self, Cell::Num(_))
     }
+
+    fn text(&self) -> String {
+        match self {
+            Cell::Null => String::new(),
+            Cell::Text(s) => s.to_string(),
+            Cell::Num(n) => n.clone(),
+            Cell::Bool(b) => (if *b { "yes" } else { "no" }).to_string(),
+        }
+    }
+}
+
+/// A field of the report as a table cell.
+trait AsCell {
+    fn cell(&self) -> Cell<'_>;
+}
+
+impl AsCell for String {
+    fn cell(&self) -> Cell<'_> {
+        Cell::Text(self)
+    }
+}
+
+impl AsCell for &str {
+    fn cell(&self) -> Cell<'_> {
+        Cell::Text(self)
+    }
+}
+
+impl AsCell for u64 {
+    fn cell(&self) -> Cell<'_> {
+        Cell::Num(self.to_string())
+    }
+}
+
+impl AsCell for i64 {
+    fn cell(&self) -> Cell<'_> {
+        Cell::Num(self.to_string())
+    }
+}
+
+impl AsCell for f64 {
+    /// As JSON writes it (`0.5`, `1.0`); JSON has no NaN: null.
+    fn cell(&self) -> Cell<'_> {
+        serde_json::Number::from_f64(*self).map_or(Cell::Null, |n| Cell::Num(n.to_string()))
+    }
+}
+
+impl AsCell for bool {
+    fn cell(&self) -> Cell<'_> {
+        Cell::Bool(*self)
+    }
+}
+
+impl<T: AsCell> AsCell for Option<T> {
+    fn cell(&self) -> Cell<'_> {
+        self.as_ref().map_or(Cell::Null, AsCell::cell)
+    }
+}
+
+impl AsCell for Severity {
+    fn cell(&self) -> Cell<'_> {
+        Cell::Text(self.name())
+    }
+}
+
+impl AsCell for crate::verify::Kind {
+    fn cell(&self) -> Cell<'_> {
+        Cell::Text(self.as_str())
+    }
+}
+
+/// A column's own HTML for a row (`None`: the cell's text).
+type CellHtml<'a, R> = &'a dyn Fn(&R) -> Option<String>;
+
+/// A column of a table of `R`s: its key (the JSON key of the field it shows: the cell's class
+/// follows from it), its header, its cell, and optionally its own HTML for a row (`None`: the cell's
+/// text).
+struct Col<'a, R> {
+    key: &'static str,
+    head: &'static str,
+    get: fn(&R) -> Cell<'_>,
+    html: Option<CellHtml<'a, R>>,
+}
+
+/// `col!(field, "header")`, or `col!(field, "header", &|row| ...)` with the cell's own HTML: the
+/// column showing the field of that name.
+macro_rules! col {
+    ($field:ident, $head:expr) => {
+        Col { key: stringify!($field), head: $head, get: |r| r.$field.cell(), html: None }
+    };
+    ($field:ident, $head:expr, $html:expr) => {
+        Col { key: stringify!($field), head: $head, get: |r| r.$field.cell(), html: Some($html) }
+    };
+}
+
+/// The text of an optional field ("" when absent).
+fn text(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or("")
 }
 
 /// Columns whose values are long identifiers (wrap anywhere).
@@ -137,32 +229,28 @@ fn is_wide(key: &str) -> bool {
     )
 }
 
-/// A table of `rows` with the given (key, header) columns; past `SHOWN` rows, the rest folds.
-fn table(rows: &[Value], cols: &[(&str, &str)]) -> String {
-    table_with(rows, cols, &|_, _| None)
-}
-
-/// `table` where `custom(row, key)` may give a cell's HTML.
-fn table_with(rows: &[Value], cols: &[(&str, &str)], custom: &dyn Fn(&Value, &str) -> Option<String>) -> String {
+/// A table of `rows` with the given columns; past `SHOWN` rows, the rest folds.
+fn table<R>(rows: &[R], cols: &[Col<'_, R>]) -> String {
     if rows.is_empty() {
         return "<p class=\"note\">No rows.</p>".into();
     }
-    let numeric = |key: &str| rows.iter().any(|r| r.get(key).is_some_and(Value::is_number));
+    let numeric = |c: &Col<'_, R>| rows.iter().any(|r| (c.get)(r).is_number());
     let head = |out: &mut String| {
         out.push_str("<table><thead><tr>");
-        for (key, h) in cols {
-            let _ = write!(out, "<th{}>{}</th>", if numeric(key) { " class=\"n\"" } else { "" }, esc(h));
+        for c in cols {
+            let _ = write!(out, "<th{}>{}</th>", if numeric(c) { " class=\"n\"" } else { "" }, esc(c.head));
         }
         out.push_str("</tr></thead><tbody>");
     };
-    let body = |out: &mut String, part: &[Value]| {
+    let body = |out: &mut String, part: &[R]| {
         for r in part {
             out.push_str("<tr>");
-            for (key, _) in cols {
-                let v = r.get(*key).unwrap_or(&Value::Null);
+            for c in cols {
+                let v = (c.get)(r);
+                let key = c.key;
                 let class = if v.is_number() {
                     " class=\"n\""
-                } else if matches!(*key, "principal" | "member" | "arn") {
+                } else if matches!(key, "principal" | "member" | "arn") {
                     " class=\"p\""
                 } else if is_wide(key) {
                     " class=\"w\""
@@ -171,7 +259,7 @@ fn table_with(rows: &[Value], cols: &[(&str, &str)], custom: &dyn Fn(&Value, &st
                 } else {
                     ""
                 };
-                let content = custom(r, key).unwrap_or_else(|| long_text(&cell_text(v)));
+                let content = c.html.and_then(|f| f(r)).unwrap_or_else(|| long_text(&v.text()));
                 let _ = write!(out, "<td{class}>{content}</td>");
             }
             out.push_str("</tr>");
@@ -203,32 +291,20 @@ fn kpi(out: &mut String, label: &str, value: &str, class: &str) {
     let _ = write!(out, "<div class=\"kpi {class}\"><b>{}</b><span>{}</span></div>", esc(value), esc(label));
 }
 
-fn num_text(v: &Value, k: &str) -> String {
-    cell_text(v.get(k).unwrap_or(&Value::Null))
-}
-
-fn bad_if(v: &Value, k: &str) -> &'static str {
-    if n(v, k) > 0.0 {
+fn bad_if(n: u64) -> &'static str {
+    if n > 0 {
         "bad"
     } else {
         "good"
     }
 }
 
-fn series_rows(ot: &Value) -> (Vec<(String, Vec<f64>)>, Vec<String>) {
-    let names: Vec<String> = arr(ot, "series").iter().map(|x| x.as_str().unwrap_or("").to_string()).collect();
-    let rows =
-        arr(ot, "rows").iter().map(|r| (s(r, "bucket").to_string(), names.iter().map(|k| n(r, k)).collect())).collect();
-    (rows, names)
-}
-
-fn timechart(title: &str, ot: &Value) -> String {
-    let (rows, names) = series_rows(ot);
-    let names: Vec<&str> = names.iter().map(|x| x.as_str()).collect();
-    let label: Vec<String> = names.iter().map(|x| x.replace('_', " ")).collect();
+fn timechart(title: &str, ot: &OverTime) -> String {
+    let rows: Vec<(String, Vec<f64>)> =
+        ot.rows.iter().map(|r| (r.bucket.clone(), r.counts.iter().map(|(_, n)| *n as f64).collect())).collect();
+    let label: Vec<String> = ot.series.iter().map(|x| x.replace('_', " ")).collect();
     let label: Vec<&str> = label.iter().map(String::as_str).collect();
-    let _ = names;
-    svg::timebars(&format!("{title} (per {})", s(ot, "bucket")), &rows, &label)
+    svg::timebars(&format!("{title} (per {})", ot.bucket.name()), &rows, &label)
 }
 
 fn section_open(out: &mut String, id: &str, title: &str, lead: &str) {
@@ -267,8 +343,12 @@ fn section_title(id: &str) -> &'static str {
     }
 }
 
-fn actions(out: &mut String, r: &Value) {
-    let a = &r["actions"];
+fn severity_html(severity: &str) -> String {
+    format!("<span class=\"sev-{0}\">{0}</span>", esc(severity))
+}
+
+fn actions(out: &mut String, r: &Report) {
+    let a = &r.actions;
     section_open(
         out,
         "actions",
@@ -277,34 +357,35 @@ fn actions(out: &mut String, r: &Value) {
          credentials, grants that can escalate privileges and were never used, and the other findings below. Each \
          item links to the section holding its evidence; its count is that section's number.",
     );
-    let counts = &a["counts"];
+    let counts = &a.counts;
     out.push_str("<div class=\"kpis\">");
-    for sev in ["critical", "high", "medium", "low"] {
-        let class = if sev == "critical" || sev == "high" { bad_if(counts, sev) } else { "" };
-        kpi(out, sev, &num_text(counts, sev), class);
+    for sev in Severity::ALL {
+        let n = counts.get(sev);
+        let class = if matches!(sev, Severity::Critical | Severity::High) { bad_if(n) } else { "" };
+        kpi(out, sev.name(), &n.to_string(), class);
     }
     out.push_str("</div>");
     let rows: Vec<(String, Vec<f64>)> =
-        ["critical", "high", "medium", "low"].iter().map(|sev| (sev.to_string(), vec![n(counts, sev)])).collect();
+        Severity::ALL.iter().map(|sev| (sev.name().to_string(), vec![counts.get(*sev) as f64])).collect();
     out.push_str(&svg::hbars("Action items by severity", &rows, &["items"]));
-    out.push_str(&table_with(
-        arr(a, "items"),
-        &[("severity", "severity"), ("what", "what"), ("who", "who"), ("count", "count"), ("anchor", "evidence")],
-        &|row, key| match key {
-            "severity" => Some(format!("<span class=\"sev-{0}\">{0}</span>", esc(s(row, "severity")))),
-            "count" => Some(format!("{} {}", esc(&num_text(row, "count")), esc(s(row, "unit")))),
-            "anchor" => {
-                Some(format!("<a href=\"#{}\">{}</a>", esc(s(row, "anchor")), esc(section_title(s(row, "section")))))
-            }
-            _ => None,
-        },
+    out.push_str(&table(
+        &a.items,
+        &[
+            col!(severity, "severity", &|i: &ActionItem| Some(severity_html(i.severity.name()))),
+            col!(what, "what"),
+            col!(who, "who"),
+            col!(count, "count", &|i: &ActionItem| Some(format!("{} {}", i.count, esc(i.unit)))),
+            col!(anchor, "evidence", &|i: &ActionItem| {
+                Some(format!("<a href=\"#{}\">{}</a>", esc(i.anchor), esc(section_title(i.section))))
+            }),
+        ],
     ));
     out.push_str("</section>");
 }
 
-fn scope(out: &mut String, r: &Value) {
-    let sc = &r["scope"];
-    let sm = &sc["summary"];
+fn scope(out: &mut String, r: &Report) {
+    let sc = &r.scope;
+    let sm = &sc.summary;
     section_open(
         out,
         "scope",
@@ -313,71 +394,70 @@ fn scope(out: &mut String, r: &Value) {
          them; the same eventID delivered twice counts once.",
     );
     out.push_str("<div class=\"kpis\">");
-    for (label, key) in
-        [("events", "events"), ("accounts", "accounts"), ("regions", "regions"), ("files read", "files")]
+    for (label, n) in
+        [("events", sm.events), ("accounts", sm.accounts), ("regions", sm.regions), ("files read", sm.files)]
     {
-        kpi(out, label, &num_text(sm, key), "");
+        kpi(out, label, &n.to_string(), "");
     }
-    kpi(out, "files skipped", &num_text(sm, "files_skipped"), "");
-    kpi(out, "files failed", &num_text(sm, "files_failed"), bad_if(sm, "files_failed"));
-    kpi(out, "records rejected", &num_text(sm, "records_rejected"), bad_if(sm, "records_rejected"));
-    kpi(out, "duplicates dropped", &num_text(sm, "duplicates"), "");
-    kpi(out, "first event", s(sm, "first_event_time"), "");
-    kpi(out, "last event", s(sm, "last_event_time"), "");
-    for i in arr(sc, "integrity") {
-        let class = if n(i, "problems") > 0.0 { "bad" } else { "good" };
-        kpi(out, &format!("integrity of {}", s(i, "input")), s(i, "verdict"), class);
+    kpi(out, "files skipped", &sm.files_skipped.to_string(), "");
+    kpi(out, "files failed", &sm.files_failed.to_string(), bad_if(sm.files_failed));
+    kpi(out, "records rejected", &sm.records_rejected.to_string(), bad_if(sm.records_rejected));
+    kpi(out, "duplicates dropped", &sm.duplicates.to_string(), "");
+    kpi(out, "first event", text(&sm.first_event_time), "");
+    kpi(out, "last event", text(&sm.last_event_time), "");
+    for i in &sc.integrity {
+        kpi(out, &format!("integrity of {}", i.input), &i.report.verdict, bad_if(i.report.problems));
     }
     out.push_str("</div>");
-    out.push_str(&timechart("Events over time", &sc["over_time"]));
+    out.push_str(&timechart("Events over time", &sc.over_time));
     let accounts: Vec<(String, Vec<f64>)> =
-        arr(sc, "by_account").iter().take(20).map(|a| (s(a, "key").to_string(), vec![n(a, "events")])).collect();
+        sc.by_account.iter().take(20).map(|a| (a.key.clone(), vec![a.events as f64])).collect();
     out.push_str(&svg::hbars("Events by account (first 20 by account id)", &accounts, &["events"]));
     out.push_str("<div class=\"cols\"><div><h3>Accounts</h3>");
-    out.push_str(&table(arr(sc, "by_account"), &[("key", "account"), ("events", "events")]));
+    out.push_str(&table(&sc.by_account, &[col!(key, "account"), col!(events, "events")]));
     out.push_str("</div><div><h3>Regions</h3>");
-    out.push_str(&table(arr(sc, "by_region"), &[("key", "region"), ("events", "events")]));
+    out.push_str(&table(&sc.by_region, &[col!(key, "region"), col!(events, "events")]));
     out.push_str("</div></div>");
     out.push_str("<h3 id=\"integrity\">Log file integrity</h3>");
-    if arr(sc, "integrity").is_empty() {
+    if sc.integrity.is_empty() {
         out.push_str(
             "<p class=\"note\">No input holds CloudTrail-Digest files: integrity was not checked (pull with digests and \
              run <code>trailscope verify</code>).</p>",
         );
     } else {
+        let of_report = |key, head, get: fn(&Integrity) -> Cell<'_>| Col { key, head, get, html: None };
         out.push_str(&table(
-            arr(sc, "integrity"),
+            &sc.integrity,
             &[
-                ("input", "input"),
-                ("verdict", "verdict"),
-                ("digests", "digests"),
-                ("log_files", "log files"),
-                ("log_files_verified", "verified"),
-                ("problems", "problems"),
+                col!(input, "input"),
+                of_report("verdict", "verdict", |i| i.report.verdict.cell()),
+                of_report("digests", "digests", |i| i.report.digests.cell()),
+                of_report("log_files", "log files", |i| i.report.log_files.cell()),
+                of_report("log_files_verified", "verified", |i| i.report.log_files_verified.cell()),
+                of_report("problems", "problems", |i| i.report.problems.cell()),
             ],
         ));
-        let findings: Vec<Value> =
-            arr(sc, "integrity").iter().flat_map(|i| arr(i, "findings").iter().cloned()).collect();
+        let findings: Vec<&crate::verify::Finding> = sc.integrity.iter().flat_map(|i| &i.report.findings).collect();
         if !findings.is_empty() {
-            out.push_str(&table(&findings, &[("kind", "kind"), ("path", "path"), ("detail", "detail")]));
+            out.push_str(&table(&findings, &[col!(kind, "kind"), col!(path, "path"), col!(detail, "detail")]));
         }
     }
-    for (key, title) in [("failed", "Failed files"), ("skipped", "Skipped files")] {
-        if !arr(sc, key).is_empty() {
+    for (rows, title) in [(&sc.failed, "Failed files"), (&sc.skipped, "Skipped files")] {
+        if !rows.is_empty() {
             let _ = write!(out, "<h3>{title}</h3>");
-            out.push_str(&table(arr(sc, key), &[("path", "path"), ("reason", "reason")]));
+            out.push_str(&table(rows, &[col!(path, "path"), col!(reason, "reason")]));
         }
     }
-    if !arr(sc, "rejected").is_empty() {
+    if !sc.rejected.is_empty() {
         out.push_str("<h3>Rejected records</h3>");
-        out.push_str(&table(arr(sc, "rejected"), &[("path", "path"), ("records", "records"), ("reason", "reason")]));
+        out.push_str(&table(&sc.rejected, &[col!(path, "path"), col!(records, "records"), col!(reason, "reason")]));
     }
     out.push_str("</section>");
 }
 
-fn root(out: &mut String, r: &Value) {
-    let ro = &r["root"];
-    let sm = &ro["summary"];
+fn root(out: &mut String, r: &Report) {
+    let ro = &r.root;
+    let sm = ro.summary.clone().unwrap_or_default();
     section_open(
         out,
         "root",
@@ -385,56 +465,45 @@ fn root(out: &mut String, r: &Value) {
         "Root-account use under CIS semantics (type Root, no invokedBy, not a service event), as <code>trailscope \
          root</code> reports it; and the findings of every built-in check (<code>trailscope detect</code>).",
     );
+    // A missing summary shows blanks, as in the JSON (null).
+    let num = |n: u64| if ro.summary.is_some() { n.to_string() } else { String::new() };
+    let with_mfa = sm.console_login_success as f64 - sm.console_login_success_without_mfa as f64;
     out.push_str("<div class=\"kpis\">");
-    kpi(out, "root events", &num_text(sm, "events"), bad_if(sm, "events"));
-    kpi(out, "console sign-ins", &num_text(sm, "console_logins"), "");
-    kpi(
-        out,
-        "sign-ins with MFA",
-        &format!("{}", n(sm, "console_login_success") - n(sm, "console_login_success_without_mfa")),
-        "",
-    );
+    kpi(out, "root events", &num(sm.events), bad_if(sm.events));
+    kpi(out, "console sign-ins", &num(sm.console_logins), "");
+    kpi(out, "sign-ins with MFA", &format!("{with_mfa}"), "");
     kpi(
         out,
         "sign-ins without MFA",
-        &num_text(sm, "console_login_success_without_mfa"),
-        bad_if(sm, "console_login_success_without_mfa"),
+        &num(sm.console_login_success_without_mfa),
+        bad_if(sm.console_login_success_without_mfa),
     );
-    kpi(out, "failed sign-ins", &num_text(sm, "console_login_failure"), bad_if(sm, "console_login_failure"));
-    kpi(out, "access-key calls", &num_text(sm, "access_key_events"), bad_if(sm, "access_key_events"));
-    kpi(out, "long-term key (AKIA)", &num_text(sm, "akia_key_events"), bad_if(sm, "akia_key_events"));
-    kpi(out, "temporary key (ASIA)", &num_text(sm, "asia_key_events"), "");
-    kpi(out, "source IPs", &num_text(sm, "source_ips"), "");
+    kpi(out, "failed sign-ins", &num(sm.console_login_failure), bad_if(sm.console_login_failure));
+    kpi(out, "access-key calls", &num(sm.access_key_events), bad_if(sm.access_key_events));
+    kpi(out, "long-term key (AKIA)", &num(sm.akia_key_events), bad_if(sm.akia_key_events));
+    kpi(out, "temporary key (ASIA)", &num(sm.asia_key_events), "");
+    kpi(out, "source IPs", &num(sm.source_ips), "");
     out.push_str("</div>");
-    out.push_str(&timechart("Root events over time", &ro["over_time"]));
+    out.push_str(&timechart("Root events over time", &ro.over_time));
     let signins = vec![(
         "root console sign-ins".to_string(),
-        vec![
-            n(sm, "console_login_success") - n(sm, "console_login_success_without_mfa"),
-            n(sm, "console_login_success_without_mfa"),
-            n(sm, "console_login_failure"),
-        ],
+        vec![with_mfa, sm.console_login_success_without_mfa as f64, sm.console_login_failure as f64],
     )];
     out.push_str(&svg::hbars("Root sign-ins", &signins, &["with MFA", "without MFA", "failed"]));
-    let checks: Vec<(String, Vec<f64>)> = arr(ro, "checks")
-        .iter()
-        .map(|c| {
-            let label = format!("{} {}", s(c, "check_id"), s(c, "title"));
-            (label, vec![n(c, "findings")])
-        })
-        .collect();
+    let checks: Vec<(String, Vec<f64>)> =
+        ro.checks.iter().map(|c| (format!("{} {}", c.check_id, c.title), vec![c.findings as f64])).collect();
     out.push_str(&svg::hbars("Findings per check (trailscope detect)", &checks, &["findings"]));
     out.push_str("<h3>Checks</h3>");
-    out.push_str(&table_with(
-        arr(ro, "checks"),
-        &[("check_id", "check"), ("title", "title"), ("severity", "severity"), ("findings", "findings")],
-        &|row, key| match key {
-            "severity" => Some(format!("<span class=\"sev-{0}\">{0}</span>", esc(s(row, "severity")))),
-            "findings" if row["skipped"] == true => {
-                Some("<span class=\"skip\">skipped (needs its flag)</span>".to_string())
-            }
-            _ => None,
-        },
+    out.push_str(&table(
+        &ro.checks,
+        &[
+            col!(check_id, "check"),
+            col!(title, "title"),
+            col!(severity, "severity", &|c: &CheckCount| Some(severity_html(c.severity))),
+            col!(findings, "findings", &|c: &CheckCount| {
+                c.skipped.then(|| "<span class=\"skip\">skipped (needs its flag)</span>".to_string())
+            }),
+        ],
     ));
     out.push_str("<h3 id=\"root-findings\">Findings to act on</h3>");
     out.push_str(
@@ -442,38 +511,37 @@ fn root(out: &mut String, r: &Value) {
          credentials created for others, denied then succeeded, KMS keys disabled), as <code>trailscope detect</code> \
          reports them.</p>",
     );
-    out.push_str(&table_with(
-        arr(ro, "findings"),
+    out.push_str(&table(
+        &ro.findings,
         &[
-            ("event_time", "time"),
-            ("check_id", "check"),
-            ("severity", "severity"),
-            ("principal", "principal"),
-            ("event_name", "event"),
-            ("source_ip", "source IP"),
-            ("outcome", "outcome"),
+            col!(event_time, "time"),
+            col!(check_id, "check"),
+            col!(severity, "severity", &|f: &DetectFinding| Some(severity_html(&f.severity))),
+            col!(principal, "principal"),
+            col!(event_name, "event"),
+            col!(source_ip, "source IP"),
+            col!(outcome, "outcome"),
         ],
-        &|row, key| (key == "severity").then(|| format!("<span class=\"sev-{0}\">{0}</span>", esc(s(row, "severity")))),
     ));
     out.push_str("<h3 id=\"root-events\">Root events</h3>");
     out.push_str(&table(
-        arr(ro, "events"),
+        &ro.events,
         &[
-            ("event_time", "time"),
-            ("recipient_account_id", "account"),
-            ("event_name", "event"),
-            ("source_ip", "source IP"),
-            ("error_code", "error"),
-            ("access_key_id", "access key"),
-            ("console_login", "sign-in"),
-            ("mfa_used", "MFA"),
+            col!(event_time, "time"),
+            col!(recipient_account_id, "account"),
+            col!(event_name, "event"),
+            col!(source_ip, "source IP"),
+            col!(error_code, "error"),
+            col!(access_key_id, "access key"),
+            col!(console_login, "sign-in"),
+            col!(mfa_used, "MFA"),
         ],
     ));
     out.push_str("</section>");
 }
 
-fn principals(out: &mut String, r: &Value) {
-    let p = &r["principals"];
+fn principals(out: &mut String, r: &Report) {
+    let p = &r.principals;
     section_open(
         out,
         "principals",
@@ -481,97 +549,100 @@ fn principals(out: &mut String, r: &Value) {
         "Who did what (<code>trailscope activity</code>); principals of the IAM snapshot with no activity in the window; \
          and per IAM group, its members and what they did (<code>trailscope activity --by group --iam</code>).",
     );
-    let rows: Vec<(String, Vec<f64>)> = arr(p, "activity")
+    let rows: Vec<(String, Vec<f64>)> = p
+        .activity
         .iter()
         .take(20)
-        .map(|a| (short_name(s(a, "principal")), vec![n(a, "events") - n(a, "errors"), n(a, "errors")]))
+        .map(|a| (short_name(text(&a.principal)), vec![a.events as f64 - a.errors as f64, a.errors as f64]))
         .collect();
     out.push_str(&svg::hbars("Events per principal (the 20 busiest)", &rows, &["succeeded", "failed"]));
     out.push_str("<h3>Activity per principal</h3>");
     out.push_str(&table(
-        arr(p, "activity"),
+        &p.activity,
         &[
-            ("principal", "principal"),
-            ("principal_type", "type"),
-            ("events", "events"),
-            ("errors", "errors"),
-            ("last_seen", "last seen"),
-            ("services", "services"),
-            ("actions", "actions"),
-            ("source_ips", "IPs"),
-            ("top_services", "top services"),
+            col!(principal, "principal"),
+            col!(principal_type, "type"),
+            col!(events, "events"),
+            col!(errors, "errors"),
+            col!(last_seen, "last seen"),
+            col!(services, "services"),
+            col!(actions, "actions"),
+            col!(source_ips, "IPs"),
+            col!(top_services, "top services"),
         ],
     ));
     out.push_str("<h3 id=\"dormant\">Dormant principals</h3>");
-    if p.get("dormant").is_none() {
-        out.push_str("<p class=\"note\">Give the IAM snapshot (<code>--iam AUTHZ.json</code>) to list dormant users and roles and the groups.</p>");
-    } else {
-        out.push_str(
-            "<p class=\"note\">In the IAM snapshot, with no activity in the window: candidates for removal.</p>",
-        );
-        out.push_str(&table(
-            arr(p, "dormant"),
-            &[
-                ("principal", "principal"),
-                ("principal_type", "type"),
-                ("granted", "granted actions"),
-                ("warnings", "warnings"),
-            ],
-        ));
-        let groups: Vec<(String, Vec<f64>)> = arr(p, "groups")
-            .iter()
-            .map(|g| {
-                (
-                    format!("{} (members: {})", s(g, "group"), num_text(g, "members")),
-                    vec![n(g, "events") - n(g, "errors"), n(g, "errors")],
-                )
-            })
-            .collect();
-        out.push_str(&svg::hbars("Events per IAM group (by its members)", &groups, &["succeeded", "failed"]));
-        out.push_str("<h3>IAM groups</h3>");
-        out.push_str(&table(
-            arr(p, "groups"),
-            &[
-                ("group", "group"),
-                ("members", "members"),
-                ("active_members", "active"),
-                ("events", "events"),
-                ("errors", "errors"),
-                ("last_seen", "last seen"),
-                ("top_actions", "top actions"),
-            ],
-        ));
-        out.push_str("<h3>Group members</h3>");
-        out.push_str(&table(
-            arr(p, "group_members"),
-            &[
-                ("group", "group"),
-                ("member", "member"),
-                ("events", "events"),
-                ("errors", "errors"),
-                ("last_seen", "last seen"),
-                ("top_services", "top services"),
-            ],
-        ));
-        out.push_str("<h3>What each group did</h3>");
-        out.push_str(&table(
-            arr(p, "group_by_action"),
-            &[
-                ("group", "group"),
-                ("service", "service"),
-                ("event_name", "action"),
-                ("events", "events"),
-                ("errors", "errors"),
-                ("members", "members"),
-                ("last_seen", "last seen"),
-            ],
-        ));
+    match &p.dormant {
+        None => out.push_str("<p class=\"note\">Give the IAM snapshot (<code>--iam AUTHZ.json</code>) to list dormant users and roles and the groups.</p>"),
+        Some(dormant) => {
+            out.push_str(
+                "<p class=\"note\">In the IAM snapshot, with no activity in the window: candidates for removal.</p>",
+            );
+            out.push_str(&table(
+                dormant,
+                &[
+                    col!(principal, "principal"),
+                    col!(principal_type, "type"),
+                    col!(granted, "granted actions"),
+                    col!(warnings, "warnings"),
+                ],
+            ));
+            let groups = p.groups.as_deref().unwrap_or_default();
+            let bars: Vec<(String, Vec<f64>)> = groups
+                .iter()
+                .map(|g| {
+                    (
+                        format!("{} (members: {})", text(&g.group), g.members),
+                        vec![g.events as f64 - g.errors as f64, g.errors as f64],
+                    )
+                })
+                .collect();
+            out.push_str(&svg::hbars("Events per IAM group (by its members)", &bars, &["succeeded", "failed"]));
+            out.push_str("<h3>IAM groups</h3>");
+            out.push_str(&table(
+                groups,
+                &[
+                    col!(group, "group"),
+                    col!(members, "members"),
+                    col!(active_members, "active"),
+                    col!(events, "events"),
+                    col!(errors, "errors"),
+                    col!(last_seen, "last seen"),
+                    col!(top_actions, "top actions"),
+                ],
+            ));
+            out.push_str("<h3>Group members</h3>");
+            out.push_str(&table(
+                p.group_members.as_deref().unwrap_or_default(),
+                &[
+                    col!(group, "group"),
+                    col!(member, "member"),
+                    col!(events, "events"),
+                    col!(errors, "errors"),
+                    col!(last_seen, "last seen"),
+                    col!(top_services, "top services"),
+                ],
+            ));
+            out.push_str("<h3>What each group did</h3>");
+            out.push_str(&table(
+                p.group_by_action.as_deref().unwrap_or_default(),
+                &[
+                    col!(group, "group"),
+                    col!(service, "service"),
+                    col!(event_name, "action"),
+                    col!(events, "events"),
+                    col!(errors, "errors"),
+                    col!(members, "members"),
+                    col!(last_seen, "last seen"),
+                ],
+            ));
+        }
     }
     out.push_str("</section>");
 }
 
-fn mfa(out: &mut String, r: &Value) {
-    let m = &r["mfa"];
+fn mfa(out: &mut String, r: &Report) {
+    let m = &r.mfa;
     section_open(
         out,
         "mfa",
@@ -579,33 +650,41 @@ fn mfa(out: &mut String, r: &Value) {
         "IAM users who signed in to the console without MFA (check CIS-4.2) or made calls in a session that was not \
          MFA-authenticated (check TS-NO-MFA-SESSION): <code>trailscope detect --check CIS-4.2 --check TS-NO-MFA-SESSION</code>.",
     );
-    let rows: Vec<(String, Vec<f64>)> = arr(m, "principals")
+    let rows: Vec<(String, Vec<f64>)> = m
+        .principals
         .iter()
         .take(20)
-        .map(|a| (short_name(s(a, "principal")), vec![n(a, "console_sign_ins_without_mfa"), n(a, "calls_without_mfa")]))
+        .map(|a| {
+            (short_name(text(&a.principal)), vec![a.console_sign_ins_without_mfa as f64, a.calls_without_mfa as f64])
+        })
         .collect();
     out.push_str(&svg::hbars("Activity without MFA per IAM user", &rows, &["console sign-ins", "calls in sessions"]));
     out.push_str(&table(
-        arr(m, "principals"),
+        &m.principals,
         &[
-            ("principal", "principal"),
-            ("console_sign_ins_without_mfa", "console sign-ins without MFA"),
-            ("calls_without_mfa", "calls without MFA"),
-            ("source_ips", "source IPs"),
-            ("first_seen", "first"),
-            ("last_seen", "last"),
+            col!(principal, "principal"),
+            col!(console_sign_ins_without_mfa, "console sign-ins without MFA"),
+            col!(calls_without_mfa, "calls without MFA"),
+            col!(source_ips, "source IPs"),
+            col!(first_seen, "first"),
+            col!(last_seen, "last"),
         ],
     ));
     out.push_str("<h3>Console sign-ins without MFA</h3>");
     out.push_str(&table(
-        arr(m, "console_sign_ins"),
-        &[("event_time", "time"), ("principal", "principal"), ("source_ip", "source IP")],
+        &m.console_sign_ins,
+        &[col!(event_time, "time"), col!(principal, "principal"), col!(source_ip, "source IP")],
     ));
     out.push_str("</section>");
 }
 
-fn failures(out: &mut String, r: &Value) {
-    let f = &r["failures"];
+/// The action as service:EventName (the JSON keeps event_source and event_name apart).
+fn action(event_source: &Option<String>, event_name: &Option<String>) -> Option<String> {
+    Some(esc(&format!("{}:{}", text(event_source).trim_end_matches(".amazonaws.com"), text(event_name))))
+}
+
+fn failures(out: &mut String, r: &Report) {
+    let f = &r.failures;
     section_open(
         out,
         "failures",
@@ -613,56 +692,53 @@ fn failures(out: &mut String, r: &Value) {
         "Requests that failed (<code>trailscope failures</code>), the authorization denials among them \
          (<code>--denied</code>), and failed console sign-ins.",
     );
-    out.push_str(&timechart("Failed requests over time", &f["over_time"]));
-    let rows: Vec<(String, Vec<f64>)> = arr(f, "failures")
+    out.push_str(&timechart("Failed requests over time", &f.over_time));
+    let rows: Vec<(String, Vec<f64>)> = f
+        .failures
         .iter()
         .take(15)
         .map(|a| {
-            let action = s(a, "event_source").trim_end_matches(".amazonaws.com").to_string() + ":" + s(a, "event_name");
-            let who = s(a, "principal").rsplit(['/', ':']).next().unwrap_or("");
-            (format!("{who} · {action} · {}", s(a, "error_code")), vec![n(a, "count")])
+            let action =
+                text(&a.event_source).trim_end_matches(".amazonaws.com").to_string() + ":" + text(&a.event_name);
+            let who = text(&a.principal).rsplit(['/', ':']).next().unwrap_or("");
+            (format!("{who} · {action} · {}", text(&a.error_code)), vec![a.count as f64])
         })
         .collect();
     out.push_str(&svg::hbars("Top (principal, action, error) pairs", &rows, &["count"]));
-    let cols = [
-        ("principal", "principal"),
-        ("event_name", "action"),
-        ("error_code", "error"),
-        ("count", "count"),
-        ("last_seen", "last seen"),
-        ("sample_error_message", "sample message"),
-    ];
-    // The action as service:EventName (the JSON keeps event_source and event_name apart).
-    let action = |row: &Value, key: &str| {
-        (key == "event_name").then(|| {
-            esc(&format!("{}:{}", s(row, "event_source").trim_end_matches(".amazonaws.com"), s(row, "event_name")))
-        })
-    };
     out.push_str("<h3>Failures</h3>");
-    out.push_str(&table_with(arr(f, "failures"), &cols, &action));
-    out.push_str("<h3>Authorization denials</h3>");
-    out.push_str(&table_with(
-        arr(f, "denied"),
+    out.push_str(&table(
+        &f.failures,
         &[
-            ("principal", "principal"),
-            ("event_name", "action"),
-            ("error_code", "error"),
-            ("denial", "denial"),
-            ("policy_type", "policy"),
-            ("count", "count"),
-            ("last_seen", "last seen"),
+            col!(principal, "principal"),
+            col!(event_name, "action", &|g: &FailureGroup| action(&g.event_source, &g.event_name)),
+            col!(error_code, "error"),
+            col!(count, "count"),
+            col!(last_seen, "last seen"),
+            col!(sample_error_message, "sample message"),
         ],
-        &action,
+    ));
+    out.push_str("<h3>Authorization denials</h3>");
+    out.push_str(&table(
+        &f.denied,
+        &[
+            col!(principal, "principal"),
+            col!(event_name, "action", &|g: &DeniedGroup| action(&g.event_source, &g.event_name)),
+            col!(error_code, "error"),
+            col!(denial, "denial"),
+            col!(policy_type, "policy"),
+            col!(count, "count"),
+            col!(last_seen, "last seen"),
+        ],
     ));
     out.push_str("<h3>Console sign-in failures</h3>");
     out.push_str(&table(
-        arr(f, "console_sign_in_failures"),
+        &f.console_sign_in_failures,
         &[
-            ("event_time", "time"),
-            ("user_name", "user"),
-            ("principal", "principal"),
-            ("source_ip", "source IP"),
-            ("error_message", "message"),
+            col!(event_time, "time"),
+            col!(user_name, "user"),
+            col!(principal, "principal"),
+            col!(source_ip, "source IP"),
+            col!(error_message, "message"),
         ],
     ));
     out.push_str("</section>");
@@ -672,8 +748,7 @@ fn policy_id(i: usize) -> String {
     format!("policy-{i}")
 }
 
-fn unused(out: &mut String, r: &Value) {
-    let u = &r["unused"];
+fn unused(out: &mut String, r: &Report) {
     section_open(
         out,
         "unused",
@@ -682,22 +757,18 @@ fn unused(out: &mut String, r: &Value) {
          and not logged (CloudTrail could not show their use), as <code>trailscope unused</code> reports them; largest \
          unused count first. Each principal's least-privilege policy lists the actions it used.",
     );
-    if u.is_null() {
+    let Some(u) = &r.unused else {
         out.push_str(&svg::empty("Granted and used actions", "not run: give the IAM snapshot with --iam AUTHZ.json"));
         out.push_str("</section>");
         return;
-    }
-    let rows_v = arr(u, "principals");
+    };
     let mut rows = Vec::new();
     let mut ends = Vec::new();
-    for p in rows_v.iter().take(20) {
-        let granted = n(p, "granted").max(1.0);
-        let pct = |k: &str| 100.0 * n(p, k) / granted;
-        rows.push((
-            format!("{} ({} granted)", s(p, "name"), num_text(p, "granted")),
-            vec![pct("used"), pct("unused"), pct("not_logged")],
-        ));
-        ends.push(match p["unused_share"].as_f64() {
+    for p in u.principals.iter().take(20) {
+        let granted = (p.granted as f64).max(1.0);
+        let pct = |n: u64| 100.0 * n as f64 / granted;
+        rows.push((format!("{} ({} granted)", p.name, p.granted), vec![pct(p.used), pct(p.unused), pct(p.not_logged)]));
+        ends.push(match p.unused_share {
             Some(x) => format!("{:.0}% unused", x * 100.0),
             None => "–".into(),
         });
@@ -708,37 +779,34 @@ fn unused(out: &mut String, r: &Value) {
         &["used", "unused", "not logged"],
         Some(&ends),
     ));
-    let index: Vec<String> = arr(u, "policies").iter().map(|p| s(p, "principal").to_string()).collect();
-    out.push_str(&table_with(
-        rows_v,
+    let index: Vec<&str> = u.policies.iter().map(|p| p.principal.as_str()).collect();
+    let policy_link = |row: &UnusedRow| {
+        index.iter().position(|a| *a == row.principal).map(|i| format!("<a href=\"#{}\">policy</a>", policy_id(i)))
+    };
+    out.push_str(&table(
+        &u.principals,
         &[
-            ("principal", "principal"),
-            ("events", "events"),
-            ("last_activity", "last activity"),
-            ("granted", "granted"),
-            ("used", "used"),
-            ("unused", "unused"),
-            ("not_logged", "not logged"),
-            ("attempted", "attempted"),
-            ("unused_share", "unused share"),
-            ("policy", "least privilege"),
-            ("warnings", "warnings"),
+            col!(principal, "principal"),
+            col!(events, "events"),
+            col!(last_activity, "last activity"),
+            col!(granted, "granted"),
+            col!(used, "used"),
+            col!(unused, "unused"),
+            col!(not_logged, "not logged"),
+            col!(attempted, "attempted"),
+            col!(unused_share, "unused share"),
+            // Not a field: the link to the principal's policy below.
+            Col { key: "policy", head: "least privilege", get: |_| Cell::Null, html: Some(&policy_link) },
+            col!(warnings, "warnings"),
         ],
-        &|row, key| match key {
-            "policy" => index
-                .iter()
-                .position(|a| a == s(row, "principal"))
-                .map(|i| format!("<a href=\"#{}\">policy</a>", policy_id(i))),
-            _ => None,
-        },
     ));
     out.push_str("<h3>Least-privilege policies</h3><p class=\"note\">One Allow statement per service with the actions each principal used in the window; paste after review.</p>");
-    for (i, p) in arr(u, "policies").iter().enumerate() {
-        let text = serde_json::to_string_pretty(&p["policy"]).unwrap_or_default();
+    for (i, p) in u.policies.iter().enumerate() {
+        let text = serde_json::to_string_pretty(&p.policy).unwrap_or_default();
         let _ = write!(
             out,
             "<details id=\"{id}\"><summary>{}</summary><button type=\"button\" data-copy=\"{id}-text\">Copy</button><pre class=\"policy\" id=\"{id}-text\">{}</pre></details>",
-            esc(s(p, "principal")),
+            esc(&p.principal),
             esc(&text),
             id = policy_id(i)
         );
@@ -746,8 +814,7 @@ fn unused(out: &mut String, r: &Value) {
     out.push_str("</section>");
 }
 
-fn credentials(out: &mut String, r: &Value) {
-    let c = &r["credentials"];
+fn credentials(out: &mut String, r: &Report) {
     section_open(
         out,
         "credentials",
@@ -755,58 +822,58 @@ fn credentials(out: &mut String, r: &Value) {
         "From the IAM credential report: access keys not rotated for 90 days, never used or unused (<code>trailscope \
          unused --credential-report</code>), users with two active keys, passwords older than 90 days, users without MFA.",
     );
-    if c.is_null() {
+    let Some(c) = &r.credentials else {
         out.push_str(&svg::empty(
             "Credential findings",
             "not run: give the IAM credential report with --credential-report FILE",
         ));
         out.push_str("</section>");
         return;
-    }
-    let sm = &c["summary"];
+    };
+    let sm = &c.summary;
     let items = [
-        ("access keys not rotated for 90 days", "access_keys_not_rotated_90_days"),
-        ("access keys never used", "access_keys_never_used"),
-        ("access keys unused", "access_keys_unused"),
-        ("users with two active keys", "users_with_two_keys"),
-        ("passwords older than 90 days", "passwords_older_than_90_days"),
-        ("users without MFA", "users_without_mfa"),
+        ("access keys not rotated for 90 days", sm.access_keys_not_rotated_90_days),
+        ("access keys never used", sm.access_keys_never_used),
+        ("access keys unused", sm.access_keys_unused),
+        ("users with two active keys", sm.users_with_two_keys),
+        ("passwords older than 90 days", sm.passwords_older_than_90_days),
+        ("users without MFA", sm.users_without_mfa),
     ];
     out.push_str("<div class=\"kpis\">");
-    for (label, key) in items {
-        kpi(out, label, &num_text(sm, key), bad_if(sm, key));
+    for (label, n) in items {
+        kpi(out, label, &n.to_string(), bad_if(n));
     }
     out.push_str("</div>");
-    let rows: Vec<(String, Vec<f64>)> = items.iter().map(|(l, k)| (l.to_string(), vec![n(sm, k)])).collect();
-    out.push_str(&svg::hbars(&format!("Credential findings (as of {})", s(r, "as_of")), &rows, &["count"]));
+    let rows: Vec<(String, Vec<f64>)> = items.iter().map(|(l, n)| (l.to_string(), vec![*n as f64])).collect();
+    out.push_str(&svg::hbars(&format!("Credential findings (as of {})", r.as_of), &rows, &["count"]));
     out.push_str("<h3>Access keys</h3>");
     out.push_str(&table(
-        arr(c, "access_keys"),
+        &c.access_keys,
         &[
-            ("user", "user"),
-            ("key", "key"),
-            ("last_rotated", "last rotated"),
-            ("last_used", "last used"),
-            ("finding", "finding"),
+            col!(user, "user"),
+            col!(key, "key"),
+            col!(last_rotated, "last rotated"),
+            col!(last_used, "last used"),
+            col!(finding, "finding"),
         ],
     ));
     out.push_str("<h3>Users</h3>");
     out.push_str(&table(
-        arr(c, "users"),
+        &c.users,
         &[
-            ("user", "user"),
-            ("password_enabled", "password"),
-            ("password_age_days", "password age (days)"),
-            ("mfa_active", "MFA"),
-            ("active_keys", "active keys"),
-            ("findings", "findings"),
+            col!(user, "user"),
+            col!(password_enabled, "password"),
+            col!(password_age_days, "password age (days)"),
+            col!(mfa_active, "MFA"),
+            col!(active_keys, "active keys"),
+            col!(findings, "findings"),
         ],
     ));
     out.push_str("</section>");
 }
 
-fn sessions(out: &mut String, r: &Value) {
-    let ss = &r["sessions"];
+fn sessions(out: &mut String, r: &Report) {
+    let ss = &r.sessions;
     section_open(
         out,
         "sessions",
@@ -814,47 +881,48 @@ fn sessions(out: &mut String, r: &Value) {
         "SSM Session Manager sessions (StartSession, ResumeSession, TerminateSession: check TS-SSM-SESSION) per user \
          and target instance.",
     );
-    let rows: Vec<(String, Vec<f64>)> = arr(ss, "by_target")
+    let rows: Vec<(String, Vec<f64>)> = ss
+        .by_target
         .iter()
         .take(20)
         .map(|a| {
             (
-                format!("{} → {}", short_name(s(a, "principal")), s(a, "target")),
-                vec![n(a, "starts"), n(a, "resumes"), n(a, "terminates")],
+                format!("{} → {}", short_name(&a.principal), a.target),
+                vec![a.starts as f64, a.resumes as f64, a.terminates as f64],
             )
         })
         .collect();
     out.push_str(&svg::hbars("Session events per user and target", &rows, &["started", "resumed", "terminated"]));
     out.push_str(&table(
-        arr(ss, "by_target"),
+        &ss.by_target,
         &[
-            ("principal", "principal"),
-            ("target", "target"),
-            ("starts", "started"),
-            ("resumes", "resumed"),
-            ("terminates", "terminated"),
-            ("first_seen", "first"),
-            ("last_seen", "last"),
+            col!(principal, "principal"),
+            col!(target, "target"),
+            col!(starts, "started"),
+            col!(resumes, "resumed"),
+            col!(terminates, "terminated"),
+            col!(first_seen, "first"),
+            col!(last_seen, "last"),
         ],
     ));
     out.push_str("<h3>Sessions</h3>");
     out.push_str(&table(
-        arr(ss, "sessions"),
+        &ss.sessions,
         &[
-            ("session_id", "session"),
-            ("principal", "principal"),
-            ("target", "target"),
-            ("source_ip", "source IP"),
-            ("started", "started"),
-            ("terminated", "terminated"),
-            ("resumed", "resumes"),
+            col!(session_id, "session"),
+            col!(principal, "principal"),
+            col!(target, "target"),
+            col!(source_ip, "source IP"),
+            col!(started, "started"),
+            col!(terminated, "terminated"),
+            col!(resumed, "resumes"),
         ],
     ));
     out.push_str("</section>");
 }
 
-fn conditions(out: &mut String, r: &Value) {
-    let c = &r["conditions"];
+fn conditions(out: &mut String, r: &Report) {
+    let c = &r.conditions;
     section_open(
         out,
         "conditions",
@@ -862,14 +930,13 @@ fn conditions(out: &mut String, r: &Value) {
         "Calls made from outside the allowed networks (check TS-OUTSIDE-NETWORK) or outside the allowed hours (check \
          TS-OUTSIDE-HOURS), per principal; calls made by AWS services on a principal's behalf are left out.",
     );
-    let list = |k: &str| arr(c, k).iter().map(cell_text).collect::<Vec<_>>().join(", ");
     let _ = write!(
         out,
         "<p class=\"note\">Allowed networks: {}. Allowed hours: {}.</p>",
-        if c["network_checked"] == true { esc(&list("allowed_cidrs")) } else { "not given (--allowed-cidr)".into() },
-        if c["hours_checked"] == true { esc(&list("allowed_hours")) } else { "not given (--allowed-hours)".into() }
+        if c.network_checked { esc(&c.allowed_cidrs.join(", ")) } else { "not given (--allowed-cidr)".into() },
+        if c.hours_checked { esc(&c.allowed_hours.join(", ")) } else { "not given (--allowed-hours)".into() }
     );
-    if c["network_checked"] != true && c["hours_checked"] != true {
+    if !c.network_checked && !c.hours_checked {
         out.push_str(&svg::empty(
             "Calls outside the allowed conditions",
             "not run: give --allowed-cidr and/or --allowed-hours",
@@ -877,10 +944,11 @@ fn conditions(out: &mut String, r: &Value) {
         out.push_str("</section>");
         return;
     }
-    let rows: Vec<(String, Vec<f64>)> = arr(c, "principals")
+    let rows: Vec<(String, Vec<f64>)> = c
+        .principals
         .iter()
         .take(20)
-        .map(|a| (short_name(s(a, "principal")), vec![n(a, "outside_network"), n(a, "outside_hours")]))
+        .map(|a| (short_name(text(&a.principal)), vec![a.outside_network as f64, a.outside_hours as f64]))
         .collect();
     out.push_str(&svg::hbars(
         "Calls outside the allowed conditions per principal",
@@ -888,48 +956,47 @@ fn conditions(out: &mut String, r: &Value) {
         &["from elsewhere", "at other times"],
     ));
     out.push_str(&table(
-        arr(c, "principals"),
+        &c.principals,
         &[
-            ("principal", "principal"),
-            ("outside_network", "from elsewhere"),
-            ("outside_ips", "IPs"),
-            ("sample_ips", "sample IPs"),
-            ("outside_hours", "at other times"),
-            ("first_seen", "first"),
-            ("last_seen", "last"),
+            col!(principal, "principal"),
+            col!(outside_network, "from elsewhere"),
+            col!(outside_ips, "IPs"),
+            col!(sample_ips, "sample IPs"),
+            col!(outside_hours, "at other times"),
+            col!(first_seen, "first"),
+            col!(last_seen, "last"),
         ],
     ));
     out.push_str("</section>");
 }
 
 /// The whole page.
-pub fn render(r: &Value) -> String {
+pub fn render(r: &Report) -> String {
     let script_hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(SCRIPT.as_bytes()));
     let mut out = String::with_capacity(1 << 20);
-    let title = s(r, "title");
     let _ = write!(
         out,
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{script_hash}'; img-src data:; base-uri 'none'; form-action 'none'\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{t}</title><style>{CSS}</style></head><body>\
          <header><h1>{t}</h1>",
-        t = esc(title)
+        t = esc(&r.title)
     );
-    let sm = &r["scope"]["summary"];
+    let sm = &r.scope.summary;
     let _ = write!(
         out,
         "<p class=\"meta\">Window: {} to {} · {} events · {} accounts · {} regions</p>\
          <p class=\"meta\">Inputs: {} · Filters: {}</p><p class=\"meta\">Generated {} by trailscope {}; credential ages as of {}.</p></header>",
-        esc(s(sm, "first_event_time")),
-        esc(s(sm, "last_event_time")),
-        num_text(sm, "events"),
-        num_text(sm, "accounts"),
-        num_text(sm, "regions"),
-        esc(&arr(r, "inputs").iter().map(cell_text).collect::<Vec<_>>().join(", ")),
-        esc(&r["filters"].to_string()),
-        esc(s(r, "generated_at")),
+        esc(text(&sm.first_event_time)),
+        esc(text(&sm.last_event_time)),
+        sm.events,
+        sm.accounts,
+        sm.regions,
+        esc(&r.inputs.join(", ")),
+        esc(&serde_json::to_string(&r.filters).unwrap_or_default()),
+        esc(&r.generated_at),
         env!("CARGO_PKG_VERSION"),
-        esc(s(r, "as_of")),
+        esc(&r.as_of),
     );
     out.push_str("<nav><ol>");
     for id in super::SECTIONS {

@@ -1,12 +1,13 @@
 //! `report`: the quarterly access-review pack. One pass over the dataset asks the same questions as
 //! the individual commands (`scan`'s accounting, `root`, `activity`, `failures`, `detect`, `unused`,
-//! `verify`) through the same library functions, and gathers their answers into one JSON document
-//! (`--format json`); `html.rs` renders that document, with charts drawn by `svg.rs`, as one
-//! self-contained HTML file. The HTML shows nothing the JSON does not hold, so its numbers are the
-//! commands' numbers.
+//! `verify`) through the same library functions, and gathers their answers into one typed document
+//! (`document.rs`: [`Report`], serialized for `--format json`); `html.rs` renders that document,
+//! with charts drawn by `svg.rs`, as one self-contained HTML file. The HTML shows nothing the JSON
+//! does not hold, so its numbers are the commands' numbers.
 
 pub mod actions;
 pub mod credentials;
+pub mod document;
 pub mod html;
 mod markup;
 pub mod svg;
@@ -17,12 +18,15 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
 use polars::prelude::*;
-use serde_json::{json, Map, Value};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use document::*;
+pub use document::{Bucket, Filters, Report};
 
 use crate::error::{PolarsContext, Result};
 use crate::iam::authz::AuthorizationDetails;
 use crate::ingest::frame::col_name as c;
-use crate::output::rows_json;
 use crate::query::dataset::Dataset;
 use crate::query::unused;
 use crate::query::{self, detect};
@@ -44,29 +48,16 @@ pub struct Options {
     pub as_of_ms: i64,
     pub max_file_bytes: u64,
     /// The shared filters as given (for the record).
-    pub filters: Value,
+    pub filters: Filters,
 }
 
 /// The section ids, in report order (the HTML's `<section id>`s and the JSON's keys).
 pub const SECTIONS: [&str; 10] =
     ["actions", "scope", "root", "principals", "mfa", "failures", "unused", "credentials", "sessions", "conditions"];
 
-/// The rows of a lazy answer as JSON.
-fn rows(lf: LazyFrame, what: &str) -> Result<Vec<Value>> {
-    let df = lf.run().context(what)?;
-    Ok(rows_json(&df)?.into_iter().map(Value::Object).collect())
-}
-
-fn df_rows(df: &DataFrame) -> Result<Vec<Value>> {
-    Ok(rows_json(df)?.into_iter().map(Value::Object).collect())
-}
-
-/// The size of the time buckets of the report's charts, from the window's span.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Bucket {
-    Hour,
-    Day,
-    Month,
+/// The rows of a lazy answer as `R`s.
+fn rows<R: DeserializeOwned + Serialize>(lf: LazyFrame, what: &str) -> Result<Vec<R>> {
+    typed_rows(&lf.run().context(what)?, what)
 }
 
 impl Bucket {
@@ -78,14 +69,6 @@ impl Bucket {
             Bucket::Day
         } else {
             Bucket::Month
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Bucket::Hour => "hour",
-            Bucket::Day => "day",
-            Bucket::Month => "month",
         }
     }
 
@@ -135,10 +118,16 @@ impl Bucket {
     }
 }
 
-/// Events per bucket for each named subset, over every bucket of the window (zeros included):
-/// rows `{bucket, <name>: n, ...}`.
-fn over_time(ev: &LazyFrame, bucket: Bucket, span: Option<(i64, i64)>, series: &[(&str, Expr)]) -> Result<Value> {
-    let Some((first, last)) = span else { return Ok(json!({"bucket": bucket.name(), "series": [], "rows": []})) };
+/// Events per bucket for each named subset, over every bucket of the window (zeros included).
+fn over_time(
+    ev: &LazyFrame,
+    bucket: Bucket,
+    span: Option<(i64, i64)>,
+    series: &[(&'static str, Expr)],
+) -> Result<OverTime> {
+    // No events: no buckets, and no series either.
+    let Some((first, last)) = span else { return Ok(OverTime { bucket, series: Vec::new(), rows: Vec::new() }) };
+    let names: Vec<&'static str> = series.iter().map(|s| s.0).collect();
     let aggs: Vec<Expr> =
         series.iter().map(|(name, cond)| cond.clone().cast(DataType::UInt32).sum().alias(*name)).collect();
     let df = ev
@@ -157,20 +146,15 @@ fn over_time(ev: &LazyFrame, bucket: Bucket, span: Option<(i64, i64)>, series: &
         }
         counts.insert(k.unwrap_or("").to_string(), v);
     }
-    let rows: Vec<Value> = bucket
+    let rows = bucket
         .labels(first, last)
         .into_iter()
         .map(|label| {
-            let mut o = Map::new();
             let v = counts.get(&label).cloned().unwrap_or_else(|| vec![0; series.len()]);
-            o.insert("bucket".into(), Value::from(label));
-            for ((name, _), n) in series.iter().zip(v) {
-                o.insert((*name).to_string(), Value::from(n));
-            }
-            Value::Object(o)
+            BucketCounts { bucket: label, counts: names.iter().copied().zip(v).collect() }
         })
         .collect();
-    Ok(json!({"bucket": bucket.name(), "series": series.iter().map(|s| s.0).collect::<Vec<_>>(), "rows": rows}))
+    Ok(OverTime { bucket, series: names, rows })
 }
 
 /// Directories among the inputs that hold CloudTrail digest files (integrity can be checked there).
@@ -190,106 +174,83 @@ fn strings(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
     Ok(s.str().context(name)?.iter().map(|x| x.map(str::to_string)).collect())
 }
 
-/// Build the report's data.
-pub fn build(data: Dataset, opts: &Options) -> Result<Value> {
+/// Build the report.
+pub fn build(data: Dataset, opts: &Options) -> Result<Report> {
     let Dataset { events, stats, duplicates, sorted, .. } = data;
     let ev = events.cache();
-    let mut out = Map::new();
-    out.insert("title".into(), Value::from(opts.title.clone()));
-    out.insert("generated_at".into(), Value::from(format_ms(Utc::now().timestamp_millis())));
-    out.insert("as_of".into(), Value::from(format_ms(opts.as_of_ms)));
-    out.insert(
-        "inputs".into(),
-        Value::from(opts.inputs.iter().map(|p| crate::fs::display_path(p)).collect::<Vec<_>>()),
-    );
-    out.insert("filters".into(), opts.filters.clone());
 
     // ---- scope: what was read, as `scan` counts it, and the integrity of digested trees.
     let scope = crate::query::scope::scope(&ev)?;
     let (n_events, first, last) = (scope.events, scope.first_ms, scope.last_ms);
     let span = first.zip(last);
     let bucket = span.map_or(Bucket::Day, |(a, b)| Bucket::for_span(a, b));
-    let to_json = |v: &[crate::query::scope::Count]| serde_json::to_value(v).unwrap_or(Value::Null);
-    let (by_account, by_region) = (to_json(&scope.by_account), to_json(&scope.by_region));
     let mut integrity = Vec::new();
     for root in digest_roots(&opts.inputs) {
-        let r = crate::verify::verify(&root, None, opts.max_file_bytes)?;
-        let mut v = serde_json::to_value(&r).unwrap_or(Value::Null);
-        if let Value::Object(o) = &mut v {
-            o.insert("input".into(), Value::from(crate::fs::display_path(&root)));
-        }
-        integrity.push(v);
+        let report = crate::verify::verify(&root, None, opts.max_file_bytes)?;
+        integrity.push(Integrity { report, input: crate::fs::display_path(&root) });
     }
-    out.insert(
-        "scope".into(),
-        json!({
-            "summary": {
-                "files": stats.files,
-                "files_skipped": stats.files_skipped,
-                "files_failed": stats.files_failed,
-                "records": stats.records,
-                "records_rejected": stats.records_rejected,
-                "records_without_event_id": stats.records_without_event_id,
-                "events": n_events,
-                "duplicates": duplicates,
-                "first_event_time": first.map(format_ms),
-                "last_event_time": last.map(format_ms),
-                "accounts": scope.by_account.len(),
-                "regions": scope.by_region.len(),
-                "bytes_read": stats.bytes_read,
-                "bytes_decoded": stats.bytes_decoded,
-            },
-            "by_account": by_account,
-            "by_region": by_region,
-            "over_time": over_time(&ev, bucket, span, &[("events", col(c::EVENT_TIME).is_not_null())])?,
-            "skipped": serde_json::to_value(&stats.skipped).unwrap_or(Value::Null),
-            "failed": serde_json::to_value(&stats.failed).unwrap_or(Value::Null),
-            "rejected": serde_json::to_value(&stats.rejected).unwrap_or(Value::Null),
-            "integrity": integrity,
-        }),
-    );
+    let scope = Scope {
+        summary: ScopeSummary {
+            files: stats.files,
+            files_skipped: stats.files_skipped,
+            files_failed: stats.files_failed,
+            records: stats.records,
+            records_rejected: stats.records_rejected,
+            records_without_event_id: stats.records_without_event_id,
+            events: n_events,
+            duplicates,
+            first_event_time: first.map(format_ms),
+            last_event_time: last.map(format_ms),
+            accounts: scope.by_account.len() as u64,
+            regions: scope.by_region.len() as u64,
+            bytes_read: stats.bytes_read,
+            bytes_decoded: stats.bytes_decoded,
+        },
+        by_account: scope.by_account,
+        by_region: scope.by_region,
+        over_time: over_time(&ev, bucket, span, &[("events", col(c::EVENT_TIME).is_not_null())])?,
+        skipped: stats.skipped,
+        failed: stats.failed,
+        rejected: stats.rejected,
+        integrity,
+    };
 
     // ---- detect: every check once; the sections below read their findings from here.
     let findings = detect::findings_with(ev.clone(), sorted, &[], &opts.params)?;
     let ids = strings(&findings, "check_id")?;
     let skipped: Vec<&str> = detect::skipped(&[], &opts.params).into_iter().map(|(id, _)| id).collect();
-    let checks: Vec<Value> = detect::CHECKS
+    let checks: Vec<CheckCount> = detect::CHECKS
         .iter()
-        .map(|k| {
-            let n = ids.iter().filter(|x| x.as_deref() == Some(k.id)).count();
-            json!({"check_id": k.id, "title": k.title, "severity": k.severity, "findings": n,
-                   "skipped": skipped.contains(&k.id)})
+        .map(|k| CheckCount {
+            check_id: k.id,
+            title: k.title,
+            severity: k.severity,
+            findings: ids.iter().filter(|x| x.as_deref() == Some(k.id)).count() as u64,
+            skipped: skipped.contains(&k.id),
         })
         .collect();
     let of_check =
         |id: &str| -> Result<LazyFrame> { Ok(findings.clone().lazy().filter(col("check_id").eq(lit(id.to_string())))) };
 
     // ---- root: `root`'s summary and rows, over time; the checks' counts.
-    let root_events = query::root::events(ev.clone(), false);
-    out.insert(
-        "root".into(),
-        json!({
-            "summary": rows(query::root::summary(ev.clone()), "root summary")?.into_iter().next(),
-            "over_time": over_time(&ev.clone().filter(query::root::is_root_usage()), bucket, span, &[
-                ("console_logins", query::is_console_login()),
-                ("other_events", query::is_console_login().not()),
-            ])?,
-            "events": rows(root_events, "root events")?,
-            "checks": checks,
-            // The findings that are action items (`actions::FINDING_CHECKS`), as `detect` gives them.
-            "findings": df_rows(
-                &findings
-                    .clone()
-                    .lazy()
-                    .filter(col("check_id").is_in(
-                        lit(Series::new("checks".into(), actions::FINDING_CHECKS)).implode(false),
-                        false,
-                    ))
-                    .run()
-                    .context("findings to act on")?,
-            )?,
-        }),
-    );
+    let root = Root {
+        summary: rows(query::root::summary(ev.clone()), "root summary")?.into_iter().next(),
+        over_time: over_time(
+            &ev.clone().filter(query::root::is_root_usage()),
+            bucket,
+            span,
+            &[("console_logins", query::is_console_login()), ("other_events", query::is_console_login().not())],
+        )?,
+        events: rows(query::root::events(ev.clone(), false), "root events")?,
+        checks,
+        // The findings that are action items (`actions::FINDING_CHECKS`), as `detect` gives them.
+        findings: rows(
+            findings.clone().lazy().filter(
+                col("check_id").is_in(lit(Series::new("checks".into(), actions::FINDING_CHECKS)).implode(false), false),
+            ),
+            "findings to act on",
+        )?,
+    };
 
     // ---- principals: `activity`, dormant principals (`unused` rows with no events), groups.
     let analysis = match &opts.authz {
@@ -300,22 +261,32 @@ pub fn build(data: Dataset, opts: &Options) -> Result<Value> {
         }
         None => None,
     };
-    let unused_rows = match &analysis {
-        Some(a) => Some(df_rows(&a.summary()?)?),
+    let unused_rows: Option<Vec<UnusedRow>> = match &analysis {
+        Some(a) => Some(typed_rows(&a.summary()?, "unused")?),
         None => None,
     };
-    let mut principals = Map::new();
-    principals.insert("activity".into(), Value::from(rows(query::activity::per_principal(ev.clone())?, "activity")?));
+    let mut principals = Principals {
+        activity: rows(query::activity::per_principal(ev.clone())?, "activity")?,
+        dormant: None,
+        groups: None,
+        group_members: None,
+        group_by_action: None,
+    };
     if let (Some(az), Some(u)) = (&opts.authz, &unused_rows) {
-        let dormant: Vec<Value> = u.iter().filter(|r| r["events"].as_u64() == Some(0)).cloned().collect();
-        principals.insert("dormant".into(), Value::from(dormant));
+        principals.dormant = Some(u.iter().filter(|r| r.events == 0).cloned().collect());
         let groups = query::activity::group_members(az);
         let answer = query::activity::by_group(ev.clone(), &groups).context("activity by group")?;
         for (name, lf) in answer.sections {
-            principals.insert(format!("group_{name}").replace("group_groups", "groups"), Value::from(rows(lf, &name)?));
+            match name.as_str() {
+                "groups" => principals.groups = Some(rows(lf, "activity by group: groups")?),
+                "members" => principals.group_members = Some(rows(lf, "activity by group: members")?),
+                "by_action" => principals.group_by_action = Some(rows(lf, "activity by group: by_action")?),
+                other => {
+                    return Err(shape_error("activity by group", format!("a section {other} the report does not hold")))
+                }
+            }
         }
     }
-    out.insert("principals".into(), Value::Object(principals));
 
     // ---- MFA posture: CIS-4.2 and TS-NO-MFA-SESSION findings, per principal.
     let mfa_rows = of_check("CIS-4.2")?.with_column(lit("console_sign_in").alias("kind")).select([
@@ -346,52 +317,47 @@ pub fn build(data: Dataset, opts: &Options) -> Result<Value> {
         ["total", "principal"],
         SortMultipleOptions::default().with_order_descending_multi([true, false]).with_maintain_order(true),
     );
-    out.insert(
-        "mfa".into(),
-        json!({
-            "principals": rows(per_principal, "mfa per principal")?,
-            "console_sign_ins": rows(mfa_rows, "mfa sign-ins")?,
-        }),
-    );
+    let mfa = Mfa {
+        principals: rows(per_principal, "mfa per principal")?,
+        console_sign_ins: rows(mfa_rows, "mfa sign-ins")?,
+    };
 
     // ---- failures: `failures` and `failures --denied`, over time.
     let denied = query::is_denied();
-    out.insert(
-        "failures".into(),
-        json!({
-            "over_time": over_time(&ev, bucket, span, &[
-                ("denied", denied.clone()),
-                ("other_errors", query::is_error().and(denied.not())),
-            ])?,
-            "failures": rows(query::failures::grouped(ev.clone(), false), "failures")?,
-            "denied": rows(query::failures::grouped(ev.clone(), true), "denied")?,
-            "console_sign_in_failures": rows(query::failures::console_failures(ev.clone()), "sign-in failures")?,
-        }),
-    );
+    let failures = Failures {
+        over_time: over_time(
+            &ev,
+            bucket,
+            span,
+            &[("denied", denied.clone()), ("other_errors", query::is_error().and(denied.not()))],
+        )?,
+        failures: rows(query::failures::grouped(ev.clone(), false), "failures")?,
+        denied: rows(query::failures::grouped(ev.clone(), true), "denied")?,
+        console_sign_in_failures: rows(query::failures::console_failures(ev.clone()), "sign-in failures")?,
+    };
 
     // ---- unused permissions: `unused`'s rows and each principal's least-privilege policy.
-    if let (Some(a), Some(u)) = (&analysis, &unused_rows) {
-        let mut policies = Vec::new();
-        for r in u {
-            let arn = r["principal"].as_str().unwrap_or("");
-            policies.push(json!({"principal": arn, "name": r["name"], "policy": a.least_privilege(arn)?}));
+    let unused = match (&analysis, unused_rows) {
+        (Some(a), Some(principals)) => {
+            let mut policies = Vec::new();
+            for r in &principals {
+                let policy = a.least_privilege(&r.principal)?;
+                policies.push(PolicyOf { principal: r.principal.clone(), name: r.name.clone(), policy });
+            }
+            Some(Unused { principals, policies })
         }
-        out.insert("unused".into(), json!({"principals": u, "policies": policies}));
-    } else {
-        out.insert("unused".into(), Value::Null);
-    }
+        _ => None,
+    };
 
     // ---- credentials: `unused --credential-report`'s access keys, and the users' posture.
-    match &opts.credential_report {
+    let credentials = match &opts.credential_report {
         Some((path, text)) => {
-            let keys = df_rows(&unused::credential_findings(text, opts.stale_days, opts.as_of_ms)?)?;
+            let keys = typed_rows(&unused::credential_findings(text, opts.stale_days, opts.as_of_ms)?, "access keys")?;
             let users = credentials::users(text, opts.as_of_ms)?;
-            out.insert("credentials".into(), credentials::section(path, keys, users, opts.stale_days));
+            Some(credentials::section(path, keys, users, opts.stale_days))
         }
-        None => {
-            out.insert("credentials".into(), Value::Null);
-        }
-    }
+        None => None,
+    };
 
     // ---- sessions: the TS-SSM-SESSION events, per session and per (principal, target).
     let ssm = ev
@@ -419,7 +385,7 @@ pub fn build(data: Dataset, opts: &Options) -> Result<Value> {
         .sort([c::EVENT_TIME, c::EVENT_ID], query::ascending(2))
         .run()
         .context("SSM sessions")?;
-    out.insert("sessions".into(), sessions(&ssm)?);
+    let sessions = sessions(&ssm)?;
 
     // ---- policy conditions: TS-OUTSIDE-NETWORK and TS-OUTSIDE-HOURS findings, per principal.
     let cond = concat(
@@ -452,33 +418,40 @@ pub fn build(data: Dataset, opts: &Options) -> Result<Value> {
         ["total", "principal"],
         SortMultipleOptions::default().with_order_descending_multi([true, false]).with_maintain_order(true),
     );
-    out.insert(
-        "conditions".into(),
-        json!({
-            "allowed_cidrs": opts.allowed_cidrs,
-            "allowed_hours": opts.params.allowed_hours.iter().map(|h| h.text.clone()).collect::<Vec<_>>(),
-            "network_checked": !opts.params.allowed_cidrs.is_empty(),
-            "hours_checked": !opts.params.allowed_hours.is_empty(),
-            "principals": rows(cond, "conditions per principal")?,
-        }),
-    );
+    let conditions = Conditions {
+        allowed_cidrs: opts.allowed_cidrs.clone(),
+        allowed_hours: opts.params.allowed_hours.iter().map(|h| h.text.clone()).collect(),
+        network_checked: !opts.params.allowed_cidrs.is_empty(),
+        hours_checked: !opts.params.allowed_hours.is_empty(),
+        principals: rows(cond, "conditions per principal")?,
+    };
+
+    let mut report = Report {
+        title: opts.title.clone(),
+        generated_at: format_ms(Utc::now().timestamp_millis()),
+        as_of: format_ms(opts.as_of_ms),
+        inputs: opts.inputs.iter().map(|p| crate::fs::display_path(p)).collect(),
+        filters: opts.filters.clone(),
+        scope,
+        root,
+        principals,
+        mfa,
+        failures,
+        unused,
+        credentials,
+        sessions,
+        conditions,
+        actions: Actions::default(),
+    };
     // ---- action items: from the sections above, ranked by severity.
-    let mut report = Value::Object(out);
     let items = actions::items(&report);
-    let counts: Map<String, Value> = actions::Severity::ALL
-        .iter()
-        .map(|sev| (sev.name().to_string(), Value::from(items.iter().filter(|i| i.severity == *sev).count())))
-        .collect();
-    let items = serde_json::to_value(&items).unwrap_or(Value::Null);
-    if let Value::Object(o) = &mut report {
-        o.insert("actions".into(), json!({"counts": counts, "items": items}));
-    }
+    report.actions = Actions { counts: SeverityCounts::of(&items), items };
     Ok(report)
 }
 
 /// SSM Session Manager sessions: one row per session id (its StartSession gives principal and target;
 /// resumes and terminations are matched by session id), and counts per (principal, target).
-fn sessions(df: &DataFrame) -> Result<Value> {
+fn sessions(df: &DataFrame) -> Result<Sessions> {
     let [time, id, name, principal, ip, error, target, session] =
         ["event_time", c::EVENT_ID, c::EVENT_NAME, c::PRINCIPAL, c::SOURCE_IP, c::ERROR_CODE, "target", "session_id"]
             .map(|n| strings(df, n));
@@ -523,15 +496,20 @@ fn sessions(df: &DataFrame) -> Result<Value> {
         }
     }
     let unknown = "(unknown: no StartSession in the input)";
-    let per_session: Vec<Value> = order
+    let per_session: Vec<Session> = order
         .iter()
         .map(|k| {
             let s = &by_id[k];
-            json!({
-                "session_id": k, "principal": s.principal, "target": s.target.clone().unwrap_or_else(|| unknown.into()),
-                "source_ip": s.source_ip, "started": s.started.map(format_ms), "resumed": s.resumed,
-                "terminated": s.terminated.map(format_ms), "failed_calls": s.failed,
-            })
+            Session {
+                session_id: k.clone(),
+                principal: s.principal.clone(),
+                target: s.target.clone().unwrap_or_else(|| unknown.into()),
+                source_ip: s.source_ip.clone(),
+                started: s.started.map(format_ms),
+                resumed: s.resumed,
+                terminated: s.terminated.map(format_ms),
+                failed_calls: s.failed,
+            }
         })
         .collect();
     // Per (principal, target): event counts by kind, so that their sum is TS-SSM-SESSION's count.
@@ -553,20 +531,29 @@ fn sessions(df: &DataFrame) -> Result<Value> {
             e.1 = e.1.max(t);
         }
     }
-    let mut by_target: Vec<Value> = per_target
-        .iter()
-        .map(|((p, t), n)| {
-            let (a, b) = span.get(&(p.clone(), t.clone())).copied().map_or((None, None), |(a, b)| (Some(a), Some(b)));
-            json!({"principal": p, "target": t, "starts": n[0], "resumes": n[1], "terminates": n[2],
-                   "events": n[0] + n[1] + n[2], "first_seen": a.map(format_ms), "last_seen": b.map(format_ms)})
+    let mut by_target: Vec<SessionTarget> = per_target
+        .into_iter()
+        .map(|((principal, target), n)| {
+            let (a, b) = span
+                .get(&(principal.clone(), target.clone()))
+                .copied()
+                .map_or((None, None), |(a, b)| (Some(a), Some(b)));
+            SessionTarget {
+                principal,
+                target,
+                starts: n[0],
+                resumes: n[1],
+                terminates: n[2],
+                events: n[0] + n[1] + n[2],
+                first_seen: a.map(format_ms),
+                last_seen: b.map(format_ms),
+            }
         })
         .collect();
     by_target.sort_by(|a, b| {
-        b["events"].as_u64().cmp(&a["events"].as_u64()).then_with(|| {
-            (a["principal"].as_str(), a["target"].as_str()).cmp(&(b["principal"].as_str(), b["target"].as_str()))
-        })
+        b.events.cmp(&a.events).then_with(|| (&a.principal, &a.target).cmp(&(&b.principal, &b.target)))
     });
-    Ok(json!({"events": df.height(), "sessions": per_session, "by_target": by_target}))
+    Ok(Sessions { events: df.height() as u64, sessions: per_session, by_target })
 }
 
 /// Days between two instants, as the credential checks count them.

@@ -106,13 +106,60 @@ fn columns_choose_what_is_written() {
     assert!(bad.stdout.is_empty(), "nothing is written before the error");
 }
 
-/// Timesketch is offered where rows are events; elsewhere it is a usage error, not an internal one.
+/// The formats `trailscope QUESTION -h` offers for `--format` (its possible values).
+fn offered_formats(question: &str) -> Vec<String> {
+    let help = TestCommand::new([question, "-h"]).run();
+    help.expect_code(0);
+    let line = help.stdout.lines().find(|l| l.trim_start().starts_with("--format ")).unwrap_or_else(|| {
+        panic!("{question} -h has no --format:\n{}", help.stdout);
+    });
+    let values = line.split("[possible values: ").nth(1).and_then(|v| v.split(']').next());
+    let values = values.unwrap_or_else(|| panic!("{question} -h: no possible values for --format: {line}"));
+    values.split(", ").map(str::to_string).collect()
+}
+
+/// Each question offers exactly the formats it writes (#11: `--format timesketch` on activity or
+/// failures failed after reading the input): every format its `--help` offers writes the answer on
+/// the shipped data; any other is refused by the command line (exit 1, clap's "invalid value",
+/// nothing written).
 #[test]
-fn timesketch_only_where_rows_are_events() {
-    for cmd in ["activity", "failures"] {
-        let out = TestCommand::new([cmd, "testdata/invictus-ir", "--format", "timesketch"]).run();
-        out.expect_code(1);
-        assert!(out.stderr.contains("timesketch writes events"), "{}", out.stderr);
+fn each_question_offers_the_formats_it_writes() {
+    use crate::commands::QUESTIONS;
+    let every = ["table", "csv", "json", "jsonl", "parquet", "timesketch"];
+    let dir = tempfile::tempdir().unwrap();
+    let mut refused = Vec::new();
+    for question in QUESTIONS.iter().map(|q| q.name()) {
+        let offered = offered_formats(question);
+        assert!(offered.iter().all(|f| every.contains(&f.as_str())), "{question}: {offered:?}");
+        for format in every {
+            let out = dir.path().join(format!("{question}-{format}.out"));
+            let mut cmd = TestCommand::new([question, "testdata/invictus-ir", "-q", "--format", format]);
+            cmd = match question {
+                "sql" => cmd.args(["--query", "select * from events"]),
+                "unused" => cmd.args(["--iam", "testdata/iam/invictus-authz.json"]),
+                _ => cmd,
+            };
+            let run = cmd.arg("-o").arg(&out).run();
+            if offered.iter().any(|f| f == format) {
+                assert!(
+                    matches!(run.code, Some(0 | 2)),
+                    "{question} offers --format {format}: it must write it; exit {:?}: {}",
+                    run.code,
+                    run.stderr
+                );
+                assert!(out.exists(), "{question} --format {format} wrote nothing");
+            } else {
+                assert_eq!(run.code, Some(1), "{question} --format {format}: {}", run.stderr);
+                assert!(run.stderr.contains(&format!("invalid value '{format}'")), "{question}: {}", run.stderr);
+                assert!(run.stderr.contains("[possible values: "), "the refusal lists the formats: {}", run.stderr);
+                assert!(!out.exists(), "{question} --format {format} wrote {}", out.display());
+                refused.push(format!("{question} {format}"));
+            }
+        }
+    }
+    // Timesketch takes events: the questions whose rows are not events do not offer it.
+    for question in ["activity", "failures", "unused", "sessions"] {
+        assert!(refused.contains(&format!("{question} timesketch")), "{question} offers timesketch: {refused:?}");
     }
     let detect = TestCommand::new(["detect", "testdata/invictus-ir", "--format", "timesketch", "-q"]).run();
     detect.expect_code(0);

@@ -25,7 +25,7 @@ pub struct Cli {
 pub enum Command {
     /// Read archives (or a store): count files and events, report bad input; with --store, ingest.
     Scan(ScanArgs),
-    // The questions (root, activity, ...): one subcommand per entry of `commands::questions::QUESTIONS`.
+    // The questions (root, activity, ...): one subcommand per entry of `commands::QUESTIONS`.
     #[command(flatten)]
     Question(crate::commands::questions::Asked),
     /// Download CloudTrail archives from S3 (only what the filters need; resumable).

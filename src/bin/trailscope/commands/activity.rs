@@ -9,8 +9,12 @@ use crate::cli::{InputArgs, OutputArgs};
 use trailscope::error::{PolarsContext, Result};
 use trailscope::query::{self, Answer};
 
-pub static QUESTION: Question<ActivityArgs> =
-    Question { name: "activity", about: "Who did what: one row per principal; --principal adds breakdowns", run };
+pub static QUESTION: Question<ActivityArgs> = Question {
+    name: "activity",
+    about: "Who did what: one row per principal; --principal adds breakdowns",
+    formats: super::questions::TABLE_FORMATS,
+    run,
+};
 
 #[derive(Args, Debug)]
 pub struct ActivityArgs {

@@ -9,8 +9,12 @@ use trailscope::error::{PolarsContext, Result};
 use trailscope::output;
 use trailscope::query::{self, Answer};
 
-pub static QUESTION: Question<DetectArgs> =
-    Question { name: "detect", about: "Built-in checks: CIS AWS Foundations monitoring controls and more", run };
+pub static QUESTION: Question<DetectArgs> = Question {
+    name: "detect",
+    about: "Built-in checks: CIS AWS Foundations monitoring controls and more",
+    formats: super::questions::EVENT_FORMATS,
+    run,
+};
 
 #[derive(Args, Debug)]
 pub struct DetectArgs {

@@ -7,8 +7,12 @@ use crate::cli::{InputArgs, OutputArgs};
 use trailscope::error::Result;
 use trailscope::query;
 
-pub static QUESTION: Question<FailuresArgs> =
-    Question { name: "failures", about: "Failed and denied requests, grouped; console sign-in failures", run };
+pub static QUESTION: Question<FailuresArgs> = Question {
+    name: "failures",
+    about: "Failed and denied requests, grouped; console sign-in failures",
+    formats: super::questions::TABLE_FORMATS,
+    run,
+};
 
 #[derive(Args, Debug)]
 pub struct FailuresArgs {

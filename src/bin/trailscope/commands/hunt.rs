@@ -15,6 +15,7 @@ use crate::cli::{InputArgs, OutputArgs};
 pub static QUESTION: Question<HuntArgs> = Question {
     name: "hunt",
     about: "Sigma rules over the events: the shipped SigmaHQ CloudTrail rules, and yours (--rules)",
+    formats: super::questions::EVENT_FORMATS,
     run,
 };
 

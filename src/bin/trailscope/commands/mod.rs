@@ -1,6 +1,6 @@
 //! One module per subcommand; each takes its parsed arguments and a writer for its data. The
-//! questions (`root`, `activity`, ...) are listed in `questions::QUESTIONS`, which builds their
-//! subcommands and runs them.
+//! questions (`root`, `activity`, ...) are registered once, below, in [`QUESTIONS`], from which
+//! `questions` builds their subcommands and runs them.
 
 pub mod closing;
 pub mod compact;
@@ -11,16 +11,29 @@ pub mod scan;
 pub mod sql_pack;
 pub mod verify;
 
-// The questions, one file each (see `questions::QUESTIONS`).
-mod activity;
-mod detect;
-mod failures;
-mod hunt;
-mod root;
-mod sessions;
-mod sql;
-mod timeline;
-mod unused;
+/// Declares each question's module (`commands/<name>.rs`, holding its `QUESTION`) and lists them,
+/// in the order given, in `QUESTIONS`: a question's registry line is the only line it needs here.
+macro_rules! questions {
+    ($($name:ident),+ $(,)?) => {
+        $(mod $name;)+
+
+        /// Every question, in the order `--help` lists them (after `scan`): the question registry.
+        pub static QUESTIONS: &[&dyn questions::Asks] = &[$(&$name::QUESTION),+];
+    };
+}
+
+// The question registry: one line per question (its place is its place in `--help`).
+questions! {
+    root,
+    activity,
+    failures,
+    timeline,
+    detect,
+    hunt,
+    sql,
+    unused,
+    sessions,
+}
 
 pub use trailscope::output::open_output;
 

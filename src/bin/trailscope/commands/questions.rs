@@ -1,39 +1,38 @@
-//! The question registry. Each question is one file in `commands/` (its clap `Args`, its `run` and
-//! its `QUESTION` descriptor), listed once in [`QUESTIONS`]; the command line's subcommands are built
-//! from that list ([`Asked`], flattened into `cli::Command`) and `main` runs what it parsed. The
-//! helpers below load the dataset and write an answer's sections for every question.
+//! What a question is, and how the registry becomes the command line. Each question is one file in
+//! `commands/` (its clap `Args`, its `run` and its `QUESTION` descriptor), registered by one line in
+//! `commands/mod.rs`'s `questions!` (which declares the module and lists it in [`QUESTIONS`]); the
+//! command line's subcommands are built from that list ([`Asked`], flattened into `cli::Command`)
+//! and `main` runs what it parsed. The helpers below load the dataset and write an answer's sections
+//! for every question.
 
 use std::io::IsTerminal;
 
 use clap::{ArgMatches, FromArgMatches};
 use polars::prelude::*;
 
-use super::{activity, detect, failures, hunt, root, sessions, sql, timeline, unused};
+use super::QUESTIONS;
 use crate::cli::{InputArgs, OutputArgs};
 use trailscope::error::{PolarsContext, Result};
 use trailscope::output::{self, Format};
 use trailscope::query::dataset::{self, Dataset};
 use trailscope::query::{Answer, Run};
 
-/// Every question, in the order `--help` lists them (after `scan`). One line per question.
-pub static QUESTIONS: &[&dyn Asks] = &[
-    &root::QUESTION,
-    &activity::QUESTION,
-    &failures::QUESTION,
-    &timeline::QUESTION,
-    &detect::QUESTION,
-    &hunt::QUESTION,
-    &sql::QUESTION,
-    &unused::QUESTION,
-    &sessions::QUESTION,
-];
+/// Every format: for answers whose rows are events (Timesketch imports events, by their time).
+pub const EVENT_FORMATS: &[Format] =
+    &[Format::Table, Format::Csv, Format::Json, Format::Jsonl, Format::Parquet, Format::Timesketch];
+/// Every format but Timesketch: for answers whose rows are not events (aggregates, principals).
+pub const TABLE_FORMATS: &[Format] = &[Format::Table, Format::Csv, Format::Json, Format::Jsonl, Format::Parquet];
 
-/// A question command: its name and one-line help, its flags (`A`, a clap `Args` struct) and what
-/// runs it. `Ok(true)` means some input was bad (exit code 2).
+/// A question command: its name and one-line help, the formats it writes, its flags (`A`, a clap
+/// `Args` struct flattening `OutputArgs`) and what runs it. `Ok(true)` means some input was bad
+/// (exit code 2).
 pub struct Question<A> {
     pub name: &'static str,
     /// The line `--help` shows (clap's style: no final period).
     pub about: &'static str,
+    /// What `--format` offers (its possible values in `--help`); any other is a usage error. Table
+    /// and JSON, the defaults, are always among them.
+    pub formats: &'static [Format],
     pub run: fn(&A) -> Result<bool>,
 }
 
@@ -52,7 +51,10 @@ impl<A: clap::Args + 'static> Asks for Question<A> {
     }
 
     fn command(&self) -> clap::Command {
-        A::augment_args(clap::Command::new(self.name)).about(self.about).long_about(None)
+        A::augment_args(clap::Command::new(self.name))
+            .about(self.about)
+            .long_about(None)
+            .mut_arg("format", |arg| arg.value_parser(format_parser(self.formats)))
     }
 
     fn parse(&self, matches: &mut ArgMatches) -> std::result::Result<Box<dyn Fn() -> Result<bool>>, clap::Error> {
@@ -60,6 +62,14 @@ impl<A: clap::Args + 'static> Asks for Question<A> {
         let run = self.run;
         Ok(Box::new(move || run(&args)))
     }
+}
+
+/// `--format`'s parser for a question: its formats only, with their help, parsed to a `Format`.
+fn format_parser(formats: &'static [Format]) -> impl clap::builder::TypedValueParser<Value = Format> {
+    use clap::builder::TypedValueParser;
+    use clap::ValueEnum;
+    clap::builder::PossibleValuesParser::new(formats.iter().filter_map(ValueEnum::to_possible_value))
+        .try_map(|name| Format::from_str(&name, false))
 }
 
 /// The question the command line named, with its flags parsed: `cli::Command::Question`.
@@ -244,5 +254,70 @@ mod tests {
             let err = Cli::command().try_get_matches_from(["trailscope", q.name(), "--help"]).unwrap_err();
             assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{}", q.name());
         }
+    }
+
+    /// The questions the SQL pack (`trailscope sql-pack`) does not write as `<name>.sql`, and why.
+    const WITHOUT_SQL_PACK: &[(&str, &str)] = &[
+        ("timeline", "its rows are the events: a SELECT on the table create_table.sql makes"),
+        ("hunt", "Sigma rules, not SQL"),
+        ("sql", "it is SQL already"),
+        ("unused", "the IAM snapshot is not in the lake: only its used side, `unused --used`, is (used.sql)"),
+        ("sessions", "not written as SQL yet"),
+    ];
+
+    /// Each question is in the SQL pack, as `<name>.sql`, or in `WITHOUT_SQL_PACK` saying why; and
+    /// every file of the pack is a question's, the table's definition or used.sql.
+    #[test]
+    fn every_question_is_in_the_sql_pack_or_says_why() {
+        use trailscope::query::sql_pack::{pack, Dialect};
+        let files: Vec<String> = pack(Dialect::Duckdb, "events").unwrap().into_iter().map(|(name, _)| name).collect();
+        for q in QUESTIONS {
+            let in_pack = files.contains(&format!("{}.sql", q.name()));
+            let without = WITHOUT_SQL_PACK.iter().any(|(name, _)| *name == q.name());
+            assert!(in_pack != without, "{}: in the SQL pack {in_pack}, in WITHOUT_SQL_PACK {without}", q.name());
+        }
+        for (name, _) in WITHOUT_SQL_PACK {
+            assert!(QUESTIONS.iter().any(|q| q.name() == *name), "WITHOUT_SQL_PACK names no question {name}");
+        }
+        for file in &files {
+            let question = file.trim_end_matches(".sql");
+            assert!(
+                ["create_table", "used"].contains(&question) || QUESTIONS.iter().any(|q| q.name() == question),
+                "the SQL pack's {file} is no question's"
+            );
+        }
+    }
+
+    /// `--format` accepts exactly the formats it offers (its possible values in `--help`: the
+    /// question's `formats`), the defaults (table, JSON) among them; any other is refused as an
+    /// invalid value (exit 1, see `main`).
+    #[test]
+    fn format_takes_the_formats_it_offers() {
+        use clap::ValueEnum;
+        use trailscope::output::Format;
+        let mut refused = 0;
+        for q in QUESTIONS {
+            let cmd = q.command();
+            let arg = cmd.get_arguments().find(|a| a.get_id() == "format").expect("--format");
+            let offered: Vec<String> = arg.get_possible_values().iter().map(|v| v.get_name().to_string()).collect();
+            assert!(offered.contains(&"table".into()) && offered.contains(&"json".into()), "{}: {offered:?}", q.name());
+            for f in Format::value_variants() {
+                let name = f.to_possible_value().unwrap().get_name().to_string();
+                // --format alone (the question's required flags, such as sql's --query, aside).
+                let alone = clap::Command::new(q.name()).arg(arg.clone());
+                match alone.try_get_matches_from([q.name(), "--format", &name]) {
+                    Ok(m) => {
+                        assert!(offered.contains(&name), "{} accepts {name}, not offered", q.name());
+                        assert_eq!(m.get_one::<Format>("format"), Some(f), "{} --format {name}", q.name());
+                    }
+                    Err(e) => {
+                        assert!(!offered.contains(&name), "{} refuses {name}, offered: {e}", q.name());
+                        assert_eq!(e.kind(), clap::error::ErrorKind::InvalidValue, "{} --format {name}", q.name());
+                        refused += 1;
+                    }
+                }
+            }
+        }
+        assert!(refused > 0, "some question offers fewer formats than there are");
     }
 }

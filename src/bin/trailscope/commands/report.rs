@@ -3,8 +3,6 @@
 
 use std::io::Write;
 
-use serde_json::json;
-
 use super::questions::load;
 use crate::cli::{ReportArgs, SummaryFormat};
 use trailscope::error::{Error, Result};
@@ -53,7 +51,12 @@ pub fn run(args: &ReportArgs) -> Result<bool> {
         stale_days: args.stale_days,
         as_of_ms,
         max_file_bytes: i.max_file_mb.saturating_mul(1 << 20),
-        filters: json!({"from": i.from, "to": i.to, "account": i.account, "region": i.region}),
+        filters: report::Filters {
+            from: i.from.clone(),
+            to: i.to.clone(),
+            account: i.account.clone(),
+            region: i.region.clone(),
+        },
     };
     if let (Some(path), Some(az)) = (&args.attestation, &opts.authz) {
         let sheet = trailscope::query::unused::analyze(az, data.events.clone())?.attestation()?;

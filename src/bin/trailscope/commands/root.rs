@@ -11,8 +11,12 @@ use trailscope::error::{PolarsContext, Result};
 use trailscope::output::{self, Format};
 use trailscope::query::{self, Answer, Run};
 
-pub static QUESTION: Question<RootArgs> =
-    Question { name: "root", about: "Root-account usage (CIS semantics): every root event and a summary", run };
+pub static QUESTION: Question<RootArgs> = Question {
+    name: "root",
+    about: "Root-account usage (CIS semantics): every root event and a summary",
+    formats: super::questions::EVENT_FORMATS,
+    run,
+};
 
 #[derive(Args, Debug)]
 pub struct RootArgs {

@@ -10,6 +10,7 @@ use trailscope::query;
 pub static QUESTION: Question<SessionsArgs> = Question {
     name: "sessions",
     about: "Temporary credentials: session durations requested (DurationSeconds) versus really used",
+    formats: super::questions::TABLE_FORMATS,
     run,
 };
 

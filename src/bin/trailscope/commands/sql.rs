@@ -7,8 +7,12 @@ use crate::cli::{InputArgs, OutputArgs};
 use trailscope::error::Result;
 use trailscope::query::{self, Answer};
 
-pub static QUESTION: Question<SqlArgs> =
-    Question { name: "sql", about: "Ad-hoc Polars SQL over a table named `events`", run };
+pub static QUESTION: Question<SqlArgs> = Question {
+    name: "sql",
+    about: "Ad-hoc Polars SQL over a table named `events`",
+    formats: super::questions::EVENT_FORMATS,
+    run,
+};
 
 #[derive(Args, Debug)]
 pub struct SqlArgs {

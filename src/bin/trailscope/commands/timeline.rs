@@ -8,8 +8,12 @@ use trailscope::error::Result;
 use trailscope::output::{self, Format};
 use trailscope::query::{self, Answer};
 
-pub static QUESTION: Question<TimelineArgs> =
-    Question { name: "timeline", about: "A forensic timeline with pivots; --session follows a temporary key", run };
+pub static QUESTION: Question<TimelineArgs> = Question {
+    name: "timeline",
+    about: "A forensic timeline with pivots; --session follows a temporary key",
+    formats: super::questions::EVENT_FORMATS,
+    run,
+};
 
 #[derive(Args, Debug)]
 pub struct TimelineArgs {

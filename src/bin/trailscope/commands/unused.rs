@@ -13,9 +13,14 @@ use trailscope::error::{Error, Result};
 use trailscope::iam::authz::AuthorizationDetails;
 use trailscope::query::unused::{self, LeastPrivilege};
 use trailscope::query::Answer;
+use trailscope::report::document::CredentialUser;
 
-pub static QUESTION: Question<UnusedArgs> =
-    Question { name: "unused", about: "IAM permissions granted (per --iam snapshot) but not used in the events", run };
+pub static QUESTION: Question<UnusedArgs> = Question {
+    name: "unused",
+    about: "IAM permissions granted (per --iam snapshot) but not used in the events",
+    formats: super::questions::TABLE_FORMATS,
+    run,
+};
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnusedBy {
@@ -68,21 +73,23 @@ pub struct UnusedArgs {
 
 /// The credential report's users (MFA, password age, two active keys) as a table: the same rows as
 /// the report's Credentials section.
-fn users_frame(users: &[serde_json::Value]) -> Result<DataFrame> {
-    let text = |k: &str| users.iter().map(|u| u[k].as_str().map(str::to_string)).collect::<Vec<_>>();
-    let flag = |k: &str| users.iter().map(|u| u[k].as_bool()).collect::<Vec<_>>();
-    let number = |k: &str| users.iter().map(|u| u[k].as_i64()).collect::<Vec<_>>();
+fn users_frame(users: &[CredentialUser]) -> Result<DataFrame> {
+    let text =
+        |f: fn(&CredentialUser) -> Option<&str>| users.iter().map(|u| f(u).map(str::to_string)).collect::<Vec<_>>();
     DataFrame::new(
         users.len(),
         vec![
-            Column::new("user".into(), text("user")),
-            Column::new("arn".into(), text("arn")),
-            Column::new("password_enabled".into(), flag("password_enabled")),
-            Column::new("password_last_changed".into(), text("password_last_changed")),
-            Column::new("password_age_days".into(), number("password_age_days")),
-            Column::new("mfa_active".into(), flag("mfa_active")),
-            Column::new("active_keys".into(), number("active_keys")),
-            Column::new("findings".into(), text("findings")),
+            Column::new("user".into(), text(|u| Some(&u.user))),
+            Column::new("arn".into(), text(|u| Some(&u.arn))),
+            Column::new("password_enabled".into(), users.iter().map(|u| Some(u.password_enabled)).collect::<Vec<_>>()),
+            Column::new("password_last_changed".into(), text(|u| u.password_last_changed.as_deref())),
+            Column::new("password_age_days".into(), users.iter().map(|u| u.password_age_days).collect::<Vec<_>>()),
+            Column::new("mfa_active".into(), users.iter().map(|u| Some(u.mfa_active)).collect::<Vec<_>>()),
+            Column::new(
+                "active_keys".into(),
+                users.iter().map(|u| i64::try_from(u.active_keys).ok()).collect::<Vec<_>>(),
+            ),
+            Column::new("findings".into(), text(|u| Some(&u.findings))),
         ],
     )
     .map_err(|cause| Error::Polars { context: "credential report users".into(), cause })
