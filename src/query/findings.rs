@@ -316,6 +316,8 @@ pub struct HitRuns {
     held_bytes: usize,
     dir: Option<TempDir>,
     files: Vec<PathBuf>,
+    /// Hit events added.
+    events: u64,
 }
 
 impl HitRuns {
@@ -327,6 +329,7 @@ impl HitRuns {
             held_bytes: 0,
             dir: None,
             files: Vec::new(),
+            events: 0,
         }
     }
 
@@ -340,6 +343,7 @@ impl HitRuns {
         if run.is_empty() {
             return Ok(());
         }
+        self.events += run.len() as u64;
         run.sort_unstable_by(HitEvent::cmp_key);
         self.held_bytes += run.iter().map(HitEvent::bytes).sum::<usize>();
         self.held.push(run);
@@ -370,6 +374,7 @@ impl HitRuns {
 
     /// Every hit event added, in time order.
     pub fn finish(mut self) -> Result<Merged> {
+        super::spill::memtrace(&format!("{} hit events in {} run files", self.events, self.files.len()));
         // Too many files to hold a reader of each: merge them into fewer first.
         let mut generation = 0;
         while self.files.len() + usize::from(!self.held.is_empty()) > FAN_IN {
