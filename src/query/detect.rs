@@ -8,6 +8,7 @@ use std::net::IpAddr;
 
 use polars::prelude::*;
 
+use super::findings::{self, field, Detector, Emitter, Finding, HitEvent, HitRuns, Outcome, Shape};
 use super::timeline::IpNet;
 use super::{is_denied, is_error, mfa_used, present, root::is_root_usage};
 use crate::error::PolarsContext;
@@ -617,20 +618,6 @@ pub fn skipped(only: &[String], p: &Params) -> Vec<(&'static str, &'static str)>
         .collect()
 }
 
-/// The output columns of a finding.
-pub const COLUMNS: [&str; 10] = [
-    "check_id",
-    "title",
-    "severity",
-    c::EVENT_TIME,
-    c::PRINCIPAL,
-    c::EVENT_NAME,
-    c::SOURCE_IP,
-    c::EVENT_ID,
-    c::ERROR_CODE,
-    "outcome",
-];
-
 /// The checks of `only` (all when empty), or an error naming an unknown one.
 fn selected(only: &[String]) -> PolarsResult<Vec<&'static Check>> {
     if let Some(unknown) = only.iter().find(|o| !CHECKS.iter().any(|k| o.eq_ignore_ascii_case(k.id))) {
@@ -660,119 +647,204 @@ fn condition(check: &Check, ev: &LazyFrame, params: &Params) -> PolarsResult<Opt
     })
 }
 
-/// One finding, as the stream of findings carries it before it becomes a row.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Finding {
+/// The value of `HitEvent::mark` for the sequence check: an authorization failure among a
+/// principal's earliest (see `Earliest`), or a successful call that may be the first after them.
+const MARK_DENIAL: u8 = 1;
+const MARK_SUCCESS: u8 = 2;
+
+/// An event's place in time order (as `HitEvent::cmp_key` orders events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Key {
     time_ms: i64,
-    check: &'static str,
-    /// `None` sorts last, as the frame's order does.
-    event_id: NullsLast,
-    principal: Option<String>,
-    event_name: Option<String>,
-    source_ip: Option<String>,
-    error_code: Option<String>,
-    /// `succeeded`, `failed` or `denied`.
-    outcome: &'static str,
+    event_id: Option<String>,
+    seq: u64,
 }
 
-/// An optional string that sorts after every present one.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum NullsLast {
-    Some(String),
-    None,
-}
-
-impl From<Option<&str>> for NullsLast {
-    fn from(v: Option<&str>) -> Self {
-        v.map_or(NullsLast::None, |s| NullsLast::Some(s.to_string()))
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.time_ms
+            .cmp(&other.time_ms)
+            .then_with(|| match (&self.event_id, &other.event_id) {
+                (Some(a), Some(b)) => a.cmp(b),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            })
+            .then_with(|| self.seq.cmp(&other.seq))
     }
 }
 
-/// Column names of the per-check flags in the stream.
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// TS-DENIED-THEN-SUCCEEDED without time order, exactly: its finding for a principal is the earliest
+/// successful call after the principal's `DENIED_THRESHOLD`-th authorization failure (K). While the
+/// events come in any order, each principal keeps the keys of its earliest failures so far (K can
+/// only move earlier as more come) and the earliest success known to lie after K. A failure is
+/// passed on to the time-ordered pass (marked) only while it is among the earliest, a success only
+/// while no success known to lie after K precedes it: the marked events hold every failure up to the
+/// final K and the success reported, so counting the marked failures in time order finds it.
+/// Memory: `DENIED_THRESHOLD` keys and one more per principal.
+#[derive(Debug, Default)]
+struct Earliest {
+    denials: Vec<Key>,
+    after: Option<Key>,
+}
+
+impl Earliest {
+    /// Is this failure among the earliest so far (then it is marked)?
+    fn admit_denial(&mut self, key: Key) -> bool {
+        let n = DENIED_THRESHOLD as usize;
+        if self.denials.len() == n && self.denials.last().is_some_and(|last| key > *last) {
+            return false;
+        }
+        let at = self.denials.partition_point(|d| *d < key);
+        self.denials.insert(at, key);
+        self.denials.truncate(n);
+        true
+    }
+
+    /// May this success be the one reported (then it is marked)?
+    fn admit_success(&mut self, key: Key) -> bool {
+        if self.after.as_ref().is_some_and(|a| key > *a) {
+            return false;
+        }
+        let n = DENIED_THRESHOLD as usize;
+        if self.denials.len() == n && self.denials.last().is_some_and(|k| key > *k) {
+            self.after = Some(key);
+        }
+        true
+    }
+}
+
+/// Column names of the per-check flags in a batch.
 fn flag(i: usize) -> String {
     format!("__check_{i}")
 }
 const DENIED: &str = "__denied";
 const OWN: &str = "__own";
 const FAILED: &str = "__failed";
+const ROW: &str = "__row";
 
-/// Findings of the selected checks (all when `only` is empty), with the parameters of the checks that
-/// need some (those without are skipped), handed to `emit` a batch at a time, ordered by event time,
-/// then check id, then event id.
+/// A `detect` run: the selected checks over batches of events in any order (`add`, as the files are
+/// read), then the findings in order (`finish`), by event time, then check id, then event id.
 ///
-/// One pass over the events in time order (`sorted`: they already are, as the out-of-core dataset
-/// gives them; otherwise they fit in memory and are sorted first): each batch gets one flag column
-/// per check, the sequence checks keep per-principal state, and findings wait only while a later
-/// batch may still bring an event of the same millisecond. Memory is bounded by a batch, the
-/// principals and the findings of one millisecond, whatever the number of events.
-pub fn stream_findings(
-    ev: LazyFrame,
-    sorted: bool,
-    only: &[String],
-    params: &Params,
-    mut emit: impl FnMut(DataFrame) -> crate::error::Result<()>,
-) -> crate::error::Result<()> {
-    let checks = selected(only).context("choosing checks")?;
-    let mut flags = Vec::new();
-    let mut flagged = Vec::new();
-    let mut sequences = Vec::new();
-    for (i, check) in checks.iter().enumerate() {
-        match (&check.rule, condition(check, &ev, params).context("planning checks")?) {
-            (&Rule::Sequence(kind), _) => sequences.push((i, kind)),
-            (_, Some(cond)) => {
+/// Each batch gets one flag column per check; the events a check flags, and those the sequence
+/// check must see, go to the runs of hit events (`findings::HitRuns`: sorted, spilled past a
+/// sixteenth of the memory limit, merged in time order at the end). The sequence check is exact
+/// without ordering the events (see `Earliest`) and follows the merged stream. Memory: a batch, the
+/// runs' budget, a few keys per principal and the findings of one millisecond, whatever the number
+/// of events.
+pub struct Detection {
+    checks: Vec<&'static Check>,
+    /// Two per check: the act, then the attempt (a failed tampering or credential call).
+    detectors: Vec<Detector>,
+    sequences: Vec<(usize, Sequence)>,
+    params: Params,
+    earliest: hashbrown::HashMap<String, Earliest>,
+    runs: HitRuns,
+    batches: u64,
+}
+
+impl Detection {
+    /// The checks of `only` (all when empty; an unknown id is an error), with the parameters of the
+    /// checks that need some (those without are skipped); runs held up to a sixteenth of
+    /// `memory_limit`.
+    pub fn new(only: &[String], params: &Params, memory_limit: u64) -> crate::error::Result<Detection> {
+        let checks = selected(only).context("choosing checks")?;
+        let mut detectors = Vec::with_capacity(2 * checks.len());
+        let mut sequences = Vec::new();
+        for (i, check) in checks.iter().enumerate() {
+            let act = Detector {
+                id: check.id.to_string(),
+                title: check.title.to_string(),
+                level: Some(check.severity.to_string()),
+                status: None,
+                tags: String::new(),
+            };
+            let attempt = match ATTEMPTS.iter().find(|(id, _)| *id == check.id) {
+                Some((_, severity)) => Detector {
+                    title: format!("{ATTEMPT_PREFIX}{}", check.title),
+                    level: Some(severity.to_string()),
+                    ..act.clone()
+                },
+                None => act.clone(),
+            };
+            detectors.extend([act, attempt]);
+            if let Rule::Sequence(kind) = check.rule {
+                sequences.push((i, kind));
+            }
+        }
+        Ok(Detection {
+            checks,
+            detectors,
+            sequences,
+            params: params.clone(),
+            earliest: Default::default(),
+            runs: HitRuns::for_limit(memory_limit),
+            batches: 0,
+        })
+    }
+
+    /// Check a batch of events (any order; batches are numbered as they come, for ties).
+    pub fn add(&mut self, df: DataFrame) -> crate::error::Result<()> {
+        let batch = self.batches;
+        self.batches += 1;
+        if df.height() == 0 {
+            return Ok(());
+        }
+        let ev = df.lazy();
+        // The conditions are planned per batch: TS-OUTSIDE-NETWORK lists the batch's addresses.
+        let mut flags = Vec::new();
+        let mut flagged = Vec::new();
+        for (i, check) in self.checks.iter().enumerate() {
+            if let Some(cond) = condition(check, &ev, &self.params).context("planning checks")? {
                 flags.push(cond.alias(flag(i)));
                 flagged.push(i);
             }
-            (_, None) => {}
         }
-    }
-    let wants_denials = !sequences.is_empty();
-    let mut columns = flags;
-    columns.push(is_denied().fill_null(lit(false)).alias(DENIED));
-    columns.push(is_error().fill_null(lit(false)).alias(FAILED));
-    columns.push(own_call().fill_null(lit(false)).alias(OWN));
-    let mut keep = flagged.iter().map(|&i| col(flag(i))).reduce(|a, b| a.or(b)).unwrap_or(lit(false));
-    if wants_denials {
-        // A sequence follows the calls principals made themselves (not a service on their behalf).
-        keep = keep.or(present(c::PRINCIPAL).and(col(OWN)));
-    }
-    // The events are streamed as they are, and the flags computed per batch: a plan that computes
-    // them and filters on them came out of the streaming engine partly out of time order (measured
-    // on 1 M generated events, Polars 0.55.2), where a plain projection, as `timeline` streams, keeps
-    // the order. The JSON blobs no check reads stay out.
-    let skip = [c::RESPONSE_ELEMENTS, c::ADDITIONAL_EVENT_DATA, c::RESOURCES, c::SOURCE_FILE];
-    let read: Vec<Expr> = crate::ingest::frame::schema()
-        .iter_names()
-        .filter(|n| !skip.contains(&n.as_str()))
-        .map(|n| col(n.clone()))
-        .collect();
-    let plan = super::in_time_order(ev.select(read), sorted);
-
-    let mut denials: hashbrown::HashMap<String, u32> = hashbrown::HashMap::new();
-    let mut reported: hashbrown::HashSet<String> = hashbrown::HashSet::new();
-    let mut pending: Vec<Finding> = Vec::new();
-    super::stream(plan, |df| {
-        let df = df.lazy().select(
-            [
-                col(c::EVENT_TIME),
-                col(c::EVENT_ID),
-                col(c::PRINCIPAL),
-                col(c::EVENT_NAME),
-                col(c::SOURCE_IP),
-                col(c::ERROR_CODE),
-            ]
-            .into_iter()
-            .chain(columns.iter().cloned())
-            .collect::<Vec<_>>(),
-        );
-        let df = df.filter(keep.clone()).collect().context("checking a batch")?;
+        let wants_denials = !self.sequences.is_empty();
+        let mut keep = flagged.iter().map(|&i| col(flag(i))).reduce(|a, b| a.or(b)).unwrap_or(lit(false));
+        if wants_denials {
+            // A sequence follows the calls principals made themselves (not a service on their behalf).
+            keep = keep.or(present(c::PRINCIPAL).and(col(OWN)));
+        }
+        let account = col(c::RECIPIENT_ACCOUNT_ID).fill_null(col(c::ACCOUNT_ID)).alias("__account");
+        let mut columns = vec![
+            col(ROW),
+            col(c::EVENT_TIME).cast(DataType::Int64),
+            col(c::EVENT_ID),
+            col(c::PRINCIPAL),
+            col(c::EVENT_NAME),
+            col(c::EVENT_SOURCE),
+            col(c::SOURCE_IP),
+            col(c::ERROR_CODE),
+            account,
+            col(c::AWS_REGION),
+        ];
+        columns.extend(flags);
+        columns.push(is_denied().fill_null(lit(false)).alias(DENIED));
+        columns.push(is_error().fill_null(lit(false)).alias(FAILED));
+        columns.push(own_call().fill_null(lit(false)).alias(OWN));
+        let df = ev.with_row_index(ROW, None).select(columns).filter(keep).collect().context("checking a batch")?;
         let text = |name: &str| -> crate::error::Result<StringChunked> {
             Ok(df.column(name).context(name)?.str().context(name)?.clone())
         };
-        let times =
-            df.column(c::EVENT_TIME).context(c::EVENT_TIME)?.datetime().context(c::EVENT_TIME)?.physical().clone();
-        let (ids, principals, names, ips, codes) =
-            (text(c::EVENT_ID)?, text(c::PRINCIPAL)?, text(c::EVENT_NAME)?, text(c::SOURCE_IP)?, text(c::ERROR_CODE)?);
+        let fields = [
+            text(c::EVENT_ID)?,
+            text(c::PRINCIPAL)?,
+            text(c::EVENT_NAME)?,
+            text(c::EVENT_SOURCE)?,
+            text(c::SOURCE_IP)?,
+            text(c::ERROR_CODE)?,
+            text("__account")?,
+            text(c::AWS_REGION)?,
+        ];
+        let times = df.column(c::EVENT_TIME).context(c::EVENT_TIME)?.i64().context(c::EVENT_TIME)?.clone();
+        let rows = df.column(ROW).context(ROW)?.idx().context(ROW)?.clone();
         let flag_cols = flagged
             .iter()
             .map(|&i| Ok((i, df.column(&flag(i)).context("flag")?.bool().context("flag")?.clone())))
@@ -781,117 +853,136 @@ pub fn stream_findings(
             Ok(df.column(name).context(name)?.bool().context(name)?.clone())
         };
         let (denied, failed, own) = (bools(DENIED)?, bools(FAILED)?, bools(OWN)?);
-        let finding = |row: usize, check_index: usize| Finding {
-            time_ms: times.get(row).unwrap_or(i64::MAX),
-            check: checks[check_index].id,
-            event_id: ids.get(row).into(),
-            principal: principals.get(row).map(str::to_string),
-            event_name: names.get(row).map(str::to_string),
-            source_ip: ips.get(row).map(str::to_string),
-            error_code: codes.get(row).map(str::to_string),
-            outcome: match (denied.get(row), failed.get(row)) {
-                (Some(true), _) => "denied",
-                (_, Some(true)) => "failed",
-                _ => "succeeded",
-            },
-        };
+        let mut out = Vec::new();
         for row in 0..df.height() {
-            for (i, flags) in &flag_cols {
-                if flags.get(row) == Some(true) {
-                    pending.push(finding(row, *i));
+            let hits: Vec<u32> =
+                flag_cols.iter().filter(|(_, f)| f.get(row) == Some(true)).map(|(i, _)| *i as u32).collect();
+            let time_ms = times.get(row).unwrap_or(i64::MAX);
+            let seq = findings::seq(batch, rows.get(row).unwrap_or(0) as usize);
+            let is_denied = denied.get(row) == Some(true);
+            let is_failed = failed.get(row) == Some(true);
+            let mut mark = 0;
+            let who = fields[1].get(row).filter(|p| !p.is_empty());
+            if let Some(who) = who.filter(|_| wants_denials && own.get(row) == Some(true)) {
+                let key = Key { time_ms, event_id: fields[0].get(row).map(str::to_string), seq };
+                let state = self.earliest.entry_ref(who).or_default();
+                if is_denied {
+                    if state.admit_denial(key) {
+                        mark = MARK_DENIAL;
+                    }
+                } else if !is_failed && state.admit_success(key) {
+                    mark = MARK_SUCCESS;
                 }
             }
-            if !wants_denials || own.get(row) != Some(true) {
+            if hits.is_empty() && mark == 0 {
                 continue;
             }
-            let Some(who) = principals.get(row).filter(|p| !p.is_empty()) else { continue };
+            out.push(HitEvent {
+                time_ms,
+                seq,
+                event: std::array::from_fn(|i| fields[i].get(row).map(str::to_string)),
+                outcome: match (is_denied, is_failed) {
+                    (true, _) => Outcome::Denied,
+                    (_, true) => Outcome::Failed,
+                    _ => Outcome::Succeeded,
+                },
+                hits,
+                mark,
+                payload: None,
+            });
+        }
+        self.runs.add(out)
+    }
+
+    /// The findings, handed to `emit` a frame at a time, ordered by event time, then check id, then
+    /// event id (then the other columns).
+    pub fn finish(self, emit: impl FnMut(DataFrame) -> crate::error::Result<()>) -> crate::error::Result<()> {
+        let Detection { detectors, sequences, runs, .. } = self;
+        let mut out = Emitter::new(&detectors, Shape::Detect, emit);
+        let finding = |check: usize, ev: &HitEvent| {
+            let attempt =
+                ev.outcome != Outcome::Succeeded && ATTEMPTS.iter().any(|(id, _)| *id == detectors[2 * check].id);
+            Finding {
+                detector: (2 * check + usize::from(attempt)) as u32,
+                time_ms: ev.time_ms,
+                event: ev.event.clone(),
+                outcome: ev.outcome,
+            }
+        };
+        // Findings of one millisecond are put in order together.
+        let order = |a: &Finding, b: &Finding| detect_order(&detectors, a).cmp(&detect_order(&detectors, b));
+        let mut denials: hashbrown::HashMap<String, u32> = hashbrown::HashMap::new();
+        let mut reported: hashbrown::HashSet<String> = hashbrown::HashSet::new();
+        let mut millisecond: Vec<Finding> = Vec::new();
+        for ev in runs.finish()? {
+            let ev = ev?;
+            if millisecond.first().is_some_and(|f| f.time_ms != ev.time_ms) {
+                millisecond.sort_by(order);
+                for f in millisecond.drain(..) {
+                    out.push(f)?;
+                }
+            }
+            for &i in &ev.hits {
+                millisecond.push(finding(i as usize, &ev));
+            }
+            let Some(who) = ev.event[field::PRINCIPAL].as_deref().filter(|_| ev.mark != 0) else { continue };
             for &(i, kind) in &sequences {
                 match kind {
-                    Sequence::DeniedThenSucceeded => {
-                        if denied.get(row) == Some(true) {
-                            *denials.entry_ref(who).or_insert(0) += 1;
-                        } else if failed.get(row) != Some(true)
-                            && denials.get(who).is_some_and(|n| *n >= DENIED_THRESHOLD)
-                            && reported.insert(who.to_string())
+                    Sequence::DeniedThenSucceeded => match ev.mark {
+                        MARK_DENIAL => *denials.entry_ref(who).or_insert(0) += 1,
+                        MARK_SUCCESS
+                            if denials.get(who).is_some_and(|n| *n >= DENIED_THRESHOLD)
+                                && reported.insert(who.to_string()) =>
                         {
-                            pending.push(finding(row, i));
+                            millisecond.push(finding(i, &ev))
                         }
-                    }
+                        _ => {}
+                    },
                 }
             }
         }
-        // Every finding before the batch's last millisecond is final; those of that millisecond wait
-        // for the next batch, which may bring more events of it.
-        let Some(last) = times.max() else { return Ok(()) };
-        pending.sort_unstable();
-        let ready = pending.partition_point(|f| f.time_ms < last);
-        if ready > 0 {
-            emit(findings_frame(pending.drain(..ready))?)?;
+        millisecond.sort_by(order);
+        for f in millisecond {
+            out.push(f)?;
         }
-        Ok(())
-    })?;
-    pending.sort_unstable();
-    emit(findings_frame(pending.drain(..))?)
+        out.flush()
+    }
 }
 
-/// Findings as rows with the columns `COLUMNS`.
-fn findings_frame(findings: impl Iterator<Item = Finding>) -> crate::error::Result<DataFrame> {
-    let findings: Vec<Finding> = findings.collect();
-    let strings = |f: fn(&Finding) -> Option<&str>| findings.iter().map(f).collect::<Vec<_>>();
-    let check = |f: &Finding| &CHECKS[CHECKS.iter().position(|k| k.id == f.check).unwrap_or(0)];
-    // A failed tampering or credential call is an attempt, with its own severity.
-    let attempt = |f: &Finding| {
-        ATTEMPTS.iter().find(|(id, _)| *id == f.check && f.outcome != "succeeded").map(|(_, severity)| *severity)
-    };
-    let times: Vec<i64> = findings.iter().map(|f| f.time_ms).collect();
-    let time = Series::new(c::EVENT_TIME.into(), times)
-        .cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC)))
-        .context(c::EVENT_TIME)?;
-    DataFrame::new(
-        findings.len(),
-        vec![
-            Column::new("check_id".into(), strings(|f| Some(f.check))),
-            Column::new(
-                "title".into(),
-                findings
-                    .iter()
-                    .map(|f| match attempt(f) {
-                        Some(_) => format!("{ATTEMPT_PREFIX}{}", check(f).title),
-                        None => check(f).title.to_string(),
-                    })
-                    .collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "severity".into(),
-                findings.iter().map(|f| attempt(f).unwrap_or(check(f).severity)).collect::<Vec<_>>(),
-            ),
-            time.into(),
-            Column::new(c::PRINCIPAL.into(), strings(|f| f.principal.as_deref())),
-            Column::new(c::EVENT_NAME.into(), strings(|f| f.event_name.as_deref())),
-            Column::new(c::SOURCE_IP.into(), strings(|f| f.source_ip.as_deref())),
-            Column::new(
-                c::EVENT_ID.into(),
-                strings(|f| match &f.event_id {
-                    NullsLast::Some(s) => Some(s.as_str()),
-                    NullsLast::None => None,
-                }),
-            ),
-            Column::new(c::ERROR_CODE.into(), strings(|f| f.error_code.as_deref())),
-            Column::new("outcome".into(), findings.iter().map(|f| f.outcome).collect::<Vec<_>>()),
-        ],
+/// Where a finding goes among those of its millisecond: check id, event id (a missing one last), then
+/// the other fields.
+#[allow(clippy::type_complexity)]
+fn detect_order<'a>(
+    detectors: &'a [Detector],
+    f: &'a Finding,
+) -> (i64, &'a str, bool, Option<&'a str>, [Option<&'a str>; 4], &'static str) {
+    (
+        f.time_ms,
+        detectors[f.detector as usize].id.as_str(),
+        f.field(field::EVENT_ID).is_none(),
+        f.field(field::EVENT_ID),
+        [field::PRINCIPAL, field::EVENT_NAME, field::SOURCE_IP, field::ERROR_CODE].map(|i| f.field(i)),
+        f.outcome.as_str(),
     )
-    .context("findings")
 }
 
 /// No findings, with the findings' columns.
 pub fn empty_findings() -> crate::error::Result<DataFrame> {
-    findings_frame(std::iter::empty())
+    findings::empty(Shape::Detect)
 }
 
-/// All findings as one frame (the report's input; findings, not events, are held).
-pub fn findings_with(ev: LazyFrame, sorted: bool, only: &[String], params: &Params) -> crate::error::Result<DataFrame> {
+/// All findings over `ev` as one frame (the report's input; findings, not events, are held). The
+/// events may come in any order (`_sorted` is no longer needed).
+pub fn findings_with(
+    ev: LazyFrame,
+    _sorted: bool,
+    only: &[String],
+    params: &Params,
+) -> crate::error::Result<DataFrame> {
+    let mut run = Detection::new(only, params, crate::ingest::pipeline::DEFAULT_MEMORY_LIMIT)?;
+    super::stream(ev, |df| run.add(df))?;
     let mut out = empty_findings()?;
-    stream_findings(ev, sorted, only, params, |df| {
+    run.finish(|df| {
         out.vstack_mut(&df).context("findings")?;
         Ok(())
     })?;
@@ -925,6 +1016,110 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), n);
         assert!(CHECKS.iter().all(|k| !k.reference.is_empty()));
+    }
+}
+
+#[cfg(test)]
+mod sequence_tests {
+    use super::*;
+
+    /// Events as the frame holds them: these columns, the others null.
+    fn frame(rows: &[(i64, String, &str, Option<&str>)]) -> DataFrame {
+        let df = df!(
+            c::EVENT_TIME => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            c::EVENT_ID => rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>(),
+            c::PRINCIPAL => rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+            c::ERROR_CODE => rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+            c::EVENT_NAME => rows.iter().map(|_| "GetObject").collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let mut full = DataFrame::empty();
+        for (name, dtype) in crate::ingest::frame::schema().iter() {
+            let column = match df.column(name) {
+                Ok(col) => col.cast(dtype).unwrap(),
+                Err(_) => Column::full_null(name.clone(), df.height(), dtype),
+            };
+            full.with_column(column).unwrap();
+        }
+        full
+    }
+
+    /// TS-DENIED-THEN-SUCCEEDED gives, whatever order the events come in and however they are cut
+    /// into batches, the finding of a pass over the events in time order: per principal, the first
+    /// successful call after its fifth authorization failure.
+    #[test]
+    fn denied_then_succeeded_is_exact_in_any_order() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let principals = ["arn:a", "arn:b", "arn:c", "arn:d"];
+        let mut reported_any = 0;
+        for round in 0..40 {
+            let mut events: Vec<(i64, String, &str, Option<&str>)> = (0..300)
+                .map(|n| {
+                    let code = match next(10) {
+                        0..=3 => Some("AccessDenied"),
+                        4 => Some("NoSuchEntity"),
+                        5 => Some("Client.UnauthorizedOperation"),
+                        _ => None,
+                    };
+                    // Few distinct times: many events share a millisecond.
+                    (1_700_000_000_000 + next(60) as i64, format!("e{:03}", n), principals[next(4) as usize], code)
+                })
+                .collect();
+            // Time order, as the expected pass reads the events.
+            let mut ordered = events.clone();
+            ordered.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+            let mut denials: std::collections::HashMap<&str, u32> = Default::default();
+            let mut expected = Vec::new();
+            for (t, id, who, code) in &ordered {
+                let denied =
+                    code.is_some_and(|c| c.starts_with("AccessDenied") || c.ends_with("UnauthorizedOperation"));
+                if denied {
+                    *denials.entry(who).or_default() += 1;
+                } else if code.is_none()
+                    && denials.get(who).is_some_and(|n| *n >= DENIED_THRESHOLD)
+                    && !expected.iter().any(|(_, _, w)| w == who)
+                {
+                    expected.push((*t, id.clone(), who.to_string()));
+                }
+            }
+            expected.sort();
+            reported_any += expected.len();
+            // Shuffled, in batches of random sizes; the runs spill when `round` is odd.
+            for i in (1..events.len()).rev() {
+                events.swap(i, next(i as u64 + 1) as usize);
+            }
+            let limit = if round % 2 == 1 { 0 } else { 1 << 30 };
+            let mut run = Detection::new(&["TS-DENIED-THEN-SUCCEEDED".to_string()], &Params::default(), limit).unwrap();
+            if limit == 0 {
+                run.runs = HitRuns::new(0);
+            }
+            let mut rest = &events[..];
+            while !rest.is_empty() {
+                let n = (next(40) as usize + 1).min(rest.len());
+                run.add(frame(&rest[..n])).unwrap();
+                rest = &rest[n..];
+            }
+            let mut got = Vec::new();
+            run.finish(|df| {
+                let times = df.column(c::EVENT_TIME).unwrap().cast(&DataType::Int64).unwrap();
+                let times = times.i64().unwrap();
+                let ids = df.column(c::EVENT_ID).unwrap().str().unwrap();
+                let who = df.column(c::PRINCIPAL).unwrap().str().unwrap();
+                for r in 0..df.height() {
+                    got.push((times.get(r).unwrap(), ids.get(r).unwrap().to_string(), who.get(r).unwrap().to_string()));
+                }
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(got, expected, "round {round}");
+        }
+        assert!(reported_any > 20, "the events should make findings: {reported_any}");
     }
 }
 

@@ -24,6 +24,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::findings::{self, Detector, Emitter, EventFields, Finding, HitEvent, HitRuns, Outcome, Shape};
 use crate::error::{Error, PolarsContext, Result};
 use crate::ingest::frame::col_name as c;
 use crate::sigma::{self, Correlation, CorrelationDef, Correlator, Level, Loaded, Rule, Status};
@@ -282,25 +283,6 @@ fn check_fields(rule: &Rule) -> FieldCheck {
     }
 }
 
-/// The hit rows' columns; `outcome` (succeeded / failed / denied) as `detect` names it.
-pub const COLUMNS: [&str; 15] = [
-    "rule_id",
-    "rule_title",
-    "level",
-    "status",
-    "tags",
-    c::EVENT_TIME,
-    c::EVENT_ID,
-    c::PRINCIPAL,
-    c::EVENT_NAME,
-    c::EVENT_SOURCE,
-    c::SOURCE_IP,
-    c::ERROR_CODE,
-    "account_id",
-    "region",
-    "outcome",
-];
-
 /// Hits per rule and correlation, for `--summary`.
 #[derive(Debug, Clone, Default)]
 pub struct Tally {
@@ -467,85 +449,29 @@ fn insert_path(rec: &mut Map<String, Value>, path: &str, value: Value) {
     }
 }
 
-/// A rule's cells in its hit rows, rendered once per run rather than once per hit.
-struct RuleCells {
-    id: String,
-    title: String,
-    level: Option<String>,
-    status: Option<String>,
-    tags: String,
-}
-
-impl From<&sigma::Meta> for RuleCells {
-    fn from(meta: &sigma::Meta) -> Self {
-        RuleCells {
-            id: meta.id.clone().unwrap_or_else(|| meta.title.clone()),
-            title: meta.title.clone(),
-            level: meta.level.map(|l| l.to_string()),
-            status: meta.status.map(|s| s.to_string()),
-            tags: meta.attack_techniques().join(","),
-        }
+/// A rule's or correlation's cells in its hit rows.
+fn detector(meta: &sigma::Meta) -> Detector {
+    Detector {
+        id: meta.id.clone().unwrap_or_else(|| meta.title.clone()),
+        title: meta.title.clone(),
+        level: meta.level.map(|l| l.to_string()),
+        status: meta.status.map(|s| s.to_string()),
+        tags: meta.attack_techniques().join(","),
     }
 }
 
-/// The hit rows being built for one batch.
-#[derive(Default)]
-struct Rows {
-    rule_id: Vec<String>,
-    title: Vec<String>,
-    level: Vec<Option<String>>,
-    status: Vec<Option<String>>,
-    tags: Vec<String>,
-    time: Vec<i64>,
-    /// event_id, principal, event_name, event_source, source_ip, error_code, account_id, region.
-    event: [Vec<Option<String>>; 8],
-}
-
-impl Rows {
-    fn push(&mut self, rule: &RuleCells, time_ms: i64, event: [Option<String>; 8]) {
-        self.rule_id.push(rule.id.clone());
-        self.title.push(rule.title.clone());
-        self.level.push(rule.level.clone());
-        self.status.push(rule.status.clone());
-        self.tags.push(rule.tags.clone());
-        self.time.push(time_ms);
-        for (col, v) in self.event.iter_mut().zip(event) {
-            col.push(v);
-        }
-    }
-
-    fn frame(self) -> Result<DataFrame> {
-        let n = self.time.len();
-        let time = Series::new(c::EVENT_TIME.into(), self.time)
-            .cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC)))
-            .context(c::EVENT_TIME)?;
-        let mut cols = vec![
-            Column::new(COLUMNS[0].into(), self.rule_id),
-            Column::new(COLUMNS[1].into(), self.title),
-            Column::new(COLUMNS[2].into(), self.level),
-            Column::new(COLUMNS[3].into(), self.status),
-            Column::new(COLUMNS[4].into(), self.tags),
-            time.into(),
-        ];
-        let outcome: Vec<&str> = self.event[5]
-            .iter()
-            .map(|code| match code.as_deref().filter(|c| !c.is_empty()) {
-                None => "succeeded",
-                Some(c) if crate::iam::errors::classify(c) == crate::iam::errors::ErrorClass::Denied => "denied",
-                Some(_) => "failed",
-            })
-            .collect();
-        for (name, values) in COLUMNS[6..].iter().zip(self.event) {
-            cols.push(Column::new((*name).into(), values));
-        }
-        cols.push(Column::new(COLUMNS[14].into(), outcome));
-        DataFrame::new(n, cols).context("hits")
+/// `succeeded` without an error code, else `denied` or `failed` by `iam::errors::classify`.
+fn outcome(error_code: Option<&str>) -> Outcome {
+    match error_code.filter(|c| !c.is_empty()) {
+        None => Outcome::Succeeded,
+        Some(c) if crate::iam::errors::classify(c) == crate::iam::errors::ErrorClass::Denied => Outcome::Denied,
+        Some(_) => Outcome::Failed,
     }
 }
 
 /// No hits, with the hit rows' columns.
 pub fn empty_hits() -> Result<DataFrame> {
-    Rows::default().frame()
+    findings::empty(Shape::Hunt)
 }
 
 /// The frame columns a hunt reads.
@@ -556,7 +482,7 @@ fn columns_read() -> Vec<Expr> {
 }
 
 /// The hit row fields of a record rebuilt for a correlation (the event that completed it).
-fn event_fields_of(rec: &Value) -> [Option<String>; 8] {
+fn event_fields_of(rec: &Value) -> EventFields {
     let at = |path: &str| sigma::FieldPath::parse(path).first_text(rec);
     let account = at("recipientAccountId").or_else(|| at("userIdentity.accountId"));
     let principal = at("userIdentity.arn").or_else(|| at("userIdentity.principalId"));
@@ -572,47 +498,90 @@ fn event_fields_of(rec: &Value) -> [Option<String>; 8] {
     ]
 }
 
-/// Run the rule set over the events (in time order when `sorted`; otherwise they fit in memory and
-/// are sorted first), handing hit rows to `emit` a batch at a time, ordered by event time, event id
-/// and rule id; a correlation's row comes with the event that completed it. Returns the hits per rule.
-pub fn stream_hits(
-    ev: LazyFrame,
-    sorted: bool,
-    set: &RuleSet,
-    mut emit: impl FnMut(DataFrame) -> Result<()>,
-) -> Result<Tally> {
-    let mut tally =
-        Tally { rule_hits: vec![0; set.rules.len()], correlation_hits: vec![0; set.correlations.len()], events: 0 };
-    // Which rules an event's name calls for; rules that pin no name run on every event.
-    let mut by_name: hashbrown::HashMap<&str, Vec<usize>> = hashbrown::HashMap::new();
-    let mut always = Vec::new();
-    for (i, r) in set.rules.iter().enumerate() {
-        match &r.event_names {
-            Some(names) => names.iter().for_each(|n| by_name.entry(n.as_str()).or_default().push(i)),
-            None => always.push(i),
+/// A hunt: the rule set over batches of events in any order (`add`, as the files are read), then
+/// the hit rows in time order (`finish`): by event time, event id and rule id, a correlation's row
+/// after the hits of the event that completed it.
+///
+/// Each batch's events are matched against the rules (in parallel); an event with hits becomes a hit
+/// event (`findings::HitRuns`: sorted runs, spilled past a sixteenth of the memory limit, merged in
+/// time order at the end), carrying the whole record when a correlation's base rule hit it.
+/// Correlations follow the merged stream: the time-ordered hits of their base rules, which is all
+/// they count. Memory: a batch, the runs' budget and the correlations' open windows.
+pub struct Hunt<'a> {
+    set: &'a RuleSet,
+    /// Which rules an event's name calls for; rules that pin no name run on every event.
+    by_name: hashbrown::HashMap<&'a str, Vec<usize>>,
+    always: Vec<usize>,
+    correlated: Vec<bool>,
+    reported: Vec<bool>,
+    /// Rules in id order, so an event's hits come out in that order.
+    rank: Vec<usize>,
+    /// The rules', then the correlations' cells in the rows.
+    detectors: Vec<Detector>,
+    runs: HitRuns,
+    tally: Tally,
+    batches: u64,
+}
+
+impl<'a> Hunt<'a> {
+    /// A hunt with `set`, holding hit runs up to a sixteenth of `memory_limit`.
+    pub fn new(set: &'a RuleSet, memory_limit: u64) -> Hunt<'a> {
+        let mut by_name: hashbrown::HashMap<&str, Vec<usize>> = hashbrown::HashMap::new();
+        let mut always = Vec::new();
+        for (i, r) in set.rules.iter().enumerate() {
+            match &r.event_names {
+                Some(names) => names.iter().for_each(|n| by_name.entry(n.as_str()).or_default().push(i)),
+                None => always.push(i),
+            }
+        }
+        let correlated: Vec<bool> =
+            (0..set.rules.len()).map(|i| set.correlations.iter().any(|c| c.rule_indices.contains(&i))).collect();
+        let reported: Vec<bool> =
+            (0..set.rules.len()).map(|i| set.report_rule[i] && sigma::rule_generates(&set.correlations, i)).collect();
+        let mut order: Vec<usize> = (0..set.rules.len()).collect();
+        order.sort_by_cached_key(|&i| {
+            set.rules[i].rule.meta.id.clone().unwrap_or_else(|| set.rules[i].rule.meta.title.clone())
+        });
+        let mut rank = vec![0; set.rules.len()];
+        for (n, &i) in order.iter().enumerate() {
+            rank[i] = n;
+        }
+        let detectors = set
+            .rules
+            .iter()
+            .map(|r| detector(&r.rule.meta))
+            .chain(set.correlations.iter().map(|c| detector(&c.def.meta)))
+            .collect();
+        Hunt {
+            set,
+            by_name,
+            always,
+            correlated,
+            reported,
+            rank,
+            detectors,
+            runs: HitRuns::for_limit(memory_limit),
+            tally: Tally {
+                rule_hits: vec![0; set.rules.len()],
+                correlation_hits: vec![0; set.correlations.len()],
+                events: 0,
+            },
+            batches: 0,
         }
     }
-    let correlated: Vec<bool> =
-        (0..set.rules.len()).map(|i| set.correlations.iter().any(|c| c.rule_indices.contains(&i))).collect();
-    let reported: Vec<bool> =
-        (0..set.rules.len()).map(|i| set.report_rule[i] && sigma::rule_generates(&set.correlations, i)).collect();
-    let mut correlator = Correlator::new(set.correlations.clone());
-    let rule_cells: Vec<RuleCells> = set.rules.iter().map(|r| RuleCells::from(&r.rule.meta)).collect();
-    let correlation_cells: Vec<RuleCells> = set.correlations.iter().map(|c| RuleCells::from(&c.def.meta)).collect();
-    // Rules in id order, so an event's hits come out in that order.
-    let mut order: Vec<usize> = (0..set.rules.len()).collect();
-    order.sort_by_cached_key(|&i| {
-        set.rules[i].rule.meta.id.clone().unwrap_or_else(|| set.rules[i].rule.meta.title.clone())
-    });
-    let mut rank = vec![0; set.rules.len()];
-    for (n, &i) in order.iter().enumerate() {
-        rank[i] = n;
-    }
 
-    let plan = super::in_time_order(ev.select(columns_read()), sorted);
-    super::stream(plan, |df| {
-        tally.events += df.height() as u64;
+    /// Match a batch of events (any order; batches are numbered as they come, for ties).
+    pub fn add(&mut self, df: DataFrame) -> Result<()> {
+        let number = self.batches;
+        self.batches += 1;
+        self.tally.events += df.height() as u64;
+        if df.height() == 0 {
+            return Ok(());
+        }
+        let df = df.lazy().select(columns_read()).collect().context("reading a batch")?;
         let batch = Batch::new(&df)?;
+        let set = self.set;
+        let (by_name, always, rank, correlated) = (&self.by_name, &self.always, &self.rank, &self.correlated);
         let names = batch.text.iter().find(|(p, _)| *p == "eventName").map(|(_, col)| col.clone());
         let matched: Vec<(Vec<usize>, Option<Value>)> = (0..df.height())
             .into_par_iter()
@@ -622,10 +591,10 @@ pub fn stream_hits(
                 if pinned.is_empty() && always.is_empty() {
                     return (Vec::new(), None);
                 }
-                let need = pinned.iter().chain(&always).fold(0, |m, &i| m | set.rules[i].fields);
+                let need = pinned.iter().chain(always).fold(0, |m, &i| m | set.rules[i].fields);
                 let rec = batch.record(row, need);
                 let mut hits: Vec<usize> =
-                    pinned.iter().chain(&always).copied().filter(|&i| set.rules[i].rule.matches(&rec)).collect();
+                    pinned.iter().chain(always).copied().filter(|&i| set.rules[i].rule.matches(&rec)).collect();
                 hits.sort_unstable_by_key(|&i| rank[i]);
                 hits.dedup();
                 let keep = hits.iter().any(|&i| correlated[i]);
@@ -633,56 +602,104 @@ pub fn stream_hits(
                 (hits, keep.then(|| batch.record(row, ALL_FIELDS)))
             })
             .collect();
-        let mut rows = Rows::default();
+        let mut out = Vec::new();
         for (row, (hits, rec)) in matched.into_iter().enumerate() {
             if hits.is_empty() {
                 continue;
             }
-            let time = batch.time.get(row).unwrap_or(i64::MIN);
-            let fields = || {
-                let s = |name: &str| batch.str(name, row).map(str::to_string);
-                let account = s(c::RECIPIENT_ACCOUNT_ID).or_else(|| s(c::ACCOUNT_ID));
-                [
-                    s(c::EVENT_ID),
-                    s(c::PRINCIPAL),
-                    s(c::EVENT_NAME),
-                    s(c::EVENT_SOURCE),
-                    s(c::SOURCE_IP),
-                    s(c::ERROR_CODE),
-                    account,
-                    s(c::AWS_REGION),
-                ]
-            };
             for &i in &hits {
-                tally.rule_hits[i] += 1;
-                if reported[i] {
-                    rows.push(&rule_cells[i], time, fields());
+                self.tally.rule_hits[i] += 1;
+            }
+            let hits: Vec<u32> =
+                hits.into_iter().filter(|&i| self.reported[i] || self.correlated[i]).map(|i| i as u32).collect();
+            if hits.is_empty() {
+                continue;
+            }
+            let s = |name: &str| batch.str(name, row).map(str::to_string);
+            let event: EventFields = [
+                s(c::EVENT_ID),
+                s(c::PRINCIPAL),
+                s(c::EVENT_NAME),
+                s(c::EVENT_SOURCE),
+                s(c::SOURCE_IP),
+                s(c::ERROR_CODE),
+                s(c::RECIPIENT_ACCOUNT_ID).or_else(|| s(c::ACCOUNT_ID)),
+                s(c::AWS_REGION),
+            ];
+            let payload = match rec {
+                Some(rec) => Some(
+                    serde_json::to_string(&rec)
+                        .map_err(|e| Error::Json { context: "a hunt record".into(), cause: e })?,
+                ),
+                None => None,
+            };
+            out.push(HitEvent {
+                time_ms: batch.time.get(row).unwrap_or(i64::MIN),
+                seq: findings::seq(number, row),
+                outcome: outcome(event[findings::field::ERROR_CODE].as_deref()),
+                event,
+                hits,
+                mark: 0,
+                payload,
+            });
+        }
+        self.runs.add(out)
+    }
+
+    /// The hit rows, handed to `emit` a frame at a time in time order; returns the hits per rule and
+    /// correlation.
+    pub fn finish(self, emit: impl FnMut(DataFrame) -> Result<()>) -> Result<Tally> {
+        let Hunt { set, correlated, reported, detectors, runs, mut tally, .. } = self;
+        let mut correlator = Correlator::new(set.correlations.clone());
+        let mut out = Emitter::new(&detectors, Shape::Hunt, emit);
+        let rules = set.rules.len();
+        for ev in runs.finish()? {
+            let ev = ev?;
+            for &i in &ev.hits {
+                if reported[i as usize] {
+                    out.push(Finding {
+                        detector: i,
+                        time_ms: ev.time_ms,
+                        event: ev.event.clone(),
+                        outcome: ev.outcome,
+                    })?;
                 }
             }
-            if let Some(rec) = rec {
-                for &i in hits.iter().filter(|&&i| correlated[i]) {
-                    for hit in correlator.observe(time, i, &rec) {
-                        tally.correlation_hits[hit.correlation] += 1;
-                        if set.report_correlation[hit.correlation] {
-                            let last = hit.events.last().map_or_else(&fields, event_fields_of);
-                            rows.push(&correlation_cells[hit.correlation], hit.last_ms, last);
-                        }
+            let Some(payload) = &ev.payload else { continue };
+            let rec: Value =
+                serde_json::from_str(payload).map_err(|e| Error::Json { context: "a hunt record".into(), cause: e })?;
+            for &i in ev.hits.iter().filter(|&&i| correlated[i as usize]) {
+                for hit in correlator.observe(ev.time_ms, i as usize, &rec) {
+                    tally.correlation_hits[hit.correlation] += 1;
+                    if set.report_correlation[hit.correlation] {
+                        let event = hit.events.last().map_or_else(|| ev.event.clone(), event_fields_of);
+                        out.push(Finding {
+                            detector: (rules + hit.correlation) as u32,
+                            time_ms: hit.last_ms,
+                            outcome: outcome(event[findings::field::ERROR_CODE].as_deref()),
+                            event,
+                        })?;
                     }
                 }
             }
         }
-        if !rows.time.is_empty() {
-            emit(rows.frame()?)?;
-        }
-        Ok(())
-    })?;
-    Ok(tally)
+        out.flush()?;
+        Ok(tally)
+    }
+}
+
+/// Run the rule set over the events of `ev` (any order), handing hit rows to `emit` a frame at a
+/// time, in time order (see `Hunt`). Returns the hits per rule and correlation.
+pub fn stream_hits(ev: LazyFrame, set: &RuleSet, emit: impl FnMut(DataFrame) -> Result<()>) -> Result<Tally> {
+    let mut hunt = Hunt::new(set, crate::ingest::pipeline::DEFAULT_MEMORY_LIMIT);
+    super::stream(ev.select(columns_read()), |df| hunt.add(df))?;
+    hunt.finish(emit)
 }
 
 /// All hits as one frame (hits, not events, are held).
-pub fn hits(ev: LazyFrame, sorted: bool, set: &RuleSet) -> Result<(DataFrame, Tally)> {
+pub fn hits(ev: LazyFrame, set: &RuleSet) -> Result<(DataFrame, Tally)> {
     let mut out = empty_hits()?;
-    let tally = stream_hits(ev, sorted, set, |df| {
+    let tally = stream_hits(ev, set, |df| {
         out.vstack_mut(&df).context("hits")?;
         Ok(())
     })?;

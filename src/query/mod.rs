@@ -5,6 +5,7 @@ pub mod activity;
 pub mod dataset;
 pub mod detect;
 pub mod failures;
+pub mod findings;
 pub mod hunt;
 pub mod root;
 pub mod scope;

@@ -145,7 +145,7 @@ fn memory_does_not_grow_with_the_events() {
     let large = tmp.path().join("large");
     generate(&small, 10_000);
     generate(&large, 50_000);
-    for question in ["timeline", "activity", "failures", "sessions"] {
+    for question in ["timeline", "activity", "failures", "sessions", "detect", "hunt"] {
         let run = |dir: &Path, limit: &str| {
             let dir = dir.to_str().expect("utf-8");
             peak_kib(&[question, dir, "-q", "--threads", "1", "--format", "jsonl", "--memory-limit", limit])

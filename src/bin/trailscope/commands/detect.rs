@@ -3,7 +3,7 @@
 use clap::Args;
 use polars::prelude::*;
 
-use super::questions::{format_of, load, write, Question};
+use super::questions::{fold, format_of, write, Question};
 use crate::cli::{AllowedArgs, InputArgs, OutputArgs};
 use trailscope::error::{PolarsContext, Result};
 use trailscope::output;
@@ -38,8 +38,6 @@ pub fn run(args: &DetectArgs) -> Result<bool> {
         write(Answer::one("checks", df.lazy()), &args.output)?;
         return Ok(false);
     }
-    let data = load(&args.input)?.time_ordered(args.input.memory_limit)?;
-    let bad = super::warn_bad_input(&data.stats);
     let params = args.allowed.params()?;
     // A check that needs a flag is skipped without it; say so when it was asked for by name.
     if !args.check.is_empty() {
@@ -54,14 +52,20 @@ pub fn run(args: &DetectArgs) -> Result<bool> {
             args.output.section.as_deref().unwrap_or_default()
         )));
     }
+    // The checks run on each batch as the files are read (never spilled, in any order); the
+    // findings come out in time order at the end.
+    let mut run = query::detect::Detection::new(&args.check, &params, args.input.memory_limit)?;
+    let stats = fold(&args.input, None, |df| run.add(df))?;
+    let bad = super::warn_bad_input(&stats);
     if output::is_row_format(sink.format) {
-        // Findings are written as the pass over the events produces them.
         let schema = query::detect::empty_findings()?.schema().as_ref().clone();
-        output::write_batches(&sink, &schema, |each| {
-            query::detect::stream_findings(data.events, data.sorted, &args.check, &params, each)
-        })?;
+        output::write_batches(&sink, &schema, |each| run.finish(each))?;
     } else {
-        let df = query::detect::findings_with(data.events, data.sorted, &args.check, &params)?;
+        let mut df = query::detect::empty_findings()?;
+        run.finish(|batch| {
+            df.vstack_mut(&batch).context("findings")?;
+            Ok(())
+        })?;
         output::write_sections(&sink, vec![("findings".to_string(), df)])?;
     }
     Ok(bad)

@@ -9,7 +9,7 @@ use trailscope::output;
 use trailscope::query::hunt::{self, RuleSet, Selection};
 use trailscope::sigma::{Level, Status};
 
-use super::questions::{format_of, load, Question};
+use super::questions::{fold, format_of, Question};
 use crate::cli::{InputArgs, OutputArgs};
 
 pub static QUESTION: Question<HuntArgs> = Question {
@@ -90,11 +90,14 @@ pub fn run(args: &HuntArgs) -> Result<bool> {
     if set.rules.is_empty() {
         return Err(Error::Usage("no rule loaded: nothing to hunt with".into()));
     }
-    let data = load(&args.input)?.time_ordered(args.input.memory_limit)?;
-    let bad = super::warn_bad_input(&data.stats) || !set.problems.is_empty();
+    // The rules run on each batch as the files are read (never spilled, in any order); the hits
+    // come out in time order at the end.
+    let mut hunt = hunt::Hunt::new(&set, args.input.memory_limit);
+    let stats = fold(&args.input, None, |df| hunt.add(df))?;
+    let bad = super::warn_bad_input(&stats) || !set.problems.is_empty();
     let sink = args.output.sink(format_of(&args.output));
     if args.summary {
-        let tally = hunt::stream_hits(data.events, data.sorted, &set, |_| Ok(()))?;
+        let tally = hunt.finish(|_| Ok(()))?;
         let sections = vec![
             ("rules".to_string(), hunt::summary(&set, &tally)?),
             ("not_loaded".to_string(), hunt::problems(&set)?),
@@ -111,13 +114,14 @@ pub fn run(args: &HuntArgs) -> Result<bool> {
         };
         output::write_sections(&sink, sections)?;
     } else if output::is_row_format(sink.format) {
-        // Hits are written as the pass over the events finds them.
         let schema = hunt::empty_hits()?.schema().as_ref().clone();
-        output::write_batches(&sink, &schema, |each| {
-            hunt::stream_hits(data.events, data.sorted, &set, each).map(|_| ())
-        })?;
+        output::write_batches(&sink, &schema, |each| hunt.finish(each).map(|_| ()))?;
     } else {
-        let (df, _) = hunt::hits(data.events, data.sorted, &set)?;
+        let mut df = hunt::empty_hits()?;
+        hunt.finish(|batch| {
+            df.vstack_mut(&batch).map_err(|e| Error::Polars { context: "hits".into(), cause: e })?;
+            Ok(())
+        })?;
         output::write_sections(&sink, vec![("hits".to_string(), df)])?;
     }
     Ok(bad)

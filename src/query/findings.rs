@@ -1,0 +1,603 @@
+//! One findings shape and one engine for `detect` (built-in checks) and `hunt` (Sigma rules).
+//!
+//! **The shape.** A [`Finding`] is one detector's hit on one event: which detector (a built-in check
+//! or a Sigma rule or correlation, an index into the run's [`Detector`] table), the event's time and
+//! the fields a responder reads (id, principal, name, source, source IP, error code, account,
+//! region), and the call's [`Outcome`]. Both commands produce it and [`frame`] writes it, in the
+//! column set of either command ([`Shape`]), so that their rows can be combined.
+//!
+//! **The engine.** The events are read in any order, a batch at a time as the files are read
+//! (`dataset::fold`: never spilled, never sorted). Each batch's single-event checks or rules run
+//! there, and the events that hit something become [`HitEvent`]s (the hits of one event, with what
+//! the stateful parts need); [`HitRuns`] sorts each batch's into a run, keeps runs in memory up to a
+//! budget (a fraction of `--memory-limit`), writes them to temporary files past it, and k-way merges
+//! them at the end into time order: (event time, event id with a missing one last, input order). The
+//! stateful parts (detect's sequence check, Sigma correlations) run on that merged stream, which is
+//! the time-ordered stream of the events that matter to them. Memory: a batch, the budget, one
+//! record per run being merged, and the stateful parts' own state; whatever the number of events.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::PathBuf;
+
+use polars::prelude::*;
+
+use crate::error::{Error, PolarsContext, Result};
+use crate::fs::TempDir;
+use crate::ingest::frame::col_name as c;
+
+/// What reported a finding: a built-in check, a Sigma rule or a Sigma correlation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detector {
+    /// `check_id` / `rule_id`.
+    pub id: String,
+    pub title: String,
+    /// `severity` / `level`.
+    pub level: Option<String>,
+    /// A Sigma rule's status.
+    pub status: Option<String>,
+    /// MITRE ATT&CK techniques, comma-separated.
+    pub tags: String,
+}
+
+/// How the call went: `succeeded`, `failed`, or `denied` (an authorization failure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    Denied,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::Denied => "denied",
+        }
+    }
+
+    fn code(self) -> u8 {
+        self as u8
+    }
+
+    fn from_code(b: u8) -> Result<Outcome> {
+        Ok(match b {
+            0 => Outcome::Succeeded,
+            1 => Outcome::Failed,
+            2 => Outcome::Denied,
+            _ => return Err(corrupt()),
+        })
+    }
+}
+
+/// The event fields of a finding, in this order.
+pub const EVENT_FIELDS: [&str; 8] =
+    [c::EVENT_ID, c::PRINCIPAL, c::EVENT_NAME, c::EVENT_SOURCE, c::SOURCE_IP, c::ERROR_CODE, "account_id", "region"];
+
+/// Indices into [`EventFields`].
+pub mod field {
+    pub const EVENT_ID: usize = 0;
+    pub const PRINCIPAL: usize = 1;
+    pub const EVENT_NAME: usize = 2;
+    pub const EVENT_SOURCE: usize = 3;
+    pub const SOURCE_IP: usize = 4;
+    pub const ERROR_CODE: usize = 5;
+    pub const ACCOUNT_ID: usize = 6;
+    pub const REGION: usize = 7;
+}
+
+/// The fields of [`EVENT_FIELDS`].
+pub type EventFields = [Option<String>; 8];
+
+/// One finding: a detector's hit on one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Index into the run's detectors.
+    pub detector: u32,
+    pub time_ms: i64,
+    pub event: EventFields,
+    pub outcome: Outcome,
+}
+
+impl Finding {
+    pub fn field(&self, i: usize) -> Option<&str> {
+        self.event[i].as_deref()
+    }
+}
+
+/// The column set findings are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// `detect`: check_id, title, severity, event_time, principal, event_name, source_ip, event_id,
+    /// error_code, outcome.
+    Detect,
+    /// `hunt`: rule_id, rule_title, level, status, tags, event_time, event_id, principal, event_name,
+    /// event_source, source_ip, error_code, account_id, region, outcome.
+    Hunt,
+}
+
+impl Shape {
+    /// The columns, in order.
+    pub fn columns(self) -> &'static [&'static str] {
+        match self {
+            Shape::Detect => &[
+                "check_id",
+                "title",
+                "severity",
+                c::EVENT_TIME,
+                c::PRINCIPAL,
+                c::EVENT_NAME,
+                c::SOURCE_IP,
+                c::EVENT_ID,
+                c::ERROR_CODE,
+                "outcome",
+            ],
+            Shape::Hunt => &[
+                "rule_id",
+                "rule_title",
+                "level",
+                "status",
+                "tags",
+                c::EVENT_TIME,
+                c::EVENT_ID,
+                c::PRINCIPAL,
+                c::EVENT_NAME,
+                c::EVENT_SOURCE,
+                c::SOURCE_IP,
+                c::ERROR_CODE,
+                "account_id",
+                "region",
+                "outcome",
+            ],
+        }
+    }
+}
+
+/// The one writer of findings: rows with `shape`'s columns.
+pub fn frame(findings: &[Finding], detectors: &[Detector], shape: Shape) -> Result<DataFrame> {
+    let det = |f: &Finding| &detectors[f.detector as usize];
+    let mut cols = Vec::new();
+    for &name in shape.columns() {
+        let column = match name {
+            "check_id" | "rule_id" => {
+                Column::new(name.into(), findings.iter().map(|f| det(f).id.as_str()).collect::<Vec<_>>())
+            }
+            "title" | "rule_title" => {
+                Column::new(name.into(), findings.iter().map(|f| det(f).title.as_str()).collect::<Vec<_>>())
+            }
+            "severity" | "level" => {
+                Column::new(name.into(), findings.iter().map(|f| det(f).level.as_deref()).collect::<Vec<_>>())
+            }
+            "status" => Column::new(name.into(), findings.iter().map(|f| det(f).status.as_deref()).collect::<Vec<_>>()),
+            "tags" => Column::new(name.into(), findings.iter().map(|f| det(f).tags.as_str()).collect::<Vec<_>>()),
+            "outcome" => Column::new(name.into(), findings.iter().map(|f| f.outcome.as_str()).collect::<Vec<_>>()),
+            c::EVENT_TIME => Series::new(c::EVENT_TIME.into(), findings.iter().map(|f| f.time_ms).collect::<Vec<_>>())
+                .cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC)))
+                .context(c::EVENT_TIME)?
+                .into(),
+            _ => {
+                let i = EVENT_FIELDS.iter().position(|n| *n == name).expect("a finding's field");
+                Column::new(name.into(), findings.iter().map(|f| f.field(i)).collect::<Vec<_>>())
+            }
+        };
+        cols.push(column);
+    }
+    DataFrame::new(findings.len(), cols).context("findings")
+}
+
+/// An optional string ordered with a missing one after every present one (the events' sort order).
+fn cmp_nulls_last(a: Option<&str>, b: Option<&str>) -> Ordering {
+    match (a, b) {
+        (Some(a), Some(b)) => a.cmp(b),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    }
+}
+
+/// An event some detector hit, or that a stateful part must see, as the runs carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HitEvent {
+    pub time_ms: i64,
+    /// The event's place in the input (unique): ties of time and id keep the input order.
+    pub seq: u64,
+    pub event: EventFields,
+    pub outcome: Outcome,
+    /// Detectors hit (the command's indices, in the order it wants them reported).
+    pub hits: Vec<u32>,
+    /// What the command's stateful part needs to know of the event (detect: its sequence role).
+    pub mark: u8,
+    /// More of the event for the stateful part (hunt: the record as JSON, for correlations).
+    pub payload: Option<String>,
+}
+
+impl HitEvent {
+    /// The position of the event in time order.
+    pub fn cmp_key(&self, other: &Self) -> Ordering {
+        self.time_ms
+            .cmp(&other.time_ms)
+            .then_with(|| cmp_nulls_last(self.event[0].as_deref(), other.event[0].as_deref()))
+            .then_with(|| self.seq.cmp(&other.seq))
+    }
+
+    /// About what it takes in memory.
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.event.iter().flatten().map(String::len).sum::<usize>()
+            + self.hits.len() * 4
+            + self.payload.as_ref().map_or(0, String::len)
+    }
+
+    fn write(&self, w: &mut impl Write) -> std::io::Result<()> {
+        w.write_all(&self.time_ms.to_le_bytes())?;
+        w.write_all(&self.seq.to_le_bytes())?;
+        for f in &self.event {
+            put_str(w, f.as_deref())?;
+        }
+        w.write_all(&[self.outcome.code(), self.mark])?;
+        w.write_all(&(self.hits.len() as u32).to_le_bytes())?;
+        for h in &self.hits {
+            w.write_all(&h.to_le_bytes())?;
+        }
+        put_str(w, self.payload.as_deref())
+    }
+
+    /// The next record of a run file, `None` at its end.
+    fn read(r: &mut impl Read) -> Result<Option<HitEvent>> {
+        let mut b8 = [0u8; 8];
+        match r.read_exact(&mut b8) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(run_io(e)),
+        }
+        let time_ms = i64::from_le_bytes(b8);
+        r.read_exact(&mut b8).map_err(run_io)?;
+        let seq = u64::from_le_bytes(b8);
+        let mut event: EventFields = Default::default();
+        for f in &mut event {
+            *f = get_str(r)?;
+        }
+        let mut b2 = [0u8; 2];
+        r.read_exact(&mut b2).map_err(run_io)?;
+        let mut b4 = [0u8; 4];
+        r.read_exact(&mut b4).map_err(run_io)?;
+        let n = u32::from_le_bytes(b4) as usize;
+        let mut hits = Vec::with_capacity(n.min(1 << 16));
+        for _ in 0..n {
+            r.read_exact(&mut b4).map_err(run_io)?;
+            hits.push(u32::from_le_bytes(b4));
+        }
+        let payload = get_str(r)?;
+        Ok(Some(HitEvent { time_ms, seq, event, outcome: Outcome::from_code(b2[0])?, hits, mark: b2[1], payload }))
+    }
+}
+
+fn put_str(w: &mut impl Write, s: Option<&str>) -> std::io::Result<()> {
+    match s {
+        None => w.write_all(&u32::MAX.to_le_bytes()),
+        Some(s) => {
+            w.write_all(&(s.len() as u32).to_le_bytes())?;
+            w.write_all(s.as_bytes())
+        }
+    }
+}
+
+fn get_str(r: &mut impl Read) -> Result<Option<String>> {
+    let mut b4 = [0u8; 4];
+    r.read_exact(&mut b4).map_err(run_io)?;
+    let n = u32::from_le_bytes(b4);
+    if n == u32::MAX {
+        return Ok(None);
+    }
+    let mut buf = vec![0u8; n as usize];
+    r.read_exact(&mut buf).map_err(run_io)?;
+    String::from_utf8(buf).map(Some).map_err(|_| corrupt())
+}
+
+fn run_io(e: std::io::Error) -> Error {
+    Error::io(std::path::Path::new("(a temporary findings run)"), e)
+}
+
+fn corrupt() -> Error {
+    run_io(std::io::Error::new(std::io::ErrorKind::InvalidData, "a temporary findings run is corrupt"))
+}
+
+/// Runs merged at once; more files than this are first merged into fewer.
+const FAN_IN: usize = 64;
+
+/// The hit events of a run, each batch's sorted into a run: held in memory up to a budget, written to
+/// temporary files past it, and merged in time order at the end.
+pub struct HitRuns {
+    budget: usize,
+    held: Vec<Vec<HitEvent>>,
+    held_bytes: usize,
+    dir: Option<TempDir>,
+    files: Vec<PathBuf>,
+    /// Hit events added.
+    events: u64,
+}
+
+impl HitRuns {
+    /// Runs of at most about `budget` bytes in memory.
+    pub fn new(budget: u64) -> HitRuns {
+        HitRuns {
+            budget: usize::try_from(budget).unwrap_or(usize::MAX),
+            held: Vec::new(),
+            held_bytes: 0,
+            dir: None,
+            files: Vec::new(),
+            events: 0,
+        }
+    }
+
+    /// A memory budget for the runs: a sixteenth of `--memory-limit` (at least 64 KiB).
+    pub fn for_limit(memory_limit: u64) -> HitRuns {
+        HitRuns::new((memory_limit / 16).max(64 << 10))
+    }
+
+    /// Add one batch's hit events (any order).
+    pub fn add(&mut self, mut run: Vec<HitEvent>) -> Result<()> {
+        if run.is_empty() {
+            return Ok(());
+        }
+        self.events += run.len() as u64;
+        run.sort_unstable_by(HitEvent::cmp_key);
+        self.held_bytes += run.iter().map(HitEvent::bytes).sum::<usize>();
+        self.held.push(run);
+        if self.held_bytes > self.budget {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    /// Write the runs held as one sorted file.
+    fn spill(&mut self) -> Result<()> {
+        let runs = std::mem::take(&mut self.held);
+        self.held_bytes = 0;
+        let sources = runs.into_iter().map(|r| Source::Memory(r.into_iter())).collect();
+        let path = self.new_file()?;
+        write_run(&path, Merge::new(sources)?)?;
+        self.files.push(path);
+        Ok(())
+    }
+
+    fn new_file(&mut self) -> Result<PathBuf> {
+        if self.dir.is_none() {
+            self.dir = Some(TempDir::new()?);
+        }
+        let dir = self.dir.as_ref().expect("made above");
+        Ok(dir.path().join(format!("run-{}.bin", self.files.len())))
+    }
+
+    /// Every hit event added, in time order.
+    pub fn finish(mut self) -> Result<Merged> {
+        super::spill::memtrace(&format!("{} hit events in {} run files", self.events, self.files.len()));
+        // Too many files to hold a reader of each: merge them into fewer first.
+        let mut generation = 0;
+        while self.files.len() + usize::from(!self.held.is_empty()) > FAN_IN {
+            generation += 1;
+            let files = std::mem::take(&mut self.files);
+            for (n, group) in files.chunks(FAN_IN).enumerate() {
+                let sources = group.iter().map(|p| open_run(p)).collect::<Result<Vec<_>>>()?;
+                let dir = self.dir.as_ref().expect("files live in the directory");
+                let path = dir.path().join(format!("merged-{generation}-{n}.bin"));
+                write_run(&path, Merge::new(sources)?)?;
+                for p in group {
+                    let _ = std::fs::remove_file(p);
+                }
+                self.files.push(path);
+            }
+        }
+        let mut sources = self.files.iter().map(|p| open_run(p)).collect::<Result<Vec<_>>>()?;
+        sources.extend(self.held.into_iter().map(|r| Source::Memory(r.into_iter())));
+        Ok(Merged { merge: Merge::new(sources)?, _dir: self.dir })
+    }
+}
+
+fn open_run(path: &std::path::Path) -> Result<Source> {
+    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    Ok(Source::File(BufReader::with_capacity(64 << 10, f)))
+}
+
+fn write_run(path: &std::path::Path, merge: Merge) -> Result<()> {
+    let f = File::create(path).map_err(|e| Error::io(path, e))?;
+    let mut w = BufWriter::with_capacity(256 << 10, f);
+    for ev in merge {
+        ev?.write(&mut w).map_err(|e| Error::io(path, e))?;
+    }
+    w.flush().map_err(|e| Error::io(path, e))
+}
+
+/// Where a run's records come from.
+enum Source {
+    Memory(std::vec::IntoIter<HitEvent>),
+    File(BufReader<File>),
+}
+
+impl Source {
+    fn next(&mut self) -> Result<Option<HitEvent>> {
+        match self {
+            Source::Memory(it) => Ok(it.next()),
+            Source::File(r) => HitEvent::read(r),
+        }
+    }
+}
+
+/// The head of a run in the merge's heap: the smallest event first.
+struct Head {
+    ev: HitEvent,
+    source: usize,
+}
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Head {}
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Head {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // BinaryHeap is a max-heap: reversed.
+        other.ev.cmp_key(&self.ev).then_with(|| other.source.cmp(&self.source))
+    }
+}
+
+/// A k-way merge of sorted runs.
+struct Merge {
+    sources: Vec<Source>,
+    heap: BinaryHeap<Head>,
+}
+
+impl Merge {
+    fn new(mut sources: Vec<Source>) -> Result<Merge> {
+        let mut heap = BinaryHeap::with_capacity(sources.len());
+        for (i, s) in sources.iter_mut().enumerate() {
+            if let Some(ev) = s.next()? {
+                heap.push(Head { ev, source: i });
+            }
+        }
+        Ok(Merge { sources, heap })
+    }
+}
+
+impl Iterator for Merge {
+    type Item = Result<HitEvent>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let Head { ev, source } = self.heap.pop()?;
+        match self.sources[source].next() {
+            Ok(Some(next)) => self.heap.push(Head { ev: next, source }),
+            Ok(None) => {}
+            Err(e) => return Some(Err(e)),
+        }
+        Some(Ok(ev))
+    }
+}
+
+/// The hit events in time order (the temporary files are removed when it is dropped).
+pub struct Merged {
+    merge: Merge,
+    _dir: Option<TempDir>,
+}
+
+impl Iterator for Merged {
+    type Item = Result<HitEvent>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.merge.next()
+    }
+}
+
+/// Findings handed on `ROWS` at a time.
+pub const ROWS: usize = 4096;
+
+/// Findings waiting to be written, handed to `emit` as frames of `ROWS`.
+pub struct Emitter<'a, E: FnMut(DataFrame) -> Result<()>> {
+    detectors: &'a [Detector],
+    shape: Shape,
+    pending: Vec<Finding>,
+    emit: E,
+}
+
+impl<'a, E: FnMut(DataFrame) -> Result<()>> Emitter<'a, E> {
+    pub fn new(detectors: &'a [Detector], shape: Shape, emit: E) -> Self {
+        Emitter { detectors, shape, pending: Vec::new(), emit }
+    }
+
+    pub fn push(&mut self, f: Finding) -> Result<()> {
+        self.pending.push(f);
+        if self.pending.len() >= ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let df = frame(&self.pending, self.detectors, self.shape)?;
+        self.pending.clear();
+        (self.emit)(df)
+    }
+}
+
+/// No findings, with `shape`'s columns.
+pub fn empty(shape: Shape) -> Result<DataFrame> {
+    frame(&[], &[], shape)
+}
+
+/// The numbering of events for `HitEvent::seq`: batch, then row.
+pub fn seq(batch: u64, row: usize) -> u64 {
+    (batch << 32) | row as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(time_ms: i64, id: Option<&str>, seq: u64) -> HitEvent {
+        HitEvent {
+            time_ms,
+            seq,
+            event: [id.map(str::to_string), Some("p".into()), None, None, None, None, None, None],
+            outcome: Outcome::Denied,
+            hits: vec![3, 1],
+            mark: 2,
+            payload: Some("{\"a\":1}".into()),
+        }
+    }
+
+    /// Runs merge into (time, id with a missing one last, input order), whether they stay in memory or
+    /// go through files, and through more files than are merged at once.
+    #[test]
+    fn runs_merge_in_time_order_in_memory_and_spilled() {
+        let mut events = Vec::new();
+        let mut n = 0u64;
+        for t in 0..400i64 {
+            for id in [None, Some("b"), Some("a")] {
+                n += 1;
+                events.push(ev((t * 7919) % 101, id, n * 31 % 1201));
+            }
+        }
+        let mut expected = events.clone();
+        expected.sort_by(HitEvent::cmp_key);
+        for budget in [u64::MAX, 0] {
+            let mut runs = HitRuns::new(budget);
+            runs.budget = if budget == 0 { 1 } else { usize::MAX };
+            for chunk in events.chunks(7) {
+                runs.add(chunk.to_vec()).unwrap();
+            }
+            if budget == 0 {
+                assert!(runs.files.len() > FAN_IN, "{} files", runs.files.len());
+            }
+            let merged: Vec<HitEvent> = runs.finish().unwrap().collect::<Result<_>>().unwrap();
+            assert_eq!(merged, expected, "budget {budget}");
+        }
+    }
+
+    #[test]
+    fn the_writer_has_each_commands_columns() {
+        let detectors = vec![Detector {
+            id: "X".into(),
+            title: "t".into(),
+            level: Some("high".into()),
+            status: None,
+            tags: "T1".into(),
+        }];
+        let f = Finding { detector: 0, time_ms: 0, event: ev(0, Some("e"), 0).event, outcome: Outcome::Failed };
+        for shape in [Shape::Detect, Shape::Hunt] {
+            let df = frame(std::slice::from_ref(&f), &detectors, shape).unwrap();
+            let names: Vec<&str> = df.get_column_names().iter().map(|n| n.as_str()).collect();
+            assert_eq!(names, shape.columns());
+            assert_eq!(df.column("outcome").unwrap().str().unwrap().get(0), Some("failed"));
+            assert_eq!(df.column(c::EVENT_ID).unwrap().str().unwrap().get(0), Some("e"));
+        }
+    }
+}
