@@ -45,7 +45,7 @@ const FRAME_BYTES_PER_EVENT: u64 = 2 << 10;
 
 impl Dataset {
     /// The same events, streaming in time order for questions that list them so (`timeline`,
-    /// `detect`, `hunt`): a store is scanned in partition order, and sorting it takes all its rows in
+    /// `report`; `detect` and `hunt` fold instead and merge their findings in time order): a store is scanned in partition order, and sorting it takes all its rows in
     /// memory, so a store larger than half of `memory_limit` is first spilled by the hour (see
     /// `spill`; one batch and one hour at a time). Raw inputs are already either sorted (spilled) or
     /// small enough to sort.

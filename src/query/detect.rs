@@ -972,14 +972,14 @@ pub fn empty_findings() -> crate::error::Result<DataFrame> {
 }
 
 /// All findings over `ev` as one frame (the report's input; findings, not events, are held). The
-/// events may come in any order (`_sorted` is no longer needed).
+/// events may come in any order; `memory_limit` bounds the findings' runs held before they spill.
 pub fn findings_with(
     ev: LazyFrame,
-    _sorted: bool,
     only: &[String],
     params: &Params,
+    memory_limit: u64,
 ) -> crate::error::Result<DataFrame> {
-    let mut run = Detection::new(only, params, crate::ingest::pipeline::DEFAULT_MEMORY_LIMIT)?;
+    let mut run = Detection::new(only, params, memory_limit)?;
     super::stream(ev, |df| run.add(df))?;
     let mut out = empty_findings()?;
     run.finish(|df| {

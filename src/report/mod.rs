@@ -47,6 +47,8 @@ pub struct Options {
     pub stale_days: i64,
     pub as_of_ms: i64,
     pub max_file_bytes: u64,
+    /// `--memory-limit`: what the detect findings may hold before they spill.
+    pub memory_limit: u64,
     /// The shared filters as given (for the record).
     pub filters: Filters,
 }
@@ -176,7 +178,7 @@ fn strings(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
 
 /// Build the report.
 pub fn build(data: Dataset, opts: &Options) -> Result<Report> {
-    let Dataset { events, stats, duplicates, sorted, .. } = data;
+    let Dataset { events, stats, duplicates, .. } = data;
     let ev = events.cache();
 
     // ---- scope: what was read, as `scan` counts it, and the integrity of digested trees.
@@ -216,7 +218,7 @@ pub fn build(data: Dataset, opts: &Options) -> Result<Report> {
     };
 
     // ---- detect: every check once; the sections below read their findings from here.
-    let findings = detect::findings_with(ev.clone(), sorted, &[], &opts.params)?;
+    let findings = detect::findings_with(ev.clone(), &[], &opts.params, opts.memory_limit)?;
     let ids = strings(&findings, "check_id")?;
     let skipped: Vec<&str> = detect::skipped(&[], &opts.params).into_iter().map(|(id, _)| id).collect();
     let checks: Vec<CheckCount> = detect::CHECKS

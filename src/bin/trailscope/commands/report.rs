@@ -51,6 +51,7 @@ pub fn run(args: &ReportArgs) -> Result<bool> {
         stale_days: args.stale_days,
         as_of_ms,
         max_file_bytes: i.max_file_mb.saturating_mul(1 << 20),
+        memory_limit: i.memory_limit,
         filters: report::Filters {
             from: i.from.clone(),
             to: i.to.clone(),
