@@ -21,6 +21,15 @@ fn main() -> ExitCode {
     // small files (measured: 6.9 s -> 4.7 s for 9,191 files; see README, Performance).
     // SAFETY: a plain option setter, called before any other thread exists.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    // No transparent huge pages (mimalloc asks for them on the arenas it maps, from before main):
+    // the kernel zeroed each 2 MiB page whole on its first touch, 12% of `hunt`'s CPU (perf);
+    // without them system time fell from 2.3-3.0 s to 0.9-1.0 s and peak RSS by 7-12% (1 M
+    // events, measured with `MIMALLOC_ALLOW_THP=0`). The flag applies to mappings made before it.
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl with an integer option and integer arguments touches no memory of ours.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
     // A usage error (unknown flag, bad value, missing INPUT) exits 1 like every error that stops a
     // command; clap's own default, 2, means "some input was bad" here. --help and --version exit 0.
     let cli = match Cli::try_parse() {
