@@ -80,15 +80,22 @@ fn to_ms(t: i64, unit: TimeUnit) -> i64 {
     }
 }
 
+/// The cells of one column as JSON values (see `json_cell`), read in one pass over the column.
+fn column_json(c: &Column) -> Result<Vec<serde_json::Value>> {
+    let s = c.as_materialized_series().rechunk();
+    // One chunk now, which `Series::iter` needs.
+    Ok(s.iter().map(|v| json_cell(&v)).collect())
+}
+
 /// The rows of `df` as JSON objects with the column names as keys.
 pub fn rows_json(df: &DataFrame) -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
     let cols = df.columns();
+    let mut cells = cols.iter().map(|c| column_json(c).map(Vec::into_iter)).collect::<Result<Vec<_>>>()?;
     let mut out = Vec::with_capacity(df.height());
-    for i in 0..df.height() {
+    for _ in 0..df.height() {
         let mut obj = serde_json::Map::new();
-        for c in cols {
-            let v = c.get(i).context("reading a cell")?;
-            obj.insert(c.name().to_string(), json_cell(&v));
+        for (c, values) in cols.iter().zip(cells.iter_mut()) {
+            obj.insert(c.name().to_string(), values.next().unwrap_or(serde_json::Value::Null));
         }
         out.push(obj);
     }
@@ -286,9 +293,25 @@ pub fn write_json(w: &mut dyn Write, df: &DataFrame) -> Result<()> {
 }
 
 pub fn write_jsonl(w: &mut dyn Write, df: &DataFrame) -> Result<()> {
-    for row in rows_json(df)? {
-        serde_json::to_writer(&mut *w, &row).map_err(json_err)?;
-        writeln!(w).map_err(io_err)?;
+    // Each row as `rows_json`'s object would serialize (`{"key":value,...}`), written directly:
+    // no map per row, the keys escaped once.
+    let keys = df.columns().iter().map(|c| serde_json::to_vec(c.name().as_str())).collect::<Result<Vec<_>, _>>();
+    let keys = keys.map_err(json_err)?;
+    let mut cells = df.columns().iter().map(|c| column_json(c).map(Vec::into_iter)).collect::<Result<Vec<_>>>()?;
+    let mut line = Vec::with_capacity(512);
+    for _ in 0..df.height() {
+        line.clear();
+        line.push(b'{');
+        for (i, (key, values)) in keys.iter().zip(cells.iter_mut()).enumerate() {
+            if i > 0 {
+                line.push(b',');
+            }
+            line.extend_from_slice(key);
+            line.push(b':');
+            serde_json::to_writer(&mut line, &values.next().unwrap_or(serde_json::Value::Null)).map_err(json_err)?;
+        }
+        line.extend_from_slice(b"}\n");
+        w.write_all(&line).map_err(io_err)?;
     }
     Ok(())
 }
