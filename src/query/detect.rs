@@ -835,6 +835,267 @@ mod tests {
         assert_eq!(ids.len(), n);
         assert!(CHECKS.iter().all(|k| !k.reference.is_empty()));
     }
+
+    /// Every rule file loads as one rule, is a check (in `ORDER`), and keeps the check's metadata.
+    #[test]
+    fn every_rule_file_is_a_check() {
+        assert_eq!(load_checks().map(|k| k.len()), Ok(ORDER.len()));
+        assert_eq!(BUILTIN.len() + IN_RUST.len(), ORDER.len());
+        for (file, text) in BUILTIN {
+            let check = builtin_check(file, text).unwrap();
+            let Rule::Sigma { rule, .. } = &check.rule else { panic!("{file}") };
+            assert!(ORDER.contains(&check.id.as_str()), "{file}");
+            assert_eq!(rule.meta.author.as_deref(), Some("trailscope"), "{file}");
+            assert!(rule.meta.description.as_deref().is_some_and(|d| !d.is_empty()), "{file}");
+        }
+        let tamper = CHECKS.iter().find(|k| k.id == "TS-TRAIL-TAMPER").unwrap();
+        let Rule::Sigma { rule, .. } = &tamper.rule else { panic!() };
+        assert_eq!(rule.meta.attack_techniques(), ["T1562.008"]);
+        assert_eq!((tamper.severity.as_str(), tamper.title.as_str()), ("critical", tamper.title.as_str()));
+    }
+
+    /// Per rule file: records (CloudTrail JSON, as `query::record` rebuilds them) that must match and
+    /// records that must not, written from each check's definition (its metric filter or citation).
+    #[test]
+    fn each_rule_matches_its_positive_and_not_its_negatives() {
+        use serde_json::{json, Value};
+        let iam = |name: &str, who: &str, target: Option<&str>| {
+            let mut rec = json!({"eventName": name, "eventSource": "iam.amazonaws.com",
+                                 "userIdentity": {"type": "IAMUser", "userName": who}});
+            if let Some(t) = target {
+                rec["requestParameters"] = json!({ "userName": t });
+            }
+            rec
+        };
+        let ev = |name: &str, source: &str| json!({"eventName": name, "eventSource": source});
+        let cases: Vec<(&str, Value, Vec<Value>)> = vec![
+            (
+                "CIS-4.1",
+                json!({"errorCode": "Client.UnauthorizedOperation"}),
+                vec![
+                    json!({"errorCode": "client.unauthorizedoperation"}),
+                    json!({"errorCode": "NoSuchEntity"}),
+                    json!({"errorCode": "xAccessDenied"}),
+                    json!({}),
+                ],
+            ),
+            (
+                "CIS-4.2",
+                json!({"eventName": "ConsoleLogin", "userIdentity": {"type": "IAMUser"},
+                       "responseElements": {"ConsoleLogin": "Success"}, "additionalEventData": {"MFAUsed": "No"}}),
+                vec![
+                    json!({"eventName": "ConsoleLogin", "userIdentity": {"type": "IAMUser"},
+                           "responseElements": {"ConsoleLogin": "Success"}, "additionalEventData": {"MFAUsed": "YES"}}),
+                    json!({"eventName": "ConsoleLogin", "userIdentity": {"type": "Root"},
+                           "responseElements": {"ConsoleLogin": "Success"}}),
+                    json!({"eventName": "ConsoleLogin", "userIdentity": {"type": "IAMUser"},
+                           "responseElements": {"ConsoleLogin": "Failure"}}),
+                    json!({"eventName": "consolelogin", "userIdentity": {"type": "IAMUser"},
+                           "responseElements": {"ConsoleLogin": "Success"}}),
+                ],
+            ),
+            (
+                "CIS-4.3",
+                json!({"eventName": "GetCallerIdentity", "userIdentity": {"type": "Root"}}),
+                vec![
+                    json!({"userIdentity": {"type": "Root", "invokedBy": "s3.amazonaws.com"}}),
+                    json!({"userIdentity": {"type": "Root"}, "eventType": "AwsServiceEvent"}),
+                    json!({"userIdentity": {"type": "root"}}),
+                    json!({"userIdentity": {"type": "IAMUser"}}),
+                ],
+            ),
+            (
+                "CIS-4.4",
+                ev("PutRolePolicy", "iam.amazonaws.com"),
+                vec![ev("putrolepolicy", "iam.amazonaws.com"), ev("GetRolePolicy", "iam.amazonaws.com")],
+            ),
+            (
+                "CIS-4.5",
+                ev("StopLogging", "cloudtrail.amazonaws.com"),
+                vec![ev("LookupEvents", "cloudtrail.amazonaws.com")],
+            ),
+            (
+                "CIS-4.6",
+                json!({"eventName": "ConsoleLogin", "errorMessage": "Failed authentication"}),
+                vec![
+                    json!({"eventName": "ConsoleLogin", "errorMessage": "failed authentication"}),
+                    json!({"eventName": "ConsoleLogin"}),
+                ],
+            ),
+            (
+                "CIS-4.7",
+                ev("ScheduleKeyDeletion", "kms.amazonaws.com"),
+                vec![
+                    ev("ScheduleKeyDeletion", "KMS.amazonaws.com"),
+                    ev("DisableKey", "other.amazonaws.com"),
+                    ev("Decrypt", "kms.amazonaws.com"),
+                ],
+            ),
+            (
+                "CIS-4.8",
+                ev("PutBucketPolicy", "s3.amazonaws.com"),
+                vec![ev("PutBucketPolicy", "s3-control.amazonaws.com"), ev("GetBucketPolicy", "s3.amazonaws.com")],
+            ),
+            (
+                "CIS-4.9",
+                ev("StopConfigurationRecorder", "config.amazonaws.com"),
+                vec![ev("StopConfigurationRecorder", "ec2.amazonaws.com")],
+            ),
+            (
+                "CIS-4.10",
+                ev("AuthorizeSecurityGroupIngress", "ec2.amazonaws.com"),
+                vec![ev("DescribeSecurityGroups", "ec2.amazonaws.com")],
+            ),
+            (
+                "CIS-4.11",
+                ev("CreateNetworkAclEntry", "ec2.amazonaws.com"),
+                vec![ev("DescribeNetworkAcls", "ec2.amazonaws.com")],
+            ),
+            (
+                "CIS-4.12",
+                ev("AttachInternetGateway", "ec2.amazonaws.com"),
+                vec![ev("DescribeInternetGateways", "ec2.amazonaws.com")],
+            ),
+            (
+                "CIS-4.13",
+                ev("CreateRoute", "ec2.amazonaws.com"),
+                vec![ev("CreateRoute", "other.amazonaws.com"), ev("DescribeRouteTables", "ec2.amazonaws.com")],
+            ),
+            ("CIS-4.14", ev("ModifyVpcAttribute", "ec2.amazonaws.com"), vec![ev("DescribeVpcs", "ec2.amazonaws.com")]),
+            (
+                "CIS-4.15",
+                ev("LeaveOrganization", "organizations.amazonaws.com"),
+                vec![
+                    ev("LeaveOrganization", "iam.amazonaws.com"),
+                    ev("DescribeOrganization", "organizations.amazonaws.com"),
+                ],
+            ),
+            (
+                "TS-TRAIL-TAMPER",
+                ev("PutEventSelectors", "cloudtrail.amazonaws.com"),
+                vec![ev("StartLogging", "cloudtrail.amazonaws.com"), ev("StopLogging", "cloudtrail.AMAZONAWS.com")],
+            ),
+            (
+                "TS-ROOT-ACCESS-KEY",
+                json!({"eventName": "CreateAccessKey", "userIdentity": {"type": "Root"}, "requestParameters": {}}),
+                vec![
+                    json!({"eventName": "CreateAccessKey", "userIdentity": {"type": "Root"},
+                           "requestParameters": {"userName": "bob"}}),
+                    iam("CreateAccessKey", "alice", None),
+                ],
+            ),
+            (
+                "TS-CRED-FOR-OTHER-USER",
+                iam("CreateLoginProfile", "alice", Some("bob")),
+                vec![
+                    iam("CreateAccessKey", "alice", Some("alice")),
+                    iam("CreateAccessKey", "alice", None),
+                    iam("DeleteAccessKey", "alice", Some("bob")),
+                ],
+            ),
+            (
+                "TS-NO-MFA-SESSION",
+                json!({"eventName": "ListBuckets", "userIdentity": {"type": "IAMUser",
+                       "sessionContext": {"attributes": {"mfaAuthenticated": "false"}}}}),
+                vec![
+                    json!({"eventName": "ListBuckets", "userIdentity": {"type": "IAMUser",
+                           "sessionContext": {"attributes": {"mfaAuthenticated": "true"}}}}),
+                    json!({"eventName": "Decrypt", "userIdentity": {"type": "IAMUser", "invokedBy": "s3.amazonaws.com",
+                           "sessionContext": {"attributes": {"mfaAuthenticated": "false"}}}}),
+                    json!({"eventName": "ConsoleLogin", "userIdentity": {"type": "IAMUser",
+                           "sessionContext": {"attributes": {"mfaAuthenticated": "false"}}}}),
+                    // No event name: the check's condition is unknown, not true.
+                    json!({"userIdentity": {"type": "IAMUser", "sessionContext": {"attributes": {"mfaAuthenticated": "false"}}}}),
+                    json!({"eventName": "ListBuckets", "userIdentity": {"type": "AssumedRole",
+                           "sessionContext": {"attributes": {"mfaAuthenticated": "false"}}}}),
+                ],
+            ),
+            (
+                "TS-SSM-SESSION",
+                ev("StartSession", "ssm.amazonaws.com"),
+                vec![ev("StartSession", "ec2.amazonaws.com"), ev("SendCommand", "ssm.amazonaws.com")],
+            ),
+        ];
+        for (file, text) in BUILTIN {
+            let check = builtin_check(file, text).unwrap();
+            let Rule::Sigma { rule, .. } = &check.rule else { panic!("{file}") };
+            let (_, positive, negatives) =
+                cases.iter().find(|(id, ..)| *id == check.id).unwrap_or_else(|| panic!("{file} has no test case"));
+            assert!(rule.matches(positive), "{file}: {positive}");
+            for n in negatives {
+                assert!(!rule.matches(n), "{file}: {n}");
+            }
+        }
+        assert_eq!(cases.len(), BUILTIN.len());
+    }
+
+    /// The rules read the record `query::record` rebuilds from the frame: mfaAuthenticated (a boolean
+    /// column) as CloudTrail's text, JSON blobs at any depth, a missing field as missing.
+    #[test]
+    fn rules_run_on_the_rebuilt_record() {
+        let df = df!(
+            c::EVENT_TIME => [1_700_000_000_000i64, 1_700_000_000_001, 1_700_000_000_002, 1_700_000_000_003],
+            c::EVENT_ID => ["e1", "e2", "e3", "e4"],
+            c::EVENT_NAME => [Some("ListBuckets"), None, Some("CreateAccessKey"), Some("CreateAccessKey")],
+            c::IDENTITY_TYPE => ["IAMUser", "IAMUser", "IAMUser", "IAMUser"],
+            c::USER_NAME => ["alice", "alice", "alice", "alice"],
+            c::SESSION_MFA => [false, false, true, true],
+            c::ERROR_CODE => [None, None, None, Some("Client.AccessDeniedException")],
+            c::REQUEST_PARAMETERS => [None, None, Some(r#"{"userName": "bob"}"#), Some(r#"{"userName":"alice"}"#)],
+        )
+        .unwrap();
+        let mut full = DataFrame::empty();
+        for (name, dtype) in crate::ingest::frame::schema().iter() {
+            let column = match df.column(name) {
+                Ok(col) => col.cast(dtype).unwrap(),
+                Err(_) => Column::full_null(name.clone(), df.height(), dtype),
+            };
+            full.with_column(column).unwrap();
+        }
+        let only = ["TS-NO-MFA-SESSION".to_string(), "TS-CRED-FOR-OTHER-USER".to_string()];
+        let mut run = Detection::new(&only, &Params::default(), 1 << 30).unwrap();
+        run.add(full).unwrap();
+        let mut got = Vec::new();
+        run.finish(|df| {
+            let ids = df.column("check_id").unwrap().str().unwrap().clone();
+            let events = df.column(c::EVENT_ID).unwrap().str().unwrap().clone();
+            let outcomes = df.column("outcome").unwrap().str().unwrap().clone();
+            for r in 0..df.height() {
+                got.push(format!("{} {} {}", ids.get(r).unwrap(), events.get(r).unwrap(), outcomes.get(r).unwrap()));
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got, ["TS-NO-MFA-SESSION e1 succeeded", "TS-CRED-FOR-OTHER-USER e3 succeeded"]);
+    }
+
+    /// One outcome rule: `findings::outcome` and the frame's `is_denied` agree, EC2's prefix included.
+    #[test]
+    fn outcome_and_is_denied_agree() {
+        let codes = [
+            None,
+            Some(""),
+            Some("AccessDenied"),
+            Some("AccessDeniedException"),
+            Some("Client.UnauthorizedOperation"),
+            Some("Client.AccessDenied"),
+            Some("Server.VpceAccessDenied"),
+            Some("VpceAccessDenied"),
+            Some("TrailNotFoundException"),
+            Some("Client.DryRunOperation"),
+            Some("accessdenied"),
+        ];
+        let df = df!(c::ERROR_CODE => codes).unwrap();
+        let denied = df.lazy().select([super::super::is_denied().fill_null(lit(false)).alias("d")]).run().unwrap();
+        let denied: Vec<bool> = denied.column("d").unwrap().bool().unwrap().iter().map(|b| b.unwrap()).collect();
+        let outcomes: Vec<Outcome> = codes.iter().map(|c| findings::outcome(*c)).collect();
+        assert_eq!(denied, outcomes.iter().map(|o| *o == Outcome::Denied).collect::<Vec<_>>());
+        use Outcome::*;
+        assert_eq!(
+            outcomes,
+            [Succeeded, Succeeded, Denied, Denied, Denied, Denied, Denied, Denied, Failed, Failed, Failed]
+        );
+    }
 }
 
 #[cfg(test)]

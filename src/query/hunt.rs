@@ -592,6 +592,16 @@ mod tests {
         assert!(set.warnings.iter().any(|w| w.reason.contains("status")), "{:?}", set.warnings);
     }
 
+    /// `hunt --rules src/query/checks` runs detect's built-in checks as rules: they load, warning-free.
+    #[test]
+    fn detect_checks_load_as_rules() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/query/checks");
+        let set = RuleSet::load(&[dir], false).unwrap();
+        assert_eq!((set.problems.clone(), set.warnings.clone()), (vec![], vec![]));
+        assert_eq!(set.rules.len(), crate::query::detect::BUILTIN.len());
+        assert!(set.rules.iter().any(|r| r.rule.meta.id.as_deref() == Some("CIS-4.1")));
+    }
+
     #[test]
     fn rules_reading_fields_not_kept_are_refused() {
         let text = "title: t\nid: x\nlogsource: {product: aws, service: cloudtrail}\n\
