@@ -1,6 +1,7 @@
 //! Names the commit in `trailscope --version` (`0.1.0 (abc1234 2026-12-03)`), read from git when the
 //! source is a checkout; a source without git says `unknown commit`. Lists the shipped Sigma rules
-//! (`src/sigma/rules/**/*.yml`) for `include_str!`, so the binary carries its default rule set.
+//! (`src/sigma/rules/**/*.yml`) and detect's built-in checks (`src/query/checks/*.yml`) for
+//! `include_str!`, so the binary carries its default rule set and its checks.
 
 use std::path::Path;
 use std::process::Command;
@@ -11,16 +12,16 @@ fn git(args: &[&str]) -> Option<String> {
     (out.status.success() && !s.is_empty()).then_some(s)
 }
 
-/// Writes `$OUT_DIR/shipped_rules.rs`: `&[(relative path, text)]`, sorted by path.
-fn shipped_rules() {
+/// Writes `$OUT_DIR/<out>`: `&[(relative path, text)]` of the `.yml`/`.yaml` files under `dir`, sorted
+/// by path.
+fn embed_rules(dir: &str, out_name: &str) {
     // At run time, not compile time: checkouts sharing a build cache share this script binary.
-    let root =
-        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("src/sigma/rules");
+    let root = Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join(dir);
     let mut files = Vec::new();
     let mut dirs = vec![root.clone()];
     while let Some(d) = dirs.pop() {
         println!("cargo:rerun-if-changed={}", d.display());
-        for e in std::fs::read_dir(&d).expect("src/sigma/rules is readable").flatten() {
+        for e in std::fs::read_dir(&d).expect("the rules folder is readable").flatten() {
             let p = e.path();
             if p.is_dir() {
                 dirs.push(p);
@@ -37,12 +38,13 @@ fn shipped_rules() {
         println!("cargo:rerun-if-changed={}", f.display());
     }
     out.push_str("]\n");
-    let dest = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("shipped_rules.rs");
+    let dest = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join(out_name);
     std::fs::write(dest, out).expect("OUT_DIR is writable");
 }
 
 fn main() {
-    shipped_rules();
+    embed_rules("src/sigma/rules", "shipped_rules.rs");
+    embed_rules("src/query/checks", "builtin_checks.rs");
     let commit = git(&["log", "-1", "--format=%h %cs"]).unwrap_or_else(|| "unknown commit".into());
     println!("cargo:rustc-env=TRAILSCOPE_COMMIT={commit}");
     // Build again when HEAD moves: HEAD itself, the branch it names, and packed refs.

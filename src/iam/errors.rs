@@ -96,6 +96,17 @@ pub fn classify(code: &str) -> ErrorClass {
     }
 }
 
+/// An authorization failure (`classify` gives `Denied`), as an expression over the events frame;
+/// null where the code is.
+pub fn denied(error_code: Expr) -> Expr {
+    DENIED
+        .iter()
+        .flat_map(|p| [p.to_string(), format!("Client.{p}"), format!("Server.{p}")])
+        .map(|p| like_expr(error_code.clone(), &p))
+        .reduce(|a, b| a.or(b))
+        .unwrap_or(lit(false))
+}
+
 /// A call that exercised its permission: it succeeded, or failed after authorization (the rule of
 /// `classify` as an expression over the events frame).
 pub fn exercised(error_code: Expr) -> Expr {

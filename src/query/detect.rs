@@ -2,24 +2,38 @@
 //! 4.1-4.15; the same metric filters back AWS Security Hub's CloudWatch.1-14) with the exact event
 //! lists and conditions of their metric filters, plus detections responders expect. Every check is one
 //! entry of `CHECKS`; each finding is one event row.
+//!
+//! **The checks are Sigma rules** where a single event decides: one file per check in
+//! `src/query/checks/` (embedded in the binary, `BUILTIN`), with the check's id, title, level, ATT&CK
+//! tags and citation, evaluated by `crate::sigma` on the record `query::record` rebuilds, as `hunt`
+//! evaluates any rule. They compare case-sensitively (`|cased`) where the metric filters do. What a
+//! single event cannot decide stays here in Rust: the sequence check (`TS-DENIED-THEN-SUCCEEDED`) and
+//! the checks built from the command's flags (`TS-OUTSIDE-NETWORK`, `TS-OUTSIDE-HOURS`); so does the
+//! reporting of a failed tampering or credential call as an attempt (`ATTEMPTS`).
 
 use crate::query::Run;
+use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::LazyLock;
 
 use polars::prelude::*;
+use rayon::prelude::*;
 
 use super::findings::{self, field, Detector, Emitter, Finding, HitEvent, HitRuns, Outcome, Shape};
+use super::record::{columns_read, needed_fields, Batch};
 use super::timeline::IpNet;
-use super::{is_denied, is_error, mfa_used, present, root::is_root_usage};
 use crate::error::PolarsContext;
 use crate::ingest::frame::col_name as c;
+use crate::sigma::{self, Loaded};
+
+/// The built-in checks that are Sigma rules: (file name under `src/query/checks/`, text), sorted by
+/// name. `hunt --rules src/query/checks` (a checkout's copy) runs them as rules.
+pub const BUILTIN: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/builtin_checks.rs"));
 
 /// How a check selects events.
 pub enum Rule {
-    /// Any of these event names (optionally only from this event source).
-    Events { source: Option<&'static str>, names: &'static [&'static str] },
-    /// A condition on the events frame.
-    Condition(fn() -> Expr),
+    /// A Sigma rule of `BUILTIN` (with its file name), matched against each event's record.
+    Sigma { file: &'static str, rule: Box<sigma::Rule> },
     /// A sequence across events, followed in time order (see `Sequence`).
     Sequence(Sequence),
     /// A condition built from the command's parameters (`PARAMETERIZED`); skipped without them.
@@ -35,356 +49,122 @@ pub enum Sequence {
 }
 
 pub struct Check {
-    pub id: &'static str,
-    pub title: &'static str,
-    pub severity: &'static str,
-    /// Where the definition comes from.
-    pub reference: &'static str,
+    pub id: String,
+    pub title: String,
+    pub severity: String,
+    /// Where the definition comes from (a rule's `references`).
+    pub reference: String,
     pub rule: Rule,
 }
 
-/// The checks, in report order. Adding a check is adding an entry here.
-pub const CHECKS: &[Check] = &[
-    Check {
-        id: "CIS-4.1",
-        title: "Unauthorized API calls",
-        severity: "medium",
-        reference: "CIS 4.1 / Security Hub CloudWatch.2: errorCode *UnauthorizedOperation or AccessDenied*",
-        rule: Rule::Condition(unauthorized),
-    },
-    Check {
-        id: "CIS-4.2",
-        title: "Console sign-in without MFA",
-        severity: "high",
-        reference:
-            "CIS 4.2 / CloudWatch.3: ConsoleLogin, MFAUsed != Yes, userIdentity.type IAMUser, ConsoleLogin Success",
-        rule: Rule::Condition(console_without_mfa),
-    },
-    Check {
-        id: "CIS-4.3",
-        title: "Root account usage",
-        severity: "high",
-        reference: "CIS 4.3 / CloudWatch.1: type Root, no invokedBy, eventType != AwsServiceEvent",
-        rule: Rule::Condition(is_root_usage),
-    },
-    Check {
-        id: "CIS-4.4",
-        title: "IAM policy changes",
-        severity: "medium",
-        reference: "CIS 4.4 / CloudWatch.4",
-        rule: Rule::Events {
-            source: None,
-            names: &[
-                "DeleteGroupPolicy",
-                "DeleteRolePolicy",
-                "DeleteUserPolicy",
-                "PutGroupPolicy",
-                "PutRolePolicy",
-                "PutUserPolicy",
-                "CreatePolicy",
-                "DeletePolicy",
-                "CreatePolicyVersion",
-                "DeletePolicyVersion",
-                "AttachRolePolicy",
-                "DetachRolePolicy",
-                "AttachUserPolicy",
-                "DetachUserPolicy",
-                "AttachGroupPolicy",
-                "DetachGroupPolicy",
-            ],
-        },
-    },
-    Check {
-        id: "CIS-4.5",
-        title: "CloudTrail configuration changes",
-        severity: "high",
-        reference: "CIS 4.5 / CloudWatch.5",
-        rule: Rule::Events {
-            source: None,
-            names: &["CreateTrail", "UpdateTrail", "DeleteTrail", "StartLogging", "StopLogging"],
-        },
-    },
-    Check {
-        id: "CIS-4.6",
-        title: "Console authentication failures",
-        severity: "medium",
-        reference: "CIS 4.6 / CloudWatch.6: ConsoleLogin with errorMessage \"Failed authentication\"",
-        rule: Rule::Condition(console_auth_failure),
-    },
-    Check {
-        id: "CIS-4.7",
-        title: "Disabling or scheduled deletion of customer-managed KMS keys",
-        severity: "high",
-        reference: "CIS 4.7 / CloudWatch.7",
-        rule: Rule::Events { source: Some("kms.amazonaws.com"), names: &["DisableKey", "ScheduleKeyDeletion"] },
-    },
-    Check {
-        id: "CIS-4.8",
-        title: "S3 bucket policy changes",
-        severity: "medium",
-        reference: "CIS 4.8 / CloudWatch.8",
-        rule: Rule::Events {
-            source: Some("s3.amazonaws.com"),
-            names: &[
-                "PutBucketAcl",
-                "PutBucketPolicy",
-                "PutBucketCors",
-                "PutBucketLifecycle",
-                "PutBucketReplication",
-                "DeleteBucketPolicy",
-                "DeleteBucketCors",
-                "DeleteBucketLifecycle",
-                "DeleteBucketReplication",
-            ],
-        },
-    },
-    Check {
-        id: "CIS-4.9",
-        title: "AWS Config configuration changes",
-        severity: "medium",
-        reference: "CIS 4.9 / CloudWatch.9",
-        rule: Rule::Events {
-            source: Some("config.amazonaws.com"),
-            names: &[
-                "StopConfigurationRecorder",
-                "DeleteDeliveryChannel",
-                "PutDeliveryChannel",
-                "PutConfigurationRecorder",
-            ],
-        },
-    },
-    Check {
-        id: "CIS-4.10",
-        title: "Security group changes",
-        severity: "medium",
-        reference: "CIS 4.10 / CloudWatch.10",
-        rule: Rule::Events {
-            source: None,
-            names: &[
-                "AuthorizeSecurityGroupIngress",
-                "AuthorizeSecurityGroupEgress",
-                "RevokeSecurityGroupIngress",
-                "RevokeSecurityGroupEgress",
-                "CreateSecurityGroup",
-                "DeleteSecurityGroup",
-            ],
-        },
-    },
-    Check {
-        id: "CIS-4.11",
-        title: "Network ACL changes",
-        severity: "medium",
-        reference: "CIS 4.11 / CloudWatch.11",
-        rule: Rule::Events {
-            source: None,
-            names: &[
-                "CreateNetworkAcl",
-                "CreateNetworkAclEntry",
-                "DeleteNetworkAcl",
-                "DeleteNetworkAclEntry",
-                "ReplaceNetworkAclEntry",
-                "ReplaceNetworkAclAssociation",
-            ],
-        },
-    },
-    Check {
-        id: "CIS-4.12",
-        title: "Network gateway changes",
-        severity: "medium",
-        reference: "CIS 4.12 / CloudWatch.12",
-        rule: Rule::Events {
-            source: None,
-            names: &[
-                "CreateCustomerGateway",
-                "DeleteCustomerGateway",
-                "AttachInternetGateway",
-                "CreateInternetGateway",
-                "DeleteInternetGateway",
-                "DetachInternetGateway",
-            ],
-        },
-    },
-    Check {
-        id: "CIS-4.13",
-        title: "Route table changes",
-        severity: "medium",
-        reference: "CIS 4.13 / CloudWatch.13",
-        rule: Rule::Events {
-            source: Some("ec2.amazonaws.com"),
-            names: &[
-                "CreateRoute",
-                "CreateRouteTable",
-                "ReplaceRoute",
-                "ReplaceRouteTableAssociation",
-                "DeleteRouteTable",
-                "DeleteRoute",
-                "DisassociateRouteTable",
-            ],
-        },
-    },
-    Check {
-        id: "CIS-4.14",
-        title: "VPC changes",
-        severity: "medium",
-        reference: "CIS 4.14 / CloudWatch.14",
-        rule: Rule::Events {
-            source: None,
-            names: &[
-                "CreateVpc",
-                "DeleteVpc",
-                "ModifyVpcAttribute",
-                "AcceptVpcPeeringConnection",
-                "CreateVpcPeeringConnection",
-                "DeleteVpcPeeringConnection",
-                "RejectVpcPeeringConnection",
-                "AttachClassicLinkVpc",
-                "DetachClassicLinkVpc",
-                "DisableVpcClassicLink",
-                "EnableVpcClassicLink",
-            ],
-        },
-    },
-    Check {
-        id: "CIS-4.15",
-        title: "AWS Organizations changes",
-        severity: "medium",
-        reference: "CIS 4.15",
-        rule: Rule::Events {
-            source: Some("organizations.amazonaws.com"),
-            names: &[
-                "AcceptHandshake",
-                "AttachPolicy",
-                "CreateAccount",
-                "CreateOrganizationalUnit",
-                "CreatePolicy",
-                "DeclineHandshake",
-                "DeleteOrganization",
-                "DeleteOrganizationalUnit",
-                "DeletePolicy",
-                "DetachPolicy",
-                "DisablePolicyType",
-                "EnablePolicyType",
-                "InviteAccountToOrganization",
-                "LeaveOrganization",
-                "MoveAccount",
-                "RemoveAccountFromOrganization",
-                "UpdatePolicy",
-                "UpdateOrganizationalUnit",
-            ],
-        },
-    },
-    Check {
-        id: "TS-TRAIL-TAMPER",
-        title: "CloudTrail logging stopped, trail deleted or event selectors changed",
-        severity: "critical",
-        reference: "trailscope; MITRE ATT&CK T1562.008 (Impair Defenses: Disable Cloud Logs)",
-        rule: Rule::Events {
-            source: Some("cloudtrail.amazonaws.com"),
-            names: &["StopLogging", "DeleteTrail", "PutEventSelectors"],
-        },
-    },
-    Check {
-        id: "TS-ROOT-ACCESS-KEY",
-        title: "Access key created for the root user",
-        severity: "critical",
-        reference: "trailscope; CIS 1.4 (no root access keys)",
-        rule: Rule::Condition(root_access_key_created),
-    },
-    Check {
-        id: "TS-CRED-FOR-OTHER-USER",
-        title: "Access key or console password created for another user",
-        severity: "high",
-        reference: "trailscope; MITRE ATT&CK T1098.001 (Additional Cloud Credentials)",
-        rule: Rule::Condition(credentials_for_other_user),
-    },
-    Check {
-        id: "TS-DENIED-THEN-SUCCEEDED",
-        title: "Principal denied many times, then succeeded",
-        severity: "high",
-        reference: "trailscope: at least 5 authorization failures, then a successful call by the same principal",
-        rule: Rule::Sequence(Sequence::DeniedThenSucceeded),
-    },
-    Check {
-        id: "TS-NO-MFA-SESSION",
-        title: "IAM user call in a session not MFA-authenticated",
-        severity: "medium",
-        reference: "trailscope; CIS 1.10 (MFA for IAM users with a console password): userIdentity.type IAMUser, \
-                    sessionContext.attributes.mfaAuthenticated false (console sign-ins without MFA are CIS-4.2)",
-        rule: Rule::Condition(session_without_mfa),
-    },
-    Check {
-        id: "TS-SSM-SESSION",
-        title: "SSM Session Manager session started, resumed or terminated",
-        severity: "low",
-        reference: "trailscope: shell access to instances (Stratus Red Team aws.execution.ssm-start-session)",
-        rule: Rule::Events {
-            source: Some("ssm.amazonaws.com"),
-            names: &["StartSession", "ResumeSession", "TerminateSession"],
-        },
-    },
-    Check {
-        id: "TS-OUTSIDE-NETWORK",
-        title: "Call from outside the allowed networks",
-        severity: "medium",
-        reference: "trailscope: sourceIPAddress (an IP address) outside every --allowed-cidr, not made by a service \
-                    (no invokedBy, not AwsServiceEvent); skipped without --allowed-cidr",
-        rule: Rule::Parameterized,
-    },
-    Check {
-        id: "TS-OUTSIDE-HOURS",
-        title: "Call outside the allowed hours",
-        severity: "low",
-        reference: "trailscope: eventTime outside every --allowed-hours window (days, hours, fixed UTC offset), not \
-                    made by a service (no invokedBy, not AwsServiceEvent); skipped without --allowed-hours",
-        rule: Rule::Parameterized,
-    },
+/// The check ids in report order (`--list`, the report). Each is a file of `BUILTIN` or an entry of
+/// `IN_RUST`.
+const ORDER: &[&str] = &[
+    "CIS-4.1",
+    "CIS-4.2",
+    "CIS-4.3",
+    "CIS-4.4",
+    "CIS-4.5",
+    "CIS-4.6",
+    "CIS-4.7",
+    "CIS-4.8",
+    "CIS-4.9",
+    "CIS-4.10",
+    "CIS-4.11",
+    "CIS-4.12",
+    "CIS-4.13",
+    "CIS-4.14",
+    "CIS-4.15",
+    "TS-TRAIL-TAMPER",
+    "TS-ROOT-ACCESS-KEY",
+    "TS-CRED-FOR-OTHER-USER",
+    "TS-DENIED-THEN-SUCCEEDED",
+    "TS-NO-MFA-SESSION",
+    "TS-SSM-SESSION",
+    "TS-OUTSIDE-NETWORK",
+    "TS-OUTSIDE-HOURS",
 ];
 
-/// CIS 4.1's filter: `($.errorCode = "*UnauthorizedOperation") || ($.errorCode = "AccessDenied*")`.
-fn unauthorized() -> Expr {
-    let code = col(c::ERROR_CODE);
-    code.clone()
-        .str()
-        .ends_with(lit("UnauthorizedOperation"))
-        .or(code.str().starts_with(lit("AccessDenied")))
-        .fill_null(lit(false))
+/// The checks no single event decides, which stay in Rust: (id, title, severity, reference, rule).
+const IN_RUST: &[(&str, &str, &str, &str, Rule)] = &[
+    (
+        "TS-DENIED-THEN-SUCCEEDED",
+        "Principal denied many times, then succeeded",
+        "high",
+        "trailscope: at least 5 authorization failures, then a successful call by the same principal",
+        Rule::Sequence(Sequence::DeniedThenSucceeded),
+    ),
+    (
+        "TS-OUTSIDE-NETWORK",
+        "Call from outside the allowed networks",
+        "medium",
+        "trailscope: sourceIPAddress (an IP address) outside every --allowed-cidr, not made by a service \
+         (no invokedBy, not AwsServiceEvent); skipped without --allowed-cidr",
+        Rule::Parameterized,
+    ),
+    (
+        "TS-OUTSIDE-HOURS",
+        "Call outside the allowed hours",
+        "low",
+        "trailscope: eventTime outside every --allowed-hours window (days, hours, fixed UTC offset), not \
+         made by a service (no invokedBy, not AwsServiceEvent); skipped without --allowed-hours",
+        Rule::Parameterized,
+    ),
+];
+
+/// The checks, in report order (`ORDER`). Adding a single-event check is adding a rule file to
+/// `src/query/checks/` and its id to `ORDER`.
+pub static CHECKS: LazyLock<Vec<Check>> = LazyLock::new(|| match load_checks() {
+    Ok(checks) => checks,
+    // The files are part of the source; a test loads them.
+    Err(e) => panic!("the built-in checks in src/query/checks/ do not load: {e}"),
+});
+
+/// One built-in rule file as a check.
+fn builtin_check(file: &'static str, text: &str) -> Result<Check, String> {
+    let mut loaded = sigma::load_rules(text).into_iter();
+    let rule = match (loaded.next(), loaded.next()) {
+        (Some(Ok(Loaded::Rule(rule))), None) => rule,
+        (Some(Err(e)), _) => return Err(format!("{file}: {e}")),
+        _ => return Err(format!("{file}: one detection rule expected")),
+    };
+    let meta = &rule.meta;
+    let id = meta.id.clone().ok_or_else(|| format!("{file}: no id"))?;
+    let severity = meta.level.ok_or_else(|| format!("{file}: no level"))?.to_string();
+    Ok(Check {
+        id,
+        title: meta.title.clone(),
+        severity,
+        reference: meta.references.join("; "),
+        rule: Rule::Sigma { file, rule: Box::new(rule) },
+    })
 }
 
-fn console_without_mfa() -> Expr {
-    super::is_console_login()
-        .and(mfa_used().not())
-        .and(col(c::IDENTITY_TYPE).eq(lit("IAMUser")).fill_null(lit(false)))
-        .and(col(c::CONSOLE_LOGIN).eq(lit("Success")).fill_null(lit(false)))
-}
-
-fn console_auth_failure() -> Expr {
-    super::is_console_login().and(col(c::ERROR_MESSAGE).eq(lit("Failed authentication")).fill_null(lit(false)))
-}
-
-/// The regular expression for `requestParameters.userName` (shared with the SQL pack; no backslashes,
-/// see `SERVICE_SUFFIX_RE`).
-pub const TARGET_USER_RE: &str = r#""userName" *: *"([^"]*)""#;
-
-/// `requestParameters.userName` of IAM calls.
-fn target_user() -> Expr {
-    col(c::REQUEST_PARAMETERS).str().extract(lit(TARGET_USER_RE), 1)
-}
-
-fn root_access_key_created() -> Expr {
-    col(c::EVENT_NAME)
-        .eq(lit("CreateAccessKey"))
-        .and(col(c::IDENTITY_TYPE).eq(lit("Root")))
-        .and(target_user().is_null())
-        .fill_null(lit(false))
-}
-
-/// CreateAccessKey / CreateLoginProfile naming a user other than the caller (a role or federated
-/// session creating credentials for a user always counts).
-fn credentials_for_other_user() -> Expr {
-    let call = col(c::EVENT_NAME).eq(lit("CreateAccessKey")).or(col(c::EVENT_NAME).eq(lit("CreateLoginProfile")));
-    let caller_is_user = col(c::IDENTITY_TYPE).eq(lit("IAMUser")).fill_null(lit(false));
-    let same_user = caller_is_user.and(target_user().eq(col(c::USER_NAME)).fill_null(lit(false)));
-    call.and(target_user().is_not_null()).and(same_user.not()).fill_null(lit(false))
+fn load_checks() -> Result<Vec<Check>, String> {
+    let mut found: Vec<Check> =
+        BUILTIN.iter().map(|(file, text)| builtin_check(file, text)).collect::<Result<_, _>>()?;
+    for (id, title, severity, reference, rule) in IN_RUST {
+        let rule = match rule {
+            Rule::Sequence(s) => Rule::Sequence(*s),
+            _ => Rule::Parameterized,
+        };
+        found.push(Check {
+            id: id.to_string(),
+            title: title.to_string(),
+            severity: severity.to_string(),
+            reference: reference.to_string(),
+            rule,
+        });
+    }
+    let mut out = Vec::with_capacity(ORDER.len());
+    for id in ORDER {
+        let at = found.iter().position(|k| k.id == *id).ok_or_else(|| format!("no check {id}"))?;
+        out.push(found.swap_remove(at));
+    }
+    if let Some(k) = found.first() {
+        return Err(format!("check {} is not in detect::ORDER (or its id is used twice)", k.id));
+    }
+    Ok(out)
 }
 
 /// Checks of tampering and credential calls: one that failed is reported as an attempt (title
@@ -397,16 +177,6 @@ pub const ATTEMPT_PREFIX: &str = "Attempted: ";
 
 /// Denials needed before a success is reported.
 const DENIED_THRESHOLD: u32 = 5;
-
-/// Calls made in a session whose context says it was not MFA-authenticated, by IAM users themselves
-/// (a service acting on the user's behalf, `invokedBy`, runs in no session of theirs).
-fn session_without_mfa() -> Expr {
-    own_call()
-        .and(col(c::IDENTITY_TYPE).eq(lit("IAMUser")))
-        .and(col(c::SESSION_MFA).eq(lit(false)))
-        .and(super::is_console_login().not())
-        .fill_null(lit(false))
-}
 
 /// Calls a principal made itself: not on its behalf by a service, not a service event.
 fn own_call() -> Expr {
@@ -608,7 +378,7 @@ fn outside_hours(_: &LazyFrame, p: &Params) -> PolarsResult<Option<Expr>> {
 pub fn skipped(only: &[String], p: &Params) -> Vec<(&'static str, &'static str)> {
     CHECKS
         .iter()
-        .filter(|k| only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case(k.id)))
+        .filter(|k| only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case(&k.id)))
         .filter_map(|k| PARAMETERIZED.iter().find(|x| x.id == k.id))
         .filter(|x| match x.needs {
             "--allowed-cidr" => p.allowed_cidrs.is_empty(),
@@ -620,30 +390,22 @@ pub fn skipped(only: &[String], p: &Params) -> Vec<(&'static str, &'static str)>
 
 /// The checks of `only` (all when empty), or an error naming an unknown one.
 fn selected(only: &[String]) -> PolarsResult<Vec<&'static Check>> {
-    if let Some(unknown) = only.iter().find(|o| !CHECKS.iter().any(|k| o.eq_ignore_ascii_case(k.id))) {
-        let ids: Vec<&str> = CHECKS.iter().map(|k| k.id).collect();
+    if let Some(unknown) = only.iter().find(|o| !CHECKS.iter().any(|k| o.eq_ignore_ascii_case(&k.id))) {
+        let ids: Vec<&str> = CHECKS.iter().map(|k| k.id.as_str()).collect();
         polars::prelude::polars_bail!(InvalidOperation: "no check {unknown:?}; the checks are {}", ids.join(", "));
     }
-    Ok(CHECKS.iter().filter(|k| only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case(k.id))).collect())
+    Ok(CHECKS.iter().filter(|k| only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case(&k.id))).collect())
 }
 
-/// The row condition of a check, `None` for a sequence or a check its missing parameters skip.
+/// The row condition of a check built from the command's parameters, `None` for the other checks
+/// and for one its missing parameters skip.
 fn condition(check: &Check, ev: &LazyFrame, params: &Params) -> PolarsResult<Option<Expr>> {
     Ok(match &check.rule {
-        Rule::Events { source, names } => {
-            let list = Series::new("names".into(), names.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-            let mut cond = col(c::EVENT_NAME).is_in(lit(list).implode(false), false).fill_null(lit(false));
-            if let Some(s) = source {
-                cond = cond.and(col(c::EVENT_SOURCE).eq(lit(*s)).fill_null(lit(false)));
-            }
-            Some(cond)
-        }
-        Rule::Condition(f) => Some(f().fill_null(lit(false))),
-        Rule::Sequence(_) => None,
         Rule::Parameterized => match PARAMETERIZED.iter().find(|x| x.id == check.id) {
-            Some(x) => (x.condition)(ev, params)?,
+            Some(x) => (x.condition)(ev, params)?.map(|cond| cond.fill_null(lit(false))),
             None => None,
         },
+        Rule::Sigma { .. } | Rule::Sequence(_) => None,
     })
 }
 
@@ -720,29 +482,75 @@ impl Earliest {
     }
 }
 
-/// Column names of the per-check flags in a batch.
+/// Column names of the per-check flags in a batch (the checks built from parameters).
 fn flag(i: usize) -> String {
     format!("__check_{i}")
 }
-const DENIED: &str = "__denied";
-const OWN: &str = "__own";
-const FAILED: &str = "__failed";
-const ROW: &str = "__row";
+
+/// The fields the Sigma checks are looked up by, most selective first: a rule pinning one of them to
+/// a few values (`Rule::required_values`) runs only on events with one of those values; the others
+/// run on every event.
+const KEYS: [(&str, &str); 2] = [("eventName", c::EVENT_NAME), ("userIdentity.type", c::IDENTITY_TYPE)];
+
+/// Which Sigma checks an event calls for: per key of `KEYS`, the checks by lowercased value, and the
+/// checks that pin no key.
+#[derive(Default)]
+struct Dispatch {
+    by_key: Vec<hashbrown::HashMap<String, Vec<usize>>>,
+    always: Vec<usize>,
+}
+
+impl Dispatch {
+    fn new(checks: &[&Check]) -> Dispatch {
+        let mut d = Dispatch { by_key: vec![Default::default(); KEYS.len()], always: Vec::new() };
+        for (i, check) in checks.iter().enumerate() {
+            let Rule::Sigma { rule, .. } = &check.rule else { continue };
+            match KEYS.iter().enumerate().find_map(|(k, (path, _))| Some((k, rule.required_values(path)?))) {
+                Some((k, values)) => values.into_iter().for_each(|v| d.by_key[k].entry(v).or_default().push(i)),
+                None => d.always.push(i),
+            }
+        }
+        d
+    }
+
+    /// The checks to run on an event whose key fields hold `values` (in `KEYS` order), in check order.
+    fn candidates(&self, values: &[Option<&str>]) -> Vec<usize> {
+        let mut out = self.always.clone();
+        for (map, value) in self.by_key.iter().zip(values) {
+            let Some(v) = value.filter(|_| !map.is_empty()) else { continue };
+            let lower = if v.bytes().any(|b| b.is_ascii_uppercase()) || !v.is_ascii() {
+                Cow::Owned(v.to_lowercase())
+            } else {
+                Cow::Borrowed(v)
+            };
+            if let Some(checks) = map.get(lower.as_ref()) {
+                out.extend(checks);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
 
 /// A `detect` run: the selected checks over batches of events in any order (`add`, as the files are
 /// read), then the findings in order (`finish`), by event time, then check id, then event id.
 ///
-/// Each batch gets one flag column per check; the events a check flags, and those the sequence
-/// check must see, go to the runs of hit events (`findings::HitRuns`: sorted, spilled past a
-/// sixteenth of the memory limit, merged in time order at the end). The sequence check is exact
-/// without ordering the events (see `Earliest`) and follows the merged stream. Memory: a batch, the
-/// runs' budget, a few keys per principal and the findings of one millisecond, whatever the number
-/// of events.
+/// In each batch, the Sigma checks an event calls for (`Dispatch`) are matched against its record
+/// (rebuilt with only the fields they read; rows in parallel), and the checks built from parameters
+/// are flag columns; the events a check hits, and those the sequence check must see, go to the runs
+/// of hit events (`findings::HitRuns`: sorted, spilled past a sixteenth of the memory limit, merged
+/// in time order at the end). The sequence check is exact without ordering the events (see
+/// `Earliest`) and follows the merged stream. Memory: a batch, the runs' budget, a few keys per
+/// principal and the findings of one millisecond, whatever the number of events.
 pub struct Detection {
     checks: Vec<&'static Check>,
     /// Two per check: the act, then the attempt (a failed tampering or credential call).
     detectors: Vec<Detector>,
     sequences: Vec<(usize, Sequence)>,
+    dispatch: Dispatch,
+    /// Per check, the record fields its Sigma rule reads (`record::needed_fields`).
+    fields: Vec<u64>,
     params: Params,
     earliest: hashbrown::HashMap<String, Earliest>,
     runs: HitRuns,
@@ -757,13 +565,18 @@ impl Detection {
         let checks = selected(only).context("choosing checks")?;
         let mut detectors = Vec::with_capacity(2 * checks.len());
         let mut sequences = Vec::new();
+        let mut fields = Vec::with_capacity(checks.len());
         for (i, check) in checks.iter().enumerate() {
+            let tags = match &check.rule {
+                Rule::Sigma { rule, .. } => rule.meta.attack_techniques().join(","),
+                _ => String::new(),
+            };
             let act = Detector {
-                id: check.id.to_string(),
-                title: check.title.to_string(),
-                level: Some(check.severity.to_string()),
+                id: check.id.clone(),
+                title: check.title.clone(),
+                level: Some(check.severity.clone()),
                 status: None,
-                tags: String::new(),
+                tags,
             };
             let attempt = match ATTEMPTS.iter().find(|(id, _)| *id == check.id) {
                 Some((_, severity)) => Detector {
@@ -774,14 +587,22 @@ impl Detection {
                 None => act.clone(),
             };
             detectors.extend([act, attempt]);
-            if let Rule::Sequence(kind) = check.rule {
-                sequences.push((i, kind));
+            match &check.rule {
+                Rule::Sequence(kind) => sequences.push((i, *kind)),
+                Rule::Sigma { rule, .. } => {
+                    fields.push(needed_fields(rule));
+                    continue;
+                }
+                Rule::Parameterized => {}
             }
+            fields.push(0);
         }
         Ok(Detection {
+            dispatch: Dispatch::new(&checks),
             checks,
             detectors,
             sequences,
+            fields,
             params: params.clone(),
             earliest: Default::default(),
             runs: HitRuns::for_limit(memory_limit),
@@ -791,7 +612,7 @@ impl Detection {
 
     /// Check a batch of events (any order; batches are numbered as they come, for ties).
     pub fn add(&mut self, df: DataFrame) -> crate::error::Result<()> {
-        let batch = self.batches;
+        let number = self.batches;
         self.batches += 1;
         if df.height() == 0 {
             return Ok(());
@@ -806,90 +627,86 @@ impl Detection {
                 flagged.push(i);
             }
         }
-        let wants_denials = !self.sequences.is_empty();
-        let mut keep = flagged.iter().map(|&i| col(flag(i))).reduce(|a, b| a.or(b)).unwrap_or(lit(false));
-        if wants_denials {
-            // A sequence follows the calls principals made themselves (not a service on their behalf).
-            keep = keep.or(present(c::PRINCIPAL).and(col(OWN)));
-        }
-        let account = col(c::RECIPIENT_ACCOUNT_ID).fill_null(col(c::ACCOUNT_ID)).alias("__account");
-        let mut columns = vec![
-            col(ROW),
-            col(c::EVENT_TIME).cast(DataType::Int64),
-            col(c::EVENT_ID),
-            col(c::PRINCIPAL),
-            col(c::EVENT_NAME),
-            col(c::EVENT_SOURCE),
-            col(c::SOURCE_IP),
-            col(c::ERROR_CODE),
-            account,
-            col(c::AWS_REGION),
-        ];
+        let mut columns = columns_read();
         columns.extend(flags);
-        columns.push(is_denied().fill_null(lit(false)).alias(DENIED));
-        columns.push(is_error().fill_null(lit(false)).alias(FAILED));
-        columns.push(own_call().fill_null(lit(false)).alias(OWN));
-        let df = ev.with_row_index(ROW, None).select(columns).filter(keep).collect().context("checking a batch")?;
-        let text = |name: &str| -> crate::error::Result<StringChunked> {
-            Ok(df.column(name).context(name)?.str().context(name)?.clone())
+        let df = ev.select(columns).collect().context("checking a batch")?;
+        let batch = Batch::new(&df)?;
+        let text = |name: &str| -> crate::error::Result<&StringChunked> {
+            batch.text_column(name).ok_or_else(|| crate::error::Error::Polars {
+                context: format!("column {name}"),
+                cause: PolarsError::ColumnNotFound(name.to_string().into()),
+            })
         };
-        let fields = [
-            text(c::EVENT_ID)?,
-            text(c::PRINCIPAL)?,
-            text(c::EVENT_NAME)?,
-            text(c::EVENT_SOURCE)?,
-            text(c::SOURCE_IP)?,
-            text(c::ERROR_CODE)?,
-            text("__account")?,
-            text(c::AWS_REGION)?,
-        ];
-        let times = df.column(c::EVENT_TIME).context(c::EVENT_TIME)?.i64().context(c::EVENT_TIME)?.clone();
-        let rows = df.column(ROW).context(ROW)?.idx().context(ROW)?.clone();
+        let [id, principal, name, source, ip, error, recipient, account, region, invoked_by, event_type] = [
+            c::EVENT_ID,
+            c::PRINCIPAL,
+            c::EVENT_NAME,
+            c::EVENT_SOURCE,
+            c::SOURCE_IP,
+            c::ERROR_CODE,
+            c::RECIPIENT_ACCOUNT_ID,
+            c::ACCOUNT_ID,
+            c::AWS_REGION,
+            c::INVOKED_BY,
+            c::EVENT_TYPE,
+        ]
+        .map(text);
+        let (id, principal, error) = (id?, principal?, error?);
+        let (invoked_by, event_type) = (invoked_by?, event_type?);
+        let fields = [id, principal, name?, source?, ip?, error, recipient?, region?];
+        let account = account?;
+        let keys = [text(KEYS[0].1)?, text(KEYS[1].1)?];
         let flag_cols = flagged
             .iter()
             .map(|&i| Ok((i, df.column(&flag(i)).context("flag")?.bool().context("flag")?.clone())))
             .collect::<crate::error::Result<Vec<_>>>()?;
-        let bools = |name: &str| -> crate::error::Result<BooleanChunked> {
-            Ok(df.column(name).context(name)?.bool().context(name)?.clone())
-        };
-        let (denied, failed, own) = (bools(DENIED)?, bools(FAILED)?, bools(OWN)?);
+        // The Sigma checks, rows in parallel.
+        let (checks, dispatch, needs) = (&self.checks, &self.dispatch, &self.fields);
+        let matched: Vec<Vec<u32>> = (0..df.height())
+            .into_par_iter()
+            .map(|row| {
+                let candidates = dispatch.candidates(&keys.map(|k| k.get(row)));
+                if candidates.is_empty() {
+                    return Vec::new();
+                }
+                let rec = batch.record(row, candidates.iter().fold(0, |m, &i| m | needs[i]));
+                candidates
+                    .into_iter()
+                    .filter(|&i| matches!(&checks[i].rule, Rule::Sigma { rule, .. } if rule.matches(&rec)))
+                    .map(|i| i as u32)
+                    .collect()
+            })
+            .collect();
+        let wants_denials = !self.sequences.is_empty();
         let mut out = Vec::new();
-        for row in 0..df.height() {
-            let hits: Vec<u32> =
-                flag_cols.iter().filter(|(_, f)| f.get(row) == Some(true)).map(|(i, _)| *i as u32).collect();
-            let time_ms = times.get(row).unwrap_or(i64::MAX);
-            let seq = findings::seq(batch, rows.get(row).unwrap_or(0) as usize);
-            let is_denied = denied.get(row) == Some(true);
-            let is_failed = failed.get(row) == Some(true);
+        for (row, mut hits) in matched.into_iter().enumerate() {
+            hits.extend(flag_cols.iter().filter(|(_, f)| f.get(row) == Some(true)).map(|(i, _)| *i as u32));
+            let time_ms = batch.time.get(row).unwrap_or(i64::MAX);
+            let seq = findings::seq(number, row);
+            let outcome = findings::outcome(error.get(row));
             let mut mark = 0;
-            let who = fields[1].get(row).filter(|p| !p.is_empty());
-            if let Some(who) = who.filter(|_| wants_denials && own.get(row) == Some(true)) {
-                let key = Key { time_ms, event_id: fields[0].get(row).map(str::to_string), seq };
+            // A sequence follows the calls principals made themselves (not a service on their behalf).
+            let own = invoked_by.get(row).is_none() && event_type.get(row) != Some("AwsServiceEvent");
+            let who = principal.get(row).filter(|p| !p.is_empty());
+            if let Some(who) = who.filter(|_| wants_denials && own) {
+                let key = Key { time_ms, event_id: id.get(row).map(str::to_string), seq };
                 let state = self.earliest.entry_ref(who).or_default();
-                if is_denied {
+                if outcome == Outcome::Denied {
                     if state.admit_denial(key) {
                         mark = MARK_DENIAL;
                     }
-                } else if !is_failed && state.admit_success(key) {
+                } else if outcome == Outcome::Succeeded && state.admit_success(key) {
                     mark = MARK_SUCCESS;
                 }
             }
             if hits.is_empty() && mark == 0 {
                 continue;
             }
-            out.push(HitEvent {
-                time_ms,
-                seq,
-                event: std::array::from_fn(|i| fields[i].get(row).map(str::to_string)),
-                outcome: match (is_denied, is_failed) {
-                    (true, _) => Outcome::Denied,
-                    (_, true) => Outcome::Failed,
-                    _ => Outcome::Succeeded,
-                },
-                hits,
-                mark,
-                payload: None,
-            });
+            let mut event: findings::EventFields = std::array::from_fn(|i| fields[i].get(row).map(str::to_string));
+            if event[field::ACCOUNT_ID].is_none() {
+                event[field::ACCOUNT_ID] = account.get(row).map(str::to_string);
+            }
+            out.push(HitEvent { time_ms, seq, event, outcome, hits, mark, payload: None });
         }
         self.runs.add(out)
     }
@@ -991,15 +808,16 @@ pub fn findings_with(
 
 /// The list of checks as a table (for `detect --list`).
 pub fn list() -> PolarsResult<DataFrame> {
-    let col_of =
-        |name: &str, f: fn(&Check) -> &'static str| Column::new(name.into(), CHECKS.iter().map(f).collect::<Vec<_>>());
+    let col_of = |name: &str, f: fn(&Check) -> &String| {
+        Column::new(name.into(), CHECKS.iter().map(|k| f(k).as_str()).collect::<Vec<_>>())
+    };
     DataFrame::new(
         CHECKS.len(),
         vec![
-            col_of("check_id", |k| k.id),
-            col_of("title", |k| k.title),
-            col_of("severity", |k| k.severity),
-            col_of("reference", |k| k.reference),
+            col_of("check_id", |k| &k.id),
+            col_of("title", |k| &k.title),
+            col_of("severity", |k| &k.severity),
+            col_of("reference", |k| &k.reference),
         ],
     )
 }
@@ -1010,12 +828,273 @@ mod tests {
 
     #[test]
     fn check_ids_are_unique() {
-        let mut ids: Vec<&str> = CHECKS.iter().map(|k| k.id).collect();
+        let mut ids: Vec<&str> = CHECKS.iter().map(|k| k.id.as_str()).collect();
         ids.sort_unstable();
         let n = ids.len();
         ids.dedup();
         assert_eq!(ids.len(), n);
         assert!(CHECKS.iter().all(|k| !k.reference.is_empty()));
+    }
+
+    /// Every rule file loads as one rule, is a check (in `ORDER`), and keeps the check's metadata.
+    #[test]
+    fn every_rule_file_is_a_check() {
+        assert_eq!(load_checks().map(|k| k.len()), Ok(ORDER.len()));
+        assert_eq!(BUILTIN.len() + IN_RUST.len(), ORDER.len());
+        for (file, text) in BUILTIN {
+            let check = builtin_check(file, text).unwrap();
+            let Rule::Sigma { rule, .. } = &check.rule else { panic!("{file}") };
+            assert!(ORDER.contains(&check.id.as_str()), "{file}");
+            assert_eq!(rule.meta.author.as_deref(), Some("trailscope"), "{file}");
+            assert!(rule.meta.description.as_deref().is_some_and(|d| !d.is_empty()), "{file}");
+        }
+        let tamper = CHECKS.iter().find(|k| k.id == "TS-TRAIL-TAMPER").unwrap();
+        let Rule::Sigma { rule, .. } = &tamper.rule else { panic!() };
+        assert_eq!(rule.meta.attack_techniques(), ["T1562.008"]);
+        assert_eq!((tamper.severity.as_str(), tamper.title.as_str()), ("critical", tamper.title.as_str()));
+    }
+
+    /// Per rule file: records (CloudTrail JSON, as `query::record` rebuilds them) that must match and
+    /// records that must not, written from each check's definition (its metric filter or citation).
+    #[test]
+    fn each_rule_matches_its_positive_and_not_its_negatives() {
+        use serde_json::{json, Value};
+        let iam = |name: &str, who: &str, target: Option<&str>| {
+            let mut rec = json!({"eventName": name, "eventSource": "iam.amazonaws.com",
+                                 "userIdentity": {"type": "IAMUser", "userName": who}});
+            if let Some(t) = target {
+                rec["requestParameters"] = json!({ "userName": t });
+            }
+            rec
+        };
+        let ev = |name: &str, source: &str| json!({"eventName": name, "eventSource": source});
+        let cases: Vec<(&str, Value, Vec<Value>)> = vec![
+            (
+                "CIS-4.1",
+                json!({"errorCode": "Client.UnauthorizedOperation"}),
+                vec![
+                    json!({"errorCode": "client.unauthorizedoperation"}),
+                    json!({"errorCode": "NoSuchEntity"}),
+                    json!({"errorCode": "xAccessDenied"}),
+                    json!({}),
+                ],
+            ),
+            (
+                "CIS-4.2",
+                json!({"eventName": "ConsoleLogin", "userIdentity": {"type": "IAMUser"},
+                       "responseElements": {"ConsoleLogin": "Success"}, "additionalEventData": {"MFAUsed": "No"}}),
+                vec![
+                    json!({"eventName": "ConsoleLogin", "userIdentity": {"type": "IAMUser"},
+                           "responseElements": {"ConsoleLogin": "Success"}, "additionalEventData": {"MFAUsed": "YES"}}),
+                    json!({"eventName": "ConsoleLogin", "userIdentity": {"type": "Root"},
+                           "responseElements": {"ConsoleLogin": "Success"}}),
+                    json!({"eventName": "ConsoleLogin", "userIdentity": {"type": "IAMUser"},
+                           "responseElements": {"ConsoleLogin": "Failure"}}),
+                    json!({"eventName": "consolelogin", "userIdentity": {"type": "IAMUser"},
+                           "responseElements": {"ConsoleLogin": "Success"}}),
+                ],
+            ),
+            (
+                "CIS-4.3",
+                json!({"eventName": "GetCallerIdentity", "userIdentity": {"type": "Root"}}),
+                vec![
+                    json!({"userIdentity": {"type": "Root", "invokedBy": "s3.amazonaws.com"}}),
+                    json!({"userIdentity": {"type": "Root"}, "eventType": "AwsServiceEvent"}),
+                    json!({"userIdentity": {"type": "root"}}),
+                    json!({"userIdentity": {"type": "IAMUser"}}),
+                ],
+            ),
+            (
+                "CIS-4.4",
+                ev("PutRolePolicy", "iam.amazonaws.com"),
+                vec![ev("putrolepolicy", "iam.amazonaws.com"), ev("GetRolePolicy", "iam.amazonaws.com")],
+            ),
+            (
+                "CIS-4.5",
+                ev("StopLogging", "cloudtrail.amazonaws.com"),
+                vec![ev("LookupEvents", "cloudtrail.amazonaws.com")],
+            ),
+            (
+                "CIS-4.6",
+                json!({"eventName": "ConsoleLogin", "errorMessage": "Failed authentication"}),
+                vec![
+                    json!({"eventName": "ConsoleLogin", "errorMessage": "failed authentication"}),
+                    json!({"eventName": "ConsoleLogin"}),
+                ],
+            ),
+            (
+                "CIS-4.7",
+                ev("ScheduleKeyDeletion", "kms.amazonaws.com"),
+                vec![
+                    ev("ScheduleKeyDeletion", "KMS.amazonaws.com"),
+                    ev("DisableKey", "other.amazonaws.com"),
+                    ev("Decrypt", "kms.amazonaws.com"),
+                ],
+            ),
+            (
+                "CIS-4.8",
+                ev("PutBucketPolicy", "s3.amazonaws.com"),
+                vec![ev("PutBucketPolicy", "s3-control.amazonaws.com"), ev("GetBucketPolicy", "s3.amazonaws.com")],
+            ),
+            (
+                "CIS-4.9",
+                ev("StopConfigurationRecorder", "config.amazonaws.com"),
+                vec![ev("StopConfigurationRecorder", "ec2.amazonaws.com")],
+            ),
+            (
+                "CIS-4.10",
+                ev("AuthorizeSecurityGroupIngress", "ec2.amazonaws.com"),
+                vec![ev("DescribeSecurityGroups", "ec2.amazonaws.com")],
+            ),
+            (
+                "CIS-4.11",
+                ev("CreateNetworkAclEntry", "ec2.amazonaws.com"),
+                vec![ev("DescribeNetworkAcls", "ec2.amazonaws.com")],
+            ),
+            (
+                "CIS-4.12",
+                ev("AttachInternetGateway", "ec2.amazonaws.com"),
+                vec![ev("DescribeInternetGateways", "ec2.amazonaws.com")],
+            ),
+            (
+                "CIS-4.13",
+                ev("CreateRoute", "ec2.amazonaws.com"),
+                vec![ev("CreateRoute", "other.amazonaws.com"), ev("DescribeRouteTables", "ec2.amazonaws.com")],
+            ),
+            ("CIS-4.14", ev("ModifyVpcAttribute", "ec2.amazonaws.com"), vec![ev("DescribeVpcs", "ec2.amazonaws.com")]),
+            (
+                "CIS-4.15",
+                ev("LeaveOrganization", "organizations.amazonaws.com"),
+                vec![
+                    ev("LeaveOrganization", "iam.amazonaws.com"),
+                    ev("DescribeOrganization", "organizations.amazonaws.com"),
+                ],
+            ),
+            (
+                "TS-TRAIL-TAMPER",
+                ev("PutEventSelectors", "cloudtrail.amazonaws.com"),
+                vec![ev("StartLogging", "cloudtrail.amazonaws.com"), ev("StopLogging", "cloudtrail.AMAZONAWS.com")],
+            ),
+            (
+                "TS-ROOT-ACCESS-KEY",
+                json!({"eventName": "CreateAccessKey", "userIdentity": {"type": "Root"}, "requestParameters": {}}),
+                vec![
+                    json!({"eventName": "CreateAccessKey", "userIdentity": {"type": "Root"},
+                           "requestParameters": {"userName": "bob"}}),
+                    iam("CreateAccessKey", "alice", None),
+                ],
+            ),
+            (
+                "TS-CRED-FOR-OTHER-USER",
+                iam("CreateLoginProfile", "alice", Some("bob")),
+                vec![
+                    iam("CreateAccessKey", "alice", Some("alice")),
+                    iam("CreateAccessKey", "alice", None),
+                    iam("DeleteAccessKey", "alice", Some("bob")),
+                ],
+            ),
+            (
+                "TS-NO-MFA-SESSION",
+                json!({"eventName": "ListBuckets", "userIdentity": {"type": "IAMUser",
+                       "sessionContext": {"attributes": {"mfaAuthenticated": "false"}}}}),
+                vec![
+                    json!({"eventName": "ListBuckets", "userIdentity": {"type": "IAMUser",
+                           "sessionContext": {"attributes": {"mfaAuthenticated": "true"}}}}),
+                    json!({"eventName": "Decrypt", "userIdentity": {"type": "IAMUser", "invokedBy": "s3.amazonaws.com",
+                           "sessionContext": {"attributes": {"mfaAuthenticated": "false"}}}}),
+                    json!({"eventName": "ConsoleLogin", "userIdentity": {"type": "IAMUser",
+                           "sessionContext": {"attributes": {"mfaAuthenticated": "false"}}}}),
+                    // No event name: the check's condition is unknown, not true.
+                    json!({"userIdentity": {"type": "IAMUser", "sessionContext": {"attributes": {"mfaAuthenticated": "false"}}}}),
+                    json!({"eventName": "ListBuckets", "userIdentity": {"type": "AssumedRole",
+                           "sessionContext": {"attributes": {"mfaAuthenticated": "false"}}}}),
+                ],
+            ),
+            (
+                "TS-SSM-SESSION",
+                ev("StartSession", "ssm.amazonaws.com"),
+                vec![ev("StartSession", "ec2.amazonaws.com"), ev("SendCommand", "ssm.amazonaws.com")],
+            ),
+        ];
+        for (file, text) in BUILTIN {
+            let check = builtin_check(file, text).unwrap();
+            let Rule::Sigma { rule, .. } = &check.rule else { panic!("{file}") };
+            let (_, positive, negatives) =
+                cases.iter().find(|(id, ..)| *id == check.id).unwrap_or_else(|| panic!("{file} has no test case"));
+            assert!(rule.matches(positive), "{file}: {positive}");
+            for n in negatives {
+                assert!(!rule.matches(n), "{file}: {n}");
+            }
+        }
+        assert_eq!(cases.len(), BUILTIN.len());
+    }
+
+    /// The rules read the record `query::record` rebuilds from the frame: mfaAuthenticated (a boolean
+    /// column) as CloudTrail's text, JSON blobs at any depth, a missing field as missing.
+    #[test]
+    fn rules_run_on_the_rebuilt_record() {
+        let df = df!(
+            c::EVENT_TIME => [1_700_000_000_000i64, 1_700_000_000_001, 1_700_000_000_002, 1_700_000_000_003],
+            c::EVENT_ID => ["e1", "e2", "e3", "e4"],
+            c::EVENT_NAME => [Some("ListBuckets"), None, Some("CreateAccessKey"), Some("CreateAccessKey")],
+            c::IDENTITY_TYPE => ["IAMUser", "IAMUser", "IAMUser", "IAMUser"],
+            c::USER_NAME => ["alice", "alice", "alice", "alice"],
+            c::SESSION_MFA => [false, false, true, true],
+            c::ERROR_CODE => [None, None, None, Some("Client.AccessDeniedException")],
+            c::REQUEST_PARAMETERS => [None, None, Some(r#"{"userName": "bob"}"#), Some(r#"{"userName":"alice"}"#)],
+        )
+        .unwrap();
+        let mut full = DataFrame::empty();
+        for (name, dtype) in crate::ingest::frame::schema().iter() {
+            let column = match df.column(name) {
+                Ok(col) => col.cast(dtype).unwrap(),
+                Err(_) => Column::full_null(name.clone(), df.height(), dtype),
+            };
+            full.with_column(column).unwrap();
+        }
+        let only = ["TS-NO-MFA-SESSION".to_string(), "TS-CRED-FOR-OTHER-USER".to_string()];
+        let mut run = Detection::new(&only, &Params::default(), 1 << 30).unwrap();
+        run.add(full).unwrap();
+        let mut got = Vec::new();
+        run.finish(|df| {
+            let ids = df.column("check_id").unwrap().str().unwrap().clone();
+            let events = df.column(c::EVENT_ID).unwrap().str().unwrap().clone();
+            let outcomes = df.column("outcome").unwrap().str().unwrap().clone();
+            for r in 0..df.height() {
+                got.push(format!("{} {} {}", ids.get(r).unwrap(), events.get(r).unwrap(), outcomes.get(r).unwrap()));
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got, ["TS-NO-MFA-SESSION e1 succeeded", "TS-CRED-FOR-OTHER-USER e3 succeeded"]);
+    }
+
+    /// One outcome rule: `findings::outcome` and the frame's `is_denied` agree, EC2's prefix included.
+    #[test]
+    fn outcome_and_is_denied_agree() {
+        let codes = [
+            None,
+            Some(""),
+            Some("AccessDenied"),
+            Some("AccessDeniedException"),
+            Some("Client.UnauthorizedOperation"),
+            Some("Client.AccessDenied"),
+            Some("Server.VpceAccessDenied"),
+            Some("VpceAccessDenied"),
+            Some("TrailNotFoundException"),
+            Some("Client.DryRunOperation"),
+            Some("accessdenied"),
+        ];
+        let df = df!(c::ERROR_CODE => codes).unwrap();
+        let denied = df.lazy().select([super::super::is_denied().fill_null(lit(false)).alias("d")]).run().unwrap();
+        let denied: Vec<bool> = denied.column("d").unwrap().bool().unwrap().iter().map(|b| b.unwrap()).collect();
+        let outcomes: Vec<Outcome> = codes.iter().map(|c| findings::outcome(*c)).collect();
+        assert_eq!(denied, outcomes.iter().map(|o| *o == Outcome::Denied).collect::<Vec<_>>());
+        use Outcome::*;
+        assert_eq!(
+            outcomes,
+            [Succeeded, Succeeded, Denied, Denied, Denied, Denied, Denied, Denied, Failed, Failed, Failed]
+        );
     }
 }
 

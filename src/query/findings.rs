@@ -73,6 +73,18 @@ impl Outcome {
     }
 }
 
+/// A call's outcome from its `errorCode`: `succeeded` without one (or an empty one), `denied` for an
+/// authorization failure by `iam::errors::classify` (`AccessDenied*`, `*UnauthorizedOperation`,
+/// `VpceAccessDenied`, with or without EC2's `Client.`/`Server.` prefix), else `failed`. The one rule
+/// for `detect` and `hunt`.
+pub fn outcome(error_code: Option<&str>) -> Outcome {
+    match error_code.filter(|c| !c.is_empty()) {
+        None => Outcome::Succeeded,
+        Some(c) if crate::iam::errors::classify(c) == crate::iam::errors::ErrorClass::Denied => Outcome::Denied,
+        Some(_) => Outcome::Failed,
+    }
+}
+
 /// The event fields of a finding, in this order.
 pub const EVENT_FIELDS: [&str; 8] =
     [c::EVENT_ID, c::PRINCIPAL, c::EVENT_NAME, c::EVENT_SOURCE, c::SOURCE_IP, c::ERROR_CODE, "account_id", "region"];

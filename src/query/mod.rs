@@ -7,6 +7,7 @@ pub mod detect;
 pub mod failures;
 pub mod findings;
 pub mod hunt;
+pub mod record;
 pub mod root;
 pub mod scope;
 pub mod sessions;
@@ -104,16 +105,11 @@ pub fn is_error() -> Expr {
     present(c::ERROR_CODE)
 }
 
-/// Authorization failures: `AccessDenied*`, `*UnauthorizedOperation`, `VpceAccessDenied`.
+/// Authorization failures: `AccessDenied*`, `*UnauthorizedOperation`, `VpceAccessDenied`, with or
+/// without EC2's `Client.`/`Server.` prefix (`iam::errors::classify`, as `findings::outcome` says
+/// `denied`).
 pub fn is_denied() -> Expr {
-    let code = col(c::ERROR_CODE);
-    present(c::ERROR_CODE).and(
-        code.clone()
-            .str()
-            .starts_with(lit("AccessDenied"))
-            .or(code.clone().str().ends_with(lit("UnauthorizedOperation")))
-            .or(code.eq(lit("VpceAccessDenied"))),
-    )
+    present(c::ERROR_CODE).and(crate::iam::errors::denied(col(c::ERROR_CODE)))
 }
 
 /// A console sign-in event.

@@ -1,12 +1,12 @@
 //! The store as a lake other engines query: the `CREATE TABLE` statement for each engine and the
 //! built-in questions as SQL with the same semantics, columns and order as the local commands
 //! (`root`, `activity`, `failures`, `detect`). The detection checks come from the same list
-//! (`query::detect::CHECKS`); conditions that are code there have their SQL here, and a test fails
-//! if a check has none. Integration tests run the pack on DuckDB and Spark and compare with the
+//! (`query::detect::CHECKS`): a check whose Sigma rule is a list of event names (and source) becomes
+//! that `IN` list; the others have their SQL here, and a test fails if a check has none. Integration tests run the pack on DuckDB and Spark and compare with the
 //! local answers.
 
 use crate::ingest::frame::{self, col_name as c};
-use crate::query::detect::{Rule, ATTEMPTS, ATTEMPT_PREFIX, CHECKS, TARGET_USER_RE};
+use crate::query::detect::{Rule, ATTEMPTS, ATTEMPT_PREFIX, CHECKS};
 use crate::query::root::COLUMNS as ROOT_COLUMNS;
 use crate::query::SERVICE_SUFFIX_RE;
 
@@ -19,7 +19,10 @@ pub enum Dialect {
     Duckdb,
 }
 
-/// SQL conditions of the checks whose local rule is code (by check id).
+/// The regular expression for `requestParameters.userName` (no backslashes, see `SERVICE_SUFFIX_RE`).
+pub const TARGET_USER_RE: &str = r#""userName" *: *"([^"]*)""#;
+
+/// SQL conditions of the checks whose rule is not a list of values (by check id).
 const CHECK_SQL: &[(&str, &str)] = &[
     ("CIS-4.1", "(error_code LIKE '%UnauthorizedOperation' OR error_code LIKE 'AccessDenied%')"),
     (
@@ -54,8 +57,10 @@ const OWN_CALL: &str = "(invoked_by IS NULL AND (event_type IS NULL OR event_typ
 const ROOT_USAGE: &str =
     "(identity_type = 'Root' AND invoked_by IS NULL AND (event_type IS NULL OR event_type <> 'AwsServiceEvent'))";
 const IS_ERROR: &str = "(error_code IS NOT NULL AND error_code <> '')";
-const IS_DENIED: &str =
-    "(error_code LIKE 'AccessDenied%' OR error_code LIKE '%UnauthorizedOperation' OR error_code = 'VpceAccessDenied')";
+/// `query::is_denied` (`iam::errors::classify`): with or without EC2's `Client.`/`Server.` prefix.
+const IS_DENIED: &str = "(error_code LIKE 'AccessDenied%' OR error_code LIKE '%UnauthorizedOperation' \
+     OR error_code = 'VpceAccessDenied' OR error_code LIKE 'Client.AccessDenied%' \
+     OR error_code LIKE 'Server.AccessDenied%' OR error_code IN ('Client.VpceAccessDenied', 'Server.VpceAccessDenied'))";
 
 fn string_type(d: Dialect) -> &'static str {
     match d {
@@ -162,34 +167,42 @@ enum CheckSql {
     Skipped,
 }
 
+/// A Sigma rule that is `field|cased: [values]` items only, as `column IN (...) AND ...`.
+fn value_lists(rule: &crate::sigma::Rule) -> Option<String> {
+    let items = rule.cased_value_lists()?;
+    let mut parts = Vec::new();
+    for (path, values) in items {
+        let (_, column) = frame::CLOUDTRAIL_NAMES.iter().find(|(p, _)| *p == path)?;
+        parts.push(match values.as_slice() {
+            [one] => format!("{column} = {}", quote(one)),
+            _ => format!("{column} IN ({})", values.iter().map(|v| quote(v)).collect::<Vec<_>>().join(", ")),
+        });
+    }
+    Some(format!("({})", parts.join(" AND ")))
+}
+
 /// The SQL of a check.
 fn check_condition(id: &str, rule: &Rule) -> Result<CheckSql, String> {
-    match rule {
-        Rule::Events { source, names } => {
-            let list = names.iter().map(|n| quote(n)).collect::<Vec<_>>().join(", ");
-            let mut cond = format!("event_name IN ({list})");
-            if let Some(s) = source {
-                cond = format!("{cond} AND event_source = {}", quote(s));
-            }
-            Ok(CheckSql::Condition(format!("({cond})")))
-        }
-        Rule::Condition(_) | Rule::Sequence(_) | Rule::Parameterized => {
-            let sql = CHECK_SQL
-                .iter()
-                .find(|(k, _)| *k == id)
-                .map(|(_, s)| *s)
-                .ok_or_else(|| format!("check {id} has no SQL in sql_pack::CHECK_SQL"))?;
-            Ok(match sql {
-                "{denied_then_succeeded}" => CheckSql::DeniedThenSucceeded,
-                "{needs_parameters}" => CheckSql::Skipped,
-                _ => CheckSql::Condition(
-                    sql.replace("{target_user}", &target_user())
-                        .replace("{is_error}", IS_ERROR)
-                        .replace("{own_call}", OWN_CALL),
-                ),
-            })
-        }
+    if let Some(cond) = match rule {
+        Rule::Sigma { rule, .. } => value_lists(rule),
+        _ => None,
+    } {
+        return Ok(CheckSql::Condition(cond));
     }
+    let sql = CHECK_SQL
+        .iter()
+        .find(|(k, _)| *k == id)
+        .map(|(_, s)| *s)
+        .ok_or_else(|| format!("check {id} has no SQL in sql_pack::CHECK_SQL"))?;
+    Ok(match sql {
+        "{denied_then_succeeded}" => CheckSql::DeniedThenSucceeded,
+        "{needs_parameters}" => CheckSql::Skipped,
+        _ => CheckSql::Condition(
+            sql.replace("{target_user}", &target_user())
+                .replace("{is_error}", IS_ERROR)
+                .replace("{own_call}", OWN_CALL),
+        ),
+    })
 }
 
 /// The "denied at least 5 times, then succeeded" check as a subquery of findings.
@@ -207,9 +220,9 @@ fn denied_then_succeeded(select: &str) -> String {
 /// `detect.sql`: every check of `trailscope detect`, same rows and order.
 pub fn detect(_d: Dialect) -> Result<String, String> {
     let mut parts = Vec::new();
-    for k in CHECKS {
-        let select = finding_select(k.id, k.title, k.severity);
-        match check_condition(k.id, &k.rule)? {
+    for k in CHECKS.iter() {
+        let select = finding_select(&k.id, &k.title, &k.severity);
+        match check_condition(&k.id, &k.rule)? {
             CheckSql::Condition(cond) => parts.push(format!("  {select}\n  FROM events WHERE {cond}")),
             CheckSql::DeniedThenSucceeded => parts.push(format!("  {}", denied_then_succeeded(&select))),
             CheckSql::Skipped => {}
@@ -338,8 +351,8 @@ mod tests {
 
     #[test]
     fn every_check_has_sql() {
-        for k in CHECKS {
-            if let Err(e) = check_condition(k.id, &k.rule) {
+        for k in CHECKS.iter() {
+            if let Err(e) = check_condition(&k.id, &k.rule) {
                 panic!("{e}");
             }
         }

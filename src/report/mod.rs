@@ -224,11 +224,11 @@ pub fn build(data: Dataset, opts: &Options) -> Result<Report> {
     let checks: Vec<CheckCount> = detect::CHECKS
         .iter()
         .map(|k| CheckCount {
-            check_id: k.id,
-            title: k.title,
-            severity: k.severity,
-            findings: ids.iter().filter(|x| x.as_deref() == Some(k.id)).count() as u64,
-            skipped: skipped.contains(&k.id),
+            check_id: &k.id,
+            title: &k.title,
+            severity: &k.severity,
+            findings: ids.iter().filter(|x| x.as_deref() == Some(k.id.as_str())).count() as u64,
+            skipped: skipped.contains(&k.id.as_str()),
         })
         .collect();
     let of_check =

@@ -414,6 +414,24 @@ impl FieldCond {
             .collect()
     }
 
+    /// When this item is `field|cased: [values]` (case-sensitive, exact, no wildcards): the field
+    /// path and the values, as written.
+    pub(super) fn cased_exact(&self) -> Option<(&str, Vec<&str>)> {
+        let Target::Field(p) = &self.target else { return None };
+        let Test::Values { matchers, all } = &self.test else { return None };
+        if *all && matchers.len() != 1 {
+            return None;
+        }
+        let values = matchers
+            .iter()
+            .map(|m| match m {
+                Matcher::Str(StrPattern { kind: StrKind::Exact(v), cased: true, .. }) => Some(v.as_str()),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some((p.as_str(), values))
+    }
+
     /// Compiles `key: value` of a selection map. An empty field name (`'|all'`) searches all
     /// string leaves like a keyword.
     pub(super) fn compile(

@@ -200,6 +200,15 @@ impl Rule {
         out
     }
 
+    /// When the rule is one selection, one map of `field|cased: [values]` items and the condition
+    /// naming it: each item's field and values (in the rule's order). Such a rule matches exactly the
+    /// events whose every field is one of its values, case-sensitively: an `IN` list per field in SQL.
+    pub fn cased_value_lists(&self) -> Option<Vec<(&str, Vec<&str>)>> {
+        let ([groups], Expr::Sel(0)) = (self.selections.as_slice(), &self.condition) else { return None };
+        let [items] = groups.as_slice() else { return None };
+        items.iter().map(FieldCond::cased_exact).collect()
+    }
+
     /// Whether the rule searches every string of the event (keywords).
     pub fn uses_keywords(&self) -> bool {
         self.selections.iter().flatten().flatten().any(FieldCond::is_keyword)

@@ -1,0 +1,186 @@
+//! The CloudTrail record a Sigma rule sees, rebuilt from a batch of the events frame: the record's
+//! own field names (`eventName`, `userIdentity.sessionContext.sessionIssuer.arn`, ...) for every field
+//! trailscope keeps, and `requestParameters`, `responseElements`, `additionalEventData` and
+//! `resources` as the JSON they were delivered as. `hunt` (the rules a user gives) and `detect` (the
+//! built-in checks, shipped as Sigma rules) read events through it, so a rule sees the same record in
+//! both. Only the fields a rule reads are rebuilt (`needed_fields`).
+
+use polars::prelude::*;
+use serde_json::{Map, Value};
+
+use crate::error::{PolarsContext, Result};
+use crate::ingest::frame::col_name as c;
+use crate::sigma::Rule;
+
+/// The columns of the rebuilt record, read once per batch.
+pub struct Batch {
+    pub time: Int64Chunked,
+    /// Not part of the record: the hit rows' column.
+    principal: StringChunked,
+    pub text: Vec<(&'static str, StringChunked)>,
+    flags: Vec<(&'static str, BooleanChunked)>,
+    created: Int64Chunked,
+}
+
+/// The record's fields by their column's type, from `frame::CLOUDTRAIL_NAMES`: text (the JSON blobs
+/// among them), booleans, and the two times (`eventTime`, `creationDate`). `record`'s bits number
+/// the text fields, then the booleans, then the times.
+struct Fields {
+    text: Vec<(&'static str, &'static str)>,
+    flags: Vec<(&'static str, &'static str)>,
+}
+
+static FIELDS: std::sync::LazyLock<Fields> = std::sync::LazyLock::new(|| {
+    let schema = crate::ingest::frame::schema();
+    let of = |dtype: &DataType| {
+        crate::ingest::frame::CLOUDTRAIL_NAMES
+            .iter()
+            .copied()
+            .filter(|(_, col)| schema.get(col) == Some(dtype))
+            .collect::<Vec<_>>()
+    };
+    Fields { text: of(&DataType::String), flags: of(&DataType::Boolean) }
+});
+
+/// CloudTrail writes `mfaAuthenticated` as the text "true" / "false"; the frame holds a boolean.
+const MFA_PATH: &str = "userIdentity.sessionContext.attributes.mfaAuthenticated";
+const CREATED_PATH: &str = "userIdentity.sessionContext.attributes.creationDate";
+
+const JSON_FIELDS: [&str; 4] = ["requestParameters", "responseElements", "additionalEventData", "resources"];
+
+impl Batch {
+    pub fn new(df: &DataFrame) -> Result<Batch> {
+        let ms = |name: &str| -> Result<Int64Chunked> {
+            let s = df.column(name).context(name)?.cast(&DataType::Int64).context(name)?;
+            Ok(s.i64().context(name)?.clone())
+        };
+        let text = FIELDS
+            .text
+            .iter()
+            .map(|(path, name)| Ok((*path, df.column(name).context(name)?.str().context(name)?.clone())))
+            .collect::<Result<Vec<_>>>()?;
+        let flags = FIELDS
+            .flags
+            .iter()
+            .map(|(path, name)| Ok((*path, df.column(name).context(name)?.bool().context(name)?.clone())))
+            .collect::<Result<Vec<_>>>()?;
+        let principal = df.column(c::PRINCIPAL).context(c::PRINCIPAL)?.str().context(c::PRINCIPAL)?.clone();
+        Ok(Batch { time: ms(c::EVENT_TIME)?, principal, text, flags, created: ms(c::SESSION_CREATED)? })
+    }
+
+    /// A text column by its frame name (`principal` included).
+    pub fn text_column(&self, name: &str) -> Option<&StringChunked> {
+        if name == c::PRINCIPAL {
+            return Some(&self.principal);
+        }
+        self.text.iter().find(|(_, col)| col.name().as_str() == name).map(|(_, col)| col)
+    }
+
+    pub fn str(&self, name: &str, row: usize) -> Option<&str> {
+        if name == c::PRINCIPAL {
+            return self.principal.get(row);
+        }
+        self.text.iter().find(|(_, col)| col.name().as_str() == name).and_then(|(_, col)| col.get(row))
+    }
+
+    /// The record as CloudTrail wrote it, as far as the frame keeps it: the fields of `need` (bits
+    /// as `needed_fields` sets them), which is all a rule reading only those can tell apart.
+    pub fn record(&self, row: usize, need: u64) -> Value {
+        let mut rec = Map::new();
+        let wants = |bit: usize| need & (1 << bit) != 0;
+        let (time_bit, created_bit) = time_bits();
+        if let Some(t) = self.time.get(row).filter(|_| wants(time_bit)) {
+            rec.insert("eventTime".into(), Value::String(cloudtrail_time(t)));
+        }
+        for (bit, (path, col)) in self.text.iter().enumerate() {
+            if !wants(bit) {
+                continue;
+            }
+            let Some(v) = col.get(row) else { continue };
+            let value = if JSON_FIELDS.contains(path) {
+                serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()))
+            } else {
+                Value::String(v.to_string())
+            };
+            insert_path(&mut rec, path, value);
+        }
+        for (n, (path, col)) in self.flags.iter().enumerate() {
+            if !wants(self.text.len() + n) {
+                continue;
+            }
+            match col.get(row) {
+                Some(b) if *path == MFA_PATH => insert_path(&mut rec, path, Value::String(b.to_string())),
+                Some(b) => insert_path(&mut rec, path, Value::Bool(b)),
+                None => {}
+            }
+        }
+        if let Some(t) = self.created.get(row).filter(|_| wants(created_bit)) {
+            insert_path(&mut rec, CREATED_PATH, Value::String(cloudtrail_time(t)));
+        }
+        Value::Object(rec)
+    }
+}
+
+/// The bits of `record`'s `need` for the two times, after one per text and boolean field.
+fn time_bits() -> (usize, usize) {
+    let time = FIELDS.text.len() + FIELDS.flags.len();
+    (time, time + 1)
+}
+
+/// Every record field (the u64 holds them: 37 today).
+pub const ALL_FIELDS: u64 = u64::MAX;
+
+/// The record fields a rule reads, as `record`'s bits: an entry is needed when the rule's path is it,
+/// lies under it (`requestParameters.x`) or above it (`userIdentity` as a whole). Keywords read all.
+pub fn needed_fields(rule: &Rule) -> u64 {
+    if rule.uses_keywords() {
+        return ALL_FIELDS;
+    }
+    let entries = FIELDS.text.iter().chain(&FIELDS.flags).map(|(p, _)| *p).chain(["eventTime", CREATED_PATH]);
+    let related = |a: &str, b: &str| {
+        a == b
+            || a.strip_prefix(b).is_some_and(|r| r.starts_with('.'))
+            || b.strip_prefix(a).is_some_and(|r| r.starts_with('.'))
+    };
+    let fields = rule.fields();
+    let mut mask = 0;
+    for (bit, entry) in entries.enumerate() {
+        if fields.iter().any(|f| related(f, entry)) {
+            mask |= 1 << bit;
+        }
+    }
+    mask
+}
+
+/// `2024-01-31T12:00:00Z` as CloudTrail writes times (milliseconds only when there are some).
+fn cloudtrail_time(ms: i64) -> String {
+    match chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms) {
+        Some(t) if ms % 1000 == 0 => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        None => ms.to_string(),
+    }
+}
+
+fn insert_path(rec: &mut Map<String, Value>, path: &str, value: Value) {
+    let mut node = rec;
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            node.insert(part.to_string(), value);
+            return;
+        }
+        let next = node.entry(part.to_string()).or_insert_with(|| Value::Object(Map::new()));
+        if !next.is_object() {
+            *next = Value::Object(Map::new());
+        }
+        let Value::Object(m) = next else { return };
+        node = m;
+    }
+}
+
+/// The frame columns the record is rebuilt from (and `principal`, which is not part of it).
+pub fn columns_read() -> Vec<Expr> {
+    let mut names: Vec<&str> = FIELDS.text.iter().chain(&FIELDS.flags).map(|(_, n)| *n).collect();
+    names.extend([c::EVENT_TIME, c::SESSION_CREATED, c::PRINCIPAL]);
+    names.into_iter().map(col).collect()
+}
