@@ -66,6 +66,7 @@ impl SpillWriter {
     /// of the buckets may use (two at a time, one per worker; a bucket in memory takes several times
     /// its compressed size on disk).
     pub fn new(filter: Option<Expr>, memory: u64) -> Result<SpillWriter> {
+        return_freed_memory();
         let bucket_bytes = (memory / 40).max(512 << 10);
         Ok(SpillWriter { dir: TempDir::new()?, filter, bucket_bytes, batches: 0, hours: BTreeMap::new() })
     }
@@ -111,6 +112,20 @@ impl SpillWriter {
         let duplicates = done.iter().map(|s| s.duplicates).sum();
         Ok(Spilled { dir, files: done.into_iter().map(|s| s.path).collect(), duplicates })
     }
+}
+
+/// From here on, let the allocator hand freed memory back to the system after 10 ms (mimalloc's
+/// default; the binary turns it off at start, since the kernel's zeroing of returned pages cost a
+/// scan of many small files a third of its time). Out of core, the phases allocate on different
+/// threads (the readers, then Polars' sorting), and memory one phase freed but kept was not reused
+/// by the next. Measured on `timeline`: 0.70 -> 0.43 GB over 1 M events, 1.36 -> 1.18 GB over 10 M
+/// (still over the 1 GiB default: see README, Memory), for 15-20% more time.
+fn return_freed_memory() {
+    // mimalloc's `mi_option_purge_delay` (see mimalloc.h); harmless when another allocator is the
+    // global one.
+    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: a plain option setter; mimalloc reads options atomically.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 10) };
 }
 
 /// A time range `[start, start + len)` of spilled events and the pieces that hold them.
