@@ -55,8 +55,7 @@ pub fn run(args: &DetectArgs) -> Result<bool> {
     // The checks run on each batch as the files are read (never spilled, in any order); the
     // findings come out in time order at the end.
     let mut run = query::detect::Detection::new(&args.check, &params, args.input.memory_limit)?;
-    let stats = fold(&args.input, None, |df| run.add(df))?;
-    let bad = super::warn_bad_input(&stats);
+    let bad = fold(&args.input, None, |df| run.add(df))?;
     if output::is_row_format(sink.format) {
         let schema = query::detect::empty_findings()?.schema().as_ref().clone();
         output::write_batches(&sink, &schema, |each| run.finish(each))?;

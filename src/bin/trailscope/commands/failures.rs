@@ -29,8 +29,7 @@ pub struct FailuresArgs {
 /// kept, never the events.
 pub fn run(args: &FailuresArgs) -> Result<bool> {
     let mut answer = query::failures::FailuresFold::new(args.denied);
-    let stats = super::questions::fold(&args.input, Some(query::failures::COLUMNS_READ), |df| answer.add(df))?;
-    let bad = super::warn_bad_input(&stats);
+    let bad = super::questions::fold(&args.input, Some(query::failures::COLUMNS_READ), |df| answer.add(df))?;
     write(answer.finish()?, &args.output)?;
     Ok(bad)
 }

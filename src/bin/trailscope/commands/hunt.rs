@@ -93,8 +93,7 @@ pub fn run(args: &HuntArgs) -> Result<bool> {
     // The rules run on each batch as the files are read (never spilled, in any order); the hits
     // come out in time order at the end.
     let mut hunt = hunt::Hunt::new(&set, args.input.memory_limit);
-    let stats = fold(&args.input, None, |df| hunt.add(df))?;
-    let bad = super::warn_bad_input(&stats) || !set.problems.is_empty();
+    let bad = fold(&args.input, None, |df| hunt.add(df))? || !set.problems.is_empty();
     let sink = args.output.sink(format_of(&args.output));
     if args.summary {
         let tally = hunt.finish(|_| Ok(()))?;

@@ -158,23 +158,24 @@ fn after_read(s: &trailscope::ingest::pipeline::ReadStats, stores: usize, quiet:
     }
 }
 
-/// `load`, filling only `columns` of the string columns from raw files (see `ReadOptions::columns`).
 /// For a question that folds its answer batch by batch (`dataset::fold`): read the inputs (filling
-/// only `columns` of the string columns, or all) and hand the events to `each`; returns what was
-/// read, recorded for the closing summary.
+/// only `columns` of the string columns, or all) and hand the events to `each`; what was read is
+/// recorded for the closing summary and its bad input warned about (`warn_bad_input`). Returns
+/// whether some input was bad.
 pub fn fold(
     input: &InputArgs,
     columns: Option<&'static [&'static str]>,
     each: impl FnMut(DataFrame) -> Result<()>,
-) -> Result<trailscope::ingest::pipeline::ReadStats> {
+) -> Result<bool> {
     let filter = input.filter()?;
     let opts = trailscope::ingest::pipeline::ReadOptions { columns, ..input.read_options() };
     let inputs = dataset::discover(&input.inputs, &filter, &input.s3_options())?;
     let folded = dataset::fold(inputs, &filter, &opts, input.quiet, each)?;
     after_read(&folded.stats, folded.stores.len(), input.quiet);
-    Ok(folded.stats)
+    Ok(super::warn_bad_input(&folded.stats))
 }
 
+/// `load`, filling only `columns` of the string columns from raw files (see `ReadOptions::columns`).
 pub fn load_columns(input: &InputArgs, columns: &'static [&'static str]) -> Result<Dataset> {
     let filter = input.filter()?;
     let opts = trailscope::ingest::pipeline::ReadOptions { columns: Some(columns), ..input.read_options() };

@@ -33,8 +33,7 @@ pub fn run(args: &RootArgs) -> Result<bool> {
     if args.summary {
         // Folded as the files are read: counts and the distinct source IPs, never the events.
         let mut summary = query::root::SummaryFold::default();
-        let stats = super::questions::fold(&args.input, Some(query::root::SUMMARY_COLUMNS_READ), |df| summary.add(df))?;
-        let bad = super::warn_bad_input(&stats);
+        let bad = super::questions::fold(&args.input, Some(query::root::SUMMARY_COLUMNS_READ), |df| summary.add(df))?;
         write(Answer::one("summary", summary.finish()?.lazy()), &args.output)?;
         return Ok(bad);
     }

@@ -25,8 +25,7 @@ pub struct SessionsArgs {
 pub fn run(args: &SessionsArgs) -> Result<bool> {
     // Folded as the files are read: the sessions and temporary keys seen, never the events.
     let mut sessions = query::sessions::SessionsFold::default();
-    let stats = super::questions::fold(&args.input, Some(query::sessions::COLUMNS_READ), |df| sessions.add(df))?;
-    let bad = super::warn_bad_input(&stats);
+    let bad = super::questions::fold(&args.input, Some(query::sessions::COLUMNS_READ), |df| sessions.add(df))?;
     write(sessions.finish()?, &args.output)?;
     Ok(bad)
 }

@@ -115,8 +115,8 @@ pub fn run(args: &UnusedArgs) -> Result<bool> {
         (Some(data), bad, analysis)
     } else {
         let mut usage = unused::UsageFold::default();
-        let stats = super::questions::fold(&args.input, Some(unused::COLUMNS_READ), |df| usage.add(df))?;
-        (None, super::warn_bad_input(&stats), usage.analyze(&az)?)
+        let bad = super::questions::fold(&args.input, Some(unused::COLUMNS_READ), |df| usage.add(df))?;
+        (None, bad, usage.analyze(&az)?)
     };
     let by_set = args.by.is_some();
     if by_set {
