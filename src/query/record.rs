@@ -178,6 +178,29 @@ fn insert_path(rec: &mut Map<String, Value>, path: &str, value: Value) {
     }
 }
 
+/// The frame columns holding the record fields of `need` (bits as `needed_fields` sets them), for
+/// reading only those from raw files (`ReadOptions::columns`); `None` when every field is needed.
+pub fn columns_of(need: u64) -> Option<Vec<&'static str>> {
+    if need == ALL_FIELDS {
+        return None;
+    }
+    let (time_bit, created_bit) = time_bits();
+    let mut names: Vec<&'static str> = FIELDS
+        .text
+        .iter()
+        .chain(&FIELDS.flags)
+        .enumerate()
+        .filter(|(bit, _)| need & (1 << bit) != 0)
+        .map(|(_, (_, name))| *name)
+        .collect();
+    for (bit, name) in [(time_bit, c::EVENT_TIME), (created_bit, c::SESSION_CREATED)] {
+        if need & (1 << bit) != 0 {
+            names.push(name);
+        }
+    }
+    Some(names)
+}
+
 /// The frame columns the record is rebuilt from (and `principal`, which is not part of it).
 pub fn columns_read() -> Vec<Expr> {
     let mut names: Vec<&str> = FIELDS.text.iter().chain(&FIELDS.flags).map(|(_, n)| *n).collect();

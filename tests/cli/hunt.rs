@@ -129,6 +129,19 @@ fn own_rules_correlations_and_bad_rules() {
     assert_eq!(corr.len(), 2, "{}", out.stdout);
     assert_eq!(text(corr[0], "level"), "high");
     assert_eq!(text(corr[0], "event_name"), "DeleteBucket");
+
+    // --summary keeps no hit rows but what the correlation follows: the same counts.
+    let summary =
+        TestCommand::new(["hunt", "-q", "--no-default-rules", "--summary", "--format", "json", "testdata/invictus-ir"])
+            .arg("--rules")
+            .arg(dir.path())
+            .run();
+    let v = summary.json();
+    let hits_of = |title: &str| {
+        list(&v, "rules").iter().find(|r| text(r, "rule_title") == title).and_then(|r| r["hits"].as_u64())
+    };
+    assert_eq!(hits_of("Bucket deleted"), Some(8), "{}", summary.stdout);
+    assert_eq!(hits_of("Several buckets deleted"), Some(2), "{}", summary.stdout);
 }
 
 /// `--summary` lists each rule with its hits and the rules not loaded with their reasons;
