@@ -81,11 +81,7 @@ impl<T> Default for Keyed<T> {
 impl<T: Default> Keyed<T> {
     fn get_or_default(&mut self, key: Option<&str>) -> &mut T {
         let Some(key) = key else { return self.missing.get_or_insert_with(T::default) };
-        // Two lookups on a new key rather than a copy of every key looked up.
-        if !self.named.contains_key(key) {
-            self.named.insert(key.to_string(), T::default());
-        }
-        self.named.get_mut(key).expect("inserted above")
+        self.named.entry_ref(key).or_default()
     }
 
     fn into_map(self) -> hashbrown::HashMap<Option<String>, T> {
