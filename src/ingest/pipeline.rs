@@ -261,6 +261,39 @@ pub fn read_files(files: &[InputFile], opts: &ReadOptions, progress: &Progress) 
     Ok((frame, stats))
 }
 
+/// Read `batches` (each with [`read_files`]) and hand each to `each` with what reading it came to,
+/// in order. On two or more threads the next batch is read while `each` works on the last: a
+/// rendezvous hands a batch over only once the last is taken, so at most two are held (one being
+/// read, one being worked on). With `--threads 1`, read and worked on in turn. Reading stops at the
+/// first batch that fails or once `each` returns an error (which is returned).
+pub fn read_ahead<'f>(
+    batches: Vec<&'f [InputFile]>,
+    opts: &ReadOptions,
+    progress: &Progress,
+    mut each: impl FnMut(&'f [InputFile], Result<(DataFrame, ReadStats)>) -> Result<()>,
+) -> Result<()> {
+    if rayon::current_num_threads() <= 1 {
+        for batch in batches {
+            each(batch, read_files(batch, opts, progress))?;
+        }
+        return Ok(());
+    }
+    std::thread::scope(|scope| -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(&'f [InputFile], Result<(DataFrame, ReadStats)>)>(0);
+        scope.spawn(move || {
+            for batch in batches {
+                let read = read_files(batch, opts, progress);
+                let failed = read.is_err();
+                // The receiver is gone when `each` stopped (an error, a closed pipe): stop.
+                if tx.send((batch, read)).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        rx.into_iter().try_for_each(|(batch, read)| each(batch, read))
+    })
+}
+
 /// Stack frames of the same schema (an empty list gives the empty events frame).
 pub fn stack(frames: Vec<DataFrame>) -> Result<DataFrame> {
     let mut it = frames.into_iter();

@@ -155,30 +155,7 @@ pub fn fold(
         }
         each(df.drop(FIRST).context(FIRST)?)
     };
-    if rayon::current_num_threads() <= 1 {
-        // `--threads 1`: one thread reads a batch, then folds it, in turn.
-        for batch in batches {
-            fold_batch(pipeline::read_files(batch, opts, &progress))?;
-        }
-    } else {
-        std::thread::scope(|scope| -> Result<()> {
-            // A rendezvous: the reader hands a batch over only when the last one is taken, so at
-            // most two are held (one being read, one being folded).
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(DataFrame, ReadStats)>>(0);
-            let progress = &progress;
-            scope.spawn(move || {
-                for batch in batches {
-                    let read = pipeline::read_files(batch, opts, progress);
-                    let failed = read.is_err();
-                    // The receiver is gone when `each` stopped (an error, a closed pipe): stop.
-                    if tx.send(read).is_err() || failed {
-                        break;
-                    }
-                }
-            });
-            rx.into_iter().try_for_each(&mut fold_batch)
-        })?;
-    }
+    pipeline::read_ahead(batches, opts, &progress, |_, read| fold_batch(read))?;
     progress.finish();
     Ok(Folded { stats, duplicates, stores })
 }

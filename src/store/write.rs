@@ -63,11 +63,15 @@ pub fn ingest(root: &Path, inputs: Inputs, opts: &ReadOptions, quiet: bool) -> R
     let run = format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"), std::process::id());
     // Claim the store as a writer, removing what crashed writers left (see `Store::recover`).
     store.start_writing(&run)?;
-    // A batch's decoded JSON is an eighth of the memory limit, as the out-of-core path reads (its
-    // frame and the Parquet encoding take a few times that).
-    let budget = (opts.memory_limit / 8).max(4 << 20);
-    for (n, batch) in pipeline::batches(&todo, budget, BATCH_FILES, pipeline::estimated_decoded_bytes).enumerate() {
-        let (df, batch_read) = pipeline::read_files(batch, opts, &progress)?;
+    // A batch's decoded JSON is a sixteenth of the memory limit: two are held, one being read and
+    // one written (its frame and the Parquet encoding take a few times that).
+    let budget = (opts.memory_limit / 16).max(4 << 20);
+    // The next batch is read while the last is de-duplicated and written (`read_ahead`).
+    let batches: Vec<&[InputFile]> =
+        pipeline::batches(&todo, budget, BATCH_FILES, pipeline::estimated_decoded_bytes).collect();
+    let mut n = 0usize;
+    pipeline::read_ahead(batches, opts, &progress, |batch, batch_read| {
+        let (df, batch_read) = batch_read?;
         let (first, dupes) = seen.first_occurrences(&df, |p| store.partition_event_keys(p, &changed))?;
         let df = if dupes == 0 {
             df
@@ -93,7 +97,9 @@ pub fn ingest(root: &Path, inputs: Inputs, opts: &ReadOptions, quiet: bool) -> R
         store.write_batch(&format!("{run}-{n:05}"), &df, records)?;
         seen.set_aside_idle()?;
         stats.batches += 1;
-    }
+        n += 1;
+        Ok(())
+    })?;
     progress.finish();
     Ok((stats, read))
 }
