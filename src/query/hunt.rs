@@ -708,5 +708,34 @@ mod tests {
         assert_eq!(rec["userIdentity"]["sessionContext"]["attributes"]["mfaAuthenticated"], "false");
         assert_eq!(rec["requestParameters"]["tags"][0]["k"], "v");
         assert!(rec.get("errorCode").is_none());
+
+        // Rules see the same record with its fields flat (their whole path as the key) unless one
+        // reads an object above a field, which asks for them nested.
+        let batch = Batch::new(&full).unwrap();
+        let rule = |detection: &str| {
+            let text =
+                format!("title: t\nid: x\nlogsource: {{product: aws, service: cloudtrail}}\ndetection: {detection}\n");
+            let mut set = RuleSet::default();
+            set.add_text("f.yml", &text, &mut Vec::new());
+            assert!(set.problems.is_empty(), "{:?}", set.problems);
+            set.rules.remove(0)
+        };
+        let cases = [
+            ("{sel: {userIdentity.sessionContext.sessionIssuer.arn|endswith: role/r}, condition: sel}", true, false),
+            ("{sel: {userIdentity.sessionContext.attributes.mfaAuthenticated: 'false'}, condition: sel}", true, false),
+            ("{sel: {requestParameters.tags.k: v, eventName: StopLogging}, condition: sel}", true, false),
+            ("{sel: {errorCode: null}, condition: sel}", true, false),
+            ("{sel: {userIdentity.sessionContext.sessionIssuer|exists: true}, condition: sel}", true, true),
+            ("{sel: {userIdentity.sessionContext|contains: role/r}, condition: sel}", true, true),
+            ("{sel: {userIdentity.sessionContext.sessionIssuer.arn: other}, condition: sel}", false, false),
+        ];
+        for (detection, hits, nested) in cases {
+            let loaded = rule(detection);
+            assert_eq!(loaded.fields & crate::query::record::NESTED != 0, nested, "{detection}");
+            let rec = batch.record(0, loaded.fields);
+            assert_eq!(rec.get("userIdentity").is_some(), nested, "{detection}: {rec}");
+            assert_eq!(loaded.rule.matches(&rec), hits, "{detection}: {rec}");
+            assert_eq!(loaded.rule.matches(&batch.record(0, ALL_FIELDS)), hits, "{detection}, nested");
+        }
     }
 }

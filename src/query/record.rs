@@ -85,9 +85,24 @@ impl Batch {
 
     /// The record as CloudTrail wrote it, as far as the frame keeps it: the fields of `need` (bits
     /// as `needed_fields` sets them), which is all a rule reading only those can tell apart.
+    ///
+    /// Unless `need` has [`NESTED`], the fields sit at the top level under their whole dotted path
+    /// (`"userIdentity.sessionContext.sessionIssuer.arn": ...`), which a Sigma field path finds in
+    /// one lookup (a key with dots is tried before nested objects: `sigma::FieldPath`), and which
+    /// costs one map insert per field instead of one per path segment: rebuilding records was most
+    /// of `detect`'s time from a store. A rule that reads an object holding several fields
+    /// (`userIdentity` as a whole) sets `NESTED` and gets them nested as CloudTrail writes them.
     pub fn record(&self, row: usize, need: u64) -> Value {
         let mut rec = Map::new();
         let wants = |bit: usize| need & (1 << bit) != 0;
+        let nested = need & NESTED != 0;
+        let put = |rec: &mut Map<String, Value>, path: &str, value: Value| {
+            if nested {
+                insert_path(rec, path, value);
+            } else {
+                rec.insert(path.to_string(), value);
+            }
+        };
         let (time_bit, created_bit) = time_bits();
         if let Some(t) = self.time.get(row).filter(|_| wants(time_bit)) {
             rec.insert("eventTime".into(), Value::String(cloudtrail_time(t)));
@@ -102,20 +117,20 @@ impl Batch {
             } else {
                 Value::String(v.to_string())
             };
-            insert_path(&mut rec, path, value);
+            put(&mut rec, path, value);
         }
         for (n, (path, col)) in self.flags.iter().enumerate() {
             if !wants(self.text.len() + n) {
                 continue;
             }
             match col.get(row) {
-                Some(b) if *path == MFA_PATH => insert_path(&mut rec, path, Value::String(b.to_string())),
-                Some(b) => insert_path(&mut rec, path, Value::Bool(b)),
+                Some(b) if *path == MFA_PATH => put(&mut rec, path, Value::String(b.to_string())),
+                Some(b) => put(&mut rec, path, Value::Bool(b)),
                 None => {}
             }
         }
         if let Some(t) = self.created.get(row).filter(|_| wants(created_bit)) {
-            insert_path(&mut rec, CREATED_PATH, Value::String(cloudtrail_time(t)));
+            put(&mut rec, CREATED_PATH, Value::String(cloudtrail_time(t)));
         }
         Value::Object(rec)
     }
@@ -127,8 +142,12 @@ fn time_bits() -> (usize, usize) {
     (time, time + 1)
 }
 
-/// Every record field (the u64 holds them: 37 today).
+/// Every record field (the u64 holds them: 37 today), nested.
 pub const ALL_FIELDS: u64 = u64::MAX;
+
+/// The bit of `needed_fields` that asks for the fields nested as CloudTrail writes them (see
+/// `Batch::record`): set for a rule reading an object above a field (`userIdentity`), or keywords.
+pub const NESTED: u64 = 1 << 63;
 
 /// The record fields a rule reads, as `record`'s bits: an entry is needed when the rule's path is it,
 /// lies under it (`requestParameters.x`) or above it (`userIdentity` as a whole). Keywords read all.
@@ -147,6 +166,9 @@ pub fn needed_fields(rule: &Rule) -> u64 {
     for (bit, entry) in entries.enumerate() {
         if fields.iter().any(|f| related(f, entry)) {
             mask |= 1 << bit;
+        }
+        if fields.iter().any(|f| entry.strip_prefix(f).is_some_and(|r| r.starts_with('.'))) {
+            mask |= NESTED;
         }
     }
     mask
