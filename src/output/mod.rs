@@ -294,10 +294,11 @@ pub fn write_json(w: &mut dyn Write, df: &DataFrame) -> Result<()> {
 
 pub fn write_jsonl(w: &mut dyn Write, df: &DataFrame) -> Result<()> {
     // Each row as `rows_json`'s object would serialize (`{"key":value,...}`), written directly:
-    // no map per row, the keys escaped once.
+    // no map per row, the keys escaped once, text cells escaped straight from their column.
     let keys = df.columns().iter().map(|c| serde_json::to_vec(c.name().as_str())).collect::<Result<Vec<_>, _>>();
     let keys = keys.map_err(json_err)?;
-    let mut cells = df.columns().iter().map(|c| column_json(c).map(Vec::into_iter)).collect::<Result<Vec<_>>>()?;
+    let columns: Vec<Series> = df.columns().iter().map(|c| c.as_materialized_series().rechunk()).collect();
+    let mut cells = columns.iter().map(JsonCells::of).collect::<Result<Vec<_>>>()?;
     let mut line = Vec::with_capacity(512);
     for _ in 0..df.height() {
         line.clear();
@@ -308,12 +309,62 @@ pub fn write_jsonl(w: &mut dyn Write, df: &DataFrame) -> Result<()> {
             }
             line.extend_from_slice(key);
             line.push(b':');
-            serde_json::to_writer(&mut line, &values.next().unwrap_or(serde_json::Value::Null)).map_err(json_err)?;
+            values.write_next(&mut line)?;
         }
         line.extend_from_slice(b"}\n");
         w.write_all(&line).map_err(io_err)?;
     }
     Ok(())
+}
+
+/// The cells of one column for `write_jsonl`, each written as `json_cell` would serialize it: text
+/// straight from the column (most cells), anything else through `json_cell`.
+enum JsonCells<'a> {
+    Text(Box<dyn Iterator<Item = Option<&'a str>> + 'a>),
+    Values(std::vec::IntoIter<serde_json::Value>),
+}
+
+impl<'a> JsonCells<'a> {
+    fn of(s: &'a Series) -> Result<JsonCells<'a>> {
+        Ok(match s.dtype() {
+            DataType::String => JsonCells::Text(Box::new(s.str().context("a text column")?.iter())),
+            // One chunk (see `write_jsonl`), which `Series::iter` needs.
+            _ => JsonCells::Values(s.iter().map(|v| json_cell(&v)).collect::<Vec<_>>().into_iter()),
+        })
+    }
+
+    fn write_next(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        match self {
+            JsonCells::Text(it) => match it.next().flatten() {
+                Some(text) => json_str(out, text)?,
+                None => out.extend_from_slice(b"null"),
+            },
+            JsonCells::Values(it) => {
+                serde_json::to_writer(&mut *out, &it.next().unwrap_or(serde_json::Value::Null)).map_err(json_err)?
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `text` as a JSON string, as serde_json writes it: text with nothing to escape (a quote, a
+/// backslash or a control character) is copied whole, the rest goes through serde_json.
+fn json_str(out: &mut Vec<u8>, text: &str) -> Result<()> {
+    // Sixteen bytes at a time without an early exit, which the compiler turns into vector code.
+    let needs_escape = |b: &u8| *b < 0x20 || *b == b'"' || *b == b'\\';
+    let bytes = text.as_bytes();
+    let mut chunks = bytes.chunks_exact(16);
+    let plain = chunks.by_ref().all(|c| !c.iter().fold(false, |any, b| any | needs_escape(b)))
+        && !chunks.remainder().iter().any(needs_escape);
+    if plain {
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        Ok(())
+    } else {
+        serde_json::to_writer(out, text).map_err(json_err)
+    }
 }
 
 pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<()> {
@@ -544,6 +595,52 @@ pub fn open_output(path: Option<&Path>) -> Result<Box<dyn Write>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A text cell is written exactly as serde_json writes the string, whatever needs escaping and
+    /// wherever it sits (in a sixteen-byte chunk or in the remainder).
+    #[test]
+    fn json_text_is_escaped_as_serde_json_escapes_it() {
+        let long = "arn:aws:iam::123456789012:role/a-long-role-name";
+        let mut cases: Vec<String> =
+            ["", "plain", "é ü ✓ 𝄞", "\u{7f}del", "tab\there", "q\"uote", "back\\slash", "\u{1b}[31m"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        for special in ['"', '\\', '\n', '\u{0}', '\u{1f}'] {
+            for at in [0, 5, 15, 16, 17, long.len() - 1, long.len()] {
+                let mut s = long.to_string();
+                s.insert(at, special);
+                cases.push(s);
+            }
+        }
+        for case in cases {
+            let mut ours = Vec::new();
+            json_str(&mut ours, &case).unwrap();
+            assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(&case).unwrap(), "{case:?}");
+        }
+    }
+
+    /// JSON Lines rows are the `rows_json` objects serialized, nulls and every cell type included.
+    #[test]
+    fn json_lines_are_the_row_objects() {
+        let df = df!(
+            "text" => [Some("a\"b"), None, Some("c")],
+            "n" => [Some(1i64), Some(-2), None],
+            "flag" => [Some(true), None, Some(false)],
+            "ms" => [Some(0i64), Some(1_700_000_000_123), None],
+        )
+        .unwrap()
+        .lazy()
+        .with_column(col("ms").cast(DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))))
+        .collect()
+        .unwrap();
+        let mut out = Vec::new();
+        write_jsonl(&mut out, &df).unwrap();
+        let expected: String =
+            rows_json(&df).unwrap().iter().map(|row| serde_json::to_string(row).unwrap() + "\n").collect();
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+        assert!(expected.contains(r#""text":null"#) && expected.contains("2023-11-14T22:13:20.123Z"), "{expected}");
+    }
 
     /// Text that a spreadsheet would run as a formula gets a leading `'`; numbers keep their sign.
     #[test]

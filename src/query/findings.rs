@@ -304,8 +304,12 @@ fn get_str(r: &mut impl Read) -> Result<Option<String>> {
     if n == u32::MAX {
         return Ok(None);
     }
-    let mut buf = vec![0u8; n as usize];
-    r.read_exact(&mut buf).map_err(run_io)?;
+    // Read into unzeroed capacity: a run holds hundreds of thousands of these.
+    let mut buf = Vec::with_capacity(n as usize);
+    r.by_ref().take(u64::from(n)).read_to_end(&mut buf).map_err(run_io)?;
+    if buf.len() != n as usize {
+        return Err(corrupt());
+    }
     String::from_utf8(buf).map(Some).map_err(|_| corrupt())
 }
 

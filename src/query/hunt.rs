@@ -523,16 +523,16 @@ impl<'a> Hunt<'a> {
         let mut out = Emitter::new(&detectors, Shape::Hunt, emit);
         let rules = set.rules.len();
         for ev in runs.finish()? {
-            let ev = ev?;
-            for &i in &ev.hits {
-                if reported[i as usize] {
-                    out.push(Finding {
-                        detector: i,
-                        time_ms: ev.time_ms,
-                        event: ev.event.clone(),
-                        outcome: ev.outcome,
-                    })?;
-                }
+            let mut ev = ev?;
+            let shown: Vec<u32> = ev.hits.iter().copied().filter(|&i| reported[i as usize]).collect();
+            for (n, &i) in shown.iter().enumerate() {
+                // The last row takes the event's fields unless a correlation still needs them.
+                let event = if n + 1 == shown.len() && ev.payload.is_none() {
+                    std::mem::take(&mut ev.event)
+                } else {
+                    ev.event.clone()
+                };
+                out.push(Finding { detector: i, time_ms: ev.time_ms, event, outcome: ev.outcome })?;
             }
             let Some(payload) = &ev.payload else { continue };
             let rec: Value =
