@@ -448,6 +448,11 @@ pub fn write_stream(sink: &Sink<'_>, mut lf: LazyFrame) -> Result<()> {
 /// Write one section in a row format (see `is_row_format`) from batches that `produce` hands to the
 /// writer it is given, in order; `schema` gives the CSV header when no batch comes. The bytes are
 /// those `write_sections` writes for the same rows.
+///
+/// The batches are serialized and written on a thread of their own while `produce` makes the next
+/// (two batches wait at most), so a question that makes its rows on one thread (`hunt` and
+/// `detect` merging their hits in time order) is not also stopped by the writing. A write that
+/// fails (a closed pipe) stops `produce` at its next batch and is the error returned.
 pub fn write_batches(
     sink: &Sink<'_>,
     schema: &Schema,
@@ -467,32 +472,45 @@ pub fn write_batches(
         let header: Vec<String> = empty.columns().iter().map(|c| csv_field(c.name())).collect();
         writeln!(w, "{}", header.join(",")).map_err(io_err)?;
     }
-    let mut rows = 0u64;
-    produce(&mut |df| {
-        let df = sink.choose(if sink.format == Format::Timesketch { timesketch(&df)? } else { df })?;
-        match sink.format {
-            Format::Json => {
-                for row in rows_json(&df)? {
-                    let text = serde_json::to_string_pretty(&row).map_err(json_err)?;
-                    w.write_all(if rows == 0 { b"[\n" } else { b",\n" }).map_err(io_err)?;
-                    for (i, line) in text.lines().enumerate() {
-                        if i > 0 {
-                            w.write_all(b"\n").map_err(io_err)?;
+    let mut write = move |rx: std::sync::mpsc::Receiver<DataFrame>| -> Result<()> {
+        let mut rows = 0u64;
+        for df in rx {
+            let df = sink.choose(if sink.format == Format::Timesketch { timesketch(&df)? } else { df })?;
+            match sink.format {
+                Format::Json => {
+                    for row in rows_json(&df)? {
+                        let text = serde_json::to_string_pretty(&row).map_err(json_err)?;
+                        w.write_all(if rows == 0 { b"[\n" } else { b",\n" }).map_err(io_err)?;
+                        for (i, line) in text.lines().enumerate() {
+                            if i > 0 {
+                                w.write_all(b"\n").map_err(io_err)?;
+                            }
+                            write!(w, "  {line}").map_err(io_err)?;
                         }
-                        write!(w, "  {line}").map_err(io_err)?;
+                        rows += 1;
                     }
-                    rows += 1;
                 }
-                Ok(())
+                _ if csv => write_csv_rows(&mut w, &df)?,
+                _ => write_jsonl(&mut w, &df)?,
             }
-            _ if csv => write_csv_rows(&mut w, &df),
-            _ => write_jsonl(&mut w, &df),
         }
-    })?;
-    if sink.format == Format::Json {
-        w.write_all(if rows == 0 { b"[]\n" } else { b"\n]\n" }).map_err(io_err)?;
-    }
-    w.flush().map_err(io_err)
+        if sink.format == Format::Json {
+            w.write_all(if rows == 0 { b"[]\n" } else { b"\n]\n" }).map_err(io_err)?;
+        }
+        w.flush().map_err(io_err)
+    };
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<DataFrame>(2);
+        let writer = scope.spawn(move || write(rx));
+        // A batch that cannot be handed on means the writer stopped at an error: its error is the
+        // one returned, below.
+        let produced =
+            produce(&mut |df| tx.send(df).map_err(|_| io_err(std::io::Error::other("the output writer stopped"))));
+        drop(tx);
+        let written =
+            writer.join().unwrap_or_else(|_| Err(io_err(std::io::Error::other("the output writer panicked"))));
+        written.and(produced)
+    })
 }
 
 /// Where and how to write an answer.
@@ -585,10 +603,10 @@ pub fn write_sections(sink: &Sink<'_>, sections: Vec<(String, DataFrame)>) -> Re
 }
 
 /// The writer for a command's data: `-o FILE` or stdout.
-pub fn open_output(path: Option<&Path>) -> Result<Box<dyn Write>> {
+pub fn open_output(path: Option<&Path>) -> Result<Box<dyn Write + Send>> {
     Ok(match path {
         Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(|e| Error::io(p, e))?)),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
     })
 }
 
