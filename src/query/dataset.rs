@@ -41,7 +41,7 @@ pub struct Dataset {
 }
 
 /// What one event takes in memory as a full frame row, about (measured: ~2 KB per event).
-const FRAME_BYTES_PER_EVENT: u64 = 2 << 10;
+pub(crate) const FRAME_BYTES_PER_EVENT: u64 = 2 << 10;
 
 impl Dataset {
     /// The same events, streaming in time order for questions that list them so (`timeline`,
@@ -120,6 +120,7 @@ pub fn fold(
     quiet: bool,
     mut each: impl FnMut(DataFrame) -> Result<()>,
 ) -> Result<Folded> {
+    super::size_batches_for(opts.memory_limit);
     if !inputs.stores.is_empty() {
         let data = from_inputs(inputs, filter, opts, quiet)?;
         super::stream(data.events, each)?;
@@ -180,6 +181,7 @@ fn start_reading(
 }
 
 pub fn from_inputs(inputs: Inputs, filter: &Filter, opts: &ReadOptions, quiet: bool) -> Result<Dataset> {
+    super::size_batches_for(opts.memory_limit);
     let Inputs { files, stores, skipped, failed } = inputs;
     let (progress, mut stats) = start_reading(&files, skipped, failed, quiet);
     // A single store holds each eventID once already: answer from it lazily, with partition pruning
