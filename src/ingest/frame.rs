@@ -228,6 +228,18 @@ impl Default for FrameBuilder {
 /// The columns that identify an event (`pipeline::EventKey`) and its store partition: always filled.
 const IDENTITY_COLUMNS: [&str; 4] = [c::EVENT_ID, c::RECIPIENT_ACCOUNT_ID, c::ACCOUNT_ID, c::AWS_REGION];
 
+/// Whether a projection to `columns` fills the string column `name` (the identity columns always).
+fn filled(columns: &[&str], name: &str) -> bool {
+    columns.contains(&name) || IDENTITY_COLUMNS.contains(&name)
+}
+
+/// The string columns a projection to `columns` leaves null (see `FrameBuilder::with_projection`):
+/// a frame read otherwise (a store's scan) is given the same nulls, so a question sees the same rows
+/// from either, and the store's reader skips those columns.
+pub fn left_null<'a>(columns: &'a [&'a str]) -> impl Iterator<Item = &'static str> + 'a {
+    STRING_COLUMNS.iter().chain([&c::SOURCE_FILE]).copied().filter(move |name| !filled(columns, name))
+}
+
 impl FrameBuilder {
     /// A builder that fills only the string columns named in `columns` (every column when `None`);
     /// the frame still has the full schema. `scan` needs five columns for its summary, and copying
@@ -236,7 +248,7 @@ impl FrameBuilder {
         let mut b = Self::with_capacity(0);
         if let Some(cols) = columns {
             for (k, name) in b.keep.iter_mut().zip(STRING_COLUMNS.iter().chain([&c::SOURCE_FILE])) {
-                *k = cols.contains(name) || IDENTITY_COLUMNS.contains(name);
+                *k = filled(cols, name);
             }
         }
         b

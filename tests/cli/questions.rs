@@ -680,6 +680,32 @@ fn questions_answer_the_same_from_a_store() {
     }
 }
 
+/// The questions that fold only the columns they read (`sessions`, `root --summary`, `failures`)
+/// read only those from a store too, the rest left null as raw files leave them: same answers.
+#[test]
+fn folded_questions_read_their_columns_from_a_store() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = tmp.path().join("store");
+    let files = "testdata/invictus-ir";
+    TestCommand::new(["scan", files, "--store", path_str(&store), "-q"]).run().expect_code(0);
+    for question in [&["sessions"][..], &["root", "--summary"], &["failures"]] {
+        let run = |input: &str| {
+            let out = TestCommand::new(question.iter().copied().chain([input, "--format", "json", "-q"])).run();
+            out.expect_code(0);
+            out.json()
+        };
+        let (raw, stored) = (run(files), run(path_str(&store)));
+        // A single section is a list of rows; several are an object of lists.
+        let rows = match &raw {
+            Value::Array(rows) => rows.len(),
+            Value::Object(sections) => sections.values().filter_map(Value::as_array).map(Vec::len).sum(),
+            _ => 0,
+        };
+        assert!(rows > 0, "{question:?}: {raw}");
+        assert_eq!(stored, raw, "{question:?} from a store");
+    }
+}
+
 #[test]
 fn detect_unknown_check_id_is_an_error_naming_the_checks() {
     let out = TestCommand::new(["detect", "testdata/stratus-red-team", "--check", "NOPE", "--format", "json"]).run();
