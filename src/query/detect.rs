@@ -611,6 +611,31 @@ impl Detection {
     }
 
     /// Check a batch of events (any order; batches are numbered as they come, for ties).
+    /// The frame columns the checks read (their Sigma rules' record fields, the columns of the
+    /// parameterized and sequence checks, of a finding row and of the dispatch keys): what `detect`
+    /// needs read from raw files and stores. `None` (every column) when a check reads every field.
+    pub fn columns_read(&self) -> Option<Vec<&'static str>> {
+        let mut columns = super::record::columns_of(self.fields.iter().fold(0, |m, f| m | f))?;
+        columns.extend([
+            c::EVENT_ID,
+            c::PRINCIPAL,
+            c::EVENT_NAME,
+            c::EVENT_SOURCE,
+            c::SOURCE_IP,
+            c::ERROR_CODE,
+            c::RECIPIENT_ACCOUNT_ID,
+            c::ACCOUNT_ID,
+            c::AWS_REGION,
+            c::INVOKED_BY,
+            c::EVENT_TYPE,
+            c::EVENT_TIME,
+        ]);
+        columns.extend(KEYS.map(|(_, column)| column));
+        columns.sort_unstable();
+        columns.dedup();
+        Some(columns)
+    }
+
     pub fn add(&mut self, df: DataFrame) -> crate::error::Result<()> {
         let number = self.batches;
         self.batches += 1;
@@ -825,6 +850,20 @@ pub fn list() -> PolarsResult<DataFrame> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// detect reads what its checks read (whether it reads enough, the golden answers of every
+    /// dataset tell): the columns of the finding rows, the sequence and the dispatch, and not those
+    /// no check reads (the request, response and additional data blobs are read: console sign-in
+    /// checks read them).
+    #[test]
+    fn only_the_columns_the_checks_read_are_read() {
+        let params = Params::default();
+        let all = Detection::new(&[], &params, 1 << 30).unwrap().columns_read().expect("a projection");
+        assert!(!all.contains(&c::USER_AGENT) && !all.contains(&c::ACCESS_KEY_ID), "{all:?}");
+        for needed in [c::EVENT_TIME, c::PRINCIPAL, c::INVOKED_BY, c::IDENTITY_TYPE, c::ERROR_CODE] {
+            assert!(all.contains(&needed), "{needed}: {all:?}");
+        }
+    }
 
     #[test]
     fn check_ids_are_unique() {

@@ -55,7 +55,9 @@ pub fn run(args: &DetectArgs) -> Result<bool> {
     // The checks run on each batch as the files are read (never spilled, in any order); the
     // findings come out in time order at the end.
     let mut run = query::detect::Detection::new(&args.check, &params, args.input.memory_limit)?;
-    let bad = fold(&args.input, None, |df| run.add(df))?;
+    // Only the columns the checks read are filled (from raw files) or decoded (from a store).
+    let columns: Option<&'static [&'static str]> = run.columns_read().map(|c| &*Box::leak(c.into_boxed_slice()));
+    let bad = fold(&args.input, columns, |df| run.add(df))?;
     if output::is_row_format(sink.format) {
         let schema = query::detect::empty_findings()?.schema().as_ref().clone();
         output::write_batches(&sink, &schema, |each| run.finish(each))?;
