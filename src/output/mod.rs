@@ -472,6 +472,10 @@ pub fn write_batches(
         let header: Vec<String> = empty.columns().iter().map(|c| csv_field(c.name())).collect();
         writeln!(w, "{}", header.join(",")).map_err(io_err)?;
     }
+    // Set when `produce` has handed on every batch: a JSON document is closed only then, so that the
+    // rows of a run that failed half-way are not taken for a whole answer.
+    let complete = std::sync::atomic::AtomicBool::new(false);
+    let complete = &complete;
     let mut write = move |rx: std::sync::mpsc::Receiver<DataFrame>| -> Result<()> {
         let mut rows = 0u64;
         for df in rx {
@@ -494,7 +498,7 @@ pub fn write_batches(
                 _ => write_jsonl(&mut w, &df)?,
             }
         }
-        if sink.format == Format::Json {
+        if sink.format == Format::Json && complete.load(std::sync::atomic::Ordering::Acquire) {
             w.write_all(if rows == 0 { b"[]\n" } else { b"\n]\n" }).map_err(io_err)?;
         }
         w.flush().map_err(io_err)
@@ -506,6 +510,7 @@ pub fn write_batches(
         // one returned, below.
         let produced =
             produce(&mut |df| tx.send(df).map_err(|_| io_err(std::io::Error::other("the output writer stopped"))));
+        complete.store(produced.is_ok(), std::sync::atomic::Ordering::Release);
         drop(tx);
         let written =
             writer.join().unwrap_or_else(|_| Err(io_err(std::io::Error::other("the output writer panicked"))));
@@ -636,6 +641,36 @@ mod tests {
             json_str(&mut ours, &case).unwrap();
             assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(&case).unwrap(), "{case:?}");
         }
+    }
+
+    /// Batches go through the writer thread in order; a JSON document is closed only when every
+    /// batch came, and the producer's error is returned. (A write that fails mid-run, a closed
+    /// pipe, is tests/cli/output.rs's.)
+    #[test]
+    fn batches_are_written_in_order_and_a_failed_run_is_not_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.json");
+        let batch = |n: i64| df!("n" => [n, n + 1]).unwrap();
+        let schema = batch(0).schema().as_ref().clone();
+        let sink = Sink::new(Format::Json, Some(&path));
+        let run = |fail: bool| {
+            write_batches(&sink, &schema, |each| {
+                for n in [0, 2, 4] {
+                    each(batch(n))?;
+                }
+                if fail {
+                    return Err(Error::Usage("stopped".into()));
+                }
+                Ok(())
+            })
+        };
+        run(false).unwrap();
+        let whole: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let ns: Vec<i64> = whole.as_array().unwrap().iter().map(|r| r["n"].as_i64().unwrap()).collect();
+        assert_eq!(ns, [0, 1, 2, 3, 4, 5]);
+        assert!(matches!(run(true), Err(Error::Usage(m)) if m == "stopped"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"n\": 5") && !text.trim_end().ends_with(']'), "{text}");
     }
 
     /// JSON Lines rows are the `rows_json` objects serialized, nulls and every cell type included.
