@@ -492,6 +492,10 @@ fn flag(i: usize) -> String {
 /// run on every event.
 const KEYS: [(&str, &str); 2] = [("eventName", c::EVENT_NAME), ("userIdentity.type", c::IDENTITY_TYPE)];
 
+/// The columns that tell a principal's own calls from those a service made for it (`own_call`, the
+/// sequence check).
+const SEQUENCE_COLUMNS: [&str; 2] = [c::INVOKED_BY, c::EVENT_TYPE];
+
 /// Which Sigma checks an event calls for: per key of `KEYS`, the checks by lowercased value, and the
 /// checks that pin no key.
 #[derive(Default)]
@@ -610,32 +614,21 @@ impl Detection {
         })
     }
 
-    /// Check a batch of events (any order; batches are numbered as they come, for ties).
     /// The frame columns the checks read (their Sigma rules' record fields, the columns of the
     /// parameterized and sequence checks, of a finding row and of the dispatch keys): what `detect`
     /// needs read from raw files and stores. `None` (every column) when a check reads every field.
     pub fn columns_read(&self) -> Option<Vec<&'static str>> {
         let mut columns = super::record::columns_of(self.fields.iter().fold(0, |m, f| m | f))?;
-        columns.extend([
-            c::EVENT_ID,
-            c::PRINCIPAL,
-            c::EVENT_NAME,
-            c::EVENT_SOURCE,
-            c::SOURCE_IP,
-            c::ERROR_CODE,
-            c::RECIPIENT_ACCOUNT_ID,
-            c::ACCOUNT_ID,
-            c::AWS_REGION,
-            c::INVOKED_BY,
-            c::EVENT_TYPE,
-            c::EVENT_TIME,
-        ]);
+        columns.extend(findings::SOURCE_COLUMNS);
+        columns.extend(SEQUENCE_COLUMNS);
+        columns.push(c::EVENT_TIME);
         columns.extend(KEYS.map(|(_, column)| column));
         columns.sort_unstable();
         columns.dedup();
         Some(columns)
     }
 
+    /// Check a batch of events (any order; batches are numbered as they come, for ties).
     pub fn add(&mut self, df: DataFrame) -> crate::error::Result<()> {
         let number = self.batches;
         self.batches += 1;
@@ -662,20 +655,8 @@ impl Detection {
                 cause: PolarsError::ColumnNotFound(name.to_string().into()),
             })
         };
-        let [id, principal, name, source, ip, error, recipient, account, region, invoked_by, event_type] = [
-            c::EVENT_ID,
-            c::PRINCIPAL,
-            c::EVENT_NAME,
-            c::EVENT_SOURCE,
-            c::SOURCE_IP,
-            c::ERROR_CODE,
-            c::RECIPIENT_ACCOUNT_ID,
-            c::ACCOUNT_ID,
-            c::AWS_REGION,
-            c::INVOKED_BY,
-            c::EVENT_TYPE,
-        ]
-        .map(text);
+        let [id, principal, name, source, ip, error, recipient, account, region] = findings::SOURCE_COLUMNS.map(text);
+        let [invoked_by, event_type] = SEQUENCE_COLUMNS.map(text);
         let (id, principal, error) = (id?, principal?, error?);
         let (invoked_by, event_type) = (invoked_by?, event_type?);
         let fields = [id, principal, name?, source?, ip?, error, recipient?, region?];

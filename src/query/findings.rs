@@ -89,6 +89,20 @@ pub fn outcome(error_code: Option<&str>) -> Outcome {
 pub const EVENT_FIELDS: [&str; 8] =
     [c::EVENT_ID, c::PRINCIPAL, c::EVENT_NAME, c::EVENT_SOURCE, c::SOURCE_IP, c::ERROR_CODE, "account_id", "region"];
 
+/// The frame columns a finding's [`EVENT_FIELDS`] are read from, in their order, the account's
+/// two (the recipient account, else the caller's) before the region.
+pub const SOURCE_COLUMNS: [&str; 9] = [
+    c::EVENT_ID,
+    c::PRINCIPAL,
+    c::EVENT_NAME,
+    c::EVENT_SOURCE,
+    c::SOURCE_IP,
+    c::ERROR_CODE,
+    c::RECIPIENT_ACCOUNT_ID,
+    c::ACCOUNT_ID,
+    c::AWS_REGION,
+];
+
 /// Indices into [`EventFields`].
 pub mod field {
     pub const EVENT_ID: usize = 0;

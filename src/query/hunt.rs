@@ -72,21 +72,6 @@ pub struct RuleSet {
     placeholders: HashMap<String, Vec<String>>,
 }
 
-/// The frame columns a hit row is made of (`Hunt::add`), eventName for picking the rules, and the
-/// event time (`Batch`).
-const HIT_COLUMNS: [&str; 10] = [
-    c::EVENT_ID,
-    c::PRINCIPAL,
-    c::EVENT_NAME,
-    c::EVENT_SOURCE,
-    c::SOURCE_IP,
-    c::ERROR_CODE,
-    c::RECIPIENT_ACCOUNT_ID,
-    c::ACCOUNT_ID,
-    c::AWS_REGION,
-    c::EVENT_TIME,
-];
-
 impl RuleSet {
     /// The frame columns the rules read, and those of a hit row: what `hunt` needs read from raw
     /// files. `None` (every column) when a rule reads every field (keywords) or a correlation is
@@ -96,7 +81,9 @@ impl RuleSet {
             return None;
         }
         let mut columns = super::record::columns_of(self.rules.iter().fold(0, |m, r| m | r.fields))?;
-        columns.extend(HIT_COLUMNS);
+        // A hit row's fields, and the event time (`Batch`).
+        columns.extend(findings::SOURCE_COLUMNS);
+        columns.push(c::EVENT_TIME);
         Some(columns)
     }
 }
