@@ -233,11 +233,11 @@ fn filled(columns: &[&str], name: &str) -> bool {
     columns.contains(&name) || IDENTITY_COLUMNS.contains(&name)
 }
 
-/// The string columns a projection to `columns` leaves null (see `FrameBuilder::with_projection`):
-/// a frame read otherwise (a store's scan) is given the same nulls, so a question sees the same rows
-/// from either, and the store's reader skips those columns.
-pub fn left_null<'a>(columns: &'a [&'a str]) -> impl Iterator<Item = &'static str> + 'a {
-    STRING_COLUMNS.iter().chain([&c::SOURCE_FILE]).copied().filter(move |name| !filled(columns, name))
+/// The string columns outside `columns`, the identity columns too: what a store's reader need not
+/// decode for a question that reads only `columns` (a store holds each event once: nothing to
+/// de-duplicate by).
+pub fn unread<'a>(columns: &'a [&'a str]) -> impl Iterator<Item = &'static str> + 'a {
+    STRING_COLUMNS.iter().chain([&c::SOURCE_FILE]).copied().filter(move |name| !columns.contains(name))
 }
 
 impl FrameBuilder {

@@ -4,6 +4,7 @@
 
 use polars::prelude::*;
 
+use super::intern::{Interner, EMPTY, NONE};
 use super::{ascending, is_error, service, Answer};
 use crate::error::{PolarsContext, Result};
 use crate::ingest::frame::col_name as c;
@@ -35,6 +36,22 @@ pub const COLUMNS_READ: &[&str] = &[
     c::PRINCIPAL_ID,
 ];
 
+/// The string columns `PerPrincipal` (the per-principal rows alone) reads, and the shared filters:
+/// from a store, only these are decoded.
+pub const FOLDED_COLUMNS_READ: &[&str] = &[
+    c::PRINCIPAL,
+    c::IDENTITY_TYPE,
+    c::ACCOUNT_ID,
+    c::RECIPIENT_ACCOUNT_ID,
+    c::ERROR_CODE,
+    c::EVENT_SOURCE,
+    c::EVENT_NAME,
+    c::SOURCE_IP,
+    c::AWS_REGION,
+    c::ACCESS_KEY_ID,
+    c::USER_AGENT,
+];
+
 /// How many services to name in `top_services`.
 const TOP_SERVICES: usize = 3;
 
@@ -58,148 +75,208 @@ fn per_principal_with(ev: LazyFrame, all_accounts: bool) -> Result<LazyFrame> {
 }
 
 /// `per_principal` fed a batch of events at a time (see `dataset::fold`): the same rows whatever
-/// the batches, since every aggregate merges.
+/// the batches, since every aggregate merges. The text columns are folded as ids (`intern`): each
+/// distinct value is hashed as text once per batch, and the per-principal sets hold integers.
 #[derive(Default)]
 pub struct PerPrincipal {
-    acc: Keyed<Principal>,
     /// Every account of a row instead of the smallest (`principals_frame`).
     all_accounts: bool,
+    principals: Interner,
+    /// By principal id; `missing` for events without a principal.
+    rows: Vec<Principal>,
+    missing: Option<Principal>,
+    types: Interner,
+    accounts: Interner,
+    sources: Interner,
+    names: Interner,
+    services: Interner,
+    /// The service id of each event source id (`service`: the source without `.amazonaws.com`).
+    service_of: Vec<u32>,
+    ips: Interner,
+    regions: Interner,
+    keys: Interner,
+    agents: Interner,
+    /// Each column's ids for the batch being folded, kept to reuse their allocations.
+    scratch: [Vec<u32>; 9],
 }
 
-/// A map keyed by an optional text, looked up by the borrowed text: a key is copied only when new.
-struct Keyed<T> {
-    named: hashbrown::HashMap<String, T>,
-    missing: Option<T>,
+/// What `per_principal` keeps of one principal, as ids of `PerPrincipal`'s interners.
+struct Principal {
+    /// The smallest type and account seen (by text), `NONE` when none was.
+    principal_type: u32,
+    account_id: u32,
+    /// Every non-empty account (`--by person|permission-set` list them all).
+    accounts: hashbrown::HashSet<u32>,
+    events: u32,
+    errors: u32,
+    first: Option<i64>,
+    last: Option<i64>,
+    /// Events per service id (`NONE`: no event source).
+    services: hashbrown::HashMap<u32, u32>,
+    /// (event source, event name) pairs.
+    actions: hashbrown::HashSet<(u32, u32)>,
+    source_ips: hashbrown::HashSet<u32>,
+    regions: hashbrown::HashSet<u32>,
+    access_keys: hashbrown::HashSet<u32>,
+    user_agents: hashbrown::HashSet<u32>,
 }
 
-impl<T> Default for Keyed<T> {
+impl Default for Principal {
     fn default() -> Self {
-        Keyed { named: Default::default(), missing: None }
+        Principal {
+            principal_type: NONE,
+            account_id: NONE,
+            accounts: Default::default(),
+            events: 0,
+            errors: 0,
+            first: None,
+            last: None,
+            services: Default::default(),
+            actions: Default::default(),
+            source_ips: Default::default(),
+            regions: Default::default(),
+            access_keys: Default::default(),
+            user_agents: Default::default(),
+        }
     }
 }
 
-impl<T: Default> Keyed<T> {
-    fn get_or_default(&mut self, key: Option<&str>) -> &mut T {
-        let Some(key) = key else { return self.missing.get_or_insert_with(T::default) };
-        self.named.entry_ref(key).or_default()
-    }
-
-    fn into_map(self) -> hashbrown::HashMap<Option<String>, T> {
-        self.named.into_iter().map(|(k, v)| (Some(k), v)).chain(self.missing.map(|v| (None, v))).collect()
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (Option<&str>, &T)> {
-        self.named.iter().map(|(k, v)| (Some(k.as_str()), v)).chain(self.missing.as_ref().map(|v| (None, v)))
+/// Keep the smaller text of `slot` and `id` (a null never replaces a value).
+fn keep_min(slot: &mut u32, id: u32, values: &Interner) {
+    if id != NONE && id != *slot && (*slot == NONE || values.value(id) < values.value(*slot)) {
+        *slot = id;
     }
 }
 
-/// The columns `PerPrincipal` folds, read as text (`service` derived), and event_time as ms.
-const FOLDED: [&str; 11] = [
-    c::PRINCIPAL,
-    c::IDENTITY_TYPE,
-    c::ACCOUNT_ID,
-    c::ERROR_CODE,
-    c::EVENT_SOURCE,
-    c::EVENT_NAME,
-    "service",
-    c::SOURCE_IP,
-    c::AWS_REGION,
-    c::ACCESS_KEY_ID,
-    c::USER_AGENT,
-];
+/// Add a non-empty value.
+fn add_present(set: &mut hashbrown::HashSet<u32>, id: u32) {
+    if id != NONE && id != EMPTY {
+        set.insert(id);
+    }
+}
+
+/// Whether each row's text is non-empty (a null is not).
+fn non_empty(column: &StringChunked) -> Vec<bool> {
+    column.iter().map(|v| v.is_some_and(|v| !v.is_empty())).collect()
+}
 
 impl PerPrincipal {
     /// Fold a batch of events (frame columns).
     pub fn add(&mut self, events: DataFrame) -> Result<()> {
-        let mut select: Vec<Expr> = FOLDED.iter().map(|n| col(*n)).collect();
-        select.push(col(c::EVENT_TIME).cast(DataType::Int64));
-        let df = events.lazy().with_column(service().alias("service")).select(select).collect().context("activity")?;
-        fold_batch(&mut self.acc, &df, &FOLDED).context("activity")
+        self.fold(&events).context("activity")
+    }
+
+    fn fold(&mut self, df: &DataFrame) -> PolarsResult<()> {
+        let text = |name: &str| -> PolarsResult<&StringChunked> { df.column(name)?.str() };
+        let [principal, ptype, account, source, name, ip, region, key, agent] = &mut self.scratch;
+        self.principals.translate(text(c::PRINCIPAL)?, principal);
+        self.types.translate(text(c::IDENTITY_TYPE)?, ptype);
+        self.accounts.translate(text(c::ACCOUNT_ID)?, account);
+        self.sources.translate(text(c::EVENT_SOURCE)?, source);
+        self.names.translate(text(c::EVENT_NAME)?, name);
+        self.ips.translate(text(c::SOURCE_IP)?, ip);
+        self.regions.translate(text(c::AWS_REGION)?, region);
+        self.keys.translate(text(c::ACCESS_KEY_ID)?, key);
+        self.agents.translate(text(c::USER_AGENT)?, agent);
+        let error = non_empty(text(c::ERROR_CODE)?);
+        let time = df.column(c::EVENT_TIME)?.cast(&DataType::Int64)?;
+        let times = time.i64()?;
+        // The service of each new event source.
+        while self.service_of.len() < self.sources.len() {
+            let source = self.sources.value(self.service_of.len() as u32);
+            let service = source.strip_suffix(".amazonaws.com").unwrap_or(source);
+            self.service_of.push(self.services.id(service));
+        }
+        if self.rows.len() < self.principals.len() {
+            self.rows.resize_with(self.principals.len(), Principal::default);
+        }
+        for (i, t) in times.iter().enumerate() {
+            let p = match principal[i] {
+                NONE => self.missing.get_or_insert_with(Principal::default),
+                id => &mut self.rows[id as usize],
+            };
+            keep_min(&mut p.principal_type, ptype[i], &self.types);
+            keep_min(&mut p.account_id, account[i], &self.accounts);
+            add_present(&mut p.accounts, account[i]);
+            p.events += 1;
+            p.errors += u32::from(error[i]);
+            if let Some(t) = t {
+                p.first = Some(p.first.map_or(t, |f| f.min(t)));
+                p.last = Some(p.last.map_or(t, |l| l.max(t)));
+            }
+            let service = match source[i] {
+                NONE => NONE,
+                s => self.service_of[s as usize],
+            };
+            *p.services.entry(service).or_default() += 1;
+            if source[i] != NONE && name[i] != NONE {
+                p.actions.insert((source[i], name[i]));
+            }
+            add_present(&mut p.source_ips, ip[i]);
+            add_present(&mut p.regions, region[i]);
+            add_present(&mut p.access_keys, key[i]);
+            add_present(&mut p.user_agents, agent[i]);
+        }
+        Ok(())
     }
 
     /// The rows, in `per_principal`'s order.
     pub fn finish(self) -> Result<LazyFrame> {
-        principals_frame(self.acc, self.all_accounts).context("activity")
+        let text = |values: &Interner, id: u32| (id != NONE).then(|| values.value(id).to_string());
+        let summary = |p: Principal| Summary {
+            principal_type: text(&self.types, p.principal_type),
+            account_id: text(&self.accounts, p.account_id),
+            accounts: p.accounts.iter().map(|&a| self.accounts.value(a).to_string()).collect(),
+            events: p.events,
+            errors: p.errors,
+            first: p.first,
+            last: p.last,
+            services: p.services.iter().map(|(&s, &n)| (text(&self.services, s), n)).collect(),
+            // Distinct "source:name" texts, as Polars' `actions()` counts them.
+            actions: p
+                .actions
+                .iter()
+                .map(|&(s, n)| format!("{}:{}", self.sources.value(s), self.names.value(n)))
+                .collect::<hashbrown::HashSet<_>>()
+                .len() as u32,
+            source_ips: p.source_ips.len() as u32,
+            regions: p.regions.len() as u32,
+            access_keys: p.access_keys.len() as u32,
+            user_agents: p.user_agents.len() as u32,
+        };
+        let mut rows: Vec<Row> = Vec::with_capacity(self.rows.len() + 1);
+        for (id, p) in self.rows.into_iter().enumerate() {
+            if p.events > 0 {
+                rows.push((Some(self.principals.value(id as u32).to_string()), summary(p)));
+            }
+        }
+        if let Some(p) = self.missing {
+            rows.push((None, summary(p)));
+        }
+        principals_frame(rows, self.all_accounts).context("activity")
     }
 }
 
-/// What `per_principal` keeps of one principal.
-#[derive(Default)]
-struct Principal {
+/// A principal's row before it is a frame's.
+struct Summary {
     principal_type: Option<String>,
     account_id: Option<String>,
-    /// Every non-empty account (`--by person|permission-set` list them all).
     accounts: std::collections::BTreeSet<String>,
     events: u32,
     errors: u32,
     first: Option<i64>,
     last: Option<i64>,
-    services: Keyed<u32>,
-    actions: hashbrown::HashSet<String>,
-    source_ips: hashbrown::HashSet<String>,
-    regions: hashbrown::HashSet<String>,
-    access_keys: hashbrown::HashSet<String>,
-    user_agents: hashbrown::HashSet<String>,
-}
-
-fn keep_min(slot: &mut Option<String>, v: Option<&str>) {
-    if let Some(v) = v {
-        if slot.as_deref().is_none_or(|s| v < s) {
-            *slot = Some(v.to_string());
-        }
-    }
-}
-
-fn add_present(set: &mut hashbrown::HashSet<String>, v: Option<&str>) {
-    if let Some(v) = v.filter(|v| !v.is_empty()) {
-        if !set.contains(v) {
-            set.insert(v.to_string());
-        }
-    }
-}
-
-fn fold_batch(acc: &mut Keyed<Principal>, df: &DataFrame, cols: &[&str]) -> PolarsResult<()> {
-    let text: Vec<Vec<Option<&str>>> =
-        cols.iter().map(|n| Ok(df.column(n)?.str()?.iter().collect())).collect::<PolarsResult<_>>()?;
-    let times: Vec<Option<i64>> = df.column(c::EVENT_TIME)?.i64()?.iter().collect();
-    let [principal, ptype, account, error, source, name, service, ip, region, key, agent] = &text[..] else {
-        unreachable!("eleven columns")
-    };
-    // Lookups by the borrowed text: a key is copied only when it is new.
-    let mut action = String::new();
-    for i in 0..df.height() {
-        let p = acc.get_or_default(principal[i]);
-        keep_min(&mut p.principal_type, ptype[i]);
-        keep_min(&mut p.account_id, account[i]);
-        if let Some(a) = account[i].filter(|a| !a.is_empty() && !p.accounts.contains(*a)) {
-            p.accounts.insert(a.to_string());
-        }
-        p.events += 1;
-        p.errors += u32::from(error[i].is_some_and(|e| !e.is_empty()));
-        if let Some(t) = times[i] {
-            p.first = Some(p.first.map_or(t, |f| f.min(t)));
-            p.last = Some(p.last.map_or(t, |l| l.max(t)));
-        }
-        *p.services.get_or_default(service[i]) += 1;
-        if let (Some(s), Some(n)) = (source[i], name[i]) {
-            action.clear();
-            action.push_str(s);
-            action.push(':');
-            action.push_str(n);
-            if !p.actions.contains(action.as_str()) {
-                p.actions.insert(action.clone());
-            }
-        }
-        add_present(&mut p.source_ips, ip[i]);
-        add_present(&mut p.regions, region[i]);
-        add_present(&mut p.access_keys, key[i]);
-        add_present(&mut p.user_agents, agent[i]);
-    }
-    Ok(())
+    /// Events per service (`None`: no event source).
+    services: Vec<(Option<String>, u32)>,
+    actions: u32,
+    source_ips: u32,
+    regions: u32,
+    access_keys: u32,
+    user_agents: u32,
 }
 
 /// A principal and what was kept of it.
-type Row = (Option<String>, Principal);
+type Row = (Option<String>, Summary);
 
 /// Ascending, a missing value last (Polars' order with `nulls_last`).
 fn nulls_last(a: &Option<String>, b: &Option<String>) -> std::cmp::Ordering {
@@ -214,12 +291,11 @@ fn nulls_last(a: &Option<String>, b: &Option<String>) -> std::cmp::Ordering {
 /// The rows, busiest principal first (then by principal, nulls last). With `all_accounts`, the
 /// columns `account_count` and `accounts` (sorted, ","-joined, as `unused --by permission-set` writes
 /// them) instead of `account_id`.
-fn principals_frame(acc: Keyed<Principal>, all_accounts: bool) -> PolarsResult<LazyFrame> {
-    let mut rows: Vec<Row> = acc.into_map().into_iter().collect();
+fn principals_frame(mut rows: Vec<Row>, all_accounts: bool) -> PolarsResult<LazyFrame> {
     rows.sort_by(|(a, pa), (b, pb)| pb.events.cmp(&pa.events).then_with(|| nulls_last(a, b)));
     let strings = |f: &dyn Fn(&Row) -> Option<String>| -> Vec<Option<String>> { rows.iter().map(f).collect() };
-    let counts = |f: &dyn Fn(&Principal) -> u32| -> Vec<u32> { rows.iter().map(|(_, p)| f(p)).collect() };
-    let time = |name: &str, f: &dyn Fn(&Principal) -> Option<i64>| -> PolarsResult<Column> {
+    let counts = |f: &dyn Fn(&Summary) -> u32| -> Vec<u32> { rows.iter().map(|(_, p)| f(p)).collect() };
+    let time = |name: &str, f: &dyn Fn(&Summary) -> Option<i64>| -> PolarsResult<Column> {
         Int64Chunked::from_iter_options(name.into(), rows.iter().map(|(_, p)| f(p)))
             .into_series()
             .cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC)))
@@ -254,13 +330,15 @@ fn principals_frame(acc: Keyed<Principal>, all_accounts: bool) -> PolarsResult<L
                 time("last_seen", &|p| p.last)?,
                 Column::new(
                     "services".into(),
-                    counts(&|p| p.services.named.keys().filter(|s| !s.is_empty()).count() as u32),
+                    counts(&|p| {
+                        p.services.iter().filter(|(s, _)| s.as_deref().is_some_and(|s| !s.is_empty())).count() as u32
+                    }),
                 ),
-                Column::new("actions".into(), counts(&|p| p.actions.len() as u32)),
-                Column::new("source_ips".into(), counts(&|p| p.source_ips.len() as u32)),
-                Column::new("regions".into(), counts(&|p| p.regions.len() as u32)),
-                Column::new("access_keys".into(), counts(&|p| p.access_keys.len() as u32)),
-                Column::new("user_agents".into(), counts(&|p| p.user_agents.len() as u32)),
+                Column::new("actions".into(), counts(&|p| p.actions)),
+                Column::new("source_ips".into(), counts(&|p| p.source_ips)),
+                Column::new("regions".into(), counts(&|p| p.regions)),
+                Column::new("access_keys".into(), counts(&|p| p.access_keys)),
+                Column::new("user_agents".into(), counts(&|p| p.user_agents)),
                 Column::new("top_services".into(), top),
             ])
             .collect(),
@@ -270,8 +348,8 @@ fn principals_frame(acc: Keyed<Principal>, all_accounts: bool) -> PolarsResult<L
 
 /// "value (count), ..." for the `n` most frequent values, ties by value (a missing value last,
 /// shown as its count alone), as `top` writes them.
-fn top_entries(counts: &Keyed<u32>, n: usize) -> String {
-    let mut v: Vec<(Option<&str>, &u32)> = counts.iter().collect();
+fn top_entries(counts: &[(Option<String>, u32)], n: usize) -> String {
+    let mut v: Vec<(Option<&str>, &u32)> = counts.iter().map(|(s, n)| (s.as_deref(), n)).collect();
     // By count, then by item, a missing one last.
     v.sort_by(|(a, na), (b, nb)| {
         nb.cmp(na).then_with(|| match (a, b) {

@@ -7,6 +7,7 @@ pub mod detect;
 pub mod failures;
 pub mod findings;
 pub mod hunt;
+pub mod intern;
 pub mod record;
 pub mod root;
 pub mod scope;

@@ -93,7 +93,7 @@ pub fn run(args: &ActivityArgs) -> Result<bool> {
 /// the events are read (`dataset::fold`), without spilling them.
 fn activity_folded(args: &ActivityArgs) -> Result<bool> {
     let mut rows = query::activity::PerPrincipal::default();
-    let bad = super::questions::fold(&args.input, Some(query::activity::COLUMNS_READ), |df| rows.add(df))?;
+    let bad = super::questions::fold(&args.input, Some(query::activity::FOLDED_COLUMNS_READ), |df| rows.add(df))?;
     write(Answer::one("principals", rows.finish()?), &args.output)?;
     Ok(bad)
 }

@@ -1,0 +1,130 @@
+//! Text columns as small integer ids, for the folds that count distinct values per key
+//! (`activity`): each distinct value is hashed and stored once, and the fold's sets and maps hold
+//! `u32`s. A column's rows are translated through a memo keyed by the row's 16-byte view (Arrow's
+//! string view: the length, the first bytes and where the rest is): a Parquet dictionary page
+//! decodes every row of a value to the same view, so a value repeated in a batch is hashed as text
+//! once. The memo is exact whatever the views: it lives for one array, whose views name one text
+//! each; two views of one text just both reach the same id.
+
+use polars::prelude::*;
+
+/// No value (a null cell).
+pub const NONE: u32 = u32::MAX;
+/// The empty text, which CloudTrail writes for an absent value (an access key, for one): every
+/// interner gives it this id.
+pub const EMPTY: u32 = 0;
+
+/// The distinct values of a column, each with its id (dense, from 0, in order of first sight).
+pub struct Interner {
+    ids: hashbrown::HashMap<Box<str>, u32>,
+    values: Vec<Box<str>>,
+    /// View -> id, for the array being translated.
+    memo: hashbrown::HashMap<u128, u32>,
+}
+
+impl Default for Interner {
+    fn default() -> Self {
+        let mut interner = Interner { ids: Default::default(), values: Vec::new(), memo: Default::default() };
+        interner.id("");
+        interner
+    }
+}
+
+impl Interner {
+    /// The id of `text`, given one if new.
+    pub fn id(&mut self, text: &str) -> u32 {
+        if let Some(&id) = self.ids.get(text) {
+            return id;
+        }
+        let id = u32::try_from(self.values.len()).expect("fewer than 2^32 - 1 distinct values");
+        assert!(id != NONE, "fewer than 2^32 - 1 distinct values");
+        self.values.push(text.into());
+        self.ids.insert(text.into(), id);
+        id
+    }
+
+    /// The text of `id` (an id this interner gave).
+    pub fn value(&self, id: u32) -> &str {
+        &self.values[id as usize]
+    }
+
+    /// How many distinct values (the empty text included).
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Replace `out` with the ids of `column`'s rows, `NONE` for a null.
+    pub fn translate(&mut self, column: &StringChunked, out: &mut Vec<u32>) {
+        out.clear();
+        out.reserve(column.len());
+        for array in column.downcast_iter() {
+            self.memo.clear();
+            for (text, view) in array.iter().zip(array.views().iter()) {
+                let Some(text) = text else {
+                    out.push(NONE);
+                    continue;
+                };
+                let key = view.as_u128();
+                let id = match self.memo.get(&key) {
+                    Some(&id) => id,
+                    None => {
+                        let id = self.id(text);
+                        self.memo.insert(key, id);
+                        id
+                    }
+                };
+                out.push(id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(interner: &mut Interner, column: &StringChunked) -> Vec<u32> {
+        let mut out = Vec::new();
+        interner.translate(column, &mut out);
+        out
+    }
+
+    #[test]
+    fn equal_texts_get_one_id_whatever_their_views() {
+        // Long values (past the 12 bytes a view holds inline), repeated in one chunk and across
+        // chunks whose buffers differ, and nulls.
+        let long_a = "arn:aws:iam::123456789012:user/alice";
+        let long_b = "arn:aws:iam::123456789012:user/bob";
+        let mut first = StringChunked::new("p".into(), [Some(long_a), None, Some(long_b), Some(long_a), Some("")]);
+        let second = StringChunked::new("p".into(), [Some(long_b), Some("short"), Some(long_a), None]);
+        first.append(&second).unwrap();
+        assert_eq!(first.chunks().len(), 2);
+        let mut interner = Interner::default();
+        let got = ids(&mut interner, &first);
+        assert_eq!(got.len(), 9);
+        let texts: Vec<Option<&str>> =
+            got.iter().map(|&id| (id != NONE).then(|| interner.value(id))).collect::<Vec<_>>();
+        let want: Vec<Option<&str>> = first.iter().collect();
+        assert_eq!(texts, want);
+        assert_eq!(got[0], got[3]);
+        assert_eq!(got[0], got[7]);
+        assert_eq!(got[2], got[5]);
+        assert_ne!(got[0], got[2]);
+        assert_eq!(got[4], EMPTY);
+        // "", alice, bob, short.
+        assert_eq!(interner.len(), 4);
+    }
+
+    #[test]
+    fn ids_last_across_columns_of_one_interner() {
+        let mut interner = Interner::default();
+        let a = ids(&mut interner, &StringChunked::new("x".into(), ["us-east-1", "eu-west-1"]));
+        let b = ids(&mut interner, &StringChunked::new("x".into(), ["eu-west-1", "us-east-1", "ap-southeast-2"]));
+        assert_eq!((a[0], a[1]), (b[1], b[0]));
+        assert_eq!(interner.value(b[2]), "ap-southeast-2");
+    }
+}
