@@ -63,12 +63,20 @@ impl Interner {
         out.reserve(column.len());
         for array in column.downcast_iter() {
             self.memo.clear();
+            // In front of the memo, a direct-mapped cache of recent views (most rows repeat one of
+            // a few values). Every slot starts as the empty text's view, which is all zeros.
+            let mut recent = [(0u128, EMPTY); RECENT];
             for (text, view) in array.iter().zip(array.views().iter()) {
                 let Some(text) = text else {
                     out.push(NONE);
                     continue;
                 };
                 let key = view.as_u128();
+                let slot = &mut recent[recent_slot(key)];
+                if slot.0 == key {
+                    out.push(slot.1);
+                    continue;
+                }
                 let id = match self.memo.get(&key) {
                     Some(&id) => id,
                     None => {
@@ -77,10 +85,19 @@ impl Interner {
                         id
                     }
                 };
+                *slot = (key, id);
                 out.push(id);
             }
         }
     }
+}
+
+/// Slots of `translate`'s cache of recent views.
+const RECENT: usize = 256;
+
+fn recent_slot(view: u128) -> usize {
+    let folded = (view as u64) ^ ((view >> 64) as u64);
+    (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize
 }
 
 #[cfg(test)]
@@ -126,5 +143,22 @@ mod tests {
         let b = ids(&mut interner, &StringChunked::new("x".into(), ["eu-west-1", "us-east-1", "ap-southeast-2"]));
         assert_eq!((a[0], a[1]), (b[1], b[0]));
         assert_eq!(interner.value(b[2]), "ap-southeast-2");
+    }
+
+    #[test]
+    fn many_values_past_the_recent_cache_keep_their_ids() {
+        // More distinct values than the cache has slots, short (inline) and long, in a shuffled
+        // repeating order: evictions and collisions must still give every text its one id.
+        let texts: Vec<String> = (0..20_000u64)
+            .map(|i| (i * 7919) % 3_000)
+            .map(|v| if v % 2 == 0 { format!("v{v}") } else { format!("a-much-longer-value-number-{v}") })
+            .collect();
+        let column = StringChunked::from_iter_values("x".into(), texts.iter().map(String::as_str));
+        let mut interner = Interner::default();
+        let got = ids(&mut interner, &column);
+        for (id, text) in got.iter().zip(&texts) {
+            assert_eq!(interner.value(*id), text);
+        }
+        assert_eq!(interner.len(), 3_001);
     }
 }
