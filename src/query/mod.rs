@@ -55,10 +55,10 @@ static STREAM_ROWS: AtomicUsize = AtomicUsize::new(4096);
 
 /// Size `stream`'s batches for `memory_limit`: a sixteenth of it in full frame rows (about 2 KB
 /// each), between 1,024 and 32,768 rows (32,768 at the default 1 GiB). Every batch costs a plan of
-/// the question's per-batch work (`detect` plans its checks, `activity` its projection): from a 10
-/// M-event store, batches of 32,768 rows instead of 4,096 took `detect` from 15.2 to 11.9 s and
-/// `activity` from 5.2 to 3.9 s, for 70-90 MB more at the peak; 65,536 rows were slower again.
-/// `dataset` calls it with the inputs' `--memory-limit`.
+/// the question's per-batch work (`detect` plans its checks; `activity` planned a projection until
+/// the eighth session): from a 10 M-event store, batches of 32,768 rows instead of 4,096 took
+/// `detect` from 15.2 to 11.9 s and `activity` from 5.2 to 3.9 s, for 70-90 MB more at the peak;
+/// 65,536 rows were slower again. `dataset` calls it with the inputs' `--memory-limit`.
 pub fn size_batches_for(memory_limit: u64) {
     let rows = (memory_limit / 16 / dataset::FRAME_BYTES_PER_EVENT).clamp(1 << 10, 1 << 15);
     STREAM_ROWS.store(rows as usize, AtomicOrdering::Relaxed);
