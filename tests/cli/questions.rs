@@ -680,15 +680,22 @@ fn questions_answer_the_same_from_a_store() {
     }
 }
 
-/// The questions that fold only the columns they read (`sessions`, `root --summary`, `failures`)
-/// read only those from a store too, the rest left null as raw files leave them: same answers.
+/// The questions that fold only the columns they read (`sessions`, `root --summary`, `failures`,
+/// `activity`, also with the filters, whose columns are read for the filter) read only those from a
+/// store too, the rest left null: same answers.
 #[test]
 fn folded_questions_read_their_columns_from_a_store() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let store = tmp.path().join("store");
     let files = "testdata/invictus-ir";
     TestCommand::new(["scan", files, "--store", path_str(&store), "-q"]).run().expect_code(0);
-    for question in [&["sessions"][..], &["root", "--summary"], &["failures"]] {
+    for question in [
+        &["sessions"][..],
+        &["root", "--summary"],
+        &["failures"],
+        &["activity"],
+        &["activity", "--account", "123837392027", "--region", "us-east-1"],
+    ] {
         let run = |input: &str| {
             let out = TestCommand::new(question.iter().copied().chain([input, "--format", "json", "-q"])).run();
             out.expect_code(0);
