@@ -92,12 +92,13 @@ impl Interner {
     }
 }
 
-/// Slots of `translate`'s cache of recent views.
-const RECENT: usize = 256;
+/// Slots of `translate`'s cache of recent views (a power of two). 2,048 rather than 256: from the
+/// 10 M-event store `activity` 1.64-1.69 -> 1.52-1.58 s, A/B interleaved.
+const RECENT: usize = 2048;
 
 fn recent_slot(view: u128) -> usize {
     let folded = (view as u64) ^ ((view >> 64) as u64);
-    (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize
+    (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - RECENT.trailing_zeros())) as usize
 }
 
 #[cfg(test)]
