@@ -84,9 +84,17 @@ fn inflate(c: &mut Criterion, json: &[u8], gz: &[u8]) {
 fn parse(c: &mut Criterion, json: &[u8]) {
     let mut g = c.benchmark_group("parse");
     g.throughput(Throughput::Bytes(json.len() as u64));
-    g.bench_function("serde_raw", |b| {
+    g.bench_function("fast", |b| {
         b.iter(|| {
             let (_, records) = trailscope::ingest::parse::parse(black_box(json)).expect("parse");
+            assert_eq!(records.len(), EXPECTED_RECORDS);
+            records.len()
+        })
+    });
+    let text = std::str::from_utf8(json).expect("UTF-8");
+    g.bench_function("serde_raw", |b| {
+        b.iter(|| {
+            let (_, records) = trailscope::ingest::parse::parse_with_serde(black_box(text)).expect("parse");
             assert_eq!(records.len(), EXPECTED_RECORDS);
             records.len()
         })
@@ -123,7 +131,7 @@ fn frame(c: &mut Criterion, json: &[u8]) {
             let (_, records) = trailscope::ingest::parse::parse(black_box(json)).expect("parse");
             let mut builder = trailscope::ingest::frame::FrameBuilder::with_capacity(records.len());
             for rec in &records {
-                let row = trailscope::ingest::record::EventRow::from_raw(rec).expect("every record has a time");
+                let row = trailscope::ingest::record::EventRow::from_leaves(rec).expect("every record has a time");
                 builder.push(&row, "bench/combined.json");
             }
             let df = builder.finish().expect("frame");

@@ -7,7 +7,8 @@
 
 use serde::Deserialize;
 
-use crate::ingest::record::RawEvent;
+use crate::ingest::fast;
+use crate::ingest::record::{Leaves, RawEvent};
 
 /// How the records were laid out in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -47,8 +48,23 @@ struct Envelope<'a> {
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// Parse `bytes` (already decompressed) into records.
-pub fn parse(bytes: &[u8]) -> Result<(Shape, Vec<RawEvent<'_>>), ParseError> {
+/// Parse `bytes` (already decompressed) into records: in one pass by `fast` when it is sure of the
+/// file (delivery files, arrays and JSON Lines of plain records), else by serde.
+pub fn parse(bytes: &[u8]) -> Result<(Shape, Vec<Leaves<'_>>), ParseError> {
+    let body = body(bytes)?;
+    let (shape, records) = match fast::parse(body) {
+        Ok(parsed) => parsed,
+        Err(fast::Unsure) => parse_with_serde(body)?,
+    };
+    if !records.is_empty() && !records.iter().any(Leaves::looks_like_cloudtrail) {
+        return Err(ParseError::NotCloudTrail("no record has eventTime, eventName or eventSource"));
+    }
+    Ok((shape, records))
+}
+
+/// The JSON text of `bytes`: from its first `[` or `{` (after a byte-order mark and whitespace), and
+/// UTF-8.
+pub fn body(bytes: &[u8]) -> Result<&str, ParseError> {
     let bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
     let start = bytes.iter().position(|b| !b.is_ascii_whitespace());
     let Some(start) = start else {
@@ -58,12 +74,14 @@ pub fn parse(bytes: &[u8]) -> Result<(Shape, Vec<RawEvent<'_>>), ParseError> {
         let shown: String = String::from_utf8_lossy(&bytes[start..bytes.len().min(start + 8)]).into_owned();
         return Err(ParseError::NotJson(shown));
     }
-    // The whole text is checked for UTF-8 once, up front (JSON text is UTF-8), so the parser need
-    // not check each field it keeps: a measured 6% of a scan went to those checks one by one.
-    let body = match std::str::from_utf8(&bytes[start..]) {
-        Ok(text) => text,
-        Err(e) => return Err(not_utf8(&bytes[start..], e.valid_up_to())),
-    };
+    // The whole text is checked for UTF-8 once, up front (JSON text is UTF-8), so the parsers need
+    // not check each field they keep: a measured 6% of a scan went to those checks one by one.
+    std::str::from_utf8(&bytes[start..]).map_err(|e| not_utf8(&bytes[start..], e.valid_up_to()))
+}
+
+/// Parse `body` (UTF-8, from its first `[` or `{`) with serde: the reference `fast` is checked
+/// against, and the parser of the files it is not sure of, with serde's errors.
+pub fn parse_with_serde(body: &str) -> Result<(Shape, Vec<Leaves<'_>>), ParseError> {
     let invalid = |e: serde_json::Error| ParseError::Invalid(format!("invalid JSON: {e}"));
     let (shape, records) = match body.as_bytes()[0] {
         b'[' => (Shape::Array, serde_json::from_str::<Vec<RawEvent>>(body).map_err(invalid)?),
@@ -91,10 +109,7 @@ pub fn parse(bytes: &[u8]) -> Result<(Shape, Vec<RawEvent<'_>>), ParseError> {
             }
         }
     };
-    if !records.is_empty() && !records.iter().any(RawEvent::looks_like_cloudtrail) {
-        return Err(ParseError::NotCloudTrail("no record has eventTime, eventName or eventSource"));
-    }
-    Ok((shape, records))
+    Ok((shape, records.iter().map(Leaves::of).collect()))
 }
 
 /// The error for text that is not UTF-8, placed as serde's errors are (line and column, from 1).

@@ -14,7 +14,7 @@ use crate::error::{PolarsContext, Result};
 use crate::ingest::decode::{self, DecodeBuffer, DecodeError};
 use crate::ingest::frame::FrameBuilder;
 use crate::ingest::parse::{self, ParseError};
-use crate::ingest::record::{text, EventRow, RawEvent, Reject};
+use crate::ingest::record::{text, EventRow, Leaves, RawEvent, Reject};
 use crate::progress::Progress;
 use crate::source::{InputFile, Skipped};
 
@@ -172,7 +172,7 @@ fn read_one_with(
     for rec in &records {
         let result = match rec.cloudtrail_event {
             Some(_) => push_embedded(rec, out, &source),
-            None => EventRow::from_raw(rec).map(|row| {
+            None => EventRow::from_leaves(rec).map(|row| {
                 let has_id = row.event_id.is_some();
                 out.push(&row, &source);
                 has_id
@@ -190,10 +190,10 @@ fn read_one_with(
 }
 
 /// An Event-history record: the event is a JSON string in `CloudTrailEvent`.
-fn push_embedded(rec: &RawEvent<'_>, out: &mut FrameBuilder, source: &str) -> Result<bool, Reject> {
+fn push_embedded(rec: &Leaves<'_>, out: &mut FrameBuilder, source: &str) -> Result<bool, Reject> {
     let inner = text(rec.cloudtrail_event).ok_or(Reject::BadEmbeddedEvent)?;
     let ev: RawEvent = serde_json::from_str(&inner).map_err(|_| Reject::BadEmbeddedEvent)?;
-    let row = EventRow::from_raw(&ev)?;
+    let row = EventRow::from_leaves(&Leaves::of(&ev))?;
     let has_id = row.event_id.is_some();
     out.push(&row, source);
     Ok(has_id)

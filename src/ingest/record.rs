@@ -68,17 +68,6 @@ pub struct RawEvent<'a> {
     pub cloudtrail_event: Raw<'a>,
 }
 
-impl RawEvent<'_> {
-    /// Does this object look like a CloudTrail record at all (as opposed to some other JSON)?
-    pub fn looks_like_cloudtrail(&self) -> bool {
-        self.event_version.is_some()
-            || self.event_time.is_some()
-            || self.event_source.is_some()
-            || self.event_name.is_some()
-            || self.cloudtrail_event.is_some()
-    }
-}
-
 /// `userIdentity` (see `cloudtrail-event-reference-user-identity`).
 #[derive(Deserialize, Default, Debug)]
 pub struct UserIdentity<'a> {
@@ -172,10 +161,163 @@ fn nested<'a, T: Deserialize<'a> + Default>(raw: Raw<'a>) -> T {
     }
 }
 
+/// A leaf of a record as its JSON text (`"abc"` with its quotes, `true`, `{...}`); `None` when the
+/// field is absent or JSON `null`.
+pub type Leaf<'a> = Option<Json<'a>>;
+
+/// A JSON value's text, and whether it is known to be a string without escapes (which `text` then
+/// takes as it is, without looking for a backslash: a parser that has just scanned it knows).
+/// Values compare by their text.
+#[derive(Debug, Clone, Copy, Eq)]
+pub struct Json<'a> {
+    pub text: &'a str,
+    plain: bool,
+}
+
+impl<'a> Json<'a> {
+    /// A value whose kind is not known.
+    pub fn new(text: &'a str) -> Json<'a> {
+        Json { text, plain: false }
+    }
+
+    /// A string (quotes included) the caller has checked has no escape.
+    pub fn plain_string(text: &'a str) -> Json<'a> {
+        debug_assert!(text.len() >= 2 && text.starts_with('"') && text.ends_with('"') && !text.contains('\\'));
+        Json { text, plain: true }
+    }
+}
+
+impl PartialEq for Json<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+/// Every leaf of one record that trailscope reads, the nested ones included, borrowed from the file's
+/// text. Two parsers fill it: `fast` in one pass over delivery files, and serde (`Leaves::of`) for any
+/// file the fast parser does not take; `tests` and the fuzz target check that both give the same.
+#[derive(Default, Debug, Clone, PartialEq, Eq)]
+pub struct Leaves<'a> {
+    pub event_version: Leaf<'a>,
+    pub event_time: Leaf<'a>,
+    pub event_source: Leaf<'a>,
+    pub event_name: Leaf<'a>,
+    pub aws_region: Leaf<'a>,
+    pub source_ip: Leaf<'a>,
+    pub user_agent: Leaf<'a>,
+    pub error_code: Leaf<'a>,
+    pub error_message: Leaf<'a>,
+    pub request_parameters: Leaf<'a>,
+    pub response_elements: Leaf<'a>,
+    pub additional_event_data: Leaf<'a>,
+    pub request_id: Leaf<'a>,
+    pub event_id: Leaf<'a>,
+    pub read_only: Leaf<'a>,
+    pub resources: Leaf<'a>,
+    pub event_type: Leaf<'a>,
+    pub management_event: Leaf<'a>,
+    pub recipient_account_id: Leaf<'a>,
+    pub shared_event_id: Leaf<'a>,
+    pub vpc_endpoint_id: Leaf<'a>,
+    pub event_category: Leaf<'a>,
+    pub cloudtrail_event: Leaf<'a>,
+    /// `userIdentity`'s leaves: all `None` unless it is an object whose nested objects parse.
+    pub identity_type: Leaf<'a>,
+    pub principal_id: Leaf<'a>,
+    pub arn: Leaf<'a>,
+    pub account_id: Leaf<'a>,
+    pub access_key_id: Leaf<'a>,
+    pub user_name: Leaf<'a>,
+    pub invoked_by: Leaf<'a>,
+    pub issuer_type: Leaf<'a>,
+    pub issuer_principal_id: Leaf<'a>,
+    pub issuer_arn: Leaf<'a>,
+    pub issuer_user_name: Leaf<'a>,
+    pub creation_date: Leaf<'a>,
+    pub mfa_authenticated: Leaf<'a>,
+    pub source_identity: Leaf<'a>,
+    pub on_behalf_of_user_id: Leaf<'a>,
+    pub on_behalf_of_identity_store_arn: Leaf<'a>,
+    /// `responseElements.ConsoleLogin` (read only for ConsoleLogin events), `additionalEventData.MFAUsed`,
+    /// `tlsDetails.tlsVersion`.
+    pub console_login: Leaf<'a>,
+    pub mfa_used: Leaf<'a>,
+    pub tls_version: Leaf<'a>,
+}
+
+impl<'a> Leaves<'a> {
+    /// The leaves of a record serde parsed: the nested objects are parsed leniently (`nested`).
+    pub fn of(ev: &RawEvent<'a>) -> Leaves<'a> {
+        let get = |raw: Raw<'a>| raw.map(|v| Json::new(v.get()));
+        let ui: UserIdentity<'a> = nested(ev.user_identity);
+        let ctx = ui.session_context.unwrap_or_default();
+        let issuer = ctx.session_issuer.unwrap_or_default();
+        let attrs = ctx.attributes.unwrap_or_default();
+        let on_behalf_of = ui.on_behalf_of.unwrap_or_default();
+        Leaves {
+            event_version: get(ev.event_version),
+            event_time: get(ev.event_time),
+            event_source: get(ev.event_source),
+            event_name: get(ev.event_name),
+            aws_region: get(ev.aws_region),
+            source_ip: get(ev.source_ip),
+            user_agent: get(ev.user_agent),
+            error_code: get(ev.error_code),
+            error_message: get(ev.error_message),
+            request_parameters: get(ev.request_parameters),
+            response_elements: get(ev.response_elements),
+            additional_event_data: get(ev.additional_event_data),
+            request_id: get(ev.request_id),
+            event_id: get(ev.event_id),
+            read_only: get(ev.read_only),
+            resources: get(ev.resources),
+            event_type: get(ev.event_type),
+            management_event: get(ev.management_event),
+            recipient_account_id: get(ev.recipient_account_id),
+            shared_event_id: get(ev.shared_event_id),
+            vpc_endpoint_id: get(ev.vpc_endpoint_id),
+            event_category: get(ev.event_category),
+            cloudtrail_event: get(ev.cloudtrail_event),
+            identity_type: get(ui.identity_type),
+            principal_id: get(ui.principal_id),
+            arn: get(ui.arn),
+            account_id: get(ui.account_id),
+            access_key_id: get(ui.access_key_id),
+            user_name: get(ui.user_name),
+            invoked_by: get(ui.invoked_by),
+            issuer_type: get(issuer.issuer_type),
+            issuer_principal_id: get(issuer.principal_id),
+            issuer_arn: get(issuer.arn),
+            issuer_user_name: get(issuer.user_name),
+            creation_date: get(attrs.creation_date),
+            mfa_authenticated: get(attrs.mfa_authenticated),
+            source_identity: get(ctx.source_identity),
+            on_behalf_of_user_id: get(on_behalf_of.user_id),
+            on_behalf_of_identity_store_arn: get(on_behalf_of.identity_store_arn),
+            console_login: get(nested::<ResponseElements>(ev.response_elements).console_login),
+            mfa_used: get(nested::<AdditionalEventData>(ev.additional_event_data).mfa_used),
+            tls_version: get(nested::<TlsDetails>(ev.tls_details).tls_version),
+        }
+    }
+
+    /// Does this object look like a CloudTrail record at all (as opposed to some other JSON)?
+    pub fn looks_like_cloudtrail(&self) -> bool {
+        self.event_version.is_some()
+            || self.event_time.is_some()
+            || self.event_source.is_some()
+            || self.event_name.is_some()
+            || self.cloudtrail_event.is_some()
+    }
+}
+
 /// A JSON leaf as text: strings unescaped (borrowed when they contain no escape), other values as
 /// their JSON text. JSON `null` is `None` (serde maps it before we get here).
-pub fn text(raw: Raw<'_>) -> Option<Cow<'_, str>> {
-    let s = raw?.get();
+pub fn text(raw: Leaf<'_>) -> Option<Cow<'_, str>> {
+    let raw = raw?;
+    let s = raw.text;
+    if raw.plain {
+        return Some(Cow::Borrowed(&s[1..s.len() - 1]));
+    }
     if let Some(inner) = s.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
         if !inner.contains('\\') {
             return Some(Cow::Borrowed(inner));
@@ -189,7 +331,7 @@ pub fn text(raw: Raw<'_>) -> Option<Cow<'_, str>> {
 }
 
 /// A JSON leaf that should be a boolean: `true`/`false`, or the strings "true"/"false" (any case).
-pub fn boolean(raw: Raw<'_>) -> Option<bool> {
+pub fn boolean(raw: Leaf<'_>) -> Option<bool> {
     let t = text(raw)?;
     if t.eq_ignore_ascii_case("true") {
         Some(true)
@@ -201,8 +343,8 @@ pub fn boolean(raw: Raw<'_>) -> Option<bool> {
 }
 
 /// A JSON blob kept verbatim (objects, arrays, or scalars), `None` for null/absent.
-pub fn json_text(raw: Raw<'_>) -> Option<&str> {
-    raw.map(RawValue::get).filter(|s| *s != "null")
+pub fn json_text(raw: Leaf<'_>) -> Option<&str> {
+    raw.map(|v| v.text).filter(|s| *s != "null")
 }
 
 /// Milliseconds since the Unix epoch for an RFC 3339 timestamp. CloudTrail writes
@@ -307,29 +449,19 @@ fn non_empty(v: Option<Cow<'_, str>>) -> Option<Cow<'_, str>> {
 
 impl<'a> EventRow<'a> {
     /// Map a parsed record to its row, or say why it cannot be one.
-    pub fn from_raw(ev: &RawEvent<'a>) -> Result<EventRow<'a>, Reject> {
+    pub fn from_leaves(ev: &Leaves<'a>) -> Result<EventRow<'a>, Reject> {
         let time = text(ev.event_time).ok_or(Reject::NoEventTime)?;
         let event_time_ms = parse_time_ms(&time).ok_or(Reject::BadEventTime)?;
-        let ui: UserIdentity<'a> = nested(ev.user_identity);
-        let ctx = ui.session_context.unwrap_or_default();
-        let issuer = ctx.session_issuer.unwrap_or_default();
-        let attrs = ctx.attributes.unwrap_or_default();
         let event_name = text(ev.event_name);
-        let console_login = if event_name.as_deref() == Some("ConsoleLogin") {
-            text(nested::<ResponseElements>(ev.response_elements).console_login)
-        } else {
-            None
-        };
-        let mfa_used = text(nested::<AdditionalEventData>(ev.additional_event_data).mfa_used);
-        let identity_type = text(ui.identity_type);
-        let arn = text(ui.arn);
-        let session_issuer_arn = text(issuer.arn);
-        let invoked_by = text(ui.invoked_by);
-        let principal_id = text(ui.principal_id);
-        let account_id = text(ui.account_id);
-        let on_behalf_of = ui.on_behalf_of.unwrap_or_default();
+        let console_login = if event_name.as_deref() == Some("ConsoleLogin") { text(ev.console_login) } else { None };
+        let identity_type = text(ev.identity_type);
+        let arn = text(ev.arn);
+        let session_issuer_arn = text(ev.issuer_arn);
+        let invoked_by = text(ev.invoked_by);
+        let principal_id = text(ev.principal_id);
+        let account_id = text(ev.account_id);
         let identity_center_user =
-            identity_center_user(text(on_behalf_of.user_id), text(on_behalf_of.identity_store_arn));
+            identity_center_user(text(ev.on_behalf_of_user_id), text(ev.on_behalf_of_identity_store_arn));
         let principal = derive_principal(
             identity_type.as_deref(),
             identity_center_user,
@@ -362,19 +494,19 @@ impl<'a> EventRow<'a> {
             principal_id,
             arn,
             account_id,
-            access_key_id: text(ui.access_key_id),
-            user_name: text(ui.user_name),
+            access_key_id: text(ev.access_key_id),
+            user_name: text(ev.user_name),
             invoked_by,
-            session_issuer_type: text(issuer.issuer_type),
-            session_issuer_principal_id: text(issuer.principal_id),
+            session_issuer_type: text(ev.issuer_type),
+            session_issuer_principal_id: text(ev.issuer_principal_id),
             session_issuer_arn,
-            session_issuer_user_name: text(issuer.user_name),
-            session_mfa: boolean(attrs.mfa_authenticated),
-            session_created_ms: text(attrs.creation_date).and_then(|t| parse_time_ms(&t)),
-            source_identity: text(ctx.source_identity),
+            session_issuer_user_name: text(ev.issuer_user_name),
+            session_mfa: boolean(ev.mfa_authenticated),
+            session_created_ms: text(ev.creation_date).and_then(|t| parse_time_ms(&t)),
+            source_identity: text(ev.source_identity),
             console_login,
-            mfa_used,
-            tls_version: text(nested::<TlsDetails>(ev.tls_details).tls_version),
+            mfa_used: text(ev.mfa_used),
+            tls_version: text(ev.tls_version),
             request_parameters: json_text(ev.request_parameters),
             response_elements: json_text(ev.response_elements),
             additional_event_data: json_text(ev.additional_event_data),
@@ -422,7 +554,7 @@ mod tests {
 
     fn row_of(json: &str) -> Result<EventRow<'_>, Reject> {
         let ev: RawEvent = serde_json::from_str(json).unwrap();
-        EventRow::from_raw(&ev)
+        EventRow::from_leaves(&Leaves::of(&ev))
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One fuzz target over what trailscope does first with every input file: gunzip (multi-member,
-//! capped), recognise the shape, parse the records, and turn each into an events-frame row. Any
-//! panic, abort or hang is a finding. Built and run by `scripts/fuzz` under AFL++; built plainly
+//! capped), recognise the shape, parse the records, and turn each into an events-frame row; and
+//! the one-pass parser (`fast`) must agree with serde on every file it takes. Any panic, abort or
+//! hang is a finding. Built and run by `scripts/fuzz` under AFL++; built plainly
 //! (`cargo run -- FILE...`) it replays files, e.g. a crash AFL saved.
 //!
 //! The modules are trailscope's own source files, compiled here through `#[path]`; `fs` stands in
@@ -11,6 +12,8 @@
 
 #[path = "../../../src/ingest/decode.rs"]
 mod decode;
+#[path = "../../../src/ingest/fast.rs"]
+mod fast;
 #[path = "../../../src/ingest/parse.rs"]
 mod parse;
 #[path = "../../../src/ingest/record.rs"]
@@ -18,7 +21,7 @@ mod record;
 
 /// The paths the modules use among themselves (`crate::ingest::record::RawEvent`).
 mod ingest {
-    pub(crate) use super::{decode, parse, record};
+    pub(crate) use super::{decode, fast, parse, record};
 }
 
 mod fs {
@@ -48,7 +51,14 @@ fn check(data: &[u8]) {
     if let Ok((_, events)) = ingest::parse::parse(bytes) {
         for ev in &events {
             let _ = ev.looks_like_cloudtrail();
-            let _ = ingest::record::EventRow::from_raw(ev);
+            let _ = ingest::record::EventRow::from_leaves(ev);
+        }
+    }
+    // The one-pass parser must give serde's records for every file it takes (a difference aborts).
+    if let Ok(body) = ingest::parse::body(bytes) {
+        if let Ok(fast) = ingest::fast::parse(body) {
+            let serde = ingest::parse::parse_with_serde(body).map_err(|e| e.to_string());
+            assert_eq!(Ok(fast), serde, "fast and serde parsers differ");
         }
     }
 }
