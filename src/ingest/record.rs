@@ -1,9 +1,10 @@
 //! The CloudTrail record as it appears on disk, and how each field becomes a value of the events frame.
-//! This is the one place that knows CloudTrail's JSON names (see `frame.rs` for the column names).
+//! This and the one-pass parser (`fast.rs`, which looks the same names up) are the places that know
+//! CloudTrail's JSON names (see `frame.rs` for the column names).
 //!
-//! Every leaf is captured as a borrowed `RawValue`, so a field of an unexpected JSON type never fails a
-//! whole file: strings are unescaped only when they contain escapes, anything else keeps its JSON text,
-//! and the nested blobs (`requestParameters`, ...) are kept byte for byte.
+//! Every leaf is captured as its JSON text ([`Leaves`]), so a field of an unexpected JSON type never
+//! fails a whole file: strings are unescaped only when they contain escapes, anything else keeps its
+//! JSON text, and the nested blobs (`requestParameters`, ...) are kept byte for byte.
 
 use std::borrow::Cow;
 
