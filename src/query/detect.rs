@@ -675,7 +675,7 @@ impl Detection {
                 if candidates.is_empty() {
                     return Vec::new();
                 }
-                let rec = batch.record(row, candidates.iter().fold(0, |m, &i| m | needs[i]));
+                let rec = batch.event(row, candidates.iter().fold(0, |m, &i| m | needs[i]));
                 candidates
                     .into_iter()
                     .filter(|&i| matches!(&checks[i].rule, Rule::Sigma { rule, .. } if rule.matches(&rec)))

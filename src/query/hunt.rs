@@ -445,7 +445,7 @@ impl<'a> Hunt<'a> {
                     return (Vec::new(), None);
                 }
                 let need = pinned.iter().chain(always).fold(0, |m, &i| m | set.rules[i].fields);
-                let rec = batch.record(row, need);
+                let rec = batch.event(row, need);
                 let mut hits: Vec<usize> =
                     pinned.iter().chain(always).copied().filter(|&i| set.rules[i].rule.matches(&rec)).collect();
                 hits.sort_unstable_by_key(|&i| rank[i]);
@@ -722,7 +722,41 @@ mod tests {
             let rec = batch.record(0, loaded.fields);
             assert_eq!(rec.get("userIdentity").is_some(), nested, "{detection}: {rec}");
             assert_eq!(loaded.rule.matches(&rec), hits, "{detection}: {rec}");
+            assert_eq!(loaded.rule.matches(&batch.event(0, loaded.fields)), hits, "{detection}, in place");
             assert_eq!(loaded.rule.matches(&batch.record(0, ALL_FIELDS)), hits, "{detection}, nested");
         }
+    }
+
+    /// Rows read in place (`record::View`) answer every rule as the rebuilt JSON record does: the
+    /// shipped SigmaHQ rules and detect's checks, over the real events of testdata/.
+    #[test]
+    fn rules_read_rows_in_place_as_they_read_the_record() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let set = RuleSet::load(&[root.join("src/query/checks")], true).unwrap();
+        let mut builder = crate::ingest::frame::FrameBuilder::default();
+        let dirs = ["stratus-red-team/detonation-logs", "panther", "awsdocs", "invictus-ir/CloudTrail", "otrf"];
+        for dir in dirs {
+            for entry in std::fs::read_dir(root.join("testdata").join(dir)).unwrap() {
+                let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+                let Ok((_, records)) = crate::ingest::parse::parse(&bytes) else { continue };
+                for leaves in &records {
+                    if let Ok(row) = crate::ingest::record::EventRow::from_leaves(leaves) {
+                        builder.push(&row, "test");
+                    }
+                }
+            }
+        }
+        let df = builder.finish().unwrap().lazy().select(columns_read()).collect().unwrap();
+        let batch = Batch::new(&df).unwrap();
+        let mut hits = 0;
+        for loaded in &set.rules {
+            for row in 0..df.height() {
+                let by_record = loaded.rule.matches(&batch.record(row, loaded.fields));
+                let in_place = loaded.rule.matches(&batch.event(row, loaded.fields));
+                assert_eq!(in_place, by_record, "{} ({}), row {row}", loaded.rule.meta.title, loaded.file);
+                hits += usize::from(by_record);
+            }
+        }
+        assert!(df.height() > 3000 && set.rules.len() > 70 && hits > 100, "{} rows, {hits} hits", df.height());
     }
 }

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{PolarsContext, Result};
 use crate::ingest::frame::col_name as c;
-use crate::sigma::Rule;
+use crate::sigma::{Event, FieldPath, Leaf, Rule};
 
 /// The columns of the rebuilt record, read once per batch.
 pub struct Batch {
@@ -83,6 +83,14 @@ impl Batch {
         self.text.iter().find(|(_, col)| col.name().as_str() == name).and_then(|(_, col)| col.get(row))
     }
 
+    /// Row `row` for rules reading the fields of `need`: read in place unless `need` has [`NESTED`].
+    pub fn event(&self, row: usize, need: u64) -> RowEvent<'_> {
+        if need & NESTED != 0 {
+            return RowEvent::Record(self.record(row, need));
+        }
+        RowEvent::View(View { batch: self, row, need, blobs: Default::default(), times: Default::default() })
+    }
+
     /// The record as CloudTrail wrote it, as far as the frame keeps it: the fields of `need` (bits
     /// as `needed_fields` sets them), which is all a rule reading only those can tell apart.
     ///
@@ -112,11 +120,7 @@ impl Batch {
                 continue;
             }
             let Some(v) = col.get(row) else { continue };
-            let value = if JSON_FIELDS.contains(path) {
-                serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()))
-            } else {
-                Value::String(v.to_string())
-            };
+            let value = if JSON_FIELDS.contains(path) { blob(v) } else { Value::String(v.to_string()) };
             put(&mut rec, path, value);
         }
         for (n, (path, col)) in self.flags.iter().enumerate() {
@@ -134,6 +138,120 @@ impl Batch {
         }
         Value::Object(rec)
     }
+}
+
+/// A row to match rules against: the record `Batch::record` would rebuild, read in place where
+/// that is exact. A rule reading only fields (no keywords, no object above a field) reads a
+/// [`View`]; others get the JSON record.
+// One per row on the stack; boxing the view would allocate per row.
+#[allow(clippy::large_enum_variant)]
+pub enum RowEvent<'b> {
+    View(View<'b>),
+    Record(Value),
+}
+
+impl Event for RowEvent<'_> {
+    fn any<'s>(&'s self, path: &FieldPath, f: &mut dyn FnMut(Leaf<'s>) -> bool) -> bool {
+        match self {
+            RowEvent::View(v) => v.any(path, f),
+            RowEvent::Record(r) => r.any(path, f),
+        }
+    }
+
+    fn any_string_leaf(&self, f: &mut dyn FnMut(&str) -> bool) -> bool {
+        match self {
+            RowEvent::View(v) => v.any_string_leaf(f),
+            RowEvent::Record(r) => r.any_string_leaf(f),
+        }
+    }
+}
+
+/// One row of a batch seen as the flat record of `need`'s fields (see `Batch::record`): each
+/// field under its whole dotted path, texts borrowed from the columns; a JSON blob is parsed when
+/// a rule first reads it, once per row.
+pub struct View<'b> {
+    batch: &'b Batch,
+    row: usize,
+    need: u64,
+    blobs: [std::cell::OnceCell<Value>; JSON_FIELDS.len()],
+    times: [std::cell::OnceCell<Option<String>>; 2],
+}
+
+/// Where a flat record's key is read from.
+#[derive(Clone, Copy)]
+enum Slot {
+    Text(usize),
+    Blob(usize, usize),
+    Flag(usize),
+    Time(usize),
+}
+
+/// The flat record's keys (field paths), with their bit of `need` and where each is read from.
+static SLOTS: std::sync::LazyLock<hashbrown::HashMap<&'static str, (usize, Slot)>> = std::sync::LazyLock::new(|| {
+    let mut slots = hashbrown::HashMap::new();
+    for (bit, (path, _)) in FIELDS.text.iter().enumerate() {
+        let slot = match JSON_FIELDS.iter().position(|j| j == path) {
+            Some(j) => Slot::Blob(bit, j),
+            None => Slot::Text(bit),
+        };
+        slots.insert(*path, (bit, slot));
+    }
+    for (n, (path, _)) in FIELDS.flags.iter().enumerate() {
+        slots.insert(*path, (FIELDS.text.len() + n, Slot::Flag(n)));
+    }
+    let (time_bit, created_bit) = time_bits();
+    slots.insert("eventTime", (time_bit, Slot::Time(0)));
+    slots.insert(CREATED_PATH, (created_bit, Slot::Time(1)));
+    slots
+});
+
+impl<'b> View<'b> {
+    /// The value of the flat record's key `key`, if the record has it.
+    fn get(&self, key: &str) -> Option<Leaf<'_>> {
+        let &(bit, slot) = SLOTS.get(key)?;
+        if self.need & (1 << bit) == 0 {
+            return None;
+        }
+        let b = self.batch;
+        match slot {
+            Slot::Text(i) => b.text[i].1.get(self.row).map(Leaf::Text),
+            Slot::Blob(i, j) => {
+                let text = b.text[i].1.get(self.row)?;
+                Some(Leaf::Json(self.blobs[j].get_or_init(|| blob(text))))
+            }
+            Slot::Flag(n) => {
+                let (path, col) = &b.flags[n];
+                col.get(self.row).map(|v| match *path == MFA_PATH {
+                    true => Leaf::Text(if v { "true" } else { "false" }),
+                    false => Leaf::Bool(v),
+                })
+            }
+            Slot::Time(t) => {
+                let col = if t == 0 { &b.time } else { &b.created };
+                let text = self.times[t].get_or_init(|| col.get(self.row).map(cloudtrail_time));
+                text.as_deref().map(Leaf::Text)
+            }
+        }
+    }
+}
+
+impl Event for View<'_> {
+    fn any<'s>(&'s self, path: &FieldPath, f: &mut dyn FnMut(Leaf<'s>) -> bool) -> bool {
+        path.any_flat(&|key| self.get(key), f)
+    }
+
+    fn any_string_leaf(&self, f: &mut dyn FnMut(&str) -> bool) -> bool {
+        SLOTS.keys().any(|key| match self.get(key) {
+            Some(Leaf::Text(s)) => f(s),
+            Some(Leaf::Json(v)) => crate::sigma::any_string_leaf(v, f),
+            _ => false,
+        })
+    }
+}
+
+/// A JSON blob as the record holds it: parsed, or its text when it does not parse.
+fn blob(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
 }
 
 /// The bits of `record`'s `need` for the two times, after one per text and boolean field.

@@ -1,7 +1,52 @@
-//! Field-path lookup in a CloudTrail record held as a `serde_json::Value`.
+//! Field-path lookup in a CloudTrail record: one held as a `serde_json::Value`, or any [`Event`]
+//! (`query::record::View` reads a row of the events frame in place).
 
 use serde_json::Value;
 use std::borrow::Cow;
+
+/// What a rule is matched against: a CloudTrail record, looked up by field path.
+pub trait Event {
+    /// Calls `f` on every value `path` resolves to (as [`FieldPath::any`] on the record as JSON),
+    /// stopping (and returning `true`) as soon as `f` returns `true`.
+    fn any<'s>(&'s self, path: &FieldPath, f: &mut dyn FnMut(Leaf<'s>) -> bool) -> bool;
+
+    /// Calls `f` on every string leaf of the record, stopping at the first `true` (keywords).
+    fn any_string_leaf(&self, f: &mut dyn FnMut(&str) -> bool) -> bool;
+}
+
+/// A value a field path resolves to: JSON, or a string or boolean a record holds as it is (which
+/// compare as the JSON string or boolean would).
+#[derive(Debug, Clone, Copy)]
+pub enum Leaf<'a> {
+    Json(&'a Value),
+    Text(&'a str),
+    Bool(bool),
+}
+
+impl Leaf<'_> {
+    pub fn is_null(self) -> bool {
+        matches!(self, Leaf::Json(Value::Null))
+    }
+}
+
+/// [`value_text`] of a leaf.
+pub fn leaf_text(v: Leaf<'_>) -> Option<Cow<'_, str>> {
+    match v {
+        Leaf::Json(v) => value_text(v),
+        Leaf::Text(s) => Some(Cow::Borrowed(s)),
+        Leaf::Bool(b) => Some(Cow::Borrowed(if b { "true" } else { "false" })),
+    }
+}
+
+impl Event for Value {
+    fn any<'s>(&'s self, path: &FieldPath, f: &mut dyn FnMut(Leaf<'s>) -> bool) -> bool {
+        path.any(self, &mut |v| f(Leaf::Json(v)))
+    }
+
+    fn any_string_leaf(&self, f: &mut dyn FnMut(&str) -> bool) -> bool {
+        any_string_leaf(self, f)
+    }
+}
 
 /// A dotted JSON path (`userIdentity.sessionContext.sessionIssuer.arn`), split once at load time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +77,25 @@ impl FieldPath {
     /// itself (so it can be compared as JSON text) and then each element.
     pub fn any<'a>(&self, event: &'a Value, f: &mut dyn FnMut(&'a Value) -> bool) -> bool {
         walk(event, &self.segs, &self.rests, f)
+    }
+
+    /// [`FieldPath::any`] for a record whose top-level object is looked up by `get` (a key to its
+    /// value), which is how a record keeps fields flat under their dotted path: the same values, as
+    /// the walk's first step reads the object (the whole path as one key, then the first segment).
+    pub fn any_flat<'a>(&self, get: &dyn Fn(&str) -> Option<Leaf<'a>>, f: &mut dyn FnMut(Leaf<'a>) -> bool) -> bool {
+        if self.segs.len() > 1 {
+            if let Some(x) = get(&self.rests[0]) {
+                if terminal_leaf(x, f) {
+                    return true;
+                }
+            }
+        }
+        match get(&self.segs[0]) {
+            Some(Leaf::Json(x)) => walk(x, &self.segs[1..], &self.rests[1..], &mut |v| f(Leaf::Json(v))),
+            // A string or boolean has nothing under it.
+            Some(x) if self.segs.len() == 1 => f(x),
+            _ => false,
+        }
     }
 
     /// The text of the first value the path resolves to (see [`value_text`]); `None` when the
@@ -70,6 +134,13 @@ fn walk<'a>(v: &'a Value, segs: &[String], rests: &[String], f: &mut dyn FnMut(&
     }
 }
 
+fn terminal_leaf<'a>(v: Leaf<'a>, f: &mut dyn FnMut(Leaf<'a>) -> bool) -> bool {
+    match v {
+        Leaf::Json(v) => terminal(v, &mut |x| f(Leaf::Json(x))),
+        other => f(other),
+    }
+}
+
 fn terminal<'a>(v: &'a Value, f: &mut dyn FnMut(&'a Value) -> bool) -> bool {
     if f(v) {
         return true;
@@ -92,7 +163,7 @@ fn terminal_elements<'a>(v: &'a Value, f: &mut dyn FnMut(&'a Value) -> bool) -> 
 }
 
 /// Calls `f` on every string leaf of `v` (object keys excluded), stopping at the first `true`.
-pub(super) fn any_string_leaf(v: &Value, f: &mut dyn FnMut(&str) -> bool) -> bool {
+pub fn any_string_leaf(v: &Value, f: &mut dyn FnMut(&str) -> bool) -> bool {
     match v {
         Value::String(s) => f(s),
         Value::Array(a) => a.iter().any(|e| any_string_leaf(e, f)),

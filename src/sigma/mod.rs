@@ -1,5 +1,5 @@
-//! Sigma detection rules (specification v2) for AWS CloudTrail records held as
-//! `serde_json::Value`.
+//! Sigma detection rules (specification v2) for AWS CloudTrail records: held as `serde_json::Value`,
+//! or read in place through [`Event`].
 //!
 //! - [`load_rules`] turns a YAML file (one or more `---` documents) into detection rules
 //!   ([`Rule`]) and correlation rules ([`CorrelationDef`]), or precise [`LoadError`]s.
@@ -23,7 +23,7 @@ pub use correlation::{
     link, rule_generates, CmpOp, Correlation, CorrelationDef, CorrelationHit, CorrelationType, Correlator,
 };
 pub use error::{ErrorKind, LinkError, LoadError};
-pub use event::{sorted_json, value_text, FieldPath};
+pub use event::{any_string_leaf, leaf_text, sorted_json, value_text, Event, FieldPath, Leaf};
 pub use rule::{
     attack_tactics, attack_techniques, load_rules, load_rules_with, Level, LoadOptions, Loaded, Meta, Rule, Status,
 };

@@ -2,7 +2,7 @@
 //! a [`FieldCond`] that tests an event.
 
 use super::error::ErrorKind;
-use super::event::{any_string_leaf, value_text, FieldPath};
+use super::event::{leaf_text, Event, FieldPath, Leaf};
 use base64::Engine as _;
 use ipnet::IpNet;
 use regex::{Regex, RegexBuilder};
@@ -483,12 +483,12 @@ impl FieldCond {
     }
 
     /// Whether the event satisfies this item.
-    pub(super) fn matches(&self, event: &Value) -> bool {
+    pub(super) fn matches(&self, event: &dyn Event) -> bool {
         match &self.test {
             Test::Exists(want) => {
                 let present = match &self.target {
-                    Target::Field(p) => p.any(event, &mut |v| !v.is_null()),
-                    Target::Keywords => any_string_leaf(event, &mut |_| true),
+                    Target::Field(p) => event.any(p, &mut |v| !v.is_null()),
+                    Target::Keywords => event.any_string_leaf(&mut |_| true),
                 };
                 present == *want
             }
@@ -499,9 +499,9 @@ impl FieldCond {
                 }
                 // One walk of the path for all values (the common `eventName: [a, b, c]`).
                 let hit = match &self.target {
-                    Target::Field(p) => p.any(event, &mut |v| matchers.iter().any(|m| m.matches_value(v, event))),
+                    Target::Field(p) => event.any(p, &mut |v| matchers.iter().any(|m| m.matches_value(v, event))),
                     Target::Keywords => {
-                        any_string_leaf(event, &mut |s| matchers.iter().any(|m| m.matches_str(s, event)))
+                        event.any_string_leaf(&mut |s| matchers.iter().any(|m| m.matches_str(s, event)))
                     }
                 };
                 // `null` also matches when nothing is found, which the walk above cannot see.
@@ -510,30 +510,31 @@ impl FieldCond {
         }
     }
 
-    fn one_matches(&self, m: &Matcher, event: &Value) -> bool {
+    fn one_matches(&self, m: &Matcher, event: &dyn Event) -> bool {
         match (&self.target, m) {
             (Target::Field(p), Matcher::Null) => {
                 let mut found = false;
-                let null = p.any(event, &mut |v| {
+                let null = event.any(p, &mut |v| {
                     found = true;
                     v.is_null()
                 });
                 null || !found
             }
-            (Target::Field(p), m) => p.any(event, &mut |v| m.matches_value(v, event)),
-            (Target::Keywords, m) => any_string_leaf(event, &mut |s| m.matches_str(s, event)),
+            (Target::Field(p), m) => event.any(p, &mut |v| m.matches_value(v, event)),
+            (Target::Keywords, m) => event.any_string_leaf(&mut |s| m.matches_str(s, event)),
         }
     }
 }
 
 impl Matcher {
-    fn matches_value(&self, v: &Value, event: &Value) -> bool {
+    fn matches_value(&self, v: Leaf<'_>, event: &dyn Event) -> bool {
         match self {
             Matcher::Null => v.is_null(),
             Matcher::Num(op, n) => {
                 let x = match v {
-                    Value::Number(x) => x.as_f64(),
-                    Value::String(s) => s.trim().parse::<f64>().ok(),
+                    Leaf::Json(Value::Number(x)) => x.as_f64(),
+                    Leaf::Json(Value::String(s)) => s.trim().parse::<f64>().ok(),
+                    Leaf::Text(s) => s.trim().parse::<f64>().ok(),
                     _ => None,
                 };
                 x.is_some_and(|x| match op {
@@ -543,20 +544,20 @@ impl Matcher {
                     NumOp::Lte => x <= *n,
                 })
             }
-            _ => value_text(v).is_some_and(|t| self.matches_str(&t, event)),
+            _ => leaf_text(v).is_some_and(|t| self.matches_str(&t, event)),
         }
     }
 
-    fn matches_str(&self, t: &str, event: &Value) -> bool {
+    fn matches_str(&self, t: &str, event: &dyn Event) -> bool {
         match self {
             Matcher::Null => false,
             Matcher::Str(p) => p.matches(t),
             Matcher::AnyStr(ps) => ps.iter().any(|p| p.matches(t)),
             Matcher::Regex(r) => r.is_match(t),
             Matcher::Cidr(net) => t.trim().parse::<IpAddr>().is_ok_and(|ip| net.contains(&ip)),
-            Matcher::Num(..) => self.matches_value(&Value::String(t.to_owned()), event),
-            Matcher::FieldRef { path, pos, cased } => path.any(event, &mut |r| {
-                value_text(r).is_some_and(|rt| {
+            Matcher::Num(..) => self.matches_value(Leaf::Text(t), event),
+            Matcher::FieldRef { path, pos, cased } => event.any(path, &mut |r| {
+                leaf_text(r).is_some_and(|rt| {
                     // The referenced value is literal text: wildcards in it are not special.
                     StrPattern::new(&escape_sigma(&rt), *pos, *cased).is_ok_and(|p| p.matches(t))
                 })

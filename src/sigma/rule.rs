@@ -3,9 +3,9 @@
 use super::condition::{self, Expr};
 use super::correlation::{self, CorrelationDef};
 use super::error::{ErrorKind, LoadError};
+use super::event::Event;
 use super::pattern::{yaml_values, FieldCond};
 use serde::Deserialize as _;
-use serde_json::Value;
 use serde_yaml::{Mapping, Value as Yaml};
 use std::collections::HashMap;
 use std::fmt;
@@ -180,8 +180,8 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// Whether the CloudTrail record `event` (a JSON object) matches the rule.
-    pub fn matches(&self, event: &Value) -> bool {
+    /// Whether the CloudTrail record `event` (a JSON object, or a row read in place) matches the rule.
+    pub fn matches(&self, event: &dyn Event) -> bool {
         self.condition.eval(&mut |i| {
             self.selections.get(i).is_some_and(|groups| groups.iter().any(|g| g.iter().all(|c| c.matches(event))))
         })
