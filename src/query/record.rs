@@ -3,7 +3,8 @@
 //! trailscope keeps, and `requestParameters`, `responseElements`, `additionalEventData` and
 //! `resources` as the JSON they were delivered as. `hunt` (the rules a user gives) and `detect` (the
 //! built-in checks, shipped as Sigma rules) read events through it, so a rule sees the same record in
-//! both. Only the fields a rule reads are rebuilt (`needed_fields`).
+//! both. Only the fields a rule reads are looked at (`needed_fields`), and rules reading fields read
+//! them in place from the columns (`View`); the JSON record is rebuilt for the others (`Batch::event`).
 
 use polars::prelude::*;
 use serde_json::{Map, Value};
