@@ -270,6 +270,47 @@ mod tests {
         assert!(collect("requestParameters.nope", &ev).is_empty());
     }
 
+    /// `any_flat` over a top-level lookup finds what `any` finds in the object itself, dotted keys,
+    /// blobs, arrays and plain strings alike.
+    #[test]
+    fn flat_lookup_walks_as_the_object() {
+        let ev = json!({"userIdentity.type": "Root", "eventName": "X", "readOnly": true,
+            "requestParameters": {"a": [{"b": 1}, {"b": "two"}], "c.d": "e", "c": {"d": "f"}},
+            "resources": [{"ARN": "arn:1"}, {"ARN": "arn:2"}]});
+        let Value::Object(m) = &ev else { unreachable!() };
+        let get = |key: &str| m.get(key).map(Leaf::Json);
+        for path in [
+            "userIdentity.type",
+            "userIdentity",
+            "eventName",
+            "eventName.x",
+            "readOnly",
+            "requestParameters",
+            "requestParameters.a.b",
+            "requestParameters.c.d",
+            "requestParameters.x",
+            "resources.ARN",
+            "resources",
+            "missing",
+            "missing.too",
+        ] {
+            let p = FieldPath::parse(path);
+            let mut flat = Vec::new();
+            p.any_flat(&get, &mut |v| {
+                flat.push(leaf_text(v).map(Cow::into_owned));
+                false
+            });
+            let mut walked = Vec::new();
+            p.any(&ev, &mut |v| {
+                walked.push(value_text(v).map(Cow::into_owned));
+                false
+            });
+            assert_eq!(flat, walked, "{path}");
+        }
+        let found = |path: &str| FieldPath::parse(path).any_flat(&get, &mut |_| true);
+        assert!(found("requestParameters.a.b") && found("userIdentity.type") && !found("eventName.x"));
+    }
+
     #[test]
     fn dotted_key_is_found() {
         let ev = json!({"additionalEventData": {"x.y": "a", "x": {"y": "b"}}});
