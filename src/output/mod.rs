@@ -288,33 +288,62 @@ fn write_csv_rows(w: &mut dyn Write, df: &DataFrame) -> Result<()> {
 }
 
 pub fn write_json(w: &mut dyn Write, df: &DataFrame) -> Result<()> {
-    serde_json::to_writer_pretty(&mut *w, &rows_json(df)?).map_err(json_err)?;
-    writeln!(w).map_err(io_err)
+    let rows = write_json_rows(w, df, Layout::Pretty, 0)?;
+    close_json(w, rows)
 }
 
 pub fn write_jsonl(w: &mut dyn Write, df: &DataFrame) -> Result<()> {
-    // Each row as `rows_json`'s object would serialize (`{"key":value,...}`), written directly:
-    // no map per row, the keys escaped once, text cells escaped straight from their column.
+    write_json_rows(w, df, Layout::Line, 0).map(|_| ())
+}
+
+/// How `write_json_rows` lays out a row.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// JSON Lines: `{"key":value,...}` and a newline.
+    Line,
+    /// An element of a JSON array as serde_json's pretty printer writes it, two spaces a level,
+    /// preceded by the array's `[` (the first row) or the comma after the previous one.
+    Pretty,
+}
+
+/// Each row of `df` as `rows_json`'s object would serialize, written directly: no map per row, the
+/// keys escaped once, text cells escaped straight from their column. `before` rows of the same
+/// array were written already (`Layout::Pretty`); returns the count with these.
+fn write_json_rows(w: &mut dyn Write, df: &DataFrame, layout: Layout, before: u64) -> Result<u64> {
     let keys = df.columns().iter().map(|c| serde_json::to_vec(c.name().as_str())).collect::<Result<Vec<_>, _>>();
     let keys = keys.map_err(json_err)?;
     let columns: Vec<Series> = df.columns().iter().map(|c| c.as_materialized_series().rechunk()).collect();
     let mut cells = columns.iter().map(JsonCells::of).collect::<Result<Vec<_>>>()?;
+    let (open, between, colon, close): (&[u8], &[u8], &[u8], &[u8]) = match layout {
+        Layout::Line => (b"{", b",", b":", b"}\n"),
+        Layout::Pretty if keys.is_empty() => (b"  {", b"", b"", b"}"),
+        Layout::Pretty => (b"  {\n    ", b",\n    ", b": ", b"\n  }"),
+    };
     let mut line = Vec::with_capacity(512);
-    for _ in 0..df.height() {
+    for row in 0..df.height() as u64 {
         line.clear();
-        line.push(b'{');
+        if layout == Layout::Pretty {
+            line.extend_from_slice(if before + row == 0 { b"[\n" } else { b",\n" });
+        }
+        line.extend_from_slice(open);
         for (i, (key, values)) in keys.iter().zip(cells.iter_mut()).enumerate() {
             if i > 0 {
-                line.push(b',');
+                line.extend_from_slice(between);
             }
             line.extend_from_slice(key);
-            line.push(b':');
-            values.write_next(&mut line)?;
+            line.extend_from_slice(colon);
+            values.write_next(&mut line, layout)?;
         }
-        line.extend_from_slice(b"}\n");
+        line.extend_from_slice(close);
         w.write_all(&line).map_err(io_err)?;
     }
-    Ok(())
+    Ok(before + df.height() as u64)
+}
+
+/// The end of a JSON array of `rows` rows that `write_json_rows` wrote (`Layout::Pretty`), or the
+/// empty array.
+fn close_json(w: &mut dyn Write, rows: u64) -> Result<()> {
+    w.write_all(if rows == 0 { b"[]\n" } else { b"\n]\n" }).map_err(io_err)
 }
 
 /// The cells of one column for `write_jsonl`, each written as `json_cell` would serialize it: text
@@ -333,14 +362,23 @@ impl<'a> JsonCells<'a> {
         })
     }
 
-    fn write_next(&mut self, out: &mut Vec<u8>) -> Result<()> {
+    fn write_next(&mut self, out: &mut Vec<u8>, layout: Layout) -> Result<()> {
         match self {
             JsonCells::Text(it) => match it.next().flatten() {
                 Some(text) => json_str(out, text)?,
                 None => out.extend_from_slice(b"null"),
             },
             JsonCells::Values(it) => {
-                serde_json::to_writer(&mut *out, &it.next().unwrap_or(serde_json::Value::Null)).map_err(json_err)?
+                let value = it.next().unwrap_or(serde_json::Value::Null);
+                match layout {
+                    Layout::Line => serde_json::to_writer(&mut *out, &value).map_err(json_err)?,
+                    // A list printed on lines of its own, indented under its key (a JSON text
+                    // holds no raw line break, so every break is the printer's).
+                    Layout::Pretty => {
+                        let text = serde_json::to_string_pretty(&value).map_err(json_err)?;
+                        out.extend_from_slice(text.replace('\n', "\n    ").as_bytes());
+                    }
+                }
             }
         }
         Ok(())
@@ -481,25 +519,13 @@ pub fn write_batches(
         for df in rx {
             let df = sink.choose(if sink.format == Format::Timesketch { timesketch(&df)? } else { df })?;
             match sink.format {
-                Format::Json => {
-                    for row in rows_json(&df)? {
-                        let text = serde_json::to_string_pretty(&row).map_err(json_err)?;
-                        w.write_all(if rows == 0 { b"[\n" } else { b",\n" }).map_err(io_err)?;
-                        for (i, line) in text.lines().enumerate() {
-                            if i > 0 {
-                                w.write_all(b"\n").map_err(io_err)?;
-                            }
-                            write!(w, "  {line}").map_err(io_err)?;
-                        }
-                        rows += 1;
-                    }
-                }
+                Format::Json => rows = write_json_rows(&mut w, &df, Layout::Pretty, rows)?,
                 _ if csv => write_csv_rows(&mut w, &df)?,
                 _ => write_jsonl(&mut w, &df)?,
             }
         }
         if sink.format == Format::Json && complete.load(std::sync::atomic::Ordering::Acquire) {
-            w.write_all(if rows == 0 { b"[]\n" } else { b"\n]\n" }).map_err(io_err)?;
+            close_json(&mut w, rows)?;
         }
         w.flush().map_err(io_err)
     };
@@ -673,10 +699,16 @@ mod tests {
         assert!(text.contains("\"n\": 5") && !text.trim_end().ends_with(']'), "{text}");
     }
 
-    /// JSON Lines rows are the `rows_json` objects serialized, nulls and every cell type included.
-    #[test]
-    fn json_lines_are_the_row_objects() {
-        let df = df!(
+    /// A frame with every kind of cell the answers hold: text needing escapes, nulls, numbers,
+    /// booleans, times and lists (empty ones included).
+    fn every_cell_kind() -> DataFrame {
+        let lists = [Some(vec!["x", "y\"z"]), Some(vec![]), None]
+            .into_iter()
+            .map(|l| l.map(|l| Series::new("".into(), l)))
+            .collect::<ListChunked>()
+            .into_series()
+            .with_name("list".into());
+        let mut df = df!(
             "text" => [Some("a\"b"), None, Some("c")],
             "n" => [Some(1i64), Some(-2), None],
             "flag" => [Some(true), None, Some(false)],
@@ -687,6 +719,42 @@ mod tests {
         .with_column(col("ms").cast(DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))))
         .collect()
         .unwrap();
+        df.with_column(lists.into()).unwrap();
+        df
+    }
+
+    /// The JSON document is the `rows_json` objects as serde_json's pretty printer writes them,
+    /// whole or streamed in batches, and the empty answer is `[]`.
+    #[test]
+    fn json_is_the_row_objects_pretty_printed() {
+        let df = every_cell_kind();
+        let mut expected = serde_json::to_string_pretty(&rows_json(&df).unwrap()).unwrap();
+        expected.push('\n');
+        assert!(expected.contains("\"list\": [\n      \"x\",") && expected.contains("\"list\": []"), "{expected}");
+        let mut whole = Vec::new();
+        write_json(&mut whole, &df).unwrap();
+        assert_eq!(String::from_utf8(whole).unwrap(), expected);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.json");
+        let sink = Sink::new(Format::Json, Some(&path));
+        write_batches(&sink, df.schema(), |each| {
+            each(df.slice(0, 1))?;
+            each(df.slice(1, 0))?;
+            each(df.slice(1, 2))
+        })
+        .unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
+
+        let mut empty = Vec::new();
+        write_json(&mut empty, &df.clear()).unwrap();
+        assert_eq!(String::from_utf8(empty).unwrap(), "[]\n");
+    }
+
+    /// JSON Lines rows are the `rows_json` objects serialized, nulls and every cell type included.
+    #[test]
+    fn json_lines_are_the_row_objects() {
+        let df = every_cell_kind();
         let mut out = Vec::new();
         write_jsonl(&mut out, &df).unwrap();
         let expected: String =
