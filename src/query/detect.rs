@@ -708,10 +708,11 @@ impl Detection {
             if hits.is_empty() && mark == 0 {
                 continue;
             }
-            let mut event: findings::EventFields = std::array::from_fn(|i| fields[i].get(row).map(str::to_string));
+            let mut event: [Option<&str>; 8] = std::array::from_fn(|i| fields[i].get(row));
             if event[field::ACCOUNT_ID].is_none() {
-                event[field::ACCOUNT_ID] = account.get(row).map(str::to_string);
+                event[field::ACCOUNT_ID] = account.get(row);
             }
+            let event = findings::EventFields::new(event);
             out.push(HitEvent { time_ms, seq, event, outcome, hits, mark, payload: None });
         }
         self.runs.add(out)
@@ -748,7 +749,7 @@ impl Detection {
             for &i in &ev.hits {
                 millisecond.push(finding(i as usize, &ev));
             }
-            let Some(who) = ev.event[field::PRINCIPAL].as_deref().filter(|_| ev.mark != 0) else { continue };
+            let Some(who) = ev.event.get(field::PRINCIPAL).filter(|_| ev.mark != 0) else { continue };
             for &(i, kind) in &sequences {
                 match kind {
                     Sequence::DeniedThenSucceeded => match ev.mark {

@@ -115,8 +115,90 @@ pub mod field {
     pub const REGION: usize = 7;
 }
 
-/// The fields of [`EVENT_FIELDS`].
-pub type EventFields = [Option<String>; 8];
+/// The fields of [`EVENT_FIELDS`] of one event, in one allocation: their texts end to end and where
+/// each ends. The runs carry one per hit event, hundreds of thousands of them: one allocation each,
+/// not eight, and one read from a spilled run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFields {
+    text: Box<str>,
+    /// Where each field's text ends in `text`.
+    ends: [usize; 8],
+    /// Bit `i` set: field `i` is missing (null).
+    missing: u8,
+}
+
+impl EventFields {
+    pub fn new(fields: [Option<&str>; 8]) -> EventFields {
+        let mut text = String::with_capacity(fields.iter().flatten().map(|f| f.len()).sum());
+        let mut ends = [0; 8];
+        let mut missing = 0;
+        for (i, field) in fields.into_iter().enumerate() {
+            match field {
+                Some(f) => text.push_str(f),
+                None => missing |= 1 << i,
+            }
+            ends[i] = text.len();
+        }
+        EventFields { text: text.into_boxed_str(), ends, missing }
+    }
+
+    /// Field `i` (see [`field`]).
+    pub fn get(&self, i: usize) -> Option<&str> {
+        if self.missing & (1 << i) != 0 {
+            return None;
+        }
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        Some(&self.text[start..self.ends[i]])
+    }
+
+    /// The bytes of the fields' texts.
+    fn text_len(&self) -> usize {
+        self.text.len()
+    }
+
+    /// Each field's length (`u32::MAX` when missing), then the texts.
+    fn write(&self, w: &mut impl Write) -> std::io::Result<()> {
+        let mut lens = [0u8; 32];
+        for (i, len) in lens.chunks_exact_mut(4).enumerate() {
+            let n = match self.get(i) {
+                None => u32::MAX,
+                Some(f) => u32::try_from(f.len()).ok().filter(|n| *n != u32::MAX).ok_or_else(|| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, "a finding's field is over 4 GiB")
+                })?,
+            };
+            len.copy_from_slice(&n.to_le_bytes());
+        }
+        w.write_all(&lens)?;
+        w.write_all(self.text.as_bytes())
+    }
+
+    fn read(r: &mut impl Read) -> Result<EventFields> {
+        let mut lens = [0u8; 32];
+        r.read_exact(&mut lens).map_err(run_io)?;
+        let mut ends = [0; 8];
+        let mut missing = 0;
+        let mut end = 0usize;
+        for (i, len) in lens.chunks_exact(4).enumerate() {
+            match u32::from_le_bytes(len.try_into().expect("four bytes")) {
+                u32::MAX => missing |= 1 << i,
+                n => end += n as usize,
+            }
+            ends[i] = end;
+        }
+        // Read into unzeroed capacity: a run holds hundreds of thousands of these.
+        let mut buf = Vec::with_capacity(end);
+        r.by_ref().take(end as u64).read_to_end(&mut buf).map_err(run_io)?;
+        if buf.len() != end {
+            return Err(corrupt());
+        }
+        let text = String::from_utf8(buf).map_err(|_| corrupt())?;
+        // Each field on its own is text too (a cut inside a character would panic when read).
+        if !ends.iter().all(|&end| text.is_char_boundary(end)) {
+            return Err(corrupt());
+        }
+        Ok(EventFields { text: text.into_boxed_str(), ends, missing })
+    }
+}
 
 /// One finding: a detector's hit on one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,7 +212,7 @@ pub struct Finding {
 
 impl Finding {
     pub fn field(&self, i: usize) -> Option<&str> {
-        self.event[i].as_deref()
+        self.event.get(i)
     }
 }
 
@@ -245,14 +327,14 @@ impl HitEvent {
     pub fn cmp_key(&self, other: &Self) -> Ordering {
         self.time_ms
             .cmp(&other.time_ms)
-            .then_with(|| cmp_nulls_last(self.event[0].as_deref(), other.event[0].as_deref()))
+            .then_with(|| cmp_nulls_last(self.event.get(0), other.event.get(0)))
             .then_with(|| self.seq.cmp(&other.seq))
     }
 
     /// About what it takes in memory.
     fn bytes(&self) -> usize {
         std::mem::size_of::<Self>()
-            + self.event.iter().flatten().map(String::len).sum::<usize>()
+            + self.event.text_len()
             + self.hits.len() * 4
             + self.payload.as_ref().map_or(0, String::len)
     }
@@ -260,9 +342,7 @@ impl HitEvent {
     fn write(&self, w: &mut impl Write) -> std::io::Result<()> {
         w.write_all(&self.time_ms.to_le_bytes())?;
         w.write_all(&self.seq.to_le_bytes())?;
-        for f in &self.event {
-            put_str(w, f.as_deref())?;
-        }
+        self.event.write(w)?;
         w.write_all(&[self.outcome.code(), self.mark])?;
         w.write_all(&(self.hits.len() as u32).to_le_bytes())?;
         for h in &self.hits {
@@ -282,10 +362,7 @@ impl HitEvent {
         let time_ms = i64::from_le_bytes(b8);
         r.read_exact(&mut b8).map_err(run_io)?;
         let seq = u64::from_le_bytes(b8);
-        let mut event: EventFields = Default::default();
-        for f in &mut event {
-            *f = get_str(r)?;
-        }
+        let event = EventFields::read(r)?;
         let mut b2 = [0u8; 2];
         r.read_exact(&mut b2).map_err(run_io)?;
         let mut b4 = [0u8; 4];
@@ -619,7 +696,7 @@ mod tests {
         HitEvent {
             time_ms,
             seq,
-            event: [id.map(str::to_string), Some("p".into()), None, None, None, None, None, None],
+            event: EventFields::new([id, Some("p"), None, None, None, Some(""), None, Some("é")]),
             outcome: Outcome::Denied,
             hits: vec![3, 1],
             mark: 2,
@@ -653,6 +730,24 @@ mod tests {
             let merged: Vec<HitEvent> = runs.finish().unwrap().collect::<Result<_>>().unwrap();
             assert_eq!(merged, expected, "budget {budget}");
         }
+    }
+
+    /// Each field reads back as given, missing, empty or not, through a spilled run's bytes too;
+    /// a run cut inside a character is refused, not read.
+    #[test]
+    fn event_fields_keep_each_field() {
+        let given = [Some("e-1"), None, Some(""), Some("Ünïcode ✓"), None, Some("x"), Some(""), None];
+        let fields = EventFields::new(given);
+        assert_eq!(std::array::from_fn::<_, 8, _>(|i| fields.get(i)), given);
+        let mut bytes = Vec::new();
+        fields.write(&mut bytes).unwrap();
+        assert_eq!(EventFields::read(&mut bytes.as_slice()).unwrap(), fields);
+        // The fourth field one byte shorter and the sixth one longer: the same text, cut inside "✓".
+        let mut cut = bytes.clone();
+        cut[12..16].copy_from_slice(&("Ünïcode ✓".len() as u32 - 1).to_le_bytes());
+        cut[20..24].copy_from_slice(&2u32.to_le_bytes());
+        assert!(EventFields::read(&mut cut.as_slice()).is_err());
+        assert!(EventFields::read(&mut &bytes[..bytes.len() - 1]).is_err());
     }
 
     #[test]

@@ -329,7 +329,7 @@ fn event_fields_of(rec: &Value) -> EventFields {
     let at = |path: &str| sigma::FieldPath::parse(path).first_text(rec);
     let account = at("recipientAccountId").or_else(|| at("userIdentity.accountId"));
     let principal = at("userIdentity.arn").or_else(|| at("userIdentity.principalId"));
-    [
+    let fields = [
         at("eventID"),
         principal,
         at("eventName"),
@@ -338,7 +338,8 @@ fn event_fields_of(rec: &Value) -> EventFields {
         at("errorCode"),
         account,
         at("awsRegion"),
-    ]
+    ];
+    EventFields::new(fields.each_ref().map(Option::as_deref))
 }
 
 /// A hunt: the rule set over batches of events in any order (`add`, as the files are read), then
@@ -471,8 +472,8 @@ impl<'a> Hunt<'a> {
             if hits.is_empty() {
                 continue;
             }
-            let s = |name: &str| batch.str(name, row).map(str::to_string);
-            let event: EventFields = [
+            let s = |name: &str| batch.str(name, row);
+            let event = EventFields::new([
                 s(c::EVENT_ID),
                 s(c::PRINCIPAL),
                 s(c::EVENT_NAME),
@@ -481,7 +482,7 @@ impl<'a> Hunt<'a> {
                 s(c::ERROR_CODE),
                 s(c::RECIPIENT_ACCOUNT_ID).or_else(|| s(c::ACCOUNT_ID)),
                 s(c::AWS_REGION),
-            ];
+            ]);
             let payload = match rec {
                 Some(rec) => Some(
                     serde_json::to_string(&rec)
@@ -492,7 +493,7 @@ impl<'a> Hunt<'a> {
             out.push(HitEvent {
                 time_ms: batch.time.get(row).unwrap_or(i64::MIN),
                 seq: findings::seq(number, row),
-                outcome: outcome(event[findings::field::ERROR_CODE].as_deref()),
+                outcome: outcome(event.get(findings::field::ERROR_CODE)),
                 event,
                 hits,
                 mark: 0,
@@ -532,7 +533,7 @@ impl<'a> Hunt<'a> {
                         out.push(Finding {
                             detector: (rules + hit.correlation) as u32,
                             time_ms: hit.last_ms,
-                            outcome: outcome(event[findings::field::ERROR_CODE].as_deref()),
+                            outcome: outcome(event.get(findings::field::ERROR_CODE)),
                             event,
                         })?;
                     }
