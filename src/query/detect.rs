@@ -12,7 +12,6 @@
 //! reporting of a failed tampering or credential call as an attempt (`ATTEMPTS`).
 
 use crate::query::Run;
-use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::LazyLock;
 
@@ -517,23 +516,19 @@ impl Dispatch {
         d
     }
 
-    /// The checks to run on an event whose key fields hold `values` (in `KEYS` order), in check order.
-    fn candidates(&self, values: &[Option<&str>]) -> Vec<usize> {
-        let mut out = self.always.clone();
+    /// The checks to run on an event whose key fields hold `values` (in `KEYS` order), in check
+    /// order, into `out`.
+    fn candidates(&self, values: &[Option<&str>], out: &mut Vec<usize>) {
+        out.clear();
+        out.extend(&self.always);
         for (map, value) in self.by_key.iter().zip(values) {
             let Some(v) = value.filter(|_| !map.is_empty()) else { continue };
-            let lower = if v.bytes().any(|b| b.is_ascii_uppercase()) || !v.is_ascii() {
-                Cow::Owned(v.to_lowercase())
-            } else {
-                Cow::Borrowed(v)
-            };
-            if let Some(checks) = map.get(lower.as_ref()) {
+            if let Some(checks) = crate::sigma::with_lowercase(v, |lower| map.get(lower)) {
                 out.extend(checks);
             }
         }
         out.sort_unstable();
         out.dedup();
-        out
     }
 }
 
@@ -670,14 +665,15 @@ impl Detection {
         let (checks, dispatch, needs) = (&self.checks, &self.dispatch, &self.fields);
         let matched: Vec<Vec<u32>> = (0..df.height())
             .into_par_iter()
-            .map(|row| {
-                let candidates = dispatch.candidates(&keys.map(|k| k.get(row)));
+            .map_init(Vec::new, |candidates, row| {
+                dispatch.candidates(&keys.map(|k| k.get(row)), candidates);
                 if candidates.is_empty() {
                     return Vec::new();
                 }
                 let rec = batch.event(row, candidates.iter().fold(0, |m, &i| m | needs[i]));
                 candidates
-                    .into_iter()
+                    .iter()
+                    .copied()
                     .filter(|&i| matches!(&checks[i].rule, Rule::Sigma { rule, .. } if rule.matches(&rec)))
                     .map(|i| i as u32)
                     .collect()

@@ -440,8 +440,9 @@ impl<'a> Hunt<'a> {
         let matched: Vec<(Vec<usize>, Option<Value>)> = (0..df.height())
             .into_par_iter()
             .map(|row| {
-                let name = names.as_ref().and_then(|n| n.get(row)).map(str::to_lowercase);
-                let pinned = name.as_deref().and_then(|n| by_name.get(n)).map_or(&[][..], Vec::as_slice);
+                let name = names.as_ref().and_then(|n| n.get(row));
+                let pinned =
+                    name.and_then(|n| sigma::with_lowercase(n, |n| by_name.get(n))).map_or(&[][..], Vec::as_slice);
                 if pinned.is_empty() && always.is_empty() {
                     return (Vec::new(), None);
                 }

@@ -24,6 +24,7 @@ pub use correlation::{
 };
 pub use error::{ErrorKind, LinkError, LoadError};
 pub use event::{any_string_leaf, leaf_text, sorted_json, value_text, Event, FieldPath, Leaf};
+pub use pattern::with_lowercase;
 pub use rule::{
     attack_tactics, attack_techniques, load_rules, load_rules_with, Level, LoadOptions, Loaded, Meta, Rule, Status,
 };

@@ -235,6 +235,20 @@ impl StrPattern {
     }
 }
 
+/// `f` of `text` lowercased as a rule's value is (`str::to_lowercase`): a short ASCII text (every
+/// event name) lowered on the stack, with no allocation per event.
+pub fn with_lowercase<R>(text: &str, f: impl FnOnce(&str) -> R) -> R {
+    let mut buf = [0u8; 64];
+    match buf.get_mut(..text.len()).filter(|_| text.is_ascii()) {
+        Some(lower) => {
+            lower.copy_from_slice(text.as_bytes());
+            lower.make_ascii_lowercase();
+            f(std::str::from_utf8(lower).expect("ASCII lowercased is ASCII"))
+        }
+        None => f(&text.to_lowercase()),
+    }
+}
+
 /// ASCII case-insensitive substring search; `needle` is already lowercase.
 fn contains_ascii_ci(hay: &[u8], needle: &[u8]) -> bool {
     let Some(&first) = needle.first() else {
@@ -742,6 +756,18 @@ fn base64_variants(values: &[String], offset: bool) -> Result<Vec<String>, Error
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The dispatch key is lowered as `str::to_lowercase` lowers it, on the stack or not: short,
+    /// 64 bytes, longer, and non-ASCII texts.
+    #[test]
+    fn with_lowercase_is_to_lowercase() {
+        let long = "A".repeat(64);
+        let longer = "B".repeat(65);
+        for text in ["", "GetCallerIdentity", "already lower", "ÉVÉNEMENT", "Straße-İ", long.as_str(), longer.as_str()]
+        {
+            assert_eq!(with_lowercase(text, str::to_owned), text.to_lowercase(), "{text}");
+        }
+    }
 
     fn cond(yaml: &str) -> Result<FieldCond, ErrorKind> {
         let v: serde_yaml::Value =
