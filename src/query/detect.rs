@@ -516,11 +516,9 @@ impl Dispatch {
         d
     }
 
-    /// The checks to run on an event whose key fields hold `values` (in `KEYS` order), in check
-    /// order, into `out`.
-    fn candidates(&self, values: &[Option<&str>], out: &mut Vec<usize>) {
-        out.clear();
-        out.extend(&self.always);
+    /// The checks to run on an event whose key fields hold `values` (in `KEYS` order), in check order.
+    fn candidates(&self, values: &[Option<&str>]) -> Vec<usize> {
+        let mut out = self.always.clone();
         for (map, value) in self.by_key.iter().zip(values) {
             let Some(v) = value.filter(|_| !map.is_empty()) else { continue };
             if let Some(checks) = crate::sigma::with_lowercase(v, |lower| map.get(lower)) {
@@ -529,6 +527,7 @@ impl Dispatch {
         }
         out.sort_unstable();
         out.dedup();
+        out
     }
 }
 
@@ -644,7 +643,7 @@ impl Detection {
         columns.extend(flags);
         let df = ev.select(columns).collect().context("checking a batch")?;
         let batch = Batch::new(&df)?;
-        let text = |name: &str| -> crate::error::Result<&StringChunked> {
+        let text = |name: &str| -> crate::error::Result<&super::record::Texts> {
             batch.text_column(name).ok_or_else(|| crate::error::Error::Polars {
                 context: format!("column {name}"),
                 cause: PolarsError::ColumnNotFound(name.to_string().into()),
@@ -665,8 +664,10 @@ impl Detection {
         let (checks, dispatch, needs) = (&self.checks, &self.dispatch, &self.fields);
         let matched: Vec<Vec<u32>> = (0..df.height())
             .into_par_iter()
-            .map_init(Vec::new, |candidates, row| {
-                dispatch.candidates(&keys.map(|k| k.get(row)), candidates);
+            // The checks per distinct pair of key values, found once per pair and thread.
+            .map_init(hashbrown::HashMap::<[Option<&str>; 2], Vec<usize>>::new, |known, row| {
+                let values = keys.map(|k| k.get(row));
+                let candidates = known.entry(values).or_insert_with(|| dispatch.candidates(&values));
                 if candidates.is_empty() {
                     return Vec::new();
                 }

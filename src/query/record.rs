@@ -17,10 +17,53 @@ use crate::sigma::{Event, FieldPath, Leaf, Rule};
 pub struct Batch {
     pub time: Int64Chunked,
     /// Not part of the record: the hit rows' column.
-    principal: StringChunked,
-    pub text: Vec<(&'static str, StringChunked)>,
+    principal: Texts,
+    pub text: Vec<(&'static str, Texts)>,
     flags: Vec<(&'static str, BooleanChunked)>,
     created: Int64Chunked,
+}
+
+/// A text column of a batch, read a cell at a time: rules read cells one by one (a field a rule
+/// tests, a hit's fields), and `ChunkedArray::get` finds the chunk each time, where a batch's column
+/// has one chunk or a few.
+#[derive(Clone)]
+pub struct Texts {
+    name: PlSmallStr,
+    /// Each chunk's array and the row it starts at.
+    chunks: Vec<(usize, TextArray)>,
+}
+
+/// The Arrow array of a text column.
+type TextArray = <StringType as PolarsDataType>::Array;
+
+impl Texts {
+    pub fn of(column: &StringChunked) -> Texts {
+        let mut start = 0;
+        let chunks = column
+            .downcast_iter()
+            .map(|array| {
+                start += array.len();
+                (start - array.len(), array.clone())
+            })
+            .collect();
+        Texts { name: column.name().clone(), chunks }
+    }
+
+    pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
+    /// The text of row `row`; `None` for a null (or a row past the end).
+    #[inline]
+    pub fn get(&self, row: usize) -> Option<&str> {
+        let (start, array) = self.chunks.iter().rev().find(|(start, _)| *start <= row)?;
+        let i = row - start;
+        if i < array.len() {
+            array.get(i)
+        } else {
+            None
+        }
+    }
 }
 
 /// The record's fields by their column's type, from `frame::CLOUDTRAIL_NAMES`: text (the JSON blobs
@@ -58,30 +101,27 @@ impl Batch {
         let text = FIELDS
             .text
             .iter()
-            .map(|(path, name)| Ok((*path, df.column(name).context(name)?.str().context(name)?.clone())))
+            .map(|(path, name)| Ok((*path, Texts::of(df.column(name).context(name)?.str().context(name)?))))
             .collect::<Result<Vec<_>>>()?;
         let flags = FIELDS
             .flags
             .iter()
             .map(|(path, name)| Ok((*path, df.column(name).context(name)?.bool().context(name)?.clone())))
             .collect::<Result<Vec<_>>>()?;
-        let principal = df.column(c::PRINCIPAL).context(c::PRINCIPAL)?.str().context(c::PRINCIPAL)?.clone();
+        let principal = Texts::of(df.column(c::PRINCIPAL).context(c::PRINCIPAL)?.str().context(c::PRINCIPAL)?);
         Ok(Batch { time: ms(c::EVENT_TIME)?, principal, text, flags, created: ms(c::SESSION_CREATED)? })
     }
 
     /// A text column by its frame name (`principal` included).
-    pub fn text_column(&self, name: &str) -> Option<&StringChunked> {
+    pub fn text_column(&self, name: &str) -> Option<&Texts> {
         if name == c::PRINCIPAL {
             return Some(&self.principal);
         }
-        self.text.iter().find(|(_, col)| col.name().as_str() == name).map(|(_, col)| col)
+        self.text.iter().find(|(_, col)| col.name() == name).map(|(_, col)| col)
     }
 
     pub fn str(&self, name: &str, row: usize) -> Option<&str> {
-        if name == c::PRINCIPAL {
-            return self.principal.get(row);
-        }
-        self.text.iter().find(|(_, col)| col.name().as_str() == name).and_then(|(_, col)| col.get(row))
+        self.text_column(name)?.get(row)
     }
 
     /// Row `row` for rules reading the fields of `need`: read in place unless `need` has [`NESTED`].
@@ -347,4 +387,36 @@ pub fn columns_read() -> Vec<Expr> {
     let mut names: Vec<&str> = FIELDS.text.iter().chain(&FIELDS.flags).map(|(_, n)| *n).collect();
     names.extend([c::EVENT_TIME, c::SESSION_CREATED, c::PRINCIPAL]);
     names.into_iter().map(col).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cell reads as `ChunkedArray::get` reads it, whichever chunk holds it (empty chunks
+    /// included), nulls too, and a row past the end is `None`.
+    #[test]
+    fn texts_read_cells_across_chunks() {
+        let mut column =
+            StringChunked::new("c".into(), [Some("a"), None, Some("arn:aws:iam::123456789012:user/alice")]);
+        column.append(&StringChunked::new("c".into(), Vec::<Option<&str>>::new())).unwrap();
+        column.append(&StringChunked::new("c".into(), [None, Some("")])).unwrap();
+        column.append(&StringChunked::new("c".into(), [Some("z")])).unwrap();
+        assert_eq!(column.chunks().len(), 3, "Polars drops the empty chunk");
+        let mut texts = Texts::of(&column);
+        let want: Vec<Option<&str>> = column.iter().collect();
+        fn read(texts: &Texts, rows: usize) -> Vec<Option<&str>> {
+            (0..=rows).map(|row| texts.get(row)).collect()
+        }
+        assert_eq!(read(&texts, column.len())[..column.len()], want);
+        assert_eq!(read(&texts, column.len())[column.len()], None);
+        assert_eq!(texts.name(), "c");
+        // Empty arrays where chunks start and at the end read the same.
+        let empty = TextArray::new_empty(ArrowDataType::Utf8View);
+        texts.chunks.insert(1, (3, empty.clone()));
+        texts.chunks.insert(0, (0, empty.clone()));
+        texts.chunks.push((column.len(), empty));
+        assert_eq!(read(&texts, column.len())[..column.len()], want);
+        assert_eq!(read(&texts, column.len())[column.len()], None);
+    }
 }
