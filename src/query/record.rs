@@ -120,10 +120,6 @@ impl Batch {
         self.text.iter().find(|(_, col)| col.name() == name).map(|(_, col)| col)
     }
 
-    pub fn str(&self, name: &str, row: usize) -> Option<&str> {
-        self.text_column(name)?.get(row)
-    }
-
     /// Row `row` for rules reading the fields of `need`: read in place unless `need` has [`NESTED`].
     pub fn event(&self, row: usize, need: u64) -> RowEvent<'_> {
         if need & NESTED != 0 {
