@@ -108,6 +108,10 @@ struct Principal {
     regions: hashbrown::HashSet<u32>,
     access_keys: hashbrown::HashSet<u32>,
     user_agents: hashbrown::HashSet<u32>,
+    /// The value each set above took last (accounts, addresses, regions, keys, agents; then the
+    /// action): a principal's events mostly repeat them, and a repeat needs no set lookup.
+    added: [u32; 5],
+    added_action: (u32, u32),
 }
 
 impl Default for Principal {
@@ -126,6 +130,8 @@ impl Default for Principal {
             regions: Default::default(),
             access_keys: Default::default(),
             user_agents: Default::default(),
+            added: [NONE; 5],
+            added_action: (NONE, NONE),
         }
     }
 }
@@ -137,10 +143,11 @@ fn keep_min(slot: &mut u32, id: u32, values: &Interner) {
     }
 }
 
-/// Add a non-empty value.
-fn add_present(set: &mut hashbrown::HashSet<u32>, id: u32) {
-    if id != NONE && id != EMPTY {
+/// Add a non-empty value, unless it is `last`, the value this set took last (then it holds it).
+fn add_present(set: &mut hashbrown::HashSet<u32>, last: &mut u32, id: u32) {
+    if id != *last && id != NONE && id != EMPTY {
         set.insert(id);
+        *last = id;
     }
 }
 
@@ -186,7 +193,7 @@ impl PerPrincipal {
             };
             keep_min(&mut p.principal_type, ptype[i], &self.types);
             keep_min(&mut p.account_id, account[i], &self.accounts);
-            add_present(&mut p.accounts, account[i]);
+            add_present(&mut p.accounts, &mut p.added[0], account[i]);
             p.events += 1;
             p.errors += u32::from(error[i]);
             if let Some(t) = t {
@@ -198,13 +205,15 @@ impl PerPrincipal {
                 s => self.service_of[s as usize],
             };
             *p.services.entry(service).or_default() += 1;
-            if source[i] != NONE && name[i] != NONE {
-                p.actions.insert((source[i], name[i]));
+            let action = (source[i], name[i]);
+            if action != p.added_action && action.0 != NONE && action.1 != NONE {
+                p.actions.insert(action);
+                p.added_action = action;
             }
-            add_present(&mut p.source_ips, ip[i]);
-            add_present(&mut p.regions, region[i]);
-            add_present(&mut p.access_keys, key[i]);
-            add_present(&mut p.user_agents, agent[i]);
+            add_present(&mut p.source_ips, &mut p.added[1], ip[i]);
+            add_present(&mut p.regions, &mut p.added[2], region[i]);
+            add_present(&mut p.access_keys, &mut p.added[3], key[i]);
+            add_present(&mut p.user_agents, &mut p.added[4], agent[i]);
         }
         Ok(())
     }
