@@ -653,8 +653,7 @@ impl Detection {
         let [invoked_by, event_type] = SEQUENCE_COLUMNS.map(text);
         let (id, principal, error) = (id?, principal?, error?);
         let (invoked_by, event_type) = (invoked_by?, event_type?);
-        let fields = [id, principal, name?, source?, ip?, error, recipient?, region?];
-        let account = account?;
+        let source_cells = [id, principal, name?, source?, ip?, error, recipient?, account?, region?];
         let keys = [text(KEYS[0].1)?, text(KEYS[1].1)?];
         let flag_cols = flagged
             .iter()
@@ -705,11 +704,7 @@ impl Detection {
             if hits.is_empty() && mark == 0 {
                 continue;
             }
-            let mut event: [Option<&str>; 8] = std::array::from_fn(|i| fields[i].get(row));
-            if event[field::ACCOUNT_ID].is_none() {
-                event[field::ACCOUNT_ID] = account.get(row);
-            }
-            let event = findings::EventFields::new(event);
+            let event = findings::EventFields::from_source(source_cells.map(|c| c.get(row)));
             out.push(HitEvent { time_ms, seq, event, outcome, hits, mark, payload: None });
         }
         self.runs.add(out)

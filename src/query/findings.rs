@@ -142,6 +142,13 @@ impl EventFields {
         EventFields { text: text.into_boxed_str(), ends, missing }
     }
 
+    /// The fields from a row's cells of [`SOURCE_COLUMNS`], in that order: the account is the
+    /// recipient account, else the caller's.
+    pub fn from_source(cells: [Option<&str>; 9]) -> EventFields {
+        let [id, principal, name, source, ip, error, recipient, account, region] = cells;
+        EventFields::new([id, principal, name, source, ip, error, recipient.or(account), region])
+    }
+
     /// Field `i` (see [`field`]).
     pub fn get(&self, i: usize) -> Option<&str> {
         if self.missing & (1 << i) != 0 {

@@ -457,19 +457,7 @@ impl<'a> Hunt<'a> {
                 (hits, keep.then(|| batch.record(row, ALL_FIELDS)))
             })
             .collect();
-        // A hit row's fields in `EventFields` order (the recipient account), then the caller's account.
-        let hit_columns = [
-            c::EVENT_ID,
-            c::PRINCIPAL,
-            c::EVENT_NAME,
-            c::EVENT_SOURCE,
-            c::SOURCE_IP,
-            c::ERROR_CODE,
-            c::RECIPIENT_ACCOUNT_ID,
-            c::AWS_REGION,
-            c::ACCOUNT_ID,
-        ]
-        .map(|name| batch.text_column(name));
+        let source_cells = findings::SOURCE_COLUMNS.map(|name| batch.text_column(name));
         let mut out = Vec::new();
         for (row, (hits, rec)) in matched.into_iter().enumerate() {
             if hits.is_empty() {
@@ -486,10 +474,7 @@ impl<'a> Hunt<'a> {
             if hits.is_empty() {
                 continue;
             }
-            let s = |i: usize| hit_columns[i].and_then(|column| column.get(row));
-            let mut fields: [Option<&str>; 8] = std::array::from_fn(&s);
-            fields[findings::field::ACCOUNT_ID] = fields[findings::field::ACCOUNT_ID].or_else(|| s(8));
-            let event = EventFields::new(fields);
+            let event = EventFields::from_source(source_cells.map(|c| c.and_then(|c| c.get(row))));
             let payload = match rec {
                 Some(rec) => Some(
                     serde_json::to_string(&rec)
