@@ -17,7 +17,7 @@ use crate::error::{PolarsContext, Result};
 use crate::ingest::frame::col_name as c;
 use crate::ingest::pipeline::{self, ReadOptions, ReadStats};
 use crate::progress::Progress;
-use crate::query::spill::{SpillWriter, Spilled};
+use crate::query::spill::{Collected, SpillWriter, Spilled, TimeOrderedRows};
 use crate::source::filter::Filter;
 use crate::source::{self, InputFile, Inputs};
 use crate::store::dedup::PartitionSeen;
@@ -44,27 +44,51 @@ pub struct Dataset {
 pub(crate) const FRAME_BYTES_PER_EVENT: u64 = 2 << 10;
 
 impl Dataset {
-    /// The same events, streaming in time order for questions that list them so (`timeline`,
-    /// `report`; `detect` and `hunt` fold instead and merge their findings in time order): a store is scanned in partition order, and sorting it takes all its rows in
-    /// memory, so a store larger than half of `memory_limit` is first spilled by the hour (see
-    /// `spill`; one batch and one hour at a time). Raw inputs are already either sorted (spilled) or
-    /// small enough to sort.
-    pub fn time_ordered(self, memory_limit: u64) -> Result<Dataset> {
+    /// The events `select` keeps (all of them when `None`), with only `columns` (all when `None`),
+    /// streaming in time order for questions that list them so (`timeline`, `root`, `report`;
+    /// `detect` and `hunt` fold instead and merge their findings in time order). A store is scanned
+    /// in partition order, and sorting it takes all its rows in memory, so a store larger than half
+    /// of `memory_limit` is read once with the selection applied: the rows selected are held while
+    /// they take under an eighth of the limit (and sorted by the question, `sorted` false), and
+    /// spilled by the hour past it (see `spill`; one batch and one hour at a time). Raw inputs are
+    /// already either sorted (spilled) or small enough to sort.
+    pub fn time_ordered(
+        mut self,
+        memory_limit: u64,
+        select: Option<Expr>,
+        columns: Option<&[&str]>,
+    ) -> Result<Dataset> {
+        let select_given = select.is_some();
+        if let Some(e) = select {
+            self.events = self.events.filter(e);
+        }
+        if let Some(names) = columns {
+            self.events = self.events.select(names.iter().map(|n| col(*n)).collect::<Vec<_>>());
+        }
         let Some(rows) = self.store_rows.filter(|_| !self.sorted) else { return Ok(self) };
         if rows.saturating_mul(FRAME_BYTES_PER_EVENT) <= memory_limit / 2 {
             return Ok(self);
         }
-        let mut writer = SpillWriter::new(None, memory_limit)?;
-        super::stream(self.events, |df| writer.add(df))?;
-        let spilled = writer.finish()?;
-        crate::query::spill::memtrace("store spilled in time order");
+        let mut events = self.events;
+        let schema = events.collect_schema().context("reading the store's schema")?;
+        // Every event of a large store is more than the limit holds: spilled from the start.
+        let budget = if select_given { memory_limit / 8 } else { 0 };
+        let mut collector = TimeOrderedRows::new(budget, memory_limit);
+        super::stream(events, |df| collector.add(df))?;
+        let (events, sorted, spill) = match collector.finish()? {
+            Collected::Held(rows) => {
+                (rows.unwrap_or_else(|| DataFrame::empty_with_schema(&schema)).lazy(), false, None)
+            }
+            Collected::Spilled(spilled) => (spilled.scan()?, true, Some(Arc::new(spilled))),
+        };
+        crate::query::spill::memtrace("store read in time order");
         Ok(Dataset {
-            events: spilled.scan()?,
+            events,
             stats: self.stats,
             duplicates: self.duplicates,
             stores: self.stores,
-            sorted: true,
-            spill: Some(Arc::new(spilled)),
+            sorted,
+            spill,
             store_rows: None,
         })
     }

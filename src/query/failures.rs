@@ -7,6 +7,7 @@ use polars::prelude::*;
 
 use crate::error::PolarsContext;
 
+use super::spill::{Collected, TimeOrderedRows};
 use super::{ascending, is_console_failure, is_denied, is_error, Answer};
 use crate::ingest::frame::col_name as c;
 
@@ -109,17 +110,21 @@ fn partial_groups(ev: LazyFrame, denied_only: bool) -> (LazyFrame, Vec<&'static 
 
 /// `answer` fed a batch of events at a time (see `dataset::fold`): each batch's failures are grouped
 /// and the groups merged (counts add up; first and last seen, and the sample message, the smallest
-/// of either side), and the console sign-in failures kept as rows. Memory holds the groups and those
-/// rows, not the events.
+/// of either side), and the console sign-in failures kept as rows: held up to a sixteenth of the
+/// memory limit, spilled past it (`spill::TimeOrderedRows`). Memory holds the groups and a bounded
+/// part of those rows, not the events.
 pub struct FailuresFold {
     denied_only: bool,
     groups: Option<DataFrame>,
-    console: Vec<DataFrame>,
+    /// The failed console sign-ins, a row output (`console_sign_in_failures`).
+    console: TimeOrderedRows,
 }
 
 impl FailuresFold {
-    pub fn new(denied_only: bool) -> Self {
-        FailuresFold { denied_only, groups: None, console: Vec::new() }
+    /// `memory_limit`: `--memory-limit`; the console sign-in failures held take at most a
+    /// sixteenth of it.
+    pub fn new(denied_only: bool, memory_limit: u64) -> Self {
+        FailuresFold { denied_only, groups: None, console: TimeOrderedRows::new(memory_limit / 16, memory_limit) }
     }
 
     pub fn add(&mut self, events: DataFrame) -> crate::error::Result<()> {
@@ -130,45 +135,29 @@ impl FailuresFold {
                 merge(concat([before.lazy(), batch], UnionArgs::default()).context("failures")?, self.denied_only)
             }
         };
-        self.groups = Some(owned_strings(merged.collect().context("failures")?).context("failures")?);
+        self.groups = Some(super::spill::owned(merged.collect().context("failures")?).context("failures")?);
         let console = console_rows(events.lazy()).collect().context("failures")?;
-        if console.height() > 0 {
-            self.console.push(owned_strings(console).context("failures")?);
-        }
-        Ok(())
+        self.console.add(console)
     }
 
     pub fn finish(self) -> crate::error::Result<Answer> {
         let (none, sort_keys, desc) = partial_groups(crate::ingest::frame::empty()?.lazy(), self.denied_only);
         let groups = self.groups.map_or(none, DataFrame::lazy).sort(sort_keys, super::order(desc));
-        let console = match self.console.is_empty() {
-            true => console_rows(crate::ingest::frame::empty()?.lazy()),
-            false => concat(self.console.into_iter().map(DataFrame::lazy).collect::<Vec<_>>(), UnionArgs::default())
-                .context("failures")?,
-        };
-        Ok(Answer::one("failures", groups).with("console_sign_in_failures", sort_console(console)))
-    }
-}
-
-/// The frame with its text columns copied into buffers of their own. A text value taken out of a
-/// batch (a group key, a first or smallest message) is a view into that batch's buffers and keeps
-/// all of them alive: kept across batches, the groups would hold every batch's text.
-fn owned_strings(df: DataFrame) -> PolarsResult<DataFrame> {
-    let height = df.height();
-    let columns = df
-        .columns()
-        .iter()
-        .cloned()
-        .map(|col| match col.dtype() {
-            DataType::String => {
-                let text = col.str()?;
-                let owned: StringChunked = text.iter().collect();
-                Ok(owned.with_name(col.name().clone()).into_column())
+        let mut spills = Vec::new();
+        let console = match self.console.finish()? {
+            Collected::Held(Some(rows)) => sort_console(rows.lazy()),
+            Collected::Held(None) => sort_console(console_rows(crate::ingest::frame::empty()?.lazy())),
+            // In (event_time, event_id) order already, as `sort_console` sorts.
+            Collected::Spilled(spilled) => {
+                let rows = spilled.scan()?;
+                spills.push(std::sync::Arc::new(spilled));
+                rows
             }
-            _ => Ok(col),
-        })
-        .collect::<PolarsResult<Vec<_>>>()?;
-    DataFrame::new(height, columns)
+        };
+        let mut answer = Answer::one("failures", groups).with("console_sign_in_failures", console);
+        answer.spills = spills;
+        Ok(answer)
+    }
 }
 
 /// Groups of `partial_groups` merged by their keys.

@@ -94,11 +94,13 @@ pub fn stream(lf: LazyFrame, mut each: impl FnMut(DataFrame) -> Result<()>) -> R
 /// A question's answer: one or more named tables, each in a documented, deterministic order.
 pub struct Answer {
     pub sections: Vec<(String, LazyFrame)>,
+    /// Temporary files some section is scanned from, kept until the answer is written.
+    pub spills: Vec<std::sync::Arc<spill::Spilled>>,
 }
 
 impl Answer {
     pub fn one(name: &str, lf: LazyFrame) -> Self {
-        Answer { sections: vec![(name.to_string(), lf)] }
+        Answer { sections: vec![(name.to_string(), lf)], spills: Vec::new() }
     }
 
     pub fn with(mut self, name: &str, lf: LazyFrame) -> Self {

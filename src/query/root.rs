@@ -57,6 +57,13 @@ pub const SUMMARY_COLUMNS_READ: &[&str] = &[
     c::AWS_REGION,
 ];
 
+/// The columns the root events and the summary read, for `Dataset::time_ordered`.
+pub fn columns_listed() -> Vec<&'static str> {
+    let mut names = COLUMNS.to_vec();
+    names.extend(SUMMARY_COLUMNS_READ.iter().filter(|n| !COLUMNS.contains(n)));
+    names
+}
+
 /// The summary's counts, in its column order (see `counts`).
 const COUNTS: [&str; 8] = [
     "events",

@@ -118,6 +118,15 @@ fn matching_ips(ev: &LazyFrame, nets: &[IpNet]) -> Result<Vec<String>> {
 
 /// Events matching every given pivot (each pivot matches any of its values).
 pub fn filtered(ev: LazyFrame, p: &Pivots) -> Result<LazyFrame> {
+    Ok(match selection(&ev, p)? {
+        Some(e) => ev.filter(e),
+        None => ev,
+    })
+}
+
+/// The condition of `filtered`, `None` when no pivot is given: a source-IP pivot lists the
+/// addresses of `ev` that fall in its networks first.
+pub fn selection(ev: &LazyFrame, p: &Pivots) -> Result<Option<Expr>> {
     let mut conds: Vec<Expr> = Vec::new();
     if let Some(e) = super::principal_filter(&p.principals) {
         conds.push(e);
@@ -140,22 +149,18 @@ pub fn filtered(ev: LazyFrame, p: &Pivots) -> Result<LazyFrame> {
     if p.writes_only {
         conds.push(col(c::READ_ONLY).eq(lit(false)).fill_null(lit(false)));
     }
-    let mut ev = match conds.into_iter().reduce(|a, b| a.and(b)) {
-        Some(e) => ev.filter(e),
-        None => ev,
-    };
     if !p.source_ips.is_empty() {
-        let ips = matching_ips(&ev, &p.source_ips)?;
+        let ips = matching_ips(ev, &p.source_ips)?;
         let list = Series::new("ips".into(), ips);
-        ev = ev.filter(col(c::SOURCE_IP).is_in(lit(list).implode(false), false).fill_null(lit(false)));
+        conds.push(col(c::SOURCE_IP).is_in(lit(list).implode(false), false).fill_null(lit(false)));
     }
-    Ok(ev)
+    Ok(conds.into_iter().reduce(|a, b| a.and(b)))
 }
 
-/// The timeline rows.
+/// The timeline rows of the events (selected by `selection`, see `Dataset::time_ordered`).
 /// `sorted`: the events come in time order already (see `Dataset::sorted`).
-pub fn rows(ev: LazyFrame, p: &Pivots, sorted: bool) -> Result<LazyFrame> {
-    Ok(super::in_time_order(filtered(ev, p)?.select(COLUMNS.iter().map(|n| col(*n)).collect::<Vec<_>>()), sorted))
+pub fn rows(ev: LazyFrame, sorted: bool) -> LazyFrame {
+    super::in_time_order(ev.select(COLUMNS.iter().map(|n| col(*n)).collect::<Vec<_>>()), sorted)
 }
 
 /// The session pivot for temporary key `key`: a `pivot` column says whether a row issued a key in the

@@ -28,7 +28,7 @@ pub struct FailuresArgs {
 /// Folded as the files are read (`dataset::fold`): the groups and the console sign-in failures are
 /// kept, never the events.
 pub fn run(args: &FailuresArgs) -> Result<bool> {
-    let mut answer = query::failures::FailuresFold::new(args.denied);
+    let mut answer = query::failures::FailuresFold::new(args.denied, args.input.memory_limit);
     let bad = super::questions::fold(&args.input, Some(query::failures::COLUMNS_READ), |df| answer.add(df))?;
     write(answer.finish()?, &args.output)?;
     Ok(bad)

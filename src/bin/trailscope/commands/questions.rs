@@ -196,8 +196,10 @@ pub fn format_of(out: &OutputArgs) -> Format {
 /// is written as it is produced; otherwise each section is collected once (they are aggregates, or
 /// a table for a person to read).
 pub fn write(answer: Answer, out: &OutputArgs) -> Result<()> {
+    // The spills live until the sections scanned from them are written.
+    let Answer { sections, spills: _spills } = answer;
     let mut sections: Vec<(String, LazyFrame)> =
-        answer.sections.into_iter().filter(|(name, _)| out.section.as_ref().is_none_or(|s| s == name)).collect();
+        sections.into_iter().filter(|(name, _)| out.section.as_ref().is_none_or(|s| s == name)).collect();
     if sections.is_empty() {
         return Err(trailscope::error::Error::Usage(format!(
             "no section named {:?}",

@@ -38,7 +38,7 @@ pub fn run(args: &ReportArgs) -> Result<bool> {
         Some(t) => trailscope::time::parse_instant(t)?,
         None => chrono::Utc::now().timestamp_millis(),
     };
-    let data = load(&args.input)?.time_ordered(args.input.memory_limit)?;
+    let data = load(&args.input)?.time_ordered(args.input.memory_limit, None, None)?;
     let bad = super::warn_bad_input(&data.stats);
     let i = &args.input;
     let opts = report::Options {

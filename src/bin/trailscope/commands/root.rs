@@ -37,7 +37,11 @@ pub fn run(args: &RootArgs) -> Result<bool> {
         write(Answer::one("summary", summary.finish()?.lazy()), &args.output)?;
         return Ok(bad);
     }
-    let data = load(&args.input)?;
+    // Only the root events of a large store, and the columns read from them, are held or spilled
+    // in time order.
+    let listed = query::root::columns_listed();
+    let root = Some(query::root::is_root_usage());
+    let data = load(&args.input)?.time_ordered(args.input.memory_limit, root, Some(&listed))?;
     let bad = super::warn_bad_input(&data.stats);
     let ev = data.events;
     let format = format_of(&args.output);

@@ -51,8 +51,8 @@ pub struct TimelineArgs {
 }
 
 pub fn run(args: &TimelineArgs) -> Result<bool> {
-    let data = load(&args.input)?.time_ordered(args.input.memory_limit)?;
-    let bad = super::warn_bad_input(&data.stats);
+    let loaded = load(&args.input)?;
+    let bad = super::warn_bad_input(&loaded.stats);
     let source_ips = args.source_ip.iter().map(|s| s.parse()).collect::<Result<Vec<_>>>()?;
     let pivots = query::timeline::Pivots {
         principals: args.principal.clone(),
@@ -64,9 +64,21 @@ pub fn run(args: &TimelineArgs) -> Result<bool> {
         read_only: args.read_only,
         writes_only: args.writes_only,
     };
+    // The pivots and the rows' columns are applied as a large store is read, so that only what
+    // the timeline lists is held or spilled in time order; the session pivot follows keys across
+    // every event.
+    let limit = args.input.memory_limit;
+    let data;
     let lf = match &args.session {
-        Some(key) => query::timeline::session(query::timeline::filtered(data.events, &pivots)?, key)?,
-        None => query::timeline::rows(data.events, &pivots, data.sorted)?,
+        Some(key) => {
+            data = loaded.time_ordered(limit, None, None)?;
+            query::timeline::session(query::timeline::filtered(data.events.clone(), &pivots)?, key)?
+        }
+        None => {
+            let select = query::timeline::selection(&loaded.events, &pivots)?;
+            data = loaded.time_ordered(limit, select, Some(&query::timeline::COLUMNS))?;
+            query::timeline::rows(data.events.clone(), data.sorted)
+        }
     };
     // On a terminal the timeline reads like a log (#11); `--columns` asks for the rows' own columns.
     let sink = args.output.sink(format_of(&args.output));
