@@ -61,33 +61,48 @@ impl Interner {
     pub fn translate(&mut self, column: &StringChunked, out: &mut Vec<u32>) {
         out.clear();
         out.reserve(column.len());
-        for array in column.downcast_iter() {
-            self.memo.clear();
-            // In front of the memo, a direct-mapped cache of recent views (most rows repeat one of
-            // a few values). Every slot starts as the empty text's view, which is all zeros.
-            let mut recent = [(0u128, EMPTY); RECENT];
-            for (text, view) in array.iter().zip(array.views().iter()) {
-                let Some(text) = text else {
-                    out.push(NONE);
-                    continue;
-                };
-                let key = view.as_u128();
-                let slot = &mut recent[recent_slot(key)];
-                if slot.0 == key {
-                    out.push(slot.1);
-                    continue;
-                }
-                let id = match self.memo.get(&key) {
-                    Some(&id) => id,
-                    None => {
-                        let id = self.id(text);
-                        self.memo.insert(key, id);
-                        id
-                    }
-                };
-                *slot = (key, id);
-                out.push(id);
+        // A chunk as `dyn Array` gives its validity; downcast, its views.
+        for (chunk, array) in column.chunks().iter().zip(column.downcast_iter()) {
+            match chunk.validity() {
+                Some(valid) => self.translate_array(array, valid.iter(), out),
+                None => self.translate_array(array, std::iter::repeat(true), out),
             }
+        }
+    }
+
+    /// One array's rows (`valid`: whether each row has a value). A row's text is read only when its
+    /// view is in neither the cache nor the memo: most rows repeat a recent value.
+    fn translate_array(
+        &mut self,
+        array: &<StringType as PolarsDataType>::Array,
+        valid: impl Iterator<Item = bool>,
+        out: &mut Vec<u32>,
+    ) {
+        self.memo.clear();
+        // In front of the memo, a direct-mapped cache of recent views (most rows repeat one of a
+        // few values). Every slot starts as the empty text's view, which is all zeros.
+        let mut recent = [(0u128, EMPTY); RECENT];
+        for (row, (view, valid)) in array.views().iter().zip(valid).enumerate() {
+            if !valid {
+                out.push(NONE);
+                continue;
+            }
+            let key = view.as_u128();
+            let slot = &mut recent[recent_slot(key)];
+            if slot.0 == key {
+                out.push(slot.1);
+                continue;
+            }
+            let id = match self.memo.get(&key) {
+                Some(&id) => id,
+                None => {
+                    let id = self.id(array.value(row));
+                    self.memo.insert(key, id);
+                    id
+                }
+            };
+            *slot = (key, id);
+            out.push(id);
         }
     }
 }
