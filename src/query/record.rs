@@ -223,29 +223,41 @@ enum Slot {
     Time(usize),
 }
 
-/// The flat record's keys (field paths), with their bit of `need` and where each is read from.
-static SLOTS: std::sync::LazyLock<hashbrown::HashMap<&'static str, (usize, Slot)>> = std::sync::LazyLock::new(|| {
-    let mut slots = hashbrown::HashMap::new();
+/// The flat record's keys (field paths), numbered: each key's id, and by id its bit of `need` and
+/// where it is read from.
+struct Slots {
+    ids: hashbrown::HashMap<&'static str, u16>,
+    slots: Vec<(usize, Slot)>,
+}
+
+static SLOTS: std::sync::LazyLock<Slots> = std::sync::LazyLock::new(|| {
+    let mut keys: Vec<(&'static str, (usize, Slot))> = Vec::new();
     for (bit, (path, _)) in FIELDS.text.iter().enumerate() {
         let slot = match JSON_FIELDS.iter().position(|j| j == path) {
             Some(j) => Slot::Blob(bit, j),
             None => Slot::Text(bit),
         };
-        slots.insert(*path, (bit, slot));
+        keys.push((*path, (bit, slot)));
     }
     for (n, (path, _)) in FIELDS.flags.iter().enumerate() {
-        slots.insert(*path, (FIELDS.text.len() + n, Slot::Flag(n)));
+        keys.push((*path, (FIELDS.text.len() + n, Slot::Flag(n))));
     }
     let (time_bit, created_bit) = time_bits();
-    slots.insert("eventTime", (time_bit, Slot::Time(0)));
-    slots.insert(CREATED_PATH, (created_bit, Slot::Time(1)));
-    slots
+    keys.push(("eventTime", (time_bit, Slot::Time(0))));
+    keys.push((CREATED_PATH, (created_bit, Slot::Time(1))));
+    let ids = keys.iter().enumerate().map(|(id, (key, _))| (*key, id as u16)).collect();
+    Slots { ids, slots: keys.into_iter().map(|(_, slot)| slot).collect() }
 });
 
+/// The id of a flat record's key.
+fn slot_id(key: &str) -> Option<u16> {
+    SLOTS.ids.get(key).copied()
+}
+
 impl<'b> View<'b> {
-    /// The value of the flat record's key `key`, if the record has it.
-    fn get(&self, key: &str) -> Option<Leaf<'_>> {
-        let &(bit, slot) = SLOTS.get(key)?;
+    /// The value of the flat record's key of id `id` (see `slot_id`), if the record has it.
+    fn get(&self, id: u16) -> Option<Leaf<'_>> {
+        let &(bit, slot) = SLOTS.slots.get(usize::from(id))?;
         if self.need & (1 << bit) == 0 {
             return None;
         }
@@ -274,11 +286,11 @@ impl<'b> View<'b> {
 
 impl Event for View<'_> {
     fn any<'s>(&'s self, path: &FieldPath, f: &mut dyn FnMut(Leaf<'s>) -> bool) -> bool {
-        path.any_flat(&|key| self.get(key), f)
+        path.any_flat_ids(&slot_id, &|id| self.get(id), f)
     }
 
     fn any_string_leaf(&self, f: &mut dyn FnMut(&str) -> bool) -> bool {
-        SLOTS.keys().any(|key| match self.get(key) {
+        (0..SLOTS.slots.len() as u16).any(|id| match self.get(id) {
             Some(Leaf::Text(s)) => f(s),
             Some(Leaf::Json(v)) => crate::sigma::any_string_leaf(v, f),
             _ => false,

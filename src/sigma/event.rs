@@ -49,20 +49,32 @@ impl Event for Value {
 }
 
 /// A dotted JSON path (`userIdentity.sessionContext.sessionIssuer.arn`), split once at load time.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct FieldPath {
     raw: String,
     segs: Vec<String>,
     /// `rests[i]` = `segs[i..].join(".")`: lets a key that itself contains dots be found.
     rests: Vec<String>,
+    /// The ids of `rests[0]` and `segs[0]` among a flat record's keys (see `any_flat_ids`),
+    /// resolved on first use.
+    flat_ids: std::sync::OnceLock<[Option<u16>; 2]>,
 }
+
+/// Paths are equal when they are written alike (the rest derives from that).
+impl PartialEq for FieldPath {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+
+impl Eq for FieldPath {}
 
 impl FieldPath {
     /// Splits `path` on `.`.
     pub fn parse(path: &str) -> Self {
         let segs: Vec<String> = path.split('.').map(str::to_owned).collect();
         let rests = (0..segs.len()).map(|i| segs[i..].join(".")).collect();
-        FieldPath { raw: path.to_owned(), segs, rests }
+        FieldPath { raw: path.to_owned(), segs, rests, flat_ids: std::sync::OnceLock::new() }
     }
 
     /// The path as written in the rule.
@@ -83,14 +95,33 @@ impl FieldPath {
     /// value), which is how a record keeps fields flat under their dotted path: the same values, as
     /// the walk's first step reads the object (the whole path as one key, then the first segment).
     pub fn any_flat<'a>(&self, get: &dyn Fn(&str) -> Option<Leaf<'a>>, f: &mut dyn FnMut(Leaf<'a>) -> bool) -> bool {
+        self.any_flat_by(&|whole| get(if whole { &self.rests[0] } else { &self.segs[0] }), f)
+    }
+
+    /// [`FieldPath::any_flat`] for a record whose keys are numbered: `id_of` gives a key's id (the
+    /// path keeps the ids of its two keys from its first call: one numbering of keys for every
+    /// record a path is used on), `get` a value by id. Reading a row, a key is then not hashed.
+    pub fn any_flat_ids<'a>(
+        &self,
+        id_of: &dyn Fn(&str) -> Option<u16>,
+        get: &dyn Fn(u16) -> Option<Leaf<'a>>,
+        f: &mut dyn FnMut(Leaf<'a>) -> bool,
+    ) -> bool {
+        let ids = self.flat_ids.get_or_init(|| [id_of(&self.rests[0]), id_of(&self.segs[0])]);
+        self.any_flat_by(&|whole| ids[usize::from(!whole)].and_then(get), f)
+    }
+
+    /// `any_flat` with `key(true)` the value under the whole path as one key, `key(false)` under its
+    /// first segment.
+    fn any_flat_by<'a>(&self, key: &dyn Fn(bool) -> Option<Leaf<'a>>, f: &mut dyn FnMut(Leaf<'a>) -> bool) -> bool {
         if self.segs.len() > 1 {
-            if let Some(x) = get(&self.rests[0]) {
+            if let Some(x) = key(true) {
                 if terminal_leaf(x, f) {
                     return true;
                 }
             }
         }
-        match get(&self.segs[0]) {
+        match key(false) {
             Some(Leaf::Json(x)) => walk(x, &self.segs[1..], &self.rests[1..], &mut |v| f(Leaf::Json(v))),
             // A string or boolean has nothing under it.
             Some(x) if self.segs.len() == 1 => f(x),
