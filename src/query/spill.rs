@@ -288,7 +288,9 @@ impl Spilled {
 /// while they take under `budget` bytes, spilled past it (a `SpillWriter` of distinct rows, by the
 /// hour). Memory: the budget and one batch, whatever the number of rows.
 pub struct TimeOrderedRows {
+    /// Rows held, as gathered pieces (see `GATHER`), then the batches' pieces not yet gathered.
     held: Vec<DataFrame>,
+    recent: Vec<DataFrame>,
     held_bytes: u64,
     budget: u64,
     memory_limit: u64,
@@ -303,13 +305,14 @@ pub enum Collected {
     Spilled(Spilled),
 }
 
-/// Held pieces gathered into one frame at a time (one chunk per column, not one per batch).
+/// Held pieces gathered into one frame at a time (a chunk per column for this many batches, not one
+/// per batch).
 const GATHER: usize = 64;
 
 impl TimeOrderedRows {
     /// Hold up to `budget` bytes; a spill uses `memory_limit` as `SpillWriter::distinct` does.
     pub fn new(budget: u64, memory_limit: u64) -> Self {
-        TimeOrderedRows { held: Vec::new(), held_bytes: 0, budget, memory_limit, spill: None }
+        TimeOrderedRows { held: Vec::new(), recent: Vec::new(), held_bytes: 0, budget, memory_limit, spill: None }
     }
 
     /// Add rows (distinct from every row added before; each needs event_time and event_id).
@@ -322,37 +325,44 @@ impl TimeOrderedRows {
         }
         let rows = owned(rows).context("copying rows out of their batch")?;
         self.held_bytes += rows.estimated_size() as u64;
-        self.held.push(rows);
+        self.recent.push(rows);
         if self.held_bytes > self.budget {
             let mut spill = SpillWriter::distinct(self.memory_limit)?;
-            for rows in self.held.drain(..) {
+            for rows in self.held.drain(..).chain(self.recent.drain(..)) {
                 spill.add(rows)?;
             }
             self.spill = Some(spill);
-        } else if self.held.len() >= GATHER {
-            let all = gather(std::mem::take(&mut self.held))?;
-            self.held.push(all);
+        } else if self.recent.len() >= GATHER {
+            // Only the recent pieces are copied: copying all that is held would take twice the
+            // budget for a moment.
+            let piece = owned(stack(std::mem::take(&mut self.recent))?).context("gathering rows")?;
+            self.held.push(piece);
         }
         Ok(())
     }
 
-    pub fn finish(self) -> Result<Collected> {
+    pub fn finish(mut self) -> Result<Collected> {
         match self.spill {
-            Some(spill) => Ok(Collected::Spilled(spill.finish()?)),
-            None if self.held.is_empty() => Ok(Collected::Held(None)),
-            None => Ok(Collected::Held(Some(gather(self.held)?))),
+            Some(mut spill) => {
+                for rows in self.recent.drain(..) {
+                    spill.add(rows)?;
+                }
+                Ok(Collected::Spilled(spill.finish()?))
+            }
+            None if self.held.is_empty() && self.recent.is_empty() => Ok(Collected::Held(None)),
+            None => Ok(Collected::Held(Some(stack(self.held.into_iter().chain(self.recent).collect())?))),
         }
     }
 }
 
-/// Frames with the same columns, stacked into one frame of buffers of its own.
-fn gather(parts: Vec<DataFrame>) -> Result<DataFrame> {
+/// Frames with the same columns as one frame, their chunks appended (not copied).
+fn stack(parts: Vec<DataFrame>) -> Result<DataFrame> {
     let mut parts = parts.into_iter();
     let Some(mut all) = parts.next() else { return Ok(DataFrame::empty()) };
     for part in parts {
         all.vstack_mut_owned(part).context("gathering rows")?;
     }
-    owned(all).context("gathering rows")
+    Ok(all)
 }
 
 /// The frame with every column copied into buffers of its own. A value taken out of a batch (a
@@ -501,7 +511,21 @@ mod collector_tests {
     fn rows_under_the_budget_are_held_in_arrival_order() {
         let Collected::Held(Some(held)) = collect(1 << 30) else { panic!("rows under the budget were not held") };
         assert!(held.equals_missing(&expected()), "{held}\n{}", expected());
-        assert!(held.columns().iter().all(|c| c.n_chunks() == 1), "held rows not gathered into one chunk");
+    }
+
+    #[test]
+    fn held_batches_are_gathered_a_few_at_a_time() {
+        let mut collector = TimeOrderedRows::new(1 << 30, 64 << 20);
+        let mut want = DataFrame::empty();
+        for n in 0..3 * GATHER + 5 {
+            let batch = rows(&[(n as i64 * 7919) % 1000, 5], 2 * n);
+            collector.add(batch.clone()).expect("adding rows");
+            want.vstack_mut_owned(batch).expect("stacking");
+        }
+        let Collected::Held(Some(held)) = collector.finish().expect("finishing") else { panic!("not held") };
+        assert!(held.equals_missing(&want), "rows out of arrival order");
+        // Three gathered pieces and the five batches after them.
+        assert!(held.columns().iter().all(|c| c.n_chunks() == 3 + 5), "{:?}", held.columns()[0].n_chunks());
     }
 
     #[test]
