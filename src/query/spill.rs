@@ -341,14 +341,10 @@ impl TimeOrderedRows {
         Ok(())
     }
 
-    pub fn finish(mut self) -> Result<Collected> {
+    pub fn finish(self) -> Result<Collected> {
         match self.spill {
-            Some(mut spill) => {
-                for rows in self.recent.drain(..) {
-                    spill.add(rows)?;
-                }
-                Ok(Collected::Spilled(spill.finish()?))
-            }
+            // Once spilling, every batch went to the spill as it came.
+            Some(spill) => Ok(Collected::Spilled(spill.finish()?)),
             None if self.held.is_empty() && self.recent.is_empty() => Ok(Collected::Held(None)),
             None => Ok(Collected::Held(Some(stack(self.held.into_iter().chain(self.recent).collect())?))),
         }
