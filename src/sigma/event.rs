@@ -337,6 +337,18 @@ mod tests {
                 false
             });
             assert_eq!(flat, walked, "{path}");
+            // The same with the keys numbered (twice: the second call uses the ids kept).
+            let keys: Vec<&String> = m.keys().collect();
+            let id_of = |key: &str| keys.iter().position(|k| k.as_str() == key).map(|i| i as u16);
+            let by_id = |id: u16| keys.get(usize::from(id)).and_then(|k| m.get(k.as_str())).map(Leaf::Json);
+            for _ in 0..2 {
+                let mut numbered = Vec::new();
+                p.any_flat_ids(&id_of, &by_id, &mut |v| {
+                    numbered.push(leaf_text(v).map(Cow::into_owned));
+                    false
+                });
+                assert_eq!(numbered, walked, "{path} with numbered keys");
+            }
         }
         let found = |path: &str| FieldPath::parse(path).any_flat(&get, &mut |_| true);
         assert!(found("requestParameters.a.b") && found("userIdentity.type") && !found("eventName.x"));
