@@ -10,8 +10,10 @@
 //! with its temporary key (`responseElements.credentials.accessKeyId`, carried by later events as
 //! `userIdentity.accessKeyId`), in whole seconds.
 //!
-//! One pass over the events folded batch by batch (`SessionsFold`): memory holds one entry per
-//! issued session and one per temporary (`ASIA...`) key seen, never the events.
+//! One pass over the events folded batch by batch (`SessionsFold`): memory holds, per subject, a
+//! count per duration asked for (the maximum and the lower median are exact from those), 16 bytes
+//! and a subject per temporary key issued, and the first and last use per temporary (`ASIA...`) key
+//! seen, never the events.
 
 use polars::prelude::*;
 use serde_json::Value;
@@ -52,19 +54,14 @@ pub const OVER_FACTOR: i64 = 4;
 /// ...and at least this many seconds more.
 pub const OVER_MARGIN_S: i64 = 3600;
 
-/// One issued session.
-struct Issue {
-    subject: usize,
-    requested: i64,
-    defaulted: bool,
-    key: Option<String>,
-}
-
-/// A role or user sessions were issued for.
+/// A role or user sessions were issued for, and its sessions: how many asked for each duration
+/// (the answer's maximum and lower median come from these counts), how many took the default.
 struct Subject {
     principal: Option<String>,
     principal_type: Option<String>,
     calls: std::collections::BTreeSet<String>,
+    requested: std::collections::BTreeMap<i64, u32>,
+    defaulted: u32,
 }
 
 /// The first and last use of a temporary key, in ms.
@@ -74,11 +71,62 @@ struct Use {
     last: i64,
 }
 
+/// Values by temporary access key. A session is issued with a key and used with it, and a long
+/// trail issues millions: a key of at most 21 ASCII letters and digits (AWS's are `ASIA` and 16
+/// more) is kept packed in 16 bytes, six bits a character (none of them 0, so that keys of
+/// different lengths differ), not as a `String` of its own; any other key by its text.
+struct KeyMap<V> {
+    packed: hashbrown::HashMap<[u8; 16], V>,
+    text: hashbrown::HashMap<Box<str>, V>,
+}
+
+impl<V> Default for KeyMap<V> {
+    fn default() -> Self {
+        KeyMap { packed: Default::default(), text: Default::default() }
+    }
+}
+
+/// `key` packed (see `KeyMap`), `None` when it does not fit.
+fn pack(key: &str) -> Option<[u8; 16]> {
+    if key.len() > 21 || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
+    let code = |b: u8| -> u128 {
+        u128::from(match b {
+            b'0'..=b'9' => b - b'0' + 1,
+            b'A'..=b'Z' => b - b'A' + 11,
+            _ => b - b'a' + 37,
+        })
+    };
+    Some(key.bytes().fold(0u128, |packed, b| (packed << 6) | code(b)).to_le_bytes())
+}
+
+impl<V> KeyMap<V> {
+    fn get(&self, key: &str) -> Option<&V> {
+        match pack(key) {
+            Some(p) => self.packed.get(&p),
+            None => self.text.get(key),
+        }
+    }
+
+    /// The value of `key`, made by `new` when the key is new.
+    fn entry(&mut self, key: &str, new: impl FnOnce() -> V) -> &mut V {
+        match pack(key) {
+            Some(p) => self.packed.entry(p).or_insert_with(new),
+            None => self.text.entry(key.into()).or_insert_with(new),
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     subjects: Vec<Subject>,
     index: hashbrown::HashMap<Option<String>, usize>,
-    issues: Vec<Issue>,
+    /// The subject each temporary key was issued to; a key issued again (bad input: AWS never
+    /// issues a key twice) to another or the same subject, in `reissued`.
+    issued: KeyMap<u32>,
+    reissued: Vec<(String, u32)>,
+    /// Temporary keys seen used (looked up by text: every event made with one updates it).
     keys: hashbrown::HashMap<String, Use>,
 }
 
@@ -105,6 +153,8 @@ impl State {
             principal: principal.clone(),
             principal_type: principal_type.map(str::to_string),
             calls: Default::default(),
+            requested: Default::default(),
+            defaulted: 0,
         });
         self.index.insert(principal, i);
         i
@@ -132,13 +182,21 @@ impl State {
             self.subjects[s].calls.insert(name.to_string());
         }
         let asked = req.get("durationSeconds").and_then(duration_of);
-        let key = resp
-            .get("credentials")
-            .and_then(|c| c.get("accessKeyId"))
-            .and_then(Value::as_str)
-            .filter(|k| !k.is_empty())
-            .map(str::to_string);
-        self.issues.push(Issue { subject: s, requested: asked.unwrap_or(default), defaulted: asked.is_none(), key });
+        let subject = &mut self.subjects[s];
+        *subject.requested.entry(asked.unwrap_or(default)).or_default() += 1;
+        subject.defaulted += u32::from(asked.is_none());
+        let key = resp.get("credentials").and_then(|c| c.get("accessKeyId")).and_then(Value::as_str);
+        if let Some(key) = key.filter(|k| !k.is_empty()) {
+            let s = u32::try_from(s).unwrap_or(u32::MAX);
+            let mut new = false;
+            self.issued.entry(key, || {
+                new = true;
+                s
+            });
+            if !new {
+                self.reissued.push((key.to_string(), s));
+            }
+        }
     }
 
     fn used(&mut self, key: &str, t: i64) {
@@ -183,6 +241,17 @@ fn typical(mut v: Vec<i64>) -> Option<i64> {
     }
     v.sort_unstable();
     Some(v[(v.len() - 1) / 2])
+}
+
+/// `typical` of values given as (value, how many times) in ascending order of value.
+fn typical_of_counts(counts: &std::collections::BTreeMap<i64, u32>) -> Option<i64> {
+    let n: u64 = counts.values().map(|&c| u64::from(c)).sum();
+    let wanted = n.checked_sub(1)? / 2;
+    let mut seen = 0u64;
+    counts.iter().find_map(|(&v, &c)| {
+        seen += u64::from(c);
+        (seen > wanted).then_some(v)
+    })
 }
 
 /// The expression that marks issuing calls (successful STS calls of `ISSUING`).
@@ -252,29 +321,41 @@ struct Row {
 }
 
 fn frame(state: State) -> PolarsResult<DataFrame> {
-    let mut requested: Vec<Vec<i64>> = vec![Vec::new(); state.subjects.len()];
+    // Each session issued with a key that was used: how long it was used, for its subject.
+    let mut uses: KeyMap<Use> = KeyMap::default();
+    for (key, u) in &state.keys {
+        *uses.entry(key, || *u) = *u;
+    }
     let mut used: Vec<Vec<i64>> = vec![Vec::new(); state.subjects.len()];
-    let mut defaulted = vec![0u32; state.subjects.len()];
-    for is in &state.issues {
-        requested[is.subject].push(is.requested);
-        defaulted[is.subject] += u32::from(is.defaulted);
-        if let Some(u) = is.key.as_deref().and_then(|k| state.keys.get(k)) {
-            used[is.subject].push((u.last - u.first).div_euclid(1000));
+    let span = |u: &Use| (u.last - u.first).div_euclid(1000);
+    let mut add = |subject: u32, u: Option<&Use>| {
+        if let (Some(u), Some(list)) = (u, used.get_mut(subject as usize)) {
+            list.push(span(u));
         }
+    };
+    for (key, &subject) in &state.issued.packed {
+        add(subject, uses.packed.get(key));
+    }
+    for (key, &subject) in &state.issued.text {
+        add(subject, uses.text.get(key));
+    }
+    for (key, subject) in &state.reissued {
+        add(*subject, uses.get(key));
     }
     let mut rows: Vec<Row> = state
         .subjects
         .into_iter()
         .enumerate()
         .map(|(i, s)| {
-            let requested_max = requested[i].iter().copied().max().unwrap_or_default();
+            let sessions: u32 = s.requested.values().sum();
+            let requested_max = s.requested.keys().next_back().copied().unwrap_or_default();
             let used_max = used[i].iter().copied().max();
             let over = used_max.is_some_and(|u| {
                 requested_max >= OVER_FACTOR.saturating_mul(u) && requested_max.saturating_sub(u) >= OVER_MARGIN_S
             });
             let mut notes = Vec::new();
-            if defaulted[i] > 0 {
-                notes.push(format!("{} session(s) without durationSeconds: AWS's default assumed", defaulted[i]));
+            if s.defaulted > 0 {
+                notes.push(format!("{} session(s) without durationSeconds: AWS's default assumed", s.defaulted));
             }
             if used[i].is_empty() {
                 notes.push("no session seen used in these events".to_string());
@@ -290,10 +371,10 @@ fn frame(state: State) -> PolarsResult<DataFrame> {
                 principal: s.principal,
                 principal_type: s.principal_type,
                 issued_by: s.calls.into_iter().collect::<Vec<_>>().join(", "),
-                sessions: requested[i].len() as u32,
-                defaulted: defaulted[i],
+                sessions,
+                defaulted: s.defaulted,
                 requested_max,
-                requested_typical: typical(std::mem::take(&mut requested[i])),
+                requested_typical: typical_of_counts(&s.requested),
                 used: used[i].len() as u32,
                 used_max,
                 used_typical: typical(std::mem::take(&mut used[i])),
@@ -340,6 +421,52 @@ mod tests {
         assert_eq!(typical(vec![5]), Some(5));
         assert_eq!(typical(vec![900, 3600]), Some(900));
         assert_eq!(typical(vec![3600, 900, 1800]), Some(1800));
+    }
+
+    #[test]
+    fn typical_of_counts_is_typical_of_the_values() {
+        let cases: [&[(i64, u32)]; 5] = [
+            &[],
+            &[(900, 1)],
+            &[(900, 1), (3600, 1)],
+            &[(900, 2), (3600, 1)],
+            &[(60, 3), (900, 1), (3600, 4), (43_200, 1)],
+        ];
+        for counts in cases {
+            let map: std::collections::BTreeMap<i64, u32> = counts.iter().copied().collect();
+            let values: Vec<i64> = counts.iter().flat_map(|&(v, c)| std::iter::repeat_n(v, c as usize)).collect();
+            assert_eq!(typical_of_counts(&map), typical(values), "{counts:?}");
+        }
+    }
+
+    #[test]
+    fn keys_are_told_apart_packed_or_not() {
+        let keys = [
+            "ASIAY34FZKBOKMUTVV7A",
+            "ASIAY34FZKBOKMUTVV7B",
+            "asiay34fzkbokmutvv7a",
+            "ASIA",
+            "0ASIA",
+            "00ASIA",
+            "Z",
+            "z",
+            "9",
+            "ASIAY34FZKBOKMUTVV7A1",
+            "ASIAY34FZKBOKMUTVV7A12",
+            "ASIAY34FZKBOKMUTVV7A123",
+            "ASIA-KEY",
+            "ASIA\u{c9}",
+        ];
+        let mut map: KeyMap<usize> = KeyMap::default();
+        for (i, k) in keys.iter().enumerate() {
+            *map.entry(k, || i) = i;
+        }
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(map.get(k), Some(&i), "{k:?}");
+        }
+        assert_eq!(map.packed.len() + map.text.len(), keys.len());
+        assert!(pack("ASIAY34FZKBOKMUTVV7A").is_some() && pack("ASIAY34FZKBOKMUTVV7A123").is_none());
+        assert!(pack("ASIA-KEY").is_none() && map.get("ASIA-KEZ").is_none());
     }
 
     #[test]
