@@ -177,7 +177,7 @@ fn store_err(root: &Path, reason: impl Into<String>) -> Error {
 }
 
 /// Replace `path` atomically (see [`crate::fs::write_atomic`]).
-fn write_atomic(path: &Path, write: impl FnOnce(&mut fs::File) -> Result<()>) -> Result<()> {
+fn write_atomic(path: &Path, write: impl FnOnce(&mut std::io::BufWriter<fs::File>) -> Result<()>) -> Result<()> {
     crate::fs::write_atomic(path, write, |p, e| Error::io(p, e))
 }
 
