@@ -23,7 +23,7 @@ const MAX_DEPTH: u32 = 100;
 
 /// The records of `body` (the file's text, starting at its first `[` or `{`), or [`Unsure`].
 pub fn parse(body: &str) -> Result<(Shape, Vec<Leaves<'_>>), Unsure> {
-    let mut p = Parser { text: body, s: body.as_bytes(), i: 0, depth: 0 };
+    let mut p = Parser { text: body, s: body.as_bytes(), i: 0, depth: 0, next: [[NOTHING; MAX_NAMES + 2]; OBJECTS] };
     // Records are about a kilobyte: fewer copies of the vector as it grows, at most 0.7 of the text.
     let mut records = Vec::with_capacity(body.len() / 1024);
     let shape = match p.s.first() {
@@ -46,7 +46,125 @@ struct Parser<'a> {
     s: &'a [u8],
     i: usize,
     depth: u32,
+    /// Per kind of object read by name (`RECORD`, ...), the field expected after each field
+    /// ([`Parser::named_fields`]).
+    next: [Next; OBJECTS],
 }
+
+/// The most names [`Parser::named_fields`] looks up in one object.
+const MAX_NAMES: usize = 30;
+/// No field expected (nothing learned yet).
+const NOTHING: u8 = u8::MAX;
+
+/// For each field of an object (by its index in the names; then "another key" and "the object's
+/// start"), the field that followed it last in this file.
+type Next = [u8; MAX_NAMES + 2];
+
+/// A field name as written before its value (`"name":`, at most 32 bytes), compared whole with the
+/// text at a position in two 16-byte words.
+struct Name {
+    bytes: [u8; 32],
+    len: usize,
+    /// The bytes of each word that belong to the name.
+    masks: [u128; 2],
+}
+
+impl Name {
+    const fn new(written: &[u8]) -> Name {
+        assert!(written.len() <= 32 && written.len() >= 4);
+        let mut bytes = [0; 32];
+        let mut i = 0;
+        while i < written.len() {
+            bytes[i] = written[i];
+            i += 1;
+        }
+        let len = written.len();
+        Name { bytes, len, masks: [low_bytes(len), low_bytes(len.saturating_sub(16))] }
+    }
+
+    /// The name without its quotes and colon.
+    fn key(&self) -> &[u8] {
+        &self.bytes[1..self.len - 2]
+    }
+
+    /// Whether `s` has this name at `i`.
+    #[inline]
+    fn is_at(&self, s: &[u8], i: usize) -> bool {
+        let Some(window) = s.get(i..i + 32) else { return s[i..].starts_with(&self.bytes[..self.len]) };
+        let word = |bytes: &[u8], at: usize| u128::from_le_bytes(bytes[at..at + 16].try_into().unwrap_or([0; 16]));
+        ((word(window, 0) ^ word(&self.bytes, 0)) & self.masks[0])
+            | ((word(window, 16) ^ word(&self.bytes, 16)) & self.masks[1])
+            == 0
+    }
+}
+
+/// A mask of the low `n` bytes of a 16-byte word (all of them from 16).
+const fn low_bytes(n: usize) -> u128 {
+    if n >= 16 {
+        u128::MAX
+    } else {
+        (1 << (8 * n)) - 1
+    }
+}
+
+/// The kinds of object whose fields are read by name: a record, and the nested objects of its
+/// `userIdentity`. Each has its names (`RECORD_NAMES`, ...) and its learned order.
+const RECORD: usize = 0;
+const IDENTITY: usize = 1;
+const SESSION_CONTEXT: usize = 2;
+const SESSION_ISSUER: usize = 3;
+const ATTRIBUTES: usize = 4;
+const ON_BEHALF_OF: usize = 5;
+const OBJECTS: usize = 6;
+
+/// The record fields `record` reads, by index, as CloudTrail writes them before their value.
+const RECORD_NAMES: [Name; 25] = [
+    Name::new(b"\"eventVersion\":"),
+    Name::new(b"\"eventTime\":"),
+    Name::new(b"\"eventSource\":"),
+    Name::new(b"\"eventName\":"),
+    Name::new(b"\"awsRegion\":"),
+    Name::new(b"\"sourceIPAddress\":"),
+    Name::new(b"\"userAgent\":"),
+    Name::new(b"\"errorCode\":"),
+    Name::new(b"\"errorMessage\":"),
+    Name::new(b"\"requestID\":"),
+    Name::new(b"\"eventID\":"),
+    Name::new(b"\"readOnly\":"),
+    Name::new(b"\"resources\":"),
+    Name::new(b"\"eventType\":"),
+    Name::new(b"\"managementEvent\":"),
+    Name::new(b"\"recipientAccountId\":"),
+    Name::new(b"\"sharedEventID\":"),
+    Name::new(b"\"vpcEndpointId\":"),
+    Name::new(b"\"eventCategory\":"),
+    Name::new(b"\"CloudTrailEvent\":"),
+    Name::new(b"\"userIdentity\":"),
+    Name::new(b"\"requestParameters\":"),
+    Name::new(b"\"responseElements\":"),
+    Name::new(b"\"additionalEventData\":"),
+    Name::new(b"\"tlsDetails\":"),
+];
+
+/// The `userIdentity` fields `user_identity` reads, by index.
+const IDENTITY_NAMES: [Name; 9] = [
+    Name::new(b"\"type\":"),
+    Name::new(b"\"principalId\":"),
+    Name::new(b"\"arn\":"),
+    Name::new(b"\"accountId\":"),
+    Name::new(b"\"accessKeyId\":"),
+    Name::new(b"\"userName\":"),
+    Name::new(b"\"invokedBy\":"),
+    Name::new(b"\"sessionContext\":"),
+    Name::new(b"\"onBehalfOf\":"),
+];
+
+const SESSION_CONTEXT_NAMES: [Name; 3] =
+    [Name::new(b"\"sessionIssuer\":"), Name::new(b"\"attributes\":"), Name::new(b"\"sourceIdentity\":")];
+const SESSION_ISSUER_NAMES: [Name; 4] =
+    [Name::new(b"\"type\":"), Name::new(b"\"principalId\":"), Name::new(b"\"arn\":"), Name::new(b"\"userName\":")];
+const ATTRIBUTES_NAMES: [Name; 2] = [Name::new(b"\"creationDate\":"), Name::new(b"\"mfaAuthenticated\":")];
+const ON_BEHALF_OF_NAMES: [Name; 2] = [Name::new(b"\"userId\":"), Name::new(b"\"identityStoreArn\":")];
 
 impl<'a> Parser<'a> {
     fn ws(&mut self) {
@@ -172,59 +290,107 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// The fields of an object (after `{`) whose keys are looked up among `names` (each written
+    /// `"name":`), each handed to `field` positioned at its value with the index of its name
+    /// (`names.len()` for any other key). A file's records write their fields in one order, so the
+    /// name that followed the previous field last time (`next`) is compared whole first: no scan of
+    /// the key as a string, no search among the names. Keys are looked up as written: an escaped key
+    /// is left to serde, as in `object_fields`.
+    fn named_fields(
+        &mut self,
+        kind: usize,
+        names: &[Name],
+        mut field: impl FnMut(&mut Self, usize) -> Step<()>,
+    ) -> Step<()> {
+        debug_assert!(names.len() <= MAX_NAMES);
+        self.ws();
+        if self.s.get(self.i) == Some(&b'}') {
+            self.i += 1;
+            return Ok(());
+        }
+        // A copy, as `field` may read nested objects by name; written back at the object's end.
+        let mut next = self.next[kind];
+        let mut previous = names.len() + 1;
+        loop {
+            self.ws();
+            let guess = usize::from(next[previous]);
+            let k = match names.get(guess) {
+                Some(name) if name.is_at(self.s, self.i) => {
+                    self.i += name.len;
+                    guess
+                }
+                _ => {
+                    let key = self.key()?;
+                    self.ws();
+                    self.eat(b':')?;
+                    let k = names.iter().position(|name| name.key() == key).unwrap_or(names.len());
+                    next[previous] = k as u8;
+                    k
+                }
+            };
+            self.ws();
+            field(self, k)?;
+            previous = k;
+            self.ws();
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    self.next[kind] = next;
+                    return Ok(());
+                }
+                _ => return Err(Unsure),
+            }
+        }
+    }
+
     /// One record: an object. A field named twice is an error to serde.
     fn record(&mut self) -> Step<Leaves<'a>> {
         self.eat(b'{')?;
         self.enter()?;
         let mut l = Leaves::default();
         let mut seen = 0u32;
-        self.object_fields(|p, key| {
-            let (bit, slot): (u32, &mut Leaf<'a>) = match key {
-                b"eventVersion" => (0, &mut l.event_version),
-                b"eventTime" => (1, &mut l.event_time),
-                b"eventSource" => (2, &mut l.event_source),
-                b"eventName" => (3, &mut l.event_name),
-                b"awsRegion" => (4, &mut l.aws_region),
-                b"sourceIPAddress" => (5, &mut l.source_ip),
-                b"userAgent" => (6, &mut l.user_agent),
-                b"errorCode" => (7, &mut l.error_code),
-                b"errorMessage" => (8, &mut l.error_message),
-                b"requestID" => (9, &mut l.request_id),
-                b"eventID" => (10, &mut l.event_id),
-                b"readOnly" => (11, &mut l.read_only),
-                b"resources" => (12, &mut l.resources),
-                b"eventType" => (13, &mut l.event_type),
-                b"managementEvent" => (14, &mut l.management_event),
-                b"recipientAccountId" => (15, &mut l.recipient_account_id),
-                b"sharedEventID" => (16, &mut l.shared_event_id),
-                b"vpcEndpointId" => (17, &mut l.vpc_endpoint_id),
-                b"eventCategory" => (18, &mut l.event_category),
-                b"CloudTrailEvent" => (19, &mut l.cloudtrail_event),
-                b"userIdentity" => {
-                    once(&mut seen, 20)?;
-                    return p.user_identity(&mut l);
-                }
-                b"requestParameters" => (21, &mut l.request_parameters),
-                b"responseElements" => {
-                    once(&mut seen, 22)?;
-                    let (whole, inner) = p.object_with(b"ConsoleLogin")?;
-                    (l.response_elements, l.console_login) = (whole, inner);
+        self.named_fields(RECORD, &RECORD_NAMES, |p, k| {
+            if k >= RECORD_NAMES.len() {
+                return p.value();
+            }
+            once(&mut seen, k as u32)?;
+            let slot: &mut Leaf<'a> = match k {
+                0 => &mut l.event_version,
+                1 => &mut l.event_time,
+                2 => &mut l.event_source,
+                3 => &mut l.event_name,
+                4 => &mut l.aws_region,
+                5 => &mut l.source_ip,
+                6 => &mut l.user_agent,
+                7 => &mut l.error_code,
+                8 => &mut l.error_message,
+                9 => &mut l.request_id,
+                10 => &mut l.event_id,
+                11 => &mut l.read_only,
+                12 => &mut l.resources,
+                13 => &mut l.event_type,
+                14 => &mut l.management_event,
+                15 => &mut l.recipient_account_id,
+                16 => &mut l.shared_event_id,
+                17 => &mut l.vpc_endpoint_id,
+                18 => &mut l.event_category,
+                19 => &mut l.cloudtrail_event,
+                20 => return p.user_identity(&mut l),
+                21 => &mut l.request_parameters,
+                22 => {
+                    (l.response_elements, l.console_login) = p.object_with(b"ConsoleLogin")?;
                     return Ok(());
                 }
-                b"additionalEventData" => {
-                    once(&mut seen, 23)?;
-                    let (whole, inner) = p.object_with(b"MFAUsed")?;
-                    (l.additional_event_data, l.mfa_used) = (whole, inner);
+                23 => {
+                    (l.additional_event_data, l.mfa_used) = p.object_with(b"MFAUsed")?;
                     return Ok(());
                 }
-                b"tlsDetails" => {
-                    once(&mut seen, 24)?;
+                _ => {
                     l.tls_version = p.object_with(b"tlsVersion")?.1;
                     return Ok(());
                 }
-                _ => return p.value(),
             };
-            once(&mut seen, bit)?;
             *slot = p.leaf()?;
             Ok(())
         })?;
@@ -240,29 +406,25 @@ impl<'a> Parser<'a> {
         self.i += 1;
         self.enter()?;
         let mut seen = 0u32;
-        self.object_fields(|p, key| {
-            let (bit, slot): (u32, &mut Leaf<'a>) = match key {
-                b"type" => (0, &mut l.identity_type),
-                b"principalId" => (1, &mut l.principal_id),
-                b"arn" => (2, &mut l.arn),
-                b"accountId" => (3, &mut l.account_id),
-                b"accessKeyId" => (4, &mut l.access_key_id),
-                b"userName" => (5, &mut l.user_name),
-                b"invokedBy" => (6, &mut l.invoked_by),
-                b"sessionContext" => {
-                    once(&mut seen, 7)?;
-                    return p.session_context(l);
+        self.named_fields(IDENTITY, &IDENTITY_NAMES, |p, k| {
+            if k >= IDENTITY_NAMES.len() {
+                return p.value();
+            }
+            once(&mut seen, k as u32)?;
+            let slot: &mut Leaf<'a> = match k {
+                0 => &mut l.identity_type,
+                1 => &mut l.principal_id,
+                2 => &mut l.arn,
+                3 => &mut l.account_id,
+                4 => &mut l.access_key_id,
+                5 => &mut l.user_name,
+                6 => &mut l.invoked_by,
+                7 => return p.session_context(l),
+                _ => {
+                    let slots = [&mut l.on_behalf_of_user_id, &mut l.on_behalf_of_identity_store_arn];
+                    return p.fields_of(ON_BEHALF_OF, &ON_BEHALF_OF_NAMES, slots);
                 }
-                b"onBehalfOf" => {
-                    once(&mut seen, 8)?;
-                    return p.fields_of(&mut [
-                        ("userId", &mut l.on_behalf_of_user_id),
-                        ("identityStoreArn", &mut l.on_behalf_of_identity_store_arn),
-                    ]);
-                }
-                _ => return p.value(),
             };
-            once(&mut seen, bit)?;
             *slot = p.leaf()?;
             Ok(())
         })?;
@@ -278,47 +440,41 @@ impl<'a> Parser<'a> {
         self.eat(b'{')?;
         self.enter()?;
         let mut seen = 0u32;
-        self.object_fields(|p, key| match key {
-            b"sessionIssuer" => {
-                once(&mut seen, 0)?;
-                p.fields_of(&mut [
-                    ("type", &mut l.issuer_type),
-                    ("principalId", &mut l.issuer_principal_id),
-                    ("arn", &mut l.issuer_arn),
-                    ("userName", &mut l.issuer_user_name),
-                ])
+        self.named_fields(SESSION_CONTEXT, &SESSION_CONTEXT_NAMES, |p, k| {
+            if k < SESSION_CONTEXT_NAMES.len() {
+                once(&mut seen, k as u32)?;
             }
-            b"attributes" => {
-                once(&mut seen, 1)?;
-                p.fields_of(&mut [
-                    ("creationDate", &mut l.creation_date),
-                    ("mfaAuthenticated", &mut l.mfa_authenticated),
-                ])
+            match k {
+                0 => {
+                    let slots =
+                        [&mut l.issuer_type, &mut l.issuer_principal_id, &mut l.issuer_arn, &mut l.issuer_user_name];
+                    p.fields_of(SESSION_ISSUER, &SESSION_ISSUER_NAMES, slots)
+                }
+                1 => p.fields_of(ATTRIBUTES, &ATTRIBUTES_NAMES, [&mut l.creation_date, &mut l.mfa_authenticated]),
+                2 => {
+                    l.source_identity = p.leaf()?;
+                    Ok(())
+                }
+                _ => p.value(),
             }
-            b"sourceIdentity" => {
-                once(&mut seen, 2)?;
-                l.source_identity = p.leaf()?;
-                Ok(())
-            }
-            _ => p.value(),
         })?;
         self.depth -= 1;
         Ok(())
     }
 
-    /// A nested object of leaves (`sessionIssuer`, ...): `null`, or an object whose keys named in
-    /// `fields` fill their leaf (each at most once); anything else is left to serde.
-    fn fields_of(&mut self, fields: &mut [(&str, &mut Leaf<'a>)]) -> Step<()> {
+    /// A nested object of leaves (`sessionIssuer`, ...): `null`, or an object whose fields named in
+    /// `names` fill the slot of the same index (each at most once); anything else is left to serde.
+    fn fields_of<const N: usize>(&mut self, kind: usize, names: &[Name; N], mut slots: [&mut Leaf<'a>; N]) -> Step<()> {
         if self.null()? {
             return Ok(());
         }
         self.eat(b'{')?;
         self.enter()?;
         let mut seen = 0u32;
-        self.object_fields(|p, key| {
-            let Some(n) = fields.iter().position(|(name, _)| name.as_bytes() == key) else { return p.value() };
-            once(&mut seen, n as u32)?;
-            *fields[n].1 = p.leaf()?;
+        self.named_fields(kind, names, |p, k| {
+            let Some(slot) = slots.get_mut(k) else { return p.value() };
+            once(&mut seen, k as u32)?;
+            **slot = p.leaf()?;
             Ok(())
         })?;
         self.depth -= 1;
@@ -665,6 +821,66 @@ mod tests {
                 assert_eq!(special(text.as_bytes(), start), want.map_or(text.len(), |w| w + start), "{text:?} {start}");
             }
             assert_eq!(special(text.as_bytes(), 0), want);
+        }
+    }
+
+    #[test]
+    fn fields_are_found_whatever_their_order_and_spacing() {
+        let fields = [
+            r#""eventVersion":"1.08""#,
+            r#""userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::1:user/a","accountId":"1","userName":"a"}"#,
+            r#""eventTime":"2023-07-10T12:11:15Z""#,
+            r#""eventSource":"s3.amazonaws.com""#,
+            r#""eventName":"GetObject""#,
+            r#""errorCode":"AccessDenied""#,
+            r#""eventTimeX":"not the time""#,
+            r#""eventTim":"nor this""#,
+            r#""eventName2":[1,2]"#,
+            r#""recipientAccountId":"1""#,
+            r#""tlsDetails":{"tlsVersion":"TLSv1.2"}"#,
+        ];
+        // Records in one file, each in another order, so that the field expected next is often wrong.
+        let mut records = Vec::new();
+        for start in 0..fields.len() {
+            let mut order: Vec<&str> = fields.iter().cycle().skip(start).take(fields.len()).copied().collect();
+            records.push(format!("{{{}}}", order.join(",")));
+            order.reverse();
+            records.push(format!("{{{}}}", order.join(",")));
+            // A record with fewer fields, in the file's most common order.
+            records.push(format!("{{{}}}", fields[start..].join(",")));
+        }
+        let file = format!("{{\"Records\":[{}]}}", records.join(","));
+        assert_eq!(agree(&file), Some((Shape::Records, records.len())));
+        // Whitespace around a name's colon: the name is read as a string, as anywhere else.
+        let spaced = r#"{"Records":[{"eventName":"A","eventTime" :"t"},{"eventName" : "B","eventTime":"u"}]}"#;
+        assert_eq!(agree(spaced), Some((Shape::Records, 2)));
+        // A name at the file's very end (fewer than 32 bytes left).
+        assert_eq!(agree(r#"[{"eventTime":"t"},{"eventTime":"u"}]"#), Some((Shape::Array, 2)));
+        // A field named twice is still refused.
+        let twice =
+            r#"{"Records":[{"eventName":"A","eventTime":"t"},{"eventName":"A","eventTime":"t","eventTime":"u"}]}"#;
+        assert_eq!(parse(twice).map(|_| ()), Err(Unsure));
+        for (written, key) in RECORD_NAMES.iter().zip(["eventVersion", "eventTime", "eventSource"]) {
+            assert_eq!(written.key(), key.as_bytes());
+        }
+    }
+
+    #[test]
+    fn a_name_is_at_a_position_only_when_all_its_bytes_are() {
+        for name in RECORD_NAMES.iter().chain(&IDENTITY_NAMES) {
+            let written = &name.bytes[..name.len];
+            let text = [b"xx".as_slice(), written, &[b'z'; 40]].concat();
+            assert!(name.is_at(&text, 2));
+            assert!(!name.is_at(&text, 1) && !name.is_at(&text, 3));
+            // Any one byte changed, with room for a whole window and without.
+            for at in 0..name.len {
+                let mut changed = text.clone();
+                changed[2 + at] ^= 0x20;
+                assert!(!name.is_at(&changed, 2), "{:?} byte {at}", name.key());
+                assert!(!name.is_at(&changed[..2 + name.len], 2));
+            }
+            assert!(name.is_at(&text[..2 + name.len], 2));
+            assert!(!name.is_at(&text[..1 + name.len], 2));
         }
     }
 
