@@ -313,12 +313,19 @@ impl<'a> Leaves<'a> {
 
 /// A JSON leaf as text: strings unescaped (borrowed when they contain no escape), other values as
 /// their JSON text. JSON `null` is `None` (serde maps it before we get here).
+#[inline]
 pub fn text(raw: Leaf<'_>) -> Option<Cow<'_, str>> {
     let raw = raw?;
-    let s = raw.text;
     if raw.plain {
-        return Some(Cow::Borrowed(&s[1..s.len() - 1]));
+        return Some(Cow::Borrowed(&raw.text[1..raw.text.len() - 1]));
     }
+    text_of_json(raw.text)
+}
+
+/// `text` of a leaf that is not a string without escapes: a string with escapes, `null`, or any
+/// other value (a boolean, for one).
+#[inline(never)]
+fn text_of_json(s: &str) -> Option<Cow<'_, str>> {
     if let Some(inner) = s.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
         if !inner.contains('\\') {
             return Some(Cow::Borrowed(inner));
