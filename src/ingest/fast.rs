@@ -23,22 +23,31 @@ const MAX_DEPTH: u32 = 100;
 
 /// The records of `body` (the file's text, starting at its first `[` or `{`), or [`Unsure`].
 pub fn parse(body: &str) -> Result<(Shape, Vec<Leaves<'_>>), Unsure> {
+    let mut records = Vec::new();
+    let shape = parse_into(body, &mut records)?;
+    Ok((shape, records))
+}
+
+/// [`parse`] into `records` (emptied first, its space reused): on [`Unsure`], what it holds is
+/// meaningless.
+pub fn parse_into<'a>(body: &'a str, records: &mut Vec<Leaves<'a>>) -> Result<Shape, Unsure> {
     let mut p = Parser { text: body, s: body.as_bytes(), i: 0, depth: 0, next: [[NOTHING; MAX_NAMES + 2]; OBJECTS] };
     // Records are about a kilobyte: fewer copies of the vector as it grows, at most 0.7 of the text.
-    let mut records = Vec::with_capacity(body.len() / 1024);
+    records.clear();
+    records.reserve(body.len() / 1024);
     let shape = match p.s.first() {
         Some(b'[') => {
-            p.records(&mut records)?;
+            p.records(records)?;
             Shape::Array
         }
-        Some(b'{') => p.envelope_or_lines(&mut records)?,
+        Some(b'{') => p.envelope_or_lines(records)?,
         _ => return Err(Unsure),
     };
     p.ws();
     if p.i != p.s.len() {
         return Err(Unsure);
     }
-    Ok((shape, records))
+    Ok(shape)
 }
 
 struct Parser<'a> {

@@ -51,15 +51,36 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// Parse `bytes` (already decompressed) into records: in one pass by `fast` when it is sure of the
 /// file (delivery files, arrays and JSON Lines of plain records), else by serde.
 pub fn parse(bytes: &[u8]) -> Result<(Shape, Vec<Leaves<'_>>), ParseError> {
+    let mut records = Vec::new();
+    let shape = parse_into(bytes, &mut records)?;
+    Ok((shape, records))
+}
+
+/// [`parse`] into `records` (emptied first; its space is reused when the fast parser takes the
+/// file). On an error, what it holds is meaningless.
+pub fn parse_into<'a>(bytes: &'a [u8], records: &mut Vec<Leaves<'a>>) -> Result<Shape, ParseError> {
     let body = body(bytes)?;
-    let (shape, records) = match fast::parse(body) {
-        Ok(parsed) => parsed,
-        Err(fast::Unsure) => parse_with_serde(body)?,
+    let shape = match fast::parse_into(body, records) {
+        Ok(shape) => shape,
+        Err(fast::Unsure) => {
+            let (shape, parsed) = parse_with_serde(body)?;
+            *records = parsed;
+            shape
+        }
     };
     if !records.is_empty() && !records.iter().any(Leaves::looks_like_cloudtrail) {
         return Err(ParseError::NotCloudTrail("no record has eventTime, eventName or eventSource"));
     }
-    Ok((shape, records))
+    Ok(shape)
+}
+
+/// An empty vector of records with `records`' space, for another file's text: a worker keeps one
+/// from file to file, since a large file's records take tens of MB, and memory freshly mapped is
+/// zeroed by the kernel on first touch (4% of a scan of 30 MB files, perf).
+pub fn recycle<'b>(mut records: Vec<Leaves<'_>>) -> Vec<Leaves<'b>> {
+    records.clear();
+    // An empty vector collected in place: the same allocation, as the two types are one layout.
+    records.into_iter().map(|_| unreachable!("the vector is empty")).collect()
 }
 
 /// The JSON text of `bytes`: from its first `[` or `{` (after a byte-order mark and whitespace), and
@@ -136,6 +157,27 @@ mod tests {
         assert_eq!(shape_of(r#"{"Events":[{"CloudTrailEvent":"{}"}]}"#), Ok((Shape::Events, 1)));
         assert_eq!(shape_of("\u{feff}{\"Records\":[]}"), Ok((Shape::Records, 0)));
         assert_eq!(shape_of("[]"), Ok((Shape::Array, 0)));
+    }
+
+    #[test]
+    fn a_vector_of_records_is_reused_for_the_next_file() {
+        let first = br#"{"Records":[{"eventName":"A"},{"eventName":"B"},{"eventName":"C"}]}"#.to_vec();
+        let mut records = Vec::with_capacity(100);
+        parse_into(&first, &mut records).expect("delivery file");
+        assert_eq!(records.len(), 3);
+        let (space, capacity) = (records.as_ptr() as usize, records.capacity());
+        let second = br#"[{"eventName":"D"}]"#.to_vec();
+        let mut again = recycle(records);
+        assert!(again.is_empty());
+        assert_eq!((again.as_ptr() as usize, again.capacity()), (space, capacity));
+        assert_eq!(parse_into(&second, &mut again).ok(), Some(Shape::Array));
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].event_name.map(|n| n.text), Some(r#""D""#));
+        // A file the fast parser leaves to serde fills the vector too.
+        let events = br#"{"Events":[{"CloudTrailEvent":"{}"},{"CloudTrailEvent":"{}"}]}"#.to_vec();
+        let mut again = recycle(again);
+        assert_eq!(parse_into(&events, &mut again).ok(), Some(Shape::Events));
+        assert_eq!(again.len(), 2);
     }
 
     #[test]

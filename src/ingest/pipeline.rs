@@ -2,6 +2,7 @@
 //! own `FrameBuilder`, and the pieces are stacked in input order. Every file ends as read, skipped or
 //! failed with a reason; every record as a row or a counted rejection.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -153,8 +154,32 @@ fn read_one_with(
         Err(e) => return Outcome::Failed(e.to_string()),
     };
     decoded.fetch_add(content.len() as u64, Ordering::Relaxed);
-    let records = match parse::parse(&content) {
-        Ok((_, records)) => records,
+    KEPT_RECORDS.with(|kept| {
+        let mut records = parse::recycle(kept.take());
+        let outcome = push_records(&content, &mut records, file, opts, out);
+        if records.capacity() * std::mem::size_of::<Leaves>() <= decode::PRIVATE_BYTES {
+            kept.set(parse::recycle(records));
+        }
+        outcome
+    })
+}
+
+thread_local! {
+    /// A worker's vector of parsed records, kept between files (`parse::recycle`), within the
+    /// space a worker keeps for decompression.
+    static KEPT_RECORDS: Cell<Vec<Leaves<'static>>> = const { Cell::new(Vec::new()) };
+}
+
+/// Parse `content` into `records` and push its rows to `out`.
+fn push_records<'a>(
+    content: &'a [u8],
+    records: &mut Vec<Leaves<'a>>,
+    file: &InputFile,
+    opts: &ReadOptions,
+    out: &mut FrameBuilder,
+) -> Outcome {
+    match parse::parse_into(content, records) {
+        Ok(_) => {}
         Err(ParseError::NotJson(start)) if !named_like_json(&file.path) => {
             return Outcome::Skipped(format!("not JSON (starts with {start:?})"))
         }
@@ -169,7 +194,7 @@ fn read_one_with(
     let mut rows = 0;
     let mut without_id = 0;
     let mut rejected = BTreeMap::new();
-    for rec in &records {
+    for rec in records.iter() {
         let result = match rec.cloudtrail_event {
             Some(_) => push_embedded(rec, out, &source),
             None => EventRow::from_leaves(rec).map(|row| {
