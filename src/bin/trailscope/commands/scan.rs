@@ -12,7 +12,7 @@ use trailscope::fs::printable;
 use trailscope::ingest::frame::col_name as c;
 use trailscope::ingest::pipeline::{ReadOptions, ReadStats};
 use trailscope::output;
-use trailscope::query::dataset::{self, Dataset};
+use trailscope::query::dataset;
 use trailscope::query::scope::{Count, Scope, ScopeFold};
 use trailscope::source;
 use trailscope::source::filter::Filter;
@@ -42,8 +42,10 @@ const SUMMARY_COLUMNS: &[&str] = &[c::EVENT_ID, c::RECIPIENT_ACCOUNT_ID, c::ACCO
 /// Run `scan`; returns true when some input was bad (exit code 2).
 pub fn run(args: &ScanArgs) -> Result<bool> {
     let filter = args.input.filter()?;
-    let opts = args.input.read_options();
-    let (data, ingest_stats) = match &args.store {
+    // The summary needs only these string columns (and event_time): fill no others. Its counts are
+    // folded a batch at a time (`dataset::fold`).
+    let summary_opts = ReadOptions { columns: Some(SUMMARY_COLUMNS), ..args.input.read_options() };
+    let summary = match &args.store {
         Some(store) => {
             // The store keeps whole files, so discovery does not prune by the filter here.
             let inputs = source::discover(&args.input.inputs, &Filter::default())?;
@@ -52,30 +54,27 @@ pub fn run(args: &ScanArgs) -> Result<bool> {
                 s3.map(|url| trailscope::store::s3::Mirror::sync(url, &args.input.s3_options())).transpose()?;
             let local = mirror.as_ref().map_or(store.clone(), |m| m.dir.clone());
             let before = mirror.as_ref().map(|m| m.snapshot());
+            let opts = args.input.read_options();
             let (ingest_stats, read) = write::ingest(&local, inputs, &opts, args.input.quiet)?;
             if let (Some(m), Some(before)) = (&mirror, &before) {
                 m.upload_new(before)?;
             }
-            let mut data = dataset::load(std::slice::from_ref(&local), &filter, &opts, &args.input.s3_options(), true)?;
-            data.stats = read;
-            data.duplicates = ingest_stats.duplicates;
-            (data, Some(ingest_stats))
+            // The summary is of the whole store (earlier runs' events too); the files accounted for
+            // are this run's.
+            let stored = dataset::discover(std::slice::from_ref(&local), &filter, &args.input.s3_options())?;
+            let mut scope = ScopeFold::default();
+            dataset::fold(stored, &filter, &summary_opts, true, |df| scope.add(&df))?;
+            let (duplicates, store) = (ingest_stats.duplicates, trailscope::fs::display_path(store));
+            ScanSummary::new(scope.finish(), read, duplicates, Some(ingest_stats), Some(store))
         }
         None => {
-            // The summary needs only these string columns (and event_time): fill no others. Its
-            // counts are folded a batch at a time as the files are read (`dataset::fold`).
-            let opts = ReadOptions { columns: Some(SUMMARY_COLUMNS), ..opts.clone() };
             let inputs = dataset::discover(&args.input.inputs, &filter, &args.input.s3_options())?;
             let mut scope = ScopeFold::default();
-            let folded = dataset::fold(inputs, &filter, &opts, args.input.quiet, |df| scope.add(&df))?;
-            let bad = super::warn_bad_input(&folded.stats);
-            let summary = ScanSummary::new(scope.finish(), folded.stats, folded.duplicates, None, None);
-            write_summary(args, &summary)?;
-            return Ok(bad);
+            let folded = dataset::fold(inputs, &filter, &summary_opts, args.input.quiet, |df| scope.add(&df))?;
+            ScanSummary::new(scope.finish(), folded.stats, folded.duplicates, None, None)
         }
     };
-    let bad = super::warn_bad_input(&data.stats);
-    let summary = summarize(data, ingest_stats, args.store.as_ref().map(|p| trailscope::fs::display_path(p)))?;
+    let bad = super::warn_bad_input(&summary.read);
     write_summary(args, &summary)?;
     Ok(bad)
 }
@@ -95,12 +94,6 @@ fn write_summary(args: &ScanArgs, summary: &ScanSummary) -> Result<()> {
         SummaryFormat::Table => write_table(&mut out, summary)?,
     }
     out.flush().map_err(|e| Error::io("<output>", e))
-}
-
-fn summarize(data: Dataset, ingest: Option<IngestStats>, store: Option<String>) -> Result<ScanSummary> {
-    let Dataset { events, stats, duplicates, .. } = data;
-    let scope = trailscope::query::scope::scope(&events.cache())?;
-    Ok(ScanSummary::new(scope, stats, duplicates, ingest, store))
 }
 
 impl ScanSummary {
