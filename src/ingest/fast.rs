@@ -226,7 +226,7 @@ impl<'a> Parser<'a> {
                 return Ok(Shape::Lines);
             }
             let before = records.len();
-            records.push(self.record()?);
+            self.record(records)?;
             if before == 0 && self.first_is_envelope(start)? {
                 return Err(Unsure);
             }
@@ -259,7 +259,7 @@ impl<'a> Parser<'a> {
         }
         loop {
             self.ws();
-            records.push(self.record()?);
+            self.record(records)?;
             self.ws();
             match self.peek()? {
                 b',' => self.i += 1,
@@ -353,11 +353,13 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// One record: an object. A field named twice is an error to serde.
-    fn record(&mut self) -> Step<Leaves<'a>> {
+    /// One record, an object, pushed to `records` (its leaves written in place: a record's leaves
+    /// are a kilobyte). A field named twice is an error to serde.
+    fn record(&mut self, records: &mut Vec<Leaves<'a>>) -> Step<()> {
         self.eat(b'{')?;
         self.enter()?;
-        let mut l = Leaves::default();
+        records.push(Leaves::default());
+        let Some(l) = records.last_mut() else { return Err(Unsure) };
         let mut seen = 0u32;
         self.named_fields(RECORD, &RECORD_NAMES, |p, k| {
             if k >= RECORD_NAMES.len() {
@@ -385,7 +387,7 @@ impl<'a> Parser<'a> {
                 17 => &mut l.vpc_endpoint_id,
                 18 => &mut l.event_category,
                 19 => &mut l.cloudtrail_event,
-                20 => return p.user_identity(&mut l),
+                20 => return p.user_identity(l),
                 21 => &mut l.request_parameters,
                 22 => {
                     (l.response_elements, l.console_login) = p.object_with(b"ConsoleLogin")?;
@@ -404,7 +406,7 @@ impl<'a> Parser<'a> {
             Ok(())
         })?;
         self.depth -= 1;
-        Ok(l)
+        Ok(())
     }
 
     /// `userIdentity`: an object gives its leaves; anything else none (as serde's lenient `nested`).
