@@ -100,8 +100,12 @@ struct Principal {
     errors: u32,
     first: Option<i64>,
     last: Option<i64>,
-    /// Events per service id (`NONE`: no event source).
+    /// Events per service id (`NONE`: no event source), but for the last run of one service, which
+    /// `service_run` counts (a principal's events mostly repeat one service, and a repeat then needs
+    /// no map lookup); `Principal::services` gives the sum.
     services: hashbrown::HashMap<u32, u32>,
+    /// The service of the principal's latest events and how many in a row (0: none yet).
+    service_run: (u32, u32),
     /// (event source, event name) pairs.
     actions: hashbrown::HashSet<(u32, u32)>,
     source_ips: hashbrown::HashSet<u32>,
@@ -125,6 +129,7 @@ impl Default for Principal {
             first: None,
             last: None,
             services: Default::default(),
+            service_run: (NONE, 0),
             actions: Default::default(),
             source_ips: Default::default(),
             regions: Default::default(),
@@ -133,6 +138,30 @@ impl Default for Principal {
             added: [NONE; 5],
             added_action: (NONE, NONE),
         }
+    }
+}
+
+impl Principal {
+    /// One more event of `service`.
+    fn add_service(&mut self, service: u32) {
+        match self.service_run {
+            (last, n) if n > 0 && last == service => self.service_run.1 += 1,
+            (last, n) => {
+                if n > 0 {
+                    *self.services.entry(last).or_default() += n;
+                }
+                self.service_run = (service, 1);
+            }
+        }
+    }
+
+    /// Events per service id, the latest run included.
+    fn services(&mut self) -> &hashbrown::HashMap<u32, u32> {
+        let (last, n) = std::mem::replace(&mut self.service_run, (NONE, 0));
+        if n > 0 {
+            *self.services.entry(last).or_default() += n;
+        }
+        &self.services
     }
 }
 
@@ -151,9 +180,17 @@ fn add_present(set: &mut hashbrown::HashSet<u32>, last: &mut u32, id: u32) {
     }
 }
 
-/// Whether each row's text is non-empty (a null is not).
+/// Whether each row's text is non-empty (a null is not), from the lengths in the views.
 fn non_empty(column: &StringChunked) -> Vec<bool> {
-    column.iter().map(|v| v.is_some_and(|v| !v.is_empty())).collect()
+    let mut out = Vec::with_capacity(column.len());
+    for (chunk, array) in column.chunks().iter().zip(column.downcast_iter()) {
+        let lengths = array.views().iter().map(|view| view.length > 0);
+        match chunk.validity() {
+            Some(valid) => out.extend(lengths.zip(valid.iter()).map(|(long, valid)| long && valid)),
+            None => out.extend(lengths),
+        }
+    }
+    out
 }
 
 impl PerPrincipal {
@@ -204,7 +241,7 @@ impl PerPrincipal {
                 NONE => NONE,
                 s => self.service_of[s as usize],
             };
-            *p.services.entry(service).or_default() += 1;
+            p.add_service(service);
             let action = (source[i], name[i]);
             if action != p.added_action && action.0 != NONE && action.1 != NONE {
                 p.actions.insert(action);
@@ -221,7 +258,7 @@ impl PerPrincipal {
     /// The rows, in `per_principal`'s order.
     pub fn finish(self) -> Result<LazyFrame> {
         let text = |values: &Interner, id: u32| (id != NONE).then(|| values.value(id).to_string());
-        let summary = |p: Principal| Summary {
+        let summary = |mut p: Principal| Summary {
             principal_type: text(&self.types, p.principal_type),
             account_id: text(&self.accounts, p.account_id),
             accounts: p.accounts.iter().map(|&a| self.accounts.value(a).to_string()).collect(),
@@ -229,7 +266,7 @@ impl PerPrincipal {
             errors: p.errors,
             first: p.first,
             last: p.last,
-            services: p.services.iter().map(|(&s, &n)| (text(&self.services, s), n)).collect(),
+            services: p.services().iter().map(|(&s, &n)| (text(&self.services, s), n)).collect(),
             // Distinct "source:name" texts, as Polars' `actions()` counts them.
             actions: p
                 .actions
