@@ -131,8 +131,7 @@ fn frame(c: &mut Criterion, json: &[u8]) {
             let (_, records) = trailscope::ingest::parse::parse(black_box(json)).expect("parse");
             let mut builder = trailscope::ingest::frame::FrameBuilder::with_capacity(records.len());
             for rec in &records {
-                let row = trailscope::ingest::record::EventRow::from_leaves(rec).expect("every record has a time");
-                builder.push(&row, "bench/combined.json");
+                builder.push(rec, "bench/combined.json").expect("every record has a time");
             }
             let df = builder.finish().expect("frame");
             assert_eq!(df.height(), EXPECTED_RECORDS);

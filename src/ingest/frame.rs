@@ -1,11 +1,11 @@
-//! The events frame: column names, their types, and the builder that turns `EventRow`s into a Polars
-//! `DataFrame`. Types are chosen to be portable in Parquet (UTC millisecond timestamps, strings,
+//! The events frame: column names, their types, and the builder that turns records' leaves into a
+//! Polars `DataFrame`. Types are chosen to be portable in Parquet (UTC millisecond timestamps, strings,
 //! booleans), because the store is read by other engines too (issue #7).
 
 use polars::prelude::*;
 
 use crate::error::{PolarsContext, Result};
-use crate::ingest::record::EventRow;
+use crate::ingest::record::{self, json_text, text, Leaf, Leaves, Reject};
 
 /// Column names of the events frame, one constant each, snake_case.
 pub mod col_name {
@@ -175,48 +175,70 @@ pub struct FrameBuilder {
     read_only: Vec<Option<bool>>,
     management_event: Vec<Option<bool>>,
     session_mfa: Vec<Option<bool>>,
+    /// One builder per string column (`STRINGS`), those not filled left empty.
     strings: Vec<Str>,
-    /// Which string columns are filled (the others come out all null): see `with_projection`.
-    keep: Vec<bool>,
+    /// The string columns filled (index in `STRINGS`, and how): see `with_projection`.
+    filled: Vec<(usize, From)>,
 }
 
-/// The string columns in the order `push` fills them (must match `STRING_COLUMNS`).
-const STRING_COLUMNS: [&str; 35] = [
-    c::EVENT_VERSION,
-    c::EVENT_SOURCE,
-    c::EVENT_NAME,
-    c::AWS_REGION,
-    c::SOURCE_IP,
-    c::USER_AGENT,
-    c::ERROR_CODE,
-    c::ERROR_MESSAGE,
-    c::EVENT_TYPE,
-    c::EVENT_CATEGORY,
-    c::RECIPIENT_ACCOUNT_ID,
-    c::EVENT_ID,
-    c::REQUEST_ID,
-    c::SHARED_EVENT_ID,
-    c::VPC_ENDPOINT_ID,
-    c::IDENTITY_TYPE,
-    c::PRINCIPAL_ID,
-    c::ARN,
-    c::ACCOUNT_ID,
-    c::ACCESS_KEY_ID,
-    c::USER_NAME,
-    c::INVOKED_BY,
-    c::SESSION_ISSUER_TYPE,
-    c::SESSION_ISSUER_PRINCIPAL_ID,
-    c::SESSION_ISSUER_ARN,
-    c::SESSION_ISSUER_USER_NAME,
-    c::SOURCE_IDENTITY,
-    c::CONSOLE_LOGIN,
-    c::MFA_USED,
-    c::TLS_VERSION,
-    c::REQUEST_PARAMETERS,
-    c::RESPONSE_ELEMENTS,
-    c::ADDITIONAL_EVENT_DATA,
-    c::RESOURCES,
-    c::PRINCIPAL,
+/// A leaf of a record, picked from its leaves.
+type Pick = for<'a, 'r> fn(&'r Leaves<'a>) -> Leaf<'a>;
+
+/// How a string column's value is read from a record's leaves.
+#[derive(Clone, Copy)]
+enum From {
+    /// A leaf as text, strings unescaped (`record::text`).
+    Text(Pick),
+    /// A leaf as its JSON text (`record::json_text`).
+    Json(Pick),
+    /// `record::event_id`.
+    EventId,
+    /// `record::console_login`.
+    ConsoleLogin,
+    /// `record::principal`.
+    Principal,
+    /// The name of the file the record came from.
+    SourceFile,
+}
+
+/// The string columns, in the order of their builders, and how each is filled.
+const STRINGS: [(&str, From); 36] = [
+    (c::EVENT_VERSION, From::Text(|l| l.event_version)),
+    (c::EVENT_SOURCE, From::Text(|l| l.event_source)),
+    (c::EVENT_NAME, From::Text(|l| l.event_name)),
+    (c::AWS_REGION, From::Text(|l| l.aws_region)),
+    (c::SOURCE_IP, From::Text(|l| l.source_ip)),
+    (c::USER_AGENT, From::Text(|l| l.user_agent)),
+    (c::ERROR_CODE, From::Text(|l| l.error_code)),
+    (c::ERROR_MESSAGE, From::Text(|l| l.error_message)),
+    (c::EVENT_TYPE, From::Text(|l| l.event_type)),
+    (c::EVENT_CATEGORY, From::Text(|l| l.event_category)),
+    (c::RECIPIENT_ACCOUNT_ID, From::Text(|l| l.recipient_account_id)),
+    (c::EVENT_ID, From::EventId),
+    (c::REQUEST_ID, From::Text(|l| l.request_id)),
+    (c::SHARED_EVENT_ID, From::Text(|l| l.shared_event_id)),
+    (c::VPC_ENDPOINT_ID, From::Text(|l| l.vpc_endpoint_id)),
+    (c::IDENTITY_TYPE, From::Text(|l| l.identity_type)),
+    (c::PRINCIPAL_ID, From::Text(|l| l.principal_id)),
+    (c::ARN, From::Text(|l| l.arn)),
+    (c::ACCOUNT_ID, From::Text(|l| l.account_id)),
+    (c::ACCESS_KEY_ID, From::Text(|l| l.access_key_id)),
+    (c::USER_NAME, From::Text(|l| l.user_name)),
+    (c::INVOKED_BY, From::Text(|l| l.invoked_by)),
+    (c::SESSION_ISSUER_TYPE, From::Text(|l| l.issuer_type)),
+    (c::SESSION_ISSUER_PRINCIPAL_ID, From::Text(|l| l.issuer_principal_id)),
+    (c::SESSION_ISSUER_ARN, From::Text(|l| l.issuer_arn)),
+    (c::SESSION_ISSUER_USER_NAME, From::Text(|l| l.issuer_user_name)),
+    (c::SOURCE_IDENTITY, From::Text(|l| l.source_identity)),
+    (c::CONSOLE_LOGIN, From::ConsoleLogin),
+    (c::MFA_USED, From::Text(|l| l.mfa_used)),
+    (c::TLS_VERSION, From::Text(|l| l.tls_version)),
+    (c::REQUEST_PARAMETERS, From::Json(|l| l.request_parameters)),
+    (c::RESPONSE_ELEMENTS, From::Json(|l| l.response_elements)),
+    (c::ADDITIONAL_EVENT_DATA, From::Json(|l| l.additional_event_data)),
+    (c::RESOURCES, From::Json(|l| l.resources)),
+    (c::PRINCIPAL, From::Principal),
+    (c::SOURCE_FILE, From::SourceFile),
 ];
 
 impl Default for FrameBuilder {
@@ -237,7 +259,7 @@ fn filled(columns: &[&str], name: &str) -> bool {
 /// decode for a question that reads only `columns` (a store holds each event once: nothing to
 /// de-duplicate by).
 pub fn unread<'a>(columns: &'a [&'a str]) -> impl Iterator<Item = &'static str> + 'a {
-    STRING_COLUMNS.iter().chain([&c::SOURCE_FILE]).copied().filter(move |name| !columns.contains(name))
+    STRINGS.iter().map(|(name, _)| *name).filter(move |name| !columns.contains(name))
 }
 
 impl FrameBuilder {
@@ -247,26 +269,21 @@ impl FrameBuilder {
     pub fn with_projection(columns: Option<&[&str]>) -> Self {
         let mut b = Self::with_capacity(0);
         if let Some(cols) = columns {
-            for (k, name) in b.keep.iter_mut().zip(STRING_COLUMNS.iter().chain([&c::SOURCE_FILE])) {
-                *k = filled(cols, name);
-            }
+            b.filled.retain(|&(i, _)| filled(cols, STRINGS[i].0));
         }
         b
     }
 
     pub fn with_capacity(n: usize) -> Self {
-        let mut strings: Vec<Str> = STRING_COLUMNS.iter().map(|name| Str::new((*name).into(), n)).collect();
-        strings.push(Str::new(c::SOURCE_FILE.into(), n));
-        let keep = vec![true; strings.len()];
         FrameBuilder {
-            keep,
             len: 0,
             event_time: Vec::with_capacity(n),
             session_created: Vec::with_capacity(n),
             read_only: Vec::with_capacity(n),
             management_event: Vec::with_capacity(n),
             session_mfa: Vec::with_capacity(n),
-            strings,
+            strings: STRINGS.iter().map(|(name, _)| Str::new((*name).into(), n)).collect(),
+            filled: STRINGS.iter().enumerate().map(|(i, &(_, from))| (i, from)).collect(),
         }
     }
 
@@ -278,58 +295,30 @@ impl FrameBuilder {
         self.len == 0
     }
 
-    pub fn push(&mut self, r: &EventRow<'_>, source_file: &str) {
+    /// Append the row of one record (the string columns not filled skipped), or say why it cannot
+    /// be one (nothing appended). Returns whether the row has an eventID.
+    pub fn push(&mut self, ev: &Leaves<'_>, source_file: &str) -> Result<bool, Reject> {
+        let event_time_ms = record::event_time_ms(ev)?;
         self.len += 1;
-        self.event_time.push(r.event_time_ms);
-        self.session_created.push(r.session_created_ms);
-        self.read_only.push(r.read_only);
-        self.management_event.push(r.management_event);
-        self.session_mfa.push(r.session_mfa);
-        let values: [Option<&str>; 35] = [
-            r.event_version.as_deref(),
-            r.event_source.as_deref(),
-            r.event_name.as_deref(),
-            r.aws_region.as_deref(),
-            r.source_ip.as_deref(),
-            r.user_agent.as_deref(),
-            r.error_code.as_deref(),
-            r.error_message.as_deref(),
-            r.event_type.as_deref(),
-            r.event_category.as_deref(),
-            r.recipient_account_id.as_deref(),
-            r.event_id.as_deref(),
-            r.request_id.as_deref(),
-            r.shared_event_id.as_deref(),
-            r.vpc_endpoint_id.as_deref(),
-            r.identity_type.as_deref(),
-            r.principal_id.as_deref(),
-            r.arn.as_deref(),
-            r.account_id.as_deref(),
-            r.access_key_id.as_deref(),
-            r.user_name.as_deref(),
-            r.invoked_by.as_deref(),
-            r.session_issuer_type.as_deref(),
-            r.session_issuer_principal_id.as_deref(),
-            r.session_issuer_arn.as_deref(),
-            r.session_issuer_user_name.as_deref(),
-            r.source_identity.as_deref(),
-            r.console_login.as_deref(),
-            r.mfa_used.as_deref(),
-            r.tls_version.as_deref(),
-            r.request_parameters,
-            r.response_elements,
-            r.additional_event_data,
-            r.resources,
-            r.principal.as_deref(),
-        ];
-        for ((b, v), keep) in self.strings.iter_mut().zip(values).zip(&self.keep) {
-            if *keep {
-                b.append_option(v);
+        self.event_time.push(event_time_ms);
+        self.session_created.push(record::session_created_ms(ev));
+        self.read_only.push(record::boolean(ev.read_only));
+        self.management_event.push(record::boolean(ev.management_event));
+        self.session_mfa.push(record::boolean(ev.mfa_authenticated));
+        let event_id = record::event_id(ev);
+        let has_id = event_id.is_some();
+        for &(i, from) in &self.filled {
+            let b = &mut self.strings[i];
+            match from {
+                From::Text(leaf) => b.append_option(text(leaf(ev)).as_deref()),
+                From::Json(leaf) => b.append_option(json_text(leaf(ev))),
+                From::EventId => b.append_option(event_id.as_deref()),
+                From::ConsoleLogin => b.append_option(record::console_login(ev).as_deref()),
+                From::Principal => b.append_option(record::principal(ev).as_deref()),
+                From::SourceFile => b.append_value(source_file),
             }
         }
-        if self.keep[35] {
-            self.strings[35].append_value(source_file);
-        }
+        Ok(has_id)
     }
 
     /// Build the frame, columns in `schema()` order.
@@ -354,9 +343,13 @@ impl FrameBuilder {
         by_name.insert(c::READ_ONLY, boolean(c::READ_ONLY, self.read_only));
         by_name.insert(c::MANAGEMENT_EVENT, boolean(c::MANAGEMENT_EVENT, self.management_event));
         by_name.insert(c::SESSION_MFA, boolean(c::SESSION_MFA, self.session_mfa));
-        for ((name, b), keep) in STRING_COLUMNS.iter().chain([&c::SOURCE_FILE]).zip(self.strings).zip(self.keep) {
+        let mut kept = [false; STRINGS.len()];
+        for &(i, _) in &self.filled {
+            kept[i] = true;
+        }
+        for ((&(name, _), b), kept) in STRINGS.iter().zip(self.strings).zip(kept) {
             let column =
-                if keep { b.finish().into_column() } else { Column::full_null((*name).into(), n, &DataType::String) };
+                if kept { b.finish().into_column() } else { Column::full_null(name.into(), n, &DataType::String) };
             by_name.insert(name, column);
         }
         let cols: Vec<Column> =
@@ -368,4 +361,81 @@ impl FrameBuilder {
 /// An empty events frame with the full schema.
 pub fn empty() -> Result<DataFrame> {
     FrameBuilder::default().finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record with every derived column, two without a usable time, one with an empty eventID.
+    const RECORDS: &str = r#"{"Records":[
+        {"eventTime":"2023-07-10T12:11:15Z","eventID":"e-1","eventName":"ConsoleLogin","awsRegion":"us-east-1",
+         "recipientAccountId":"1","readOnly":false,"userAgent":"a \"quoted\" agent",
+         "userIdentity":{"type":"AssumedRole","arn":"arn:aws:sts::1:assumed-role/R/s","accountId":"1",
+           "sessionContext":{"sessionIssuer":{"type":"Role","arn":"arn:aws:iam::1:role/R"},
+             "attributes":{"creationDate":"2023-07-10T12:00:00Z","mfaAuthenticated":"true"}}},
+         "responseElements":{"ConsoleLogin":"Success"},"requestParameters":{"a":[1,2]}},
+        {"eventName":"NoTime"},
+        {"eventTime":"soon"},
+        {"eventTime":"2023-07-10T12:11:16Z","eventID":"","errorCode":"AccessDenied","userIdentity":{"accountId":"2"}}
+    ]}"#;
+
+    fn build(columns: Option<&[&str]>) -> (DataFrame, Vec<Result<bool, Reject>>) {
+        let (_, records) = crate::ingest::parse::parse(RECORDS.as_bytes()).expect("valid JSON");
+        let mut builder = FrameBuilder::with_projection(columns);
+        let pushed = records.iter().map(|r| builder.push(r, "f.json")).collect();
+        (builder.finish().expect("a frame"), pushed)
+    }
+
+    fn value(df: &DataFrame, name: &str, row: usize) -> Option<String> {
+        df.column(name).unwrap().str().unwrap().get(row).map(str::to_owned)
+    }
+
+    #[test]
+    fn rows_are_read_from_the_leaves_and_records_without_a_time_add_none() {
+        let (df, pushed) = build(None);
+        assert_eq!(pushed, [Ok(true), Err(Reject::NoEventTime), Err(Reject::BadEventTime), Ok(false)]);
+        assert_eq!(df.height(), 2);
+        assert_eq!(df.schema().as_ref(), &schema());
+        let want = [
+            (c::PRINCIPAL, 0, Some("arn:aws:iam::1:role/R")),
+            (c::PRINCIPAL, 1, Some("2")),
+            (c::CONSOLE_LOGIN, 0, Some("Success")),
+            (c::USER_AGENT, 0, Some(r#"a "quoted" agent"#)),
+            (c::REQUEST_PARAMETERS, 0, Some(r#"{"a":[1,2]}"#)),
+            (c::EVENT_ID, 0, Some("e-1")),
+            (c::EVENT_ID, 1, None),
+            (c::ERROR_CODE, 1, Some("AccessDenied")),
+            (c::SESSION_ISSUER_TYPE, 0, Some("Role")),
+            (c::SOURCE_FILE, 1, Some("f.json")),
+        ];
+        for (name, row, v) in want {
+            assert_eq!(value(&df, name, row).as_deref(), v, "{name} of row {row}");
+        }
+        let read_only = df.column(c::READ_ONLY).unwrap().bool().unwrap().get(0);
+        let mfa = df.column(c::SESSION_MFA).unwrap().bool().unwrap().get(0);
+        assert_eq!((read_only, mfa), (Some(false), Some(true)));
+        let created = df.column(c::SESSION_CREATED).unwrap().datetime().unwrap().phys.get(0);
+        assert_eq!(created, Some(1_688_990_400_000));
+    }
+
+    #[test]
+    fn a_projection_fills_its_columns_and_the_identity_ones_as_the_whole_frame_does() {
+        let (whole, _) = build(None);
+        let asked = [c::PRINCIPAL, c::ERROR_CODE, c::SOURCE_FILE];
+        let (some, _) = build(Some(&asked));
+        assert_eq!(some.schema(), whole.schema());
+        for (name, _) in STRINGS {
+            let (a, b) = (some.column(name).unwrap(), whole.column(name).unwrap());
+            if asked.contains(&name) || IDENTITY_COLUMNS.contains(&name) {
+                assert!(a.equals_missing(b), "{name}: {a:?} != {b:?}");
+                assert!(a.null_count() < a.len(), "{name} has values in this test");
+            } else {
+                assert_eq!(a.null_count(), a.len(), "{name} is not asked for");
+            }
+        }
+        for name in [c::EVENT_TIME, c::SESSION_CREATED, c::READ_ONLY, c::MANAGEMENT_EVENT, c::SESSION_MFA] {
+            assert!(some.column(name).unwrap().equals_missing(whole.column(name).unwrap()), "{name}");
+        }
+    }
 }

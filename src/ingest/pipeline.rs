@@ -15,7 +15,7 @@ use crate::error::{PolarsContext, Result};
 use crate::ingest::decode::{self, DecodeBuffer, DecodeError};
 use crate::ingest::frame::FrameBuilder;
 use crate::ingest::parse::{self, ParseError};
-use crate::ingest::record::{text, EventRow, Leaves, RawEvent, Reject};
+use crate::ingest::record::{text, Leaves, RawEvent, Reject};
 use crate::progress::Progress;
 use crate::source::{InputFile, Skipped};
 
@@ -197,11 +197,7 @@ fn push_records<'a>(
     for rec in records.iter() {
         let result = match rec.cloudtrail_event {
             Some(_) => push_embedded(rec, out, &source),
-            None => EventRow::from_leaves(rec).map(|row| {
-                let has_id = row.event_id.is_some();
-                out.push(&row, &source);
-                has_id
-            }),
+            None => out.push(rec, &source),
         };
         match result {
             Ok(has_id) => {
@@ -218,10 +214,7 @@ fn push_records<'a>(
 fn push_embedded(rec: &Leaves<'_>, out: &mut FrameBuilder, source: &str) -> Result<bool, Reject> {
     let inner = text(rec.cloudtrail_event).ok_or(Reject::BadEmbeddedEvent)?;
     let ev: RawEvent = serde_json::from_str(&inner).map_err(|_| Reject::BadEmbeddedEvent)?;
-    let row = EventRow::from_leaves(&Leaves::of(&ev))?;
-    let has_id = row.event_id.is_some();
-    out.push(&row, source);
-    Ok(has_id)
+    out.push(&Leaves::of(&ev), source)
 }
 
 /// One worker's share: its rows and the outcome of each of its files (by input index).

@@ -389,50 +389,6 @@ fn in_rfc3339_range(ms: i64) -> Option<i64> {
     (FIRST..=LAST).contains(&ms).then_some(ms)
 }
 
-/// One record mapped to the frame's values. `'a` borrows from the file's bytes.
-pub struct EventRow<'a> {
-    pub event_time_ms: i64,
-    pub event_version: Option<Cow<'a, str>>,
-    pub event_source: Option<Cow<'a, str>>,
-    pub event_name: Option<Cow<'a, str>>,
-    pub aws_region: Option<Cow<'a, str>>,
-    pub source_ip: Option<Cow<'a, str>>,
-    pub user_agent: Option<Cow<'a, str>>,
-    pub error_code: Option<Cow<'a, str>>,
-    pub error_message: Option<Cow<'a, str>>,
-    pub read_only: Option<bool>,
-    pub event_type: Option<Cow<'a, str>>,
-    pub event_category: Option<Cow<'a, str>>,
-    pub management_event: Option<bool>,
-    pub recipient_account_id: Option<Cow<'a, str>>,
-    pub event_id: Option<Cow<'a, str>>,
-    pub request_id: Option<Cow<'a, str>>,
-    pub shared_event_id: Option<Cow<'a, str>>,
-    pub vpc_endpoint_id: Option<Cow<'a, str>>,
-    pub identity_type: Option<Cow<'a, str>>,
-    pub principal_id: Option<Cow<'a, str>>,
-    pub arn: Option<Cow<'a, str>>,
-    pub account_id: Option<Cow<'a, str>>,
-    pub access_key_id: Option<Cow<'a, str>>,
-    pub user_name: Option<Cow<'a, str>>,
-    pub invoked_by: Option<Cow<'a, str>>,
-    pub session_issuer_type: Option<Cow<'a, str>>,
-    pub session_issuer_principal_id: Option<Cow<'a, str>>,
-    pub session_issuer_arn: Option<Cow<'a, str>>,
-    pub session_issuer_user_name: Option<Cow<'a, str>>,
-    pub session_mfa: Option<bool>,
-    pub session_created_ms: Option<i64>,
-    pub source_identity: Option<Cow<'a, str>>,
-    pub console_login: Option<Cow<'a, str>>,
-    pub mfa_used: Option<Cow<'a, str>>,
-    pub tls_version: Option<Cow<'a, str>>,
-    pub request_parameters: Option<&'a str>,
-    pub response_elements: Option<&'a str>,
-    pub additional_event_data: Option<&'a str>,
-    pub resources: Option<&'a str>,
-    pub principal: Option<Cow<'a, str>>,
-}
-
 /// Why a record was not turned into a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reject {
@@ -451,85 +407,30 @@ impl Reject {
     }
 }
 
-fn non_empty(v: Option<Cow<'_, str>>) -> Option<Cow<'_, str>> {
-    v.filter(|s| !s.is_empty())
+/// The record's eventTime in milliseconds since the Unix epoch, or why it has none usable (the one
+/// reason a record is not turned into a row).
+pub fn event_time_ms(ev: &Leaves<'_>) -> Result<i64, Reject> {
+    let time = text(ev.event_time).ok_or(Reject::NoEventTime)?;
+    parse_time_ms(&time).ok_or(Reject::BadEventTime)
 }
 
-impl<'a> EventRow<'a> {
-    /// Map a parsed record to its row, or say why it cannot be one.
-    pub fn from_leaves(ev: &Leaves<'a>) -> Result<EventRow<'a>, Reject> {
-        let time = text(ev.event_time).ok_or(Reject::NoEventTime)?;
-        let event_time_ms = parse_time_ms(&time).ok_or(Reject::BadEventTime)?;
-        let event_name = text(ev.event_name);
-        let console_login = if event_name.as_deref() == Some("ConsoleLogin") { text(ev.console_login) } else { None };
-        let identity_type = text(ev.identity_type);
-        let arn = text(ev.arn);
-        let session_issuer_arn = text(ev.issuer_arn);
-        let invoked_by = text(ev.invoked_by);
-        let principal_id = text(ev.principal_id);
-        let account_id = text(ev.account_id);
-        let identity_center_user =
-            identity_center_user(text(ev.on_behalf_of_user_id), text(ev.on_behalf_of_identity_store_arn));
-        let principal = derive_principal(
-            identity_type.as_deref(),
-            identity_center_user,
-            session_issuer_arn.as_ref(),
-            invoked_by.as_ref(),
-            arn.as_ref(),
-            principal_id.as_ref(),
-            account_id.as_ref(),
-        );
-        Ok(EventRow {
-            event_time_ms,
-            event_version: text(ev.event_version),
-            event_source: text(ev.event_source),
-            event_name,
-            aws_region: text(ev.aws_region),
-            source_ip: text(ev.source_ip),
-            user_agent: text(ev.user_agent),
-            error_code: text(ev.error_code),
-            error_message: text(ev.error_message),
-            read_only: boolean(ev.read_only),
-            event_type: text(ev.event_type),
-            event_category: text(ev.event_category),
-            management_event: boolean(ev.management_event),
-            recipient_account_id: text(ev.recipient_account_id),
-            event_id: non_empty(text(ev.event_id)),
-            request_id: text(ev.request_id),
-            shared_event_id: text(ev.shared_event_id),
-            vpc_endpoint_id: text(ev.vpc_endpoint_id),
-            identity_type,
-            principal_id,
-            arn,
-            account_id,
-            access_key_id: text(ev.access_key_id),
-            user_name: text(ev.user_name),
-            invoked_by,
-            session_issuer_type: text(ev.issuer_type),
-            session_issuer_principal_id: text(ev.issuer_principal_id),
-            session_issuer_arn,
-            session_issuer_user_name: text(ev.issuer_user_name),
-            session_mfa: boolean(ev.mfa_authenticated),
-            session_created_ms: text(ev.creation_date).and_then(|t| parse_time_ms(&t)),
-            source_identity: text(ev.source_identity),
-            console_login,
-            mfa_used: text(ev.mfa_used),
-            tls_version: text(ev.tls_version),
-            request_parameters: json_text(ev.request_parameters),
-            response_elements: json_text(ev.response_elements),
-            additional_event_data: json_text(ev.additional_event_data),
-            resources: json_text(ev.resources),
-            principal,
-        })
+/// The record's eventID; an empty one is none.
+pub fn event_id<'a>(ev: &Leaves<'a>) -> Option<Cow<'a, str>> {
+    text(ev.event_id).filter(|s| !s.is_empty())
+}
+
+/// `responseElements.ConsoleLogin`, read for ConsoleLogin events only.
+pub fn console_login<'a>(ev: &Leaves<'a>) -> Option<Cow<'a, str>> {
+    if text(ev.event_name).as_deref() == Some("ConsoleLogin") {
+        text(ev.console_login)
+    } else {
+        None
     }
 }
 
-/// An IAM Identity Center user as the Service Authorization Reference spells an Identity Store
-/// user's ARN: `arn:PARTITION:identitystore:::user/USER_ID` (the partition from `identityStoreArn`).
-fn identity_center_user<'a>(user_id: Option<Cow<'a, str>>, store: Option<Cow<'a, str>>) -> Option<Cow<'a, str>> {
-    let user_id = user_id.filter(|u| !u.is_empty())?;
-    let partition = store.as_deref().and_then(|s| s.split(':').nth(1)).filter(|p| !p.is_empty()).unwrap_or("aws");
-    Some(Cow::Owned(format!("arn:{partition}:identitystore:::user/{user_id}")))
+/// The session's creation time (`sessionContext.attributes.creationDate`) in milliseconds.
+pub fn session_created_ms(ev: &Leaves<'_>) -> Option<i64> {
+    text(ev.creation_date).and_then(|t| parse_time_ms(&t))
 }
 
 /// The stable identity whose permissions were used (issue #2):
@@ -537,32 +438,38 @@ fn identity_center_user<'a>(user_id: Option<Cow<'a, str>>, store: Option<Cow<'a,
 /// IdentityCenterUser -> the Identity Center user (`onBehalfOf.userId`, as an Identity Store user
 /// ARN); otherwise `arn`, else `principalId`, else `accountId`. Records with no `type` but an
 /// `invokedBy` (service events such as those in the Invictus IR data) are the service's too.
-fn derive_principal<'a>(
-    identity_type: Option<&str>,
-    identity_center_user: Option<Cow<'a, str>>,
-    session_issuer_arn: Option<&Cow<'a, str>>,
-    invoked_by: Option<&Cow<'a, str>>,
-    arn: Option<&Cow<'a, str>>,
-    principal_id: Option<&Cow<'a, str>>,
-    account_id: Option<&Cow<'a, str>>,
-) -> Option<Cow<'a, str>> {
-    let pick = |v: Option<&Cow<'a, str>>| v.filter(|s| !s.is_empty()).cloned();
-    match identity_type {
-        Some("AssumedRole") | Some("FederatedUser") => pick(session_issuer_arn).or_else(|| pick(arn)),
-        Some("AWSService") => pick(invoked_by),
-        Some("IdentityCenterUser") if identity_center_user.is_some() => identity_center_user,
-        None if pick(invoked_by).is_some() => pick(invoked_by),
-        _ => pick(arn).or_else(|| pick(principal_id)).or_else(|| pick(account_id)),
+pub fn principal<'a>(ev: &Leaves<'a>) -> Option<Cow<'a, str>> {
+    let pick = |v: Leaf<'a>| text(v).filter(|s| !s.is_empty());
+    let otherwise = || pick(ev.arn).or_else(|| pick(ev.principal_id)).or_else(|| pick(ev.account_id));
+    match text(ev.identity_type).as_deref() {
+        Some("AssumedRole") | Some("FederatedUser") => pick(ev.issuer_arn).or_else(|| pick(ev.arn)),
+        Some("AWSService") => pick(ev.invoked_by),
+        Some("IdentityCenterUser") => identity_center_user(ev).or_else(otherwise),
+        None => pick(ev.invoked_by).or_else(otherwise),
+        _ => otherwise(),
     }
+}
+
+/// An IAM Identity Center user as the Service Authorization Reference spells an Identity Store
+/// user's ARN: `arn:PARTITION:identitystore:::user/USER_ID` (the partition from `identityStoreArn`).
+fn identity_center_user<'a>(ev: &Leaves<'a>) -> Option<Cow<'a, str>> {
+    let user_id = text(ev.on_behalf_of_user_id).filter(|u| !u.is_empty())?;
+    let store = text(ev.on_behalf_of_identity_store_arn);
+    let partition = store.as_deref().and_then(|s| s.split(':').nth(1)).filter(|p| !p.is_empty()).unwrap_or("aws");
+    Some(Cow::Owned(format!("arn:{partition}:identitystore:::user/{user_id}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn row_of(json: &str) -> Result<EventRow<'_>, Reject> {
+    fn leaves_of(json: &str) -> Leaves<'_> {
         let ev: RawEvent = serde_json::from_str(json).unwrap();
-        EventRow::from_leaves(&Leaves::of(&ev))
+        Leaves::of(&ev)
+    }
+
+    fn principal_of(json: &str) -> Option<String> {
+        principal(&leaves_of(json)).map(Cow::into_owned)
     }
 
     #[test]
@@ -582,24 +489,23 @@ mod tests {
         let assumed = r#"{"eventTime":"2023-07-10T12:11:15Z","userIdentity":{"type":"AssumedRole",
             "arn":"arn:aws:sts::1:assumed-role/R/s","sessionContext":{"sessionIssuer":{"type":"Role",
             "arn":"arn:aws:iam::1:role/R"},"attributes":{"mfaAuthenticated":"true"}}}}"#;
-        let r = row_of(assumed).unwrap();
-        assert_eq!(r.principal.as_deref(), Some("arn:aws:iam::1:role/R"));
-        assert_eq!(r.session_mfa, Some(true));
+        assert_eq!(principal_of(assumed).as_deref(), Some("arn:aws:iam::1:role/R"));
+        assert_eq!(boolean(leaves_of(assumed).mfa_authenticated), Some(true));
         let service = r#"{"eventTime":"2023-07-10T12:11:15Z","userIdentity":{"type":"AWSService",
             "invokedBy":"cloudtrail.amazonaws.com"}}"#;
-        assert_eq!(row_of(service).unwrap().principal.as_deref(), Some("cloudtrail.amazonaws.com"));
+        assert_eq!(principal_of(service).as_deref(), Some("cloudtrail.amazonaws.com"));
         let untyped = r#"{"eventTime":"2023-07-10T12:11:15Z","userIdentity":{"accountId":"1"}}"#;
-        assert_eq!(row_of(untyped).unwrap().principal.as_deref(), Some("1"));
+        assert_eq!(principal_of(untyped).as_deref(), Some("1"));
         let root = r#"{"eventTime":"2023-07-10T12:11:15Z","userIdentity":{"type":"Root",
             "principalId":"1","arn":"arn:aws:iam::1:root","accountId":"1"}}"#;
-        assert_eq!(row_of(root).unwrap().principal.as_deref(), Some("arn:aws:iam::1:root"));
+        assert_eq!(principal_of(root).as_deref(), Some("arn:aws:iam::1:root"));
         let ic = r#"{"eventTime":"2025-03-03T12:00:00Z","userIdentity":{"type":"IdentityCenterUser",
             "accountId":"1","onBehalfOf":{"userId":"u-1",
             "identityStoreArn":"arn:aws-cn:identitystore::1:identitystore/d-1"}}}"#;
-        assert_eq!(row_of(ic).unwrap().principal.as_deref(), Some("arn:aws-cn:identitystore:::user/u-1"));
+        assert_eq!(principal_of(ic).as_deref(), Some("arn:aws-cn:identitystore:::user/u-1"));
         let ic_without = r#"{"eventTime":"2025-03-03T12:00:00Z","userIdentity":{"type":"IdentityCenterUser",
             "accountId":"1"}}"#;
-        assert_eq!(row_of(ic_without).unwrap().principal.as_deref(), Some("1"));
+        assert_eq!(principal_of(ic_without).as_deref(), Some("1"));
     }
 
     #[test]
@@ -608,23 +514,32 @@ mod tests {
             "userAgent":"a \"quoted\" agent","responseElements":{"ConsoleLogin":"Success"},
             "additionalEventData":{"MFAUsed":"No"},"eventID":"","userIdentity":"not an object",
             "requestParameters":{"a":[1,2]}}"#;
-        let r = row_of(j).unwrap();
-        assert_eq!(r.read_only, Some(false));
-        assert_eq!(r.user_agent.as_deref(), Some("a \"quoted\" agent"));
-        assert_eq!(r.console_login.as_deref(), Some("Success"));
-        assert_eq!(r.mfa_used.as_deref(), Some("No"));
-        assert_eq!(r.event_id, None);
-        assert_eq!(r.identity_type, None);
-        assert_eq!(r.request_parameters, Some(r#"{"a":[1,2]}"#));
+        let l = leaves_of(j);
+        assert_eq!(boolean(l.read_only), Some(false));
+        assert_eq!(text(l.user_agent).as_deref(), Some("a \"quoted\" agent"));
+        assert_eq!(console_login(&l).as_deref(), Some("Success"));
+        assert_eq!(text(l.mfa_used).as_deref(), Some("No"));
+        assert_eq!(event_id(&l), None);
+        assert_eq!(text(l.identity_type), None);
+        assert_eq!(json_text(l.request_parameters), Some(r#"{"a":[1,2]}"#));
+        // ConsoleLogin's outcome is read for ConsoleLogin events only.
+        let other = j.replace("\"eventName\":\"ConsoleLogin\"", "\"eventName\":\"GetUser\"");
+        assert_eq!(console_login(&leaves_of(&other)), None);
     }
 
     #[test]
     fn rejects_records_without_usable_time() {
-        assert_eq!(row_of(r#"{"eventName":"X"}"#).err(), Some(Reject::NoEventTime));
-        assert_eq!(row_of(r#"{"eventTime":"soon"}"#).err(), Some(Reject::BadEventTime));
+        assert_eq!(event_time_ms(&leaves_of(r#"{"eventName":"X"}"#)).err(), Some(Reject::NoEventTime));
+        assert_eq!(event_time_ms(&leaves_of(r#"{"eventTime":"soon"}"#)).err(), Some(Reject::BadEventTime));
         // Past what RFC 3339 can print (#13): rejected, not printed as +10000-01-01T00:00:00Z.
-        assert_eq!(row_of(r#"{"eventTime":"9999-12-31T23:59:60Z"}"#).err(), Some(Reject::BadEventTime));
-        assert_eq!(row_of(r#"{"eventTime":"9999-12-31T23:59:59-01:00"}"#).err(), Some(Reject::BadEventTime));
-        assert!(row_of(r#"{"eventTime":"9999-12-31T23:59:59Z"}"#).is_ok());
+        assert_eq!(
+            event_time_ms(&leaves_of(r#"{"eventTime":"9999-12-31T23:59:60Z"}"#)).err(),
+            Some(Reject::BadEventTime)
+        );
+        assert_eq!(
+            event_time_ms(&leaves_of(r#"{"eventTime":"9999-12-31T23:59:59-01:00"}"#)).err(),
+            Some(Reject::BadEventTime)
+        );
+        assert!(event_time_ms(&leaves_of(r#"{"eventTime":"9999-12-31T23:59:59Z"}"#)).is_ok());
     }
 }

@@ -49,10 +49,12 @@ fn check(data: &[u8]) {
         data
     };
     if let Ok((_, events)) = ingest::parse::parse(bytes) {
+        let mut rows = ingest::frame::FrameBuilder::default();
         for ev in &events {
             let _ = ev.looks_like_cloudtrail();
-            let _ = ingest::record::EventRow::from_leaves(ev);
+            let _ = rows.push(ev, "fuzz");
         }
+        let _ = rows.finish();
     }
     // The one-pass parser must give serde's records for every file it takes (a difference aborts).
     if let Ok(body) = ingest::parse::body(bytes) {
