@@ -340,6 +340,12 @@ fn text_of_json(s: &str) -> Option<Cow<'_, str>> {
 
 /// A JSON leaf that should be a boolean: `true`/`false`, or the strings "true"/"false" (any case).
 pub fn boolean(raw: Leaf<'_>) -> Option<bool> {
+    // JSON's own booleans, CloudTrail's spelling, first.
+    match raw?.text {
+        "true" => return Some(true),
+        "false" => return Some(false),
+        _ => {}
+    }
     let t = text(raw)?;
     if t.eq_ignore_ascii_case("true") {
         Some(true)
@@ -367,17 +373,33 @@ pub fn parse_time_ms(s: &str) -> Option<i64> {
         };
         let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
         let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-        let date = chrono::NaiveDate::from_ymd_opt(y as i32, mo, d)?;
+        let days = days_from_civil(y as i64, mo, d)?;
         if h > 23 || mi > 59 || se > 60 {
             return None;
         }
-        let days = date.signed_duration_since(chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days();
         return in_rfc3339_range(((days * 24 + h as i64) * 60 + mi as i64) * 60_000 + se as i64 * 1000);
     }
     let parsed = chrono::DateTime::parse_from_rfc3339(s)
         .or_else(|_| chrono::DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%:z"))
         .ok()?;
     in_rfc3339_range(parsed.timestamp_millis())
+}
+
+/// Days from 1970-01-01 to the proleptic Gregorian date `y-m-d`, `None` for a day not in its month
+/// (Howard Hinnant's `days_from_civil`, with years counted from March). chrono's `NaiveDate` did the
+/// same at 1% of a scan.
+fn days_from_civil(y: i64, m: u32, d: u32) -> Option<i64> {
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=12).contains(&m) || d == 0 || d > month_days[m as usize - 1] {
+        return None;
+    }
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * ((m as i64 + 9) % 12) + 2) / 5 + d as i64 - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    Some(era * 146_097 + day_of_era - 719_468)
 }
 
 /// 0000-01-01T00:00:00Z ..= 9999-12-31T23:59:59.999Z: the instants RFC 3339 can print. A leap second
@@ -482,6 +504,31 @@ mod tests {
         assert_eq!(parse_time_ms("2023-07-10T12:11:15.250Z"), Some(1_688_991_075_250));
         assert_eq!(parse_time_ms("2023-13-10T12:11:15Z"), None);
         assert_eq!(parse_time_ms("yesterday"), None);
+    }
+
+    #[test]
+    fn days_are_counted_as_chrono_counts_them() {
+        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        for y in (0..=9999).step_by(7).chain([1600, 1900, 2000, 2100, 2024]) {
+            for m in 0..=13 {
+                for d in 0..=32 {
+                    let want = chrono::NaiveDate::from_ymd_opt(y as i32, m, d).map(|date| (date - epoch).num_days());
+                    assert_eq!(days_from_civil(y, m, d), want, "{y}-{m}-{d}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn booleans_are_json_booleans_or_their_strings() {
+        let leaf = |text| Some(Json::new(text));
+        assert_eq!(boolean(leaf("true")), Some(true));
+        assert_eq!(boolean(leaf("false")), Some(false));
+        assert_eq!(boolean(leaf(r#""TRUE""#)), Some(true));
+        assert_eq!(boolean(leaf(r#""False""#)), Some(false));
+        assert_eq!(boolean(leaf(r#""yes""#)), None);
+        assert_eq!(boolean(leaf("1")), None);
+        assert_eq!(boolean(None), None);
     }
 
     #[test]

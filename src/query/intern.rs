@@ -6,6 +6,8 @@
 //! once. The memo is exact whatever the views: it lives for one array, whose views name one text
 //! each; two views of one text just both reach the same id.
 
+use std::hash::BuildHasher;
+
 use polars::prelude::*;
 
 /// No value (a null cell).
@@ -16,7 +18,9 @@ pub const EMPTY: u32 = 0;
 
 /// The distinct values of a column, each with its id (dense, from 0, in order of first sight).
 pub struct Interner {
-    ids: hashbrown::HashMap<Box<str>, u32>,
+    /// The ids, found by their text's hash (the texts are in `values`, once).
+    ids: hashbrown::HashTable<u32>,
+    hasher: hashbrown::DefaultHashBuilder,
     values: Vec<Box<str>>,
     /// View -> id, for the array being translated.
     memo: hashbrown::HashMap<u128, u32>,
@@ -24,7 +28,12 @@ pub struct Interner {
 
 impl Default for Interner {
     fn default() -> Self {
-        let mut interner = Interner { ids: Default::default(), values: Vec::new(), memo: Default::default() };
+        let mut interner = Interner {
+            ids: Default::default(),
+            hasher: Default::default(),
+            values: Vec::new(),
+            memo: Default::default(),
+        };
         interner.id("");
         interner
     }
@@ -33,14 +42,20 @@ impl Default for Interner {
 impl Interner {
     /// The id of `text`, given one if new.
     pub fn id(&mut self, text: &str) -> u32 {
-        if let Some(&id) = self.ids.get(text) {
-            return id;
+        let (values, hasher) = (&self.values, &self.hasher);
+        let hash = hasher.hash_one(text);
+        let entry =
+            self.ids.entry(hash, |&id| *values[id as usize] == *text, |&id| hasher.hash_one(&*values[id as usize]));
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(found) => *found.get(),
+            hashbrown::hash_table::Entry::Vacant(vacant) => {
+                let id = u32::try_from(values.len()).expect("fewer than 2^32 - 1 distinct values");
+                assert!(id != NONE, "fewer than 2^32 - 1 distinct values");
+                vacant.insert(id);
+                self.values.push(text.into());
+                id
+            }
         }
-        let id = u32::try_from(self.values.len()).expect("fewer than 2^32 - 1 distinct values");
-        assert!(id != NONE, "fewer than 2^32 - 1 distinct values");
-        self.values.push(text.into());
-        self.ids.insert(text.into(), id);
-        id
     }
 
     /// The text of `id` (an id this interner gave).
@@ -79,6 +94,10 @@ impl Interner {
         out: &mut Vec<u32>,
     ) {
         self.memo.clear();
+        // The memo pays where a value's rows share a view (Parquet's dictionaries); where each row
+        // has its own (a frame built from raw files, past 12 bytes), it only grows. It is left
+        // for the rest of the array once it has missed `MEMO_TRIAL` times with few hits.
+        let (mut memo_on, mut hits, mut misses) = (true, 0usize, 0usize);
         // In front of the memo, a direct-mapped cache of recent views (most rows repeat one of a
         // few values). Every slot starts as the empty text's view, which is all zeros.
         let mut recent = [(0u128, EMPTY); RECENT];
@@ -93,11 +112,21 @@ impl Interner {
                 out.push(slot.1);
                 continue;
             }
-            let id = match self.memo.get(&key) {
-                Some(&id) => id,
+            let id = match memo_on.then(|| self.memo.get(&key)).flatten() {
+                Some(&id) => {
+                    hits += 1;
+                    id
+                }
                 None => {
                     let id = self.id(array.value(row));
-                    self.memo.insert(key, id);
+                    if memo_on {
+                        self.memo.insert(key, id);
+                        misses += 1;
+                        if misses == MEMO_TRIAL && hits < misses / 4 {
+                            memo_on = false;
+                            self.memo.clear();
+                        }
+                    }
                     id
                 }
             };
@@ -110,6 +139,9 @@ impl Interner {
 /// Slots of `translate`'s cache of recent views (a power of two). 2,048 rather than 256: from the
 /// 10 M-event store `activity` 1.64-1.69 -> 1.52-1.58 s, A/B interleaved.
 const RECENT: usize = 2048;
+
+/// Misses after which a memo that has hit less than a quarter as often is left (see `translate_array`).
+const MEMO_TRIAL: usize = 4096;
 
 fn recent_slot(view: u128) -> usize {
     let folded = (view as u64) ^ ((view >> 64) as u64);
