@@ -94,10 +94,6 @@ impl Interner {
         out: &mut Vec<u32>,
     ) {
         self.memo.clear();
-        // The memo pays where a value's rows share a view (Parquet's dictionaries); where each row
-        // has its own (a frame built from raw files, past 12 bytes), it only grows. It is left
-        // for the rest of the array once it has missed `MEMO_TRIAL` times with few hits.
-        let (mut memo_on, mut hits, mut misses) = (true, 0usize, 0usize);
         // In front of the memo, a direct-mapped cache of recent views (most rows repeat one of a
         // few values). Every slot starts as the empty text's view, which is all zeros.
         let mut recent = [(0u128, EMPTY); RECENT];
@@ -112,21 +108,11 @@ impl Interner {
                 out.push(slot.1);
                 continue;
             }
-            let id = match memo_on.then(|| self.memo.get(&key)).flatten() {
-                Some(&id) => {
-                    hits += 1;
-                    id
-                }
+            let id = match self.memo.get(&key) {
+                Some(&id) => id,
                 None => {
                     let id = self.id(array.value(row));
-                    if memo_on {
-                        self.memo.insert(key, id);
-                        misses += 1;
-                        if misses == MEMO_TRIAL && hits < misses / 4 {
-                            memo_on = false;
-                            self.memo.clear();
-                        }
-                    }
+                    self.memo.insert(key, id);
                     id
                 }
             };
@@ -139,9 +125,6 @@ impl Interner {
 /// Slots of `translate`'s cache of recent views (a power of two). 2,048 rather than 256: from the
 /// 10 M-event store `activity` 1.64-1.69 -> 1.52-1.58 s, A/B interleaved.
 const RECENT: usize = 2048;
-
-/// Misses after which a memo that has hit less than a quarter as often is left (see `translate_array`).
-const MEMO_TRIAL: usize = 4096;
 
 fn recent_slot(view: u128) -> usize {
     let folded = (view as u64) ^ ((view >> 64) as u64);
