@@ -736,6 +736,13 @@ fn special(s: &[u8], mut i: usize) -> usize {
             i += 16;
         }
     }
+    special_tail(s, i)
+}
+
+/// `special` where fewer than 16 bytes are left (or off x86-64): out of line, so that the common
+/// case keeps its registers (the end of a file's text is the only place it is reached on x86-64).
+#[inline(never)]
+fn special_tail(s: &[u8], mut i: usize) -> usize {
     while let Some(chunk) = s.get(i..i + 8) {
         let flags = word_flags(u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])));
         if flags != 0 {

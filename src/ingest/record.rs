@@ -365,19 +365,27 @@ pub fn json_text(raw: Leaf<'_>) -> Option<&str> {
 /// `YYYY-MM-DDTHH:MM:SSZ`; that shape takes a fast path, anything else goes through chrono
 /// (fractions, offsets, and the `2022-02-08 09:23:37+11:00` form of Event-history exports).
 pub fn parse_time_ms(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() == 20 && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':' && b[16] == b':' && b[19] == b'Z'
-    {
-        let num = |r: std::ops::Range<usize>| -> Option<u32> {
-            b[r].iter().try_fold(0u32, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + (c - b'0') as u32))
-        };
-        let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-        let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-        let days = days_from_civil(y as i64, mo, d)?;
-        if h > 23 || mi > 59 || se > 60 {
-            return None;
+    if let Ok(b) = <&[u8; 20]>::try_from(s.as_bytes()) {
+        if b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':' && b[16] == b':' && b[19] == b'Z' {
+            // Every digit checked at once: a byte that is not one is 10 or more past '0'.
+            let digit = |i: usize| u32::from(b[i].wrapping_sub(b'0'));
+            const DIGITS: [usize; 14] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+            let mut largest = 0;
+            for i in DIGITS {
+                largest = largest.max(digit(i));
+            }
+            if largest > 9 {
+                return None;
+            }
+            let two = |i: usize| digit(i) * 10 + digit(i + 1);
+            let y = two(0) * 100 + two(2);
+            let (mo, d, h, mi, se) = (two(5), two(8), two(11), two(14), two(17));
+            let days = days_from_civil(y as i64, mo, d)?;
+            if h > 23 || mi > 59 || se > 60 {
+                return None;
+            }
+            return in_rfc3339_range(((days * 24 + h as i64) * 60 + mi as i64) * 60_000 + se as i64 * 1000);
         }
-        return in_rfc3339_range(((days * 24 + h as i64) * 60 + mi as i64) * 60_000 + se as i64 * 1000);
     }
     let parsed = chrono::DateTime::parse_from_rfc3339(s)
         .or_else(|_| chrono::DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%:z"))
@@ -388,6 +396,7 @@ pub fn parse_time_ms(s: &str) -> Option<i64> {
 /// Days from 1970-01-01 to the proleptic Gregorian date `y-m-d`, `None` for a day not in its month
 /// (Howard Hinnant's `days_from_civil`, with years counted from March). chrono's `NaiveDate` did the
 /// same at 1% of a scan.
+#[inline(always)]
 fn days_from_civil(y: i64, m: u32, d: u32) -> Option<i64> {
     let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
     let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
@@ -504,6 +513,24 @@ mod tests {
         assert_eq!(parse_time_ms("2023-07-10T12:11:15.250Z"), Some(1_688_991_075_250));
         assert_eq!(parse_time_ms("2023-13-10T12:11:15Z"), None);
         assert_eq!(parse_time_ms("yesterday"), None);
+        // Any digit of CloudTrail's shape replaced by a byte that is not one: no time. The bytes
+        // around '0'..='9' catch a check done by subtraction alone.
+        let good = "2023-07-10T12:11:15Z";
+        for at in (0..20).filter(|&i| good.as_bytes()[i].is_ascii_digit()) {
+            for bad in ["/", ":", "a", " ", "\u{e9}"] {
+                let mut s = good.to_string();
+                s.replace_range(at..at + 1, bad);
+                assert_eq!(parse_time_ms(&s), None, "{s}");
+            }
+        }
+        // Every field at its limits, as chrono reads them.
+        for s in ["0000-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2100-02-28T23:59:59Z", "2000-02-29T00:00:00Z"] {
+            let want = chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis();
+            assert_eq!(parse_time_ms(s), Some(want), "{s}");
+        }
+        for s in ["2100-02-29T00:00:00Z", "2023-07-10T24:00:00Z", "2023-07-10T23:60:00Z", "2023-07-10T23:59:61Z"] {
+            assert_eq!(parse_time_ms(s), None, "{s}");
+        }
     }
 
     #[test]
