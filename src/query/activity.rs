@@ -212,8 +212,13 @@ impl PerPrincipal {
         self.keys.translate(text(c::ACCESS_KEY_ID)?, key);
         self.agents.translate(text(c::USER_AGENT)?, agent);
         let error = non_empty(text(c::ERROR_CODE)?);
+        // One chunk, read by index (an iterator over chunks was a call per row).
         let time = df.column(c::EVENT_TIME)?.cast(&DataType::Int64)?;
-        let times = time.i64()?;
+        let time = time.i64()?.rechunk();
+        let (times, valid) = match time.downcast_get(0) {
+            Some(array) => (array.values().as_slice(), array.validity()),
+            None => (&[][..], None),
+        };
         // The service of each new event source.
         while self.service_of.len() < self.sources.len() {
             let source = self.sources.value(self.service_of.len() as u32);
@@ -223,7 +228,8 @@ impl PerPrincipal {
         if self.rows.len() < self.principals.len() {
             self.rows.resize_with(self.principals.len(), Principal::default);
         }
-        for (i, t) in times.iter().enumerate() {
+        for (i, &t) in times.iter().enumerate() {
+            let t = valid.is_none_or(|v| v.get_bit(i)).then_some(t);
             let p = match principal[i] {
                 NONE => self.missing.get_or_insert_with(Principal::default),
                 id => &mut self.rows[id as usize],

@@ -118,10 +118,11 @@ impl ScopeFold {
         let times = events.column(c::EVENT_TIME).context("event_time")?.cast(&DataType::Int64).context("event_time")?;
         let times = times.i64().context("event_time")?;
         self.events += events.height() as u64;
-        for (i, t) in times.iter().enumerate() {
+        let cells = super::cells(&recipient).zip(super::cells(&caller)).zip(super::cells(&region));
+        for (((recipient, caller), region), t) in cells.zip(super::cells(times)) {
             // As `account_expr`: the recipient account, else the caller's.
-            self.by_account.add(recipient.get(i).or(caller.get(i)));
-            self.by_region.add(region.get(i));
+            self.by_account.add(recipient.or(caller));
+            self.by_region.add(region);
             if let Some(t) = t {
                 self.first_ms = Some(self.first_ms.map_or(t, |f| f.min(t)));
                 self.last_ms = Some(self.last_ms.map_or(t, |l| l.max(t)));
