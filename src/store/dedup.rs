@@ -20,7 +20,109 @@ use crate::fs::TempDir;
 use crate::ingest::frame::col_name as c;
 use crate::ingest::pipeline::EventKey;
 
-type Keys = hashbrown::HashSet<EventKey>;
+/// The event keys of one partition. An eventID as CloudTrail writes it (a UUID in lowercase hex) is
+/// kept in 16 bytes, any other as its text: a partition's keys took 80 bytes an event as text, and a
+/// busy (account, region, day) holds millions of events. Exact: a packed id is one text and back.
+#[derive(Default)]
+pub struct Keys {
+    packed: hashbrown::HashSet<(u128, i64)>,
+    text: hashbrown::HashSet<EventKey>,
+}
+
+impl Keys {
+    pub fn new() -> Keys {
+        Keys::default()
+    }
+
+    /// Adds the key (id, time); whether it was new. `scratch` spares an allocation per id kept as text.
+    pub fn insert(&mut self, id: &str, time: i64, scratch: &mut EventKey) -> bool {
+        if let Some(packed) = pack_uuid(id) {
+            return self.packed.insert((packed, time));
+        }
+        scratch.0.clear();
+        scratch.0.push_str(id);
+        scratch.1 = time;
+        if self.text.contains(scratch) {
+            return false;
+        }
+        self.text.insert(scratch.clone())
+    }
+
+    pub fn len(&self) -> usize {
+        self.packed.len() + self.text.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every key, ids as text.
+    fn iter(&self) -> impl Iterator<Item = (std::borrow::Cow<'_, str>, i64)> {
+        let packed = self.packed.iter().map(|&(id, time)| (std::borrow::Cow::Owned(unpack_uuid(id)), time));
+        packed.chain(self.text.iter().map(|(id, time)| (std::borrow::Cow::Borrowed(id.as_str()), *time)))
+    }
+
+    /// Adds every key of `other`.
+    fn merge(&mut self, other: Keys) {
+        self.packed.extend(other.packed);
+        self.text.extend(other.text);
+    }
+}
+
+/// `8-4-4-4-12` lowercase hex digits, as 128 bits; `None` for any other text (uppercase too, so that
+/// two ids differing only in case stay two).
+fn pack_uuid(id: &str) -> Option<u128> {
+    let b = id.as_bytes();
+    if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
+        return None;
+    }
+    // Each half's 16 digits into a word; a byte that is not a digit has its high bit in `bad`.
+    let (mut halves, mut bad) = ([0u64; 2], 0u8);
+    for (half, positions) in halves.iter_mut().zip(DIGIT_AT.chunks_exact(16)) {
+        for &at in positions {
+            let nibble = NIBBLE[usize::from(b[at])];
+            bad |= nibble;
+            *half = *half << 4 | u64::from(nibble);
+        }
+    }
+    (bad & 0x80 == 0).then(|| u128::from(halves[0]) << 64 | u128::from(halves[1]))
+}
+
+/// Where a UUID's 32 hex digits are in its text.
+const DIGIT_AT: [usize; 32] = {
+    let mut at = [0; 32];
+    let (mut i, mut n) = (0, 0);
+    while i < 36 {
+        if !matches!(i, 8 | 13 | 18 | 23) {
+            at[n] = i;
+            n += 1;
+        }
+        i += 1;
+    }
+    at
+};
+
+/// Each byte's value as a lowercase hex digit, 0xFF for any other byte.
+const NIBBLE: [u8; 256] = {
+    let mut t = [0xFF; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// The text `pack_uuid` packed.
+fn unpack_uuid(packed: u128) -> String {
+    let hex = format!("{packed:032x}");
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+}
 
 /// Where the keys of a partition set aside go.
 enum Aside {
@@ -60,11 +162,11 @@ impl PartitionSeen {
         let times = times.i64().context("event_time")?.clone();
         let mut first = vec![true; df.height()];
         let mut repeats = 0u64;
-        let mut key: EventKey = (String::new(), 0);
+        let mut scratch: EventKey = (String::new(), 0);
         for (partition, rows) in partition_rows(df)? {
             if !self.resident.contains_key(&partition) {
                 let mut keys = load(&partition)?;
-                keys.extend(self.take_aside(&partition)?);
+                keys.merge(self.take_aside(&partition)?);
                 self.resident.insert(partition.clone(), (keys, false));
             }
             let (keys, used) = self.resident.get_mut(&partition).expect("brought in above");
@@ -72,14 +174,9 @@ impl PartitionSeen {
             for row in rows {
                 let row = row as usize;
                 let Some(id) = ids.get(row) else { continue };
-                key.0.clear();
-                key.0.push_str(id);
-                key.1 = times.get(row).unwrap_or(i64::MIN);
-                if keys.contains(&key) {
+                if !keys.insert(id, times.get(row).unwrap_or(i64::MIN), &mut scratch) {
                     first[row] = false;
                     repeats += 1;
-                } else {
-                    keys.insert(key.clone());
                 }
             }
         }
@@ -127,7 +224,7 @@ impl PartitionSeen {
 fn write_keys(path: &std::path::Path, keys: &Keys) -> Result<()> {
     let io = |e| Error::io(path, e);
     let mut w = BufWriter::new(std::fs::File::create(path).map_err(io)?);
-    for (id, time) in keys {
+    for (id, time) in keys.iter() {
         w.write_all(&(id.len() as u32).to_le_bytes()).map_err(io)?;
         w.write_all(id.as_bytes()).map_err(io)?;
         w.write_all(&time.to_le_bytes()).map_err(io)?;
@@ -140,6 +237,7 @@ fn read_keys(path: &std::path::Path) -> Result<Keys> {
     let mut bytes = Vec::new();
     BufReader::new(std::fs::File::open(path).map_err(io)?).read_to_end(&mut bytes).map_err(io)?;
     let mut keys = Keys::new();
+    let mut scratch: EventKey = (String::new(), 0);
     let mut rest = &bytes[..];
     while !rest.is_empty() {
         let corrupt = || Error::io(path, std::io::Error::other("a key file of this run is cut short"));
@@ -147,8 +245,8 @@ fn read_keys(path: &std::path::Path) -> Result<Keys> {
         let len = u32::from_le_bytes(*len) as usize;
         let id = tail.get(..len).ok_or_else(corrupt)?;
         let (time, tail) = tail[len..].split_first_chunk::<8>().ok_or_else(corrupt)?;
-        let id = String::from_utf8(id.to_vec()).map_err(|_| corrupt())?;
-        keys.insert((id, i64::from_le_bytes(*time)));
+        let id = std::str::from_utf8(id).map_err(|_| corrupt())?;
+        keys.insert(id, i64::from_le_bytes(*time), &mut scratch);
         rest = tail;
     }
     Ok(keys)
@@ -203,9 +301,58 @@ mod tests {
         let mut store = PartitionSeen::forgetting();
         let (first, _) = store
             .first_occurrences(&frame(&[("a", "1", "r", 0), ("z", "1", "r", 0)]), |_| {
-                Ok([("a".to_string(), 0)].into_iter().collect())
+                let mut keys = Keys::new();
+                keys.insert("a", 0, &mut (String::new(), 0));
+                Ok(keys)
             })
             .unwrap();
         assert_eq!(first, vec![false, true]);
+    }
+
+    const ID: &str = "3038ebd2-c98a-4c65-9b6e-e22506292313";
+
+    #[test]
+    fn ids_as_cloudtrail_writes_them_are_packed_and_every_other_text_kept_apart() {
+        assert_eq!(pack_uuid(ID).map(unpack_uuid).as_deref(), Some(ID));
+        let zero = "00000000-0000-0000-0000-000000000000";
+        assert_eq!(pack_uuid(zero).map(unpack_uuid).as_deref(), Some(zero));
+        // Uppercase, a dash moved or missing, a byte too many or too few, a non-hex digit: text.
+        let upper = ID.to_uppercase();
+        let moved = ID.replacen("c98a-", "c98-a", 1);
+        let others = [
+            upper.as_str(),
+            &moved,
+            &ID.replace('-', "x"),
+            &ID[1..],
+            &format!("{ID}0"),
+            "g038ebd2-c98a-4c65-9b6e-e22506292313",
+        ];
+        for other in others {
+            assert_eq!(pack_uuid(other), None, "{other}");
+        }
+        let mut keys = Keys::new();
+        let scratch = &mut (String::new(), 0);
+        assert!(keys.insert(ID, 5, scratch));
+        assert!(!keys.insert(ID, 5, scratch));
+        assert!(keys.insert(ID, 6, scratch), "another time, another event");
+        for other in others {
+            assert!(keys.insert(other, 5, scratch), "{other} is not {ID}");
+            assert!(!keys.insert(other, 5, scratch));
+        }
+        assert_eq!((keys.packed.len(), keys.text.len()), (2, others.len()));
+    }
+
+    #[test]
+    fn keys_set_aside_come_back_whole() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("keys");
+        let mut keys = Keys::new();
+        let scratch = &mut (String::new(), 0);
+        for (id, time) in [(ID, 1), (ID, -7), ("EXAMPLE-id", 1), ("", 3), ("é", i64::MIN)] {
+            keys.insert(id, time, scratch);
+        }
+        write_keys(&path, &keys).unwrap();
+        let back = read_keys(&path).unwrap();
+        assert_eq!((back.packed, back.text), (keys.packed, keys.text));
     }
 }

@@ -378,7 +378,7 @@ impl Store {
         &self,
         key: &PartitionKey,
         reingesting: &hashbrown::HashSet<String>,
-    ) -> Result<hashbrown::HashSet<crate::ingest::pipeline::EventKey>> {
+    ) -> Result<dedup::Keys> {
         let parts: Vec<_> = self
             .live_parts(&Filter::default())
             .into_iter()
@@ -397,7 +397,14 @@ impl Store {
             .context("reading event ids from the store")?;
         let ids = df.column(c::EVENT_ID).context("event_id")?.str().context("event_id")?.clone();
         let times = df.column(c::EVENT_TIME).context("event_time")?.i64().context("event_time")?.clone();
-        Ok(ids.iter().zip(times.iter()).filter_map(|(id, t)| Some((id?.to_string(), t.unwrap_or(i64::MIN)))).collect())
+        let mut keys = dedup::Keys::new();
+        let mut scratch = (String::new(), 0);
+        for (id, t) in ids.iter().zip(times.iter()) {
+            if let Some(id) = id {
+                keys.insert(id, t.unwrap_or(i64::MIN), &mut scratch);
+            }
+        }
+        Ok(keys)
     }
 
     /// Write one batch: partition `df`, write the parts, then commit the manifest.
