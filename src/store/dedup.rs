@@ -21,7 +21,7 @@ use crate::ingest::frame::col_name as c;
 use crate::ingest::pipeline::EventKey;
 
 /// The event keys of one partition. An eventID as CloudTrail writes it (a UUID in lowercase hex) is
-/// kept in 16 bytes, any other as its text: a partition's keys took 80 bytes an event as text, and a
+/// kept in 16 bytes, any other as its text: a key takes about 37 bytes where the text took 85, and a
 /// busy (account, region, day) holds millions of events. Exact: a packed id is one text and back.
 #[derive(Default)]
 pub struct Keys {
@@ -46,14 +46,6 @@ impl Keys {
             return false;
         }
         self.text.insert(scratch.clone())
-    }
-
-    pub fn len(&self) -> usize {
-        self.packed.len() + self.text.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Every key, ids as text.
