@@ -1,4 +1,4 @@
-//! The ingest pipeline: files are read, inflated and parsed in parallel (rayon), each worker fills its
+//! The ingest pipeline: files are read, inflated and parsed in parallel, each worker fills its
 //! own `FrameBuilder`, and the pieces are stacked in input order. Every file ends as read, skipped or
 //! failed with a reason; every record as a row or a counted rejection.
 
@@ -6,6 +6,7 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
 
 use polars::prelude::*;
 use rayon::prelude::*;
@@ -217,47 +218,48 @@ fn push_embedded(rec: &Leaves<'_>, out: &mut FrameBuilder, source: &str) -> Resu
     out.push(&Leaves::of(&ev), source)
 }
 
-/// One worker's share: its rows and the outcome of each of its files (by input index).
-struct Part {
-    builder: FrameBuilder,
-    outcomes: Vec<(usize, Outcome)>,
+/// A run of consecutive files read by one worker: its rows as one frame (none when it has no rows),
+/// each file's outcome in order, and the bytes its files decoded to.
+struct Piece {
+    frame: Option<DataFrame>,
+    outcomes: Vec<Outcome>,
+    decoded: u64,
 }
 
-impl Part {
-    fn new(columns: Option<&[&str]>) -> Part {
-        Part { builder: FrameBuilder::with_projection(columns), outcomes: Vec::new() }
-    }
-}
-
-/// Read `files` in parallel into one frame (rows in input order) and the accounting.
-pub fn read_files(files: &[InputFile], opts: &ReadOptions, progress: &Progress) -> Result<(DataFrame, ReadStats)> {
+/// Read `files` one after the other into one frame.
+fn read_run(files: &[InputFile], opts: &ReadOptions, progress: &Progress) -> Result<Piece> {
     let decoded = AtomicU64::new(0);
-    let parts: Vec<Part> = files
-        .par_iter()
-        .enumerate()
-        .fold(
-            || Part::new(opts.columns),
-            |mut part, (i, file)| {
-                let before = part.builder.len();
-                let outcome = read_one(file, opts, &mut part.builder, &decoded);
-                progress.file_done(file.size, (part.builder.len() - before) as u64);
-                part.outcomes.push((i, outcome));
-                part
-            },
-        )
-        .collect();
-    let mut stats = ReadStats::default();
-    let mut outcomes: Vec<(usize, Outcome)> = Vec::with_capacity(files.len());
-    let mut frames: Vec<DataFrame> = Vec::with_capacity(parts.len());
-    for part in parts {
-        outcomes.extend(part.outcomes);
-        if !part.builder.is_empty() {
-            frames.push(part.builder.finish()?);
-        }
+    let mut builder = FrameBuilder::with_projection(opts.columns);
+    let mut outcomes = Vec::with_capacity(files.len());
+    for file in files {
+        let before = builder.len();
+        outcomes.push(read_one(file, opts, &mut builder, &decoded));
+        progress.file_done(file.size, (builder.len() - before) as u64);
     }
-    outcomes.sort_by_key(|(i, _)| *i);
-    for (i, outcome) in outcomes {
-        let file = &files[i];
+    let frame = if builder.is_empty() { None } else { Some(builder.finish()?) };
+    Ok(Piece { frame, outcomes, decoded: decoded.into_inner() })
+}
+
+/// `files` cut into runs for `threads` workers: about four runs a worker, each of at least one file.
+fn runs(files: &[InputFile], threads: usize) -> impl Iterator<Item = &[InputFile]> {
+    let total: u64 = files.iter().map(estimated_decoded_bytes).sum();
+    let share = (total / (4 * threads.max(1) as u64)).max(1);
+    batches(files, share, usize::MAX, estimated_decoded_bytes)
+}
+
+/// The frame (rows in input order) and the accounting of `files`, from the pieces that read them,
+/// in order.
+fn assemble(files: &[InputFile], pieces: Vec<Piece>) -> Result<(DataFrame, ReadStats)> {
+    let mut stats = ReadStats::default();
+    let mut frames: Vec<DataFrame> = Vec::with_capacity(pieces.len());
+    let outcomes = pieces.into_iter().flat_map(|piece| {
+        stats.bytes_decoded += piece.decoded;
+        frames.extend(piece.frame);
+        piece.outcomes
+    });
+    let outcomes: Vec<Outcome> = outcomes.collect();
+    debug_assert_eq!(outcomes.len(), files.len());
+    for (file, outcome) in files.iter().zip(outcomes) {
         let path = crate::fs::display_path(&file.path);
         match outcome {
             Outcome::Read { records, rejected, without_id } => {
@@ -274,41 +276,119 @@ pub fn read_files(files: &[InputFile], opts: &ReadOptions, progress: &Progress) 
             Outcome::Failed(reason) => stats.add_failed(Skipped { path, reason }),
         }
     }
-    stats.bytes_decoded = decoded.into_inner();
-    let frame = stack(frames)?;
-    Ok((frame, stats))
+    Ok((stack(frames)?, stats))
 }
 
-/// Read `batches` (each with [`read_files`]) and hand each to `each` with what reading it came to,
-/// in order. On two or more threads the next batch is read while `each` works on the last: a
-/// rendezvous hands a batch over only once the last is taken, so at most two are held (one being
-/// read, one being worked on). With `--threads 1`, read and worked on in turn. Reading stops at the
-/// first batch that fails or once `each` returns an error (which is returned).
+/// Read `files` in parallel into one frame (rows in input order) and the accounting.
+pub fn read_files(files: &[InputFile], opts: &ReadOptions, progress: &Progress) -> Result<(DataFrame, ReadStats)> {
+    let runs: Vec<&[InputFile]> = runs(files, rayon::current_num_threads()).collect();
+    let pieces = runs.into_par_iter().map(|run| read_run(run, opts, progress)).collect::<Result<Vec<Piece>>>()?;
+    assemble(files, pieces)
+}
+
+/// Which runs the readers of `read_ahead` may take: the next one, while it is under `open`.
+struct Window {
+    next: usize,
+    open: usize,
+    stop: bool,
+}
+
+/// Read `batches` and hand each to `each` with what reading it came to, in order. On two or more
+/// threads, as many readers as threads take the batches' runs of files (`runs`) in order: while
+/// `each` works on a batch, the next is read, and then a run per reader of the one after, so that
+/// no reader waits at the end of a batch for another's last file; at most two batches and a run per
+/// reader are held. With `--threads 1`, read and worked on in turn. Reading stops once `each`
+/// returns an error (which is returned); a batch that failed to read is handed to `each` as the
+/// error.
 pub fn read_ahead<'f>(
     batches: Vec<&'f [InputFile]>,
     opts: &ReadOptions,
     progress: &Progress,
     mut each: impl FnMut(&'f [InputFile], Result<(DataFrame, ReadStats)>) -> Result<()>,
 ) -> Result<()> {
-    if rayon::current_num_threads() <= 1 {
+    let threads = rayon::current_num_threads();
+    if threads <= 1 {
         for batch in batches {
             each(batch, read_files(batch, opts, progress))?;
         }
         return Ok(());
     }
-    std::thread::scope(|scope| -> Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(&'f [InputFile], Result<(DataFrame, ReadStats)>)>(0);
-        scope.spawn(move || {
-            for batch in batches {
-                let read = read_files(batch, opts, progress);
-                let failed = read.is_err();
-                // The receiver is gone when `each` stopped (an error, a closed pipe): stop.
-                if tx.send((batch, read)).is_err() || failed {
-                    break;
+    // Every batch's runs, in input order, and the index of each batch's first run (and the end).
+    let mut all: Vec<&[InputFile]> = Vec::new();
+    let mut starts: Vec<usize> = Vec::with_capacity(batches.len() + 1);
+    for files in &batches {
+        starts.push(all.len());
+        all.extend(runs(files, threads));
+    }
+    starts.push(all.len());
+    // Working on batch `b`: runs up to batch `b + 1`'s end, and a run per reader past it.
+    let open = |b: usize| (starts[(b + 2).min(batches.len())] + threads).min(all.len());
+    let window = Mutex::new(Window { next: 0, open: starts[1.min(batches.len())] + threads, stop: false });
+    let moved = Condvar::new();
+    let lock = || window.lock().unwrap_or_else(PoisonError::into_inner);
+    let (all, moved, starts, batches) = (&all, &moved, &starts, &batches);
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<Piece>)>();
+        for _ in 0..threads {
+            let tx = tx.clone();
+            scope.spawn(move || loop {
+                let i = {
+                    let mut w = lock();
+                    while !w.stop && w.next < all.len() && w.next >= w.open {
+                        w = moved.wait(w).unwrap_or_else(PoisonError::into_inner);
+                    }
+                    if w.stop || w.next >= all.len() {
+                        return;
+                    }
+                    w.next += 1;
+                    w.next - 1
+                };
+                // The receiver is gone when `each` stopped: stop.
+                if tx.send((i, read_run(all[i], opts, progress))).is_err() {
+                    return;
                 }
+            });
+        }
+        drop(tx);
+        let mut consume = move || -> Result<()> {
+            let mut arrived: BTreeMap<usize, Result<Piece>> = BTreeMap::new();
+            let mut first = 0;
+            for (b, &files) in batches.iter().enumerate() {
+                let end = starts[b + 1];
+                let mut pieces = Vec::with_capacity(end - first);
+                let mut failed = None;
+                for (i, run) in all.iter().enumerate().take(end).skip(first) {
+                    let piece = loop {
+                        if let Some(p) = arrived.remove(&i) {
+                            break p;
+                        }
+                        // Only a reader that panicked leaves its run unsent (the scope then panics).
+                        let Ok((j, p)) = rx.recv() else {
+                            let path = run[0].path.clone();
+                            return Err(crate::error::Error::io(path, std::io::Error::other("its reader stopped")));
+                        };
+                        arrived.insert(j, p);
+                    };
+                    match piece {
+                        Ok(p) => pieces.push(p),
+                        Err(e) => failed = failed.or(Some(e)),
+                    }
+                }
+                first = end;
+                lock().open = open(b);
+                moved.notify_all();
+                let read = match failed {
+                    Some(e) => Err(e),
+                    None => assemble(files, pieces),
+                };
+                each(files, read)?;
             }
-        });
-        rx.into_iter().try_for_each(|(batch, read)| each(batch, read))
+            Ok(())
+        };
+        let result = consume();
+        lock().stop = true;
+        moved.notify_all();
+        result
     })
 }
 
@@ -434,4 +514,107 @@ pub fn batches<'a>(
         rest = tail;
         Some(head)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::frame::col_name as c;
+
+    /// `n` files of a few events each (file `i` holds `i % 4` events; every fifth file is not JSON),
+    /// discovered as a command's inputs are.
+    fn inputs(dir: &Path, n: usize) -> Vec<InputFile> {
+        for i in 0..n {
+            let body = if i % 5 == 4 {
+                "this is not json".to_string()
+            } else {
+                let records: Vec<String> = (0..i % 4)
+                    .map(|k| {
+                        format!(
+                            r#"{{"eventVersion":"1.08","eventTime":"2024-01-01T00:00:{:02}Z","eventID":"e-{i}-{k}","eventName":"ListBuckets","eventSource":"s3.amazonaws.com","awsRegion":"us-east-1","recipientAccountId":"111122223333"}}"#,
+                            k
+                        )
+                    })
+                    .collect();
+                format!(r#"{{"Records":[{}]}}"#, records.join(","))
+            };
+            std::fs::write(dir.join(format!("f{i:04}.json")), body).unwrap();
+        }
+        let found = crate::source::discover(&[dir.to_path_buf()], &Default::default()).unwrap();
+        assert_eq!(found.files.len(), n);
+        found.files
+    }
+
+    /// Each batch's rows, by source file, and its accounting.
+    fn sources(df: &DataFrame) -> Vec<String> {
+        let col = df.column(c::SOURCE_FILE).unwrap().str().unwrap().clone();
+        col.iter().map(|s| s.unwrap().to_string()).collect()
+    }
+
+    fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(f)
+    }
+
+    #[test]
+    fn read_ahead_hands_every_batch_in_order_as_read_files_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = inputs(dir.path(), 120);
+        let opts = ReadOptions::default();
+        let progress = Progress::new(0, 0, true);
+        // Batches of 1 to 7 files.
+        let mut cuts = Vec::new();
+        let mut rest: &[InputFile] = &files;
+        let mut k = 0;
+        while !rest.is_empty() {
+            let (head, tail) = rest.split_at((k % 7 + 1).min(rest.len()));
+            cuts.push(head);
+            rest = tail;
+            k += 1;
+        }
+        let expected: Vec<(Vec<String>, u64, u64, u64)> = on_threads(1, || {
+            cuts.iter()
+                .map(|b| {
+                    let (df, s) = read_files(b, &opts, &progress).unwrap();
+                    (sources(&df), s.files, s.files_failed, s.records)
+                })
+                .collect()
+        });
+        assert!(expected.iter().any(|e| e.2 > 0), "some batch has a failed file");
+        for threads in [1, 2, 3] {
+            let mut got = Vec::new();
+            on_threads(threads, || {
+                read_ahead(cuts.clone(), &opts, &progress, |batch, read| {
+                    let (df, s) = read?;
+                    assert_eq!(s.files + s.files_failed, batch.len() as u64);
+                    got.push((sources(&df), s.files, s.files_failed, s.records));
+                    Ok(())
+                })
+            })
+            .unwrap();
+            assert_eq!(got, expected, "{threads} threads");
+        }
+    }
+
+    #[test]
+    fn read_ahead_stops_at_the_first_error_of_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = inputs(dir.path(), 60);
+        let cuts: Vec<&[InputFile]> = files.chunks(3).collect();
+        let progress = Progress::new(0, 0, true);
+        for threads in [1, 2] {
+            let mut calls = 0;
+            let result = on_threads(threads, || {
+                read_ahead(cuts.clone(), &ReadOptions::default(), &progress, |_, read| {
+                    read?;
+                    calls += 1;
+                    if calls == 4 {
+                        return Err(crate::error::Error::Usage("stop here".into()));
+                    }
+                    Ok(())
+                })
+            });
+            assert!(matches!(result, Err(crate::error::Error::Usage(m)) if m == "stop here"), "{threads} threads");
+            assert_eq!(calls, 4, "{threads} threads");
+        }
+    }
 }
