@@ -63,10 +63,10 @@ pub fn ingest(root: &Path, inputs: Inputs, opts: &ReadOptions, quiet: bool) -> R
     let run = format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"), std::process::id());
     // Claim the store as a writer, removing what crashed writers left (see `Store::recover`).
     store.start_writing(&run)?;
-    // A batch's decoded JSON is a sixteenth of the memory limit: up to three are held, two being
-    // read and one written (its frame and the Parquet encoding take a few times that).
+    // A batch's decoded JSON is a sixteenth of the memory limit: two are held, one being read and
+    // one written, and a run of files per reader of the next (its frame and the Parquet encoding take a few times that).
     let budget = (opts.memory_limit / 16).max(4 << 20);
-    // The next batches are read while the last is de-duplicated and written (`read_ahead`).
+    // The next batch is read while the last is de-duplicated and written (`read_ahead`).
     let batches: Vec<&[InputFile]> =
         pipeline::batches(&todo, budget, BATCH_FILES, pipeline::estimated_decoded_bytes).collect();
     let mut n = 0usize;
