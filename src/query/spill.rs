@@ -391,7 +391,7 @@ pub fn owned(df: DataFrame) -> PolarsResult<DataFrame> {
 }
 
 /// With `TRAILSCOPE_MEMTRACE` set, print the peak and current RSS at a phase of an out-of-core run
-/// (how the README's memory figures were split by phase).
+/// (how the README's memory figures were split by phase), and the seconds since the first call.
 pub fn memtrace(what: &str) {
     if std::env::var_os("TRAILSCOPE_MEMTRACE").is_none() {
         return;
@@ -400,7 +400,9 @@ pub fn memtrace(what: &str) {
     let pick = |k: &str| {
         s.lines().find(|l| l.starts_with(k)).unwrap_or("").split_whitespace().nth(1).unwrap_or("").to_string()
     };
-    eprintln!("memtrace {what}: hwm {} KB rss {} KB", pick("VmHWM"), pick("VmRSS"));
+    static START: std::sync::LazyLock<std::time::Instant> = std::sync::LazyLock::new(std::time::Instant::now);
+    let at = START.elapsed().as_secs_f64();
+    eprintln!("memtrace {what}: hwm {} KB rss {} KB at {at:.2} s", pick("VmHWM"), pick("VmRSS"));
 }
 
 #[cfg(test)]

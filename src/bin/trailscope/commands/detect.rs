@@ -57,7 +57,9 @@ pub fn run(args: &DetectArgs) -> Result<bool> {
     let mut run = query::detect::Detection::new(&args.check, &params, args.input.memory_limit)?;
     // Only the columns the checks read are filled (from raw files) or decoded (from a store).
     let columns: Option<&'static [&'static str]> = run.columns_read().map(|c| &*Box::leak(c.into_boxed_slice()));
+    query::spill::memtrace("detect: start");
     let bad = fold(&args.input, columns, |df| run.add(df))?;
+    query::spill::memtrace("detect: events checked");
     if output::is_row_format(sink.format) {
         let schema = query::detect::empty_findings()?.schema().as_ref().clone();
         output::write_batches(&sink, &schema, |each| run.finish(each))?;
@@ -69,5 +71,6 @@ pub fn run(args: &DetectArgs) -> Result<bool> {
         })?;
         output::write_sections(&sink, vec![("findings".to_string(), df)])?;
     }
+    query::spill::memtrace("detect: findings written");
     Ok(bad)
 }
