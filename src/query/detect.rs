@@ -413,31 +413,37 @@ fn condition(check: &Check, ev: &LazyFrame, params: &Params) -> PolarsResult<Opt
 const MARK_DENIAL: u8 = 1;
 const MARK_SUCCESS: u8 = 2;
 
-/// An event's place in time order (as `HitEvent::cmp_key` orders events).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Key {
+/// An event's place in time order (as `HitEvent::cmp_key` orders events: time, event id with a
+/// missing one last, input order), borrowed from its batch: compared without copying the id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Key<'a> {
     time_ms: i64,
-    event_id: Option<String>,
+    no_id: bool,
+    event_id: Option<&'a str>,
     seq: u64,
 }
 
-impl Ord for Key {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.time_ms
-            .cmp(&other.time_ms)
-            .then_with(|| match (&self.event_id, &other.event_id) {
-                (Some(a), Some(b)) => a.cmp(b),
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (None, None) => std::cmp::Ordering::Equal,
-            })
-            .then_with(|| self.seq.cmp(&other.seq))
+impl<'a> Key<'a> {
+    fn new(time_ms: i64, event_id: Option<&'a str>, seq: u64) -> Key<'a> {
+        Key { time_ms, no_id: event_id.is_none(), event_id, seq }
     }
 }
 
-impl PartialOrd for Key {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
+/// A `Key` kept past its batch.
+#[derive(Debug)]
+struct Kept {
+    time_ms: i64,
+    event_id: Option<Box<str>>,
+    seq: u64,
+}
+
+impl Kept {
+    fn of(key: Key<'_>) -> Kept {
+        Kept { time_ms: key.time_ms, event_id: key.event_id.map(Box::from), seq: key.seq }
+    }
+
+    fn key(&self) -> Key<'_> {
+        Key::new(self.time_ms, self.event_id.as_deref(), self.seq)
     }
 }
 
@@ -451,31 +457,31 @@ impl PartialOrd for Key {
 /// Memory: `DENIED_THRESHOLD` keys and one more per principal.
 #[derive(Debug, Default)]
 struct Earliest {
-    denials: Vec<Key>,
-    after: Option<Key>,
+    denials: Vec<Kept>,
+    after: Option<Kept>,
 }
 
 impl Earliest {
     /// Is this failure among the earliest so far (then it is marked)?
     fn admit_denial(&mut self, key: Key) -> bool {
         let n = DENIED_THRESHOLD as usize;
-        if self.denials.len() == n && self.denials.last().is_some_and(|last| key > *last) {
+        if self.denials.len() == n && self.denials.last().is_some_and(|last| key > last.key()) {
             return false;
         }
-        let at = self.denials.partition_point(|d| *d < key);
-        self.denials.insert(at, key);
+        let at = self.denials.partition_point(|d| d.key() < key);
+        self.denials.insert(at, Kept::of(key));
         self.denials.truncate(n);
         true
     }
 
     /// May this success be the one reported (then it is marked)?
     fn admit_success(&mut self, key: Key) -> bool {
-        if self.after.as_ref().is_some_and(|a| key > *a) {
+        if self.after.as_ref().is_some_and(|a| key > a.key()) {
             return false;
         }
         let n = DENIED_THRESHOLD as usize;
-        if self.denials.len() == n && self.denials.last().is_some_and(|k| key > *k) {
-            self.after = Some(key);
+        if self.denials.len() == n && self.denials.last().is_some_and(|k| key > k.key()) {
+            self.after = Some(Kept::of(key));
         }
         true
     }
@@ -691,7 +697,7 @@ impl Detection {
             let own = invoked_by.get(row).is_none() && event_type.get(row) != Some("AwsServiceEvent");
             let who = principal.get(row).filter(|p| !p.is_empty());
             if let Some(who) = who.filter(|_| wants_denials && own) {
-                let key = Key { time_ms, event_id: id.get(row).map(str::to_string), seq };
+                let key = Key::new(time_ms, id.get(row), seq);
                 let state = self.earliest.entry_ref(who).or_default();
                 if outcome == Outcome::Denied {
                     if state.admit_denial(key) {
