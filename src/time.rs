@@ -22,6 +22,51 @@ pub fn format_ms(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
+/// The first and last millisecond `push_utc_ms` writes itself (years 0000 to 9999).
+const FIRST_MS: i64 = -62_167_219_200_000;
+const LAST_MS: i64 = 253_402_300_799_999;
+
+/// `ms` as `format_ms` writes it (`2024-01-31T12:00:00Z`, `.123` only when there are
+/// milliseconds), appended to `out` without allocating: the JSON writers print a time per row.
+/// Years outside 0000-9999 go through `format_ms`.
+pub fn push_utc_ms(out: &mut Vec<u8>, ms: i64) {
+    if !(FIRST_MS..=LAST_MS).contains(&ms) {
+        out.extend_from_slice(format_ms(ms).as_bytes());
+        return;
+    }
+    let (days, in_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    let (year, month, day) = civil_from_days(days);
+    let (secs, milli) = (in_day / 1000, in_day % 1000);
+    let two = |v: i64| [b'0' + (v / 10) as u8, b'0' + (v % 10) as u8];
+    let [y0, y1] = two(year / 100);
+    let [y2, y3] = two(year % 100);
+    let [mo0, mo1] = two(month);
+    let [d0, d1] = two(day);
+    let [h0, h1] = two(secs / 3600);
+    let [mi0, mi1] = two(secs / 60 % 60);
+    let [s0, s1] = two(secs % 60);
+    out.extend_from_slice(&[y0, y1, y2, y3, b'-', mo0, mo1, b'-', d0, d1, b'T', h0, h1, b':', mi0, mi1, b':', s0, s1]);
+    if milli != 0 {
+        let [m1, m2] = two(milli % 100);
+        out.extend_from_slice(&[b'.', b'0' + (milli / 100) as u8, m1, m2]);
+    }
+    out.push(b'Z');
+}
+
+/// (year, month, day) of a day counted from 1970-01-01 (proleptic Gregorian; the inverse of
+/// `ingest::record::days_from_civil`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
 pub fn day_start_ms(d: NaiveDate) -> i64 {
     d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_millis()
 }
@@ -81,6 +126,32 @@ pub fn parse_offset(s: &str) -> std::result::Result<chrono::FixedOffset, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `push_utc_ms` writes what `format_ms` (chrono) writes: 366 days from every seventh year or so
+    /// from 0000 to 9999, at times with and without milliseconds, the edges of the range and past them.
+    #[test]
+    fn utc_times_written_as_chrono_writes_them() {
+        let check = |ms: i64| {
+            let mut out = Vec::new();
+            push_utc_ms(&mut out, ms);
+            assert_eq!(String::from_utf8(out).unwrap(), format_ms(ms), "{ms}");
+        };
+        let mut day = FIRST_MS.div_euclid(86_400_000);
+        while day * 86_400_000 <= LAST_MS {
+            let year_start = day;
+            for d in 0..366 {
+                let ms = (year_start + d) * 86_400_000;
+                check(ms);
+                check(ms + 45_296_789); // 12:34:56.789
+                check(ms + 86_399_000); // 23:59:59
+                check(ms + 7);
+            }
+            day += 7 * 365 + 2;
+        }
+        for ms in [FIRST_MS, FIRST_MS - 1, FIRST_MS + 1, LAST_MS, LAST_MS + 1, 0, -1, 1, i64::MIN, i64::MAX] {
+            check(ms);
+        }
+    }
 
     /// `--tz` (#11): offsets in the forms people write them; anything else is refused, never a panic.
     #[test]

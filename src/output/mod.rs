@@ -350,6 +350,9 @@ fn close_json(w: &mut dyn Write, rows: u64) -> Result<()> {
 /// straight from the column (most cells), anything else through `json_cell`.
 enum JsonCells<'a> {
     Text(Box<dyn Iterator<Item = Option<&'a str>> + 'a>),
+    /// Timestamps, in milliseconds: written as `json_cell` writes them (RFC 3339 in UTC), without a
+    /// string per cell.
+    Times(std::vec::IntoIter<Option<i64>>),
     Values(std::vec::IntoIter<serde_json::Value>),
 }
 
@@ -357,6 +360,12 @@ impl<'a> JsonCells<'a> {
     fn of(s: &'a Series) -> Result<JsonCells<'a>> {
         Ok(match s.dtype() {
             DataType::String => JsonCells::Text(Box::new(s.str().context("a text column")?.iter())),
+            DataType::Datetime(unit, _) => {
+                let unit = *unit;
+                let physical = s.to_physical_repr();
+                let values = physical.i64().context("a time column")?.iter().map(|t| t.map(|t| to_ms(t, unit)));
+                JsonCells::Times(values.collect::<Vec<_>>().into_iter())
+            }
             // One chunk (see `write_jsonl`), which `Series::iter` needs.
             _ => JsonCells::Values(s.iter().map(|v| json_cell(&v)).collect::<Vec<_>>().into_iter()),
         })
@@ -366,6 +375,14 @@ impl<'a> JsonCells<'a> {
         match self {
             JsonCells::Text(it) => match it.next().flatten() {
                 Some(text) => json_str(out, text)?,
+                None => out.extend_from_slice(b"null"),
+            },
+            JsonCells::Times(it) => match it.next().flatten() {
+                Some(ms) => {
+                    out.push(b'"');
+                    crate::time::push_utc_ms(out, ms);
+                    out.push(b'"');
+                }
                 None => out.extend_from_slice(b"null"),
             },
             JsonCells::Values(it) => {
