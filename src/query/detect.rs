@@ -537,6 +537,14 @@ impl Dispatch {
     }
 }
 
+/// What the parallel part of `Detection::add` finds for a row: the checks it hits, its outcome, and
+/// its fields when it hits any.
+struct Row {
+    hits: Vec<u32>,
+    outcome: Outcome,
+    event: Option<findings::EventFields>,
+}
+
 /// A `detect` run: the selected checks over batches of events in any order (`add`, as the files are
 /// read), then the findings in order (`finish`), by event time, then check id, then event id.
 ///
@@ -665,33 +673,38 @@ impl Detection {
             .iter()
             .map(|&i| Ok((i, df.column(&flag(i)).context("flag")?.bool().context("flag")?.clone())))
             .collect::<crate::error::Result<Vec<_>>>()?;
-        // The Sigma checks, rows in parallel.
+        // Rows in parallel: the Sigma checks, the flag columns, the outcome and, for a row that
+        // hits, its fields. What stays serial is the sequence check's state per principal.
         let (checks, dispatch, needs) = (&self.checks, &self.dispatch, &self.fields);
-        let matched: Vec<Vec<u32>> = (0..df.height())
+        let rows: Vec<Row> = (0..df.height())
             .into_par_iter()
             // The checks per distinct pair of key values, found once per pair and thread.
             .map_init(hashbrown::HashMap::<[Option<&str>; 2], Vec<usize>>::new, |known, row| {
                 let values = keys.map(|k| k.get(row));
                 let candidates = known.entry(values).or_insert_with(|| dispatch.candidates(&values));
-                if candidates.is_empty() {
-                    return Vec::new();
+                let mut hits: Vec<u32> = Vec::new();
+                if !candidates.is_empty() {
+                    let rec = batch.event(row, candidates.iter().fold(0, |m, &i| m | needs[i]));
+                    hits.extend(
+                        candidates
+                            .iter()
+                            .copied()
+                            .filter(|&i| matches!(&checks[i].rule, Rule::Sigma { rule, .. } if rule.matches(&rec)))
+                            .map(|i| i as u32),
+                    );
                 }
-                let rec = batch.event(row, candidates.iter().fold(0, |m, &i| m | needs[i]));
-                candidates
-                    .iter()
-                    .copied()
-                    .filter(|&i| matches!(&checks[i].rule, Rule::Sigma { rule, .. } if rule.matches(&rec)))
-                    .map(|i| i as u32)
-                    .collect()
+                hits.extend(flag_cols.iter().filter(|(_, f)| f.get(row) == Some(true)).map(|(i, _)| *i as u32));
+                let outcome = findings::outcome(error.get(row));
+                let event =
+                    (!hits.is_empty()).then(|| findings::EventFields::from_source(source_cells.map(|c| c.get(row))));
+                Row { hits, outcome, event }
             })
             .collect();
         let wants_denials = !self.sequences.is_empty();
         let mut out = Vec::new();
-        for (row, mut hits) in matched.into_iter().enumerate() {
-            hits.extend(flag_cols.iter().filter(|(_, f)| f.get(row) == Some(true)).map(|(i, _)| *i as u32));
+        for (row, Row { hits, outcome, event }) in rows.into_iter().enumerate() {
             let time_ms = batch.time.get(row).unwrap_or(i64::MAX);
             let seq = findings::seq(number, row);
-            let outcome = findings::outcome(error.get(row));
             let mut mark = 0;
             // A sequence follows the calls principals made themselves (not a service on their behalf).
             let own = invoked_by.get(row).is_none() && event_type.get(row) != Some("AwsServiceEvent");
@@ -707,10 +720,11 @@ impl Detection {
                     mark = MARK_SUCCESS;
                 }
             }
-            if hits.is_empty() && mark == 0 {
-                continue;
-            }
-            let event = findings::EventFields::from_source(source_cells.map(|c| c.get(row)));
+            let event = match event {
+                Some(event) => event,
+                None if mark != 0 => findings::EventFields::from_source(source_cells.map(|c| c.get(row))),
+                None => continue,
+            };
             out.push(HitEvent { time_ms, seq, event, outcome, hits, mark, payload: None });
         }
         self.runs.add(out)
