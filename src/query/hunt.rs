@@ -342,6 +342,13 @@ fn event_fields_of(rec: &Value) -> EventFields {
     EventFields::new(fields.each_ref().map(Option::as_deref))
 }
 
+/// A row's hit as `Hunt::add` keeps it: its fields, the detectors kept, the record for correlations.
+struct Kept {
+    event: EventFields,
+    hits: Vec<u32>,
+    payload: Option<String>,
+}
+
 /// A hunt: the rule set over batches of events in any order (`add`, as the files are read), then
 /// the hit rows in time order (`finish`): by event time, event id and rule id, a correlation's row
 /// after the hits of the event that completed it.
@@ -437,7 +444,11 @@ impl<'a> Hunt<'a> {
         let set = self.set;
         let (by_name, always, rank, correlated) = (&self.by_name, &self.always, &self.rank, &self.correlated);
         let names = batch.text.iter().find(|(p, _)| *p == "eventName").map(|(_, col)| col.clone());
-        let matched: Vec<(Vec<usize>, Option<Value>)> = (0..df.height())
+        let source_cells = findings::SOURCE_COLUMNS.map(|name| batch.text_column(name));
+        let (keep_hits, reported) = (self.keep_hits, &self.reported);
+        // Rows in parallel: the rules a row hits and, when a hit is kept, its fields and (for a
+        // correlation) its record as JSON; the tally stays serial.
+        let matched: Vec<(Vec<usize>, Option<Result<Kept>>)> = (0..df.height())
             .into_par_iter()
             .map(|row| {
                 let name = names.as_ref().and_then(|n| n.get(row));
@@ -452,36 +463,34 @@ impl<'a> Hunt<'a> {
                     pinned.iter().chain(always).copied().filter(|&i| set.rules[i].rule.matches(&rec)).collect();
                 hits.sort_unstable_by_key(|&i| rank[i]);
                 hits.dedup();
-                let keep = hits.iter().any(|&i| correlated[i]);
+                let kept: Vec<u32> = hits
+                    .iter()
+                    .copied()
+                    .filter(|&i| keep_hits && reported[i] || correlated[i])
+                    .map(|i| i as u32)
+                    .collect();
+                if kept.is_empty() {
+                    return (hits, None);
+                }
+                let event = EventFields::from_source(source_cells.map(|c| c.and_then(|c| c.get(row))));
                 // A correlation groups by, counts and reports fields of its own: it gets the whole record.
-                (hits, keep.then(|| batch.record(row, ALL_FIELDS)))
+                let payload = match hits.iter().any(|&i| correlated[i]) {
+                    true => match serde_json::to_string(&batch.record(row, ALL_FIELDS)) {
+                        Ok(text) => Some(text),
+                        Err(e) => return (hits, Some(Err(Error::Json { context: "a hunt record".into(), cause: e }))),
+                    },
+                    false => None,
+                };
+                (hits, Some(Ok(Kept { event, hits: kept, payload })))
             })
             .collect();
-        let source_cells = findings::SOURCE_COLUMNS.map(|name| batch.text_column(name));
         let mut out = Vec::new();
-        for (row, (hits, rec)) in matched.into_iter().enumerate() {
-            if hits.is_empty() {
-                continue;
-            }
+        for (row, (hits, kept)) in matched.into_iter().enumerate() {
             for &i in &hits {
                 self.tally.rule_hits[i] += 1;
             }
-            let hits: Vec<u32> = hits
-                .into_iter()
-                .filter(|&i| self.keep_hits && self.reported[i] || self.correlated[i])
-                .map(|i| i as u32)
-                .collect();
-            if hits.is_empty() {
-                continue;
-            }
-            let event = EventFields::from_source(source_cells.map(|c| c.and_then(|c| c.get(row))));
-            let payload = match rec {
-                Some(rec) => Some(
-                    serde_json::to_string(&rec)
-                        .map_err(|e| Error::Json { context: "a hunt record".into(), cause: e })?,
-                ),
-                None => None,
-            };
+            let Some(kept) = kept else { continue };
+            let Kept { event, hits, payload } = kept?;
             out.push(HitEvent {
                 time_ms: batch.time.get(row).unwrap_or(i64::MIN),
                 seq: findings::seq(number, row),
