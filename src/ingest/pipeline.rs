@@ -226,18 +226,35 @@ struct Piece {
     decoded: u64,
 }
 
+/// A piece being read: its rows, its files' outcomes, the bytes they decoded to.
+struct Reading {
+    builder: FrameBuilder,
+    outcomes: Vec<Outcome>,
+    decoded: AtomicU64,
+}
+
+impl Reading {
+    fn new(columns: Option<&[&str]>) -> Reading {
+        Reading { builder: FrameBuilder::with_projection(columns), outcomes: Vec::new(), decoded: AtomicU64::new(0) }
+    }
+
+    /// Read the next file.
+    fn read(mut self, file: &InputFile, opts: &ReadOptions, progress: &Progress) -> Reading {
+        let before = self.builder.len();
+        self.outcomes.push(read_one(file, opts, &mut self.builder, &self.decoded));
+        progress.file_done(file.size, (self.builder.len() - before) as u64);
+        self
+    }
+
+    fn finish(self) -> Result<Piece> {
+        let frame = if self.builder.is_empty() { None } else { Some(self.builder.finish()?) };
+        Ok(Piece { frame, outcomes: self.outcomes, decoded: self.decoded.into_inner() })
+    }
+}
+
 /// Read `files` one after the other into one frame.
 fn read_run(files: &[InputFile], opts: &ReadOptions, progress: &Progress) -> Result<Piece> {
-    let decoded = AtomicU64::new(0);
-    let mut builder = FrameBuilder::with_projection(opts.columns);
-    let mut outcomes = Vec::with_capacity(files.len());
-    for file in files {
-        let before = builder.len();
-        outcomes.push(read_one(file, opts, &mut builder, &decoded));
-        progress.file_done(file.size, (builder.len() - before) as u64);
-    }
-    let frame = if builder.is_empty() { None } else { Some(builder.finish()?) };
-    Ok(Piece { frame, outcomes, decoded: decoded.into_inner() })
+    files.iter().fold(Reading::new(opts.columns), |reading, file| reading.read(file, opts, progress)).finish()
 }
 
 /// `files` cut into runs for `threads` workers: about four runs a worker, each of at least one file.
@@ -280,9 +297,14 @@ fn assemble(files: &[InputFile], pieces: Vec<Piece>) -> Result<(DataFrame, ReadS
 }
 
 /// Read `files` in parallel into one frame (rows in input order) and the accounting.
+/// Rayon splits the files among its workers as they come free (each worker's share is a run of
+/// consecutive files, and the shares are collected in order).
 pub fn read_files(files: &[InputFile], opts: &ReadOptions, progress: &Progress) -> Result<(DataFrame, ReadStats)> {
-    let runs: Vec<&[InputFile]> = runs(files, rayon::current_num_threads()).collect();
-    let pieces = runs.into_par_iter().map(|run| read_run(run, opts, progress)).collect::<Result<Vec<Piece>>>()?;
+    let readings: Vec<Reading> = files
+        .par_iter()
+        .fold(|| Reading::new(opts.columns), |reading, file| reading.read(file, opts, progress))
+        .collect();
+    let pieces = readings.into_iter().map(Reading::finish).collect::<Result<Vec<Piece>>>()?;
     assemble(files, pieces)
 }
 
@@ -571,14 +593,18 @@ mod tests {
             rest = tail;
             k += 1;
         }
-        let expected: Vec<(Vec<String>, u64, u64, u64)> = on_threads(1, || {
+        let read_each = || -> Vec<(Vec<String>, u64, u64, u64)> {
             cuts.iter()
                 .map(|b| {
                     let (df, s) = read_files(b, &opts, &progress).unwrap();
                     (sources(&df), s.files, s.files_failed, s.records)
                 })
                 .collect()
-        });
+        };
+        let expected = on_threads(1, read_each);
+        assert_eq!(on_threads(3, read_each), expected, "read_files on 3 threads");
+        let (whole, _) = on_threads(3, || read_files(&files, &opts, &progress)).unwrap();
+        assert_eq!(sources(&whole), expected.iter().flat_map(|e| e.0.clone()).collect::<Vec<_>>());
         assert!(expected.iter().any(|e| e.2 > 0), "some batch has a failed file");
         for threads in [1, 2, 3] {
             let mut got = Vec::new();
