@@ -48,12 +48,6 @@ impl Keys {
         self.text.insert(scratch.clone())
     }
 
-    /// Every key, ids as text.
-    fn iter(&self) -> impl Iterator<Item = (std::borrow::Cow<'_, str>, i64)> {
-        let packed = self.packed.iter().map(|&(id, time)| (std::borrow::Cow::Owned(unpack_uuid(id)), time));
-        packed.chain(self.text.iter().map(|(id, time)| (std::borrow::Cow::Borrowed(id.as_str()), *time)))
-    }
-
     /// Adds every key of `other`.
     fn merge(&mut self, other: Keys) {
         self.packed.extend(other.packed);
@@ -109,12 +103,6 @@ const NIBBLE: [u8; 256] = {
     }
     t
 };
-
-/// The text `pack_uuid` packed.
-fn unpack_uuid(packed: u128) -> String {
-    let hex = format!("{packed:032x}");
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
-}
 
 /// Where the keys of a partition set aside go.
 enum Aside {
@@ -212,11 +200,20 @@ impl PartitionSeen {
     }
 }
 
-/// Keys as `u32 length, id bytes, i64 time`, little-endian.
+/// In a key file, the length that marks a packed id (16 bytes follow, not its text).
+const PACKED: u32 = u32::MAX;
+
+/// Keys as `u32 length, id bytes, i64 time`, little-endian; a packed id as `PACKED, u128 id, i64
+/// time` (no text made and parsed again: the file is this run's, read back by `read_keys`).
 fn write_keys(path: &std::path::Path, keys: &Keys) -> Result<()> {
     let io = |e| Error::io(path, e);
     let mut w = BufWriter::new(std::fs::File::create(path).map_err(io)?);
-    for (id, time) in keys.iter() {
+    for &(id, time) in &keys.packed {
+        w.write_all(&PACKED.to_le_bytes()).map_err(io)?;
+        w.write_all(&id.to_le_bytes()).map_err(io)?;
+        w.write_all(&time.to_le_bytes()).map_err(io)?;
+    }
+    for (id, time) in &keys.text {
         w.write_all(&(id.len() as u32).to_le_bytes()).map_err(io)?;
         w.write_all(id.as_bytes()).map_err(io)?;
         w.write_all(&time.to_le_bytes()).map_err(io)?;
@@ -234,7 +231,15 @@ fn read_keys(path: &std::path::Path) -> Result<Keys> {
     while !rest.is_empty() {
         let corrupt = || Error::io(path, std::io::Error::other("a key file of this run is cut short"));
         let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(corrupt)?;
-        let len = u32::from_le_bytes(*len) as usize;
+        let len = u32::from_le_bytes(*len);
+        if len == PACKED {
+            let (id, tail) = tail.split_first_chunk::<16>().ok_or_else(corrupt)?;
+            let (time, tail) = tail.split_first_chunk::<8>().ok_or_else(corrupt)?;
+            keys.packed.insert((u128::from_le_bytes(*id), i64::from_le_bytes(*time)));
+            rest = tail;
+            continue;
+        }
+        let len = len as usize;
         let id = tail.get(..len).ok_or_else(corrupt)?;
         let (time, tail) = tail[len..].split_first_chunk::<8>().ok_or_else(corrupt)?;
         let id = std::str::from_utf8(id).map_err(|_| corrupt())?;
@@ -302,6 +307,12 @@ mod tests {
     }
 
     const ID: &str = "3038ebd2-c98a-4c65-9b6e-e22506292313";
+
+    /// The text `pack_uuid` packed.
+    fn unpack_uuid(packed: u128) -> String {
+        let hex = format!("{packed:032x}");
+        format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+    }
 
     #[test]
     fn ids_as_cloudtrail_writes_them_are_packed_and_every_other_text_kept_apart() {
