@@ -177,6 +177,57 @@ pub const ATTEMPT_PREFIX: &str = "Attempted: ";
 /// Denials needed before a success is reported.
 const DENIED_THRESHOLD: u32 = 5;
 
+/// Calls a principal made itself: not on its behalf by a service, not a service event (`own_call`,
+/// row by row).
+fn is_own_call(invoked_by: Option<&str>, event_type: Option<&str>) -> bool {
+    invoked_by.is_none() && event_type != Some("AwsServiceEvent")
+}
+
+/// Each principal's own authorization failures, counted over the events a `detect` run checks: a
+/// principal with fewer than `DENIED_THRESHOLD` has no TS-DENIED-THEN-SUCCEEDED finding, so with
+/// this count (`Detection::only_principals`) the sequence check leaves their calls out of the hit
+/// runs. In one pass over events in any order it cannot know that, and keeps every success of a
+/// principal not yet denied five times: on accounts where few principals are ever denied, most of
+/// the events. From a store this pass reads the rows with an error code, four columns of them
+/// (`of`); over raw files it would read them all twice, so `detect` counts first only from a store.
+#[derive(Default)]
+pub struct Denials {
+    counts: hashbrown::HashMap<String, u32>,
+}
+
+impl Denials {
+    /// The columns `add` reads.
+    const COLUMNS: [&'static str; 4] = [c::PRINCIPAL, c::ERROR_CODE, c::INVOKED_BY, c::EVENT_TYPE];
+
+    /// The rows of `events` that may be failures, with the columns `add` reads.
+    pub fn of(events: LazyFrame) -> LazyFrame {
+        events.filter(super::is_error()).select(Self::COLUMNS.map(col))
+    }
+
+    /// Count a batch's failures (any order), as `Detection::add` tells them.
+    pub fn add(&mut self, df: DataFrame) -> crate::error::Result<()> {
+        let text = |name: &str| -> crate::error::Result<super::record::Texts> {
+            Ok(super::record::Texts::of(df.column(name).context(name)?.str().context(name)?))
+        };
+        let [principal, error, invoked_by, event_type] = Self::COLUMNS.map(text);
+        let (principal, error, invoked_by, event_type) = (principal?, error?, invoked_by?, event_type?);
+        for row in 0..df.height() {
+            let Some(who) = principal.get(row).filter(|p| !p.is_empty()) else { continue };
+            if is_own_call(invoked_by.get(row), event_type.get(row))
+                && findings::outcome(error.get(row)) == Outcome::Denied
+            {
+                *self.counts.entry_ref(who).or_insert(0) += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The principals denied at least `DENIED_THRESHOLD` times.
+    pub fn principals(self) -> hashbrown::HashSet<String> {
+        self.counts.into_iter().filter(|(_, n)| *n >= DENIED_THRESHOLD).map(|(who, _)| who).collect()
+    }
+}
+
 /// Calls a principal made itself: not on its behalf by a service, not a service event.
 fn own_call() -> Expr {
     col(c::INVOKED_BY).is_null().and(col(c::EVENT_TYPE).neq_missing(lit("AwsServiceEvent")))
@@ -565,6 +616,8 @@ pub struct Detection {
     fields: Vec<u64>,
     params: Params,
     earliest: hashbrown::HashMap<String, Earliest>,
+    /// The only principals the sequence check follows, when known beforehand (`Denials`).
+    only: Option<hashbrown::HashSet<String>>,
     runs: HitRuns,
     batches: u64,
 }
@@ -617,9 +670,21 @@ impl Detection {
             fields,
             params: params.clone(),
             earliest: Default::default(),
+            only: None,
             runs: HitRuns::for_limit(memory_limit),
             batches: 0,
         })
+    }
+
+    /// Whether a check follows principals' failures (then `Denials` can spare it work).
+    pub fn follows_denials(&self) -> bool {
+        !self.sequences.is_empty()
+    }
+
+    /// Follow only these principals' failures and successes: those `Denials` found denied often
+    /// enough, over the same events `add` will be given (any others have no sequence finding).
+    pub fn only_principals(&mut self, principals: hashbrown::HashSet<String>) {
+        self.only = Some(principals);
     }
 
     /// The frame columns the checks read (their Sigma rules' record fields, the columns of the
@@ -707,8 +772,8 @@ impl Detection {
             let seq = findings::seq(number, row);
             let mut mark = 0;
             // A sequence follows the calls principals made themselves (not a service on their behalf).
-            let own = invoked_by.get(row).is_none() && event_type.get(row) != Some("AwsServiceEvent");
-            let who = principal.get(row).filter(|p| !p.is_empty());
+            let own = is_own_call(invoked_by.get(row), event_type.get(row));
+            let who = principal.get(row).filter(|p| !p.is_empty() && self.only.as_ref().is_none_or(|o| o.contains(*p)));
             if let Some(who) = who.filter(|_| wants_denials && own) {
                 let key = Key::new(time_ms, id.get(row), seq);
                 let state = self.earliest.entry_ref(who).or_default();
@@ -1158,7 +1223,9 @@ mod sequence_tests {
 
     /// TS-DENIED-THEN-SUCCEEDED gives, whatever order the events come in and however they are cut
     /// into batches, the finding of a pass over the events in time order: per principal, the first
-    /// successful call after its fifth authorization failure.
+    /// successful call after its fifth authorization failure. Half the rounds count the denials
+    /// first (`Denials`, as `detect` does from a store): the same findings, and the calls of the
+    /// principals denied fewer than five times stay out of the hit runs.
     #[test]
     fn denied_then_succeeded_is_exact_in_any_order() {
         let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -1170,17 +1237,21 @@ mod sequence_tests {
         };
         let principals = ["arn:a", "arn:b", "arn:c", "arn:d"];
         let mut reported_any = 0;
+        let (mut rounds_left_out, mut unrounds_left_out) = (0, 0);
         for round in 0..40 {
             let mut events: Vec<(i64, String, &str, Option<&str>)> = (0..300)
                 .map(|n| {
-                    let code = match next(10) {
-                        0..=3 => Some("AccessDenied"),
-                        4 => Some("NoSuchEntity"),
-                        5 => Some("Client.UnauthorizedOperation"),
+                    let who = next(4) as usize;
+                    // arn:d is seldom denied: some rounds five times or more, some fewer.
+                    let code = match (who, next(100)) {
+                        (3, 5..) => None,
+                        (_, 0..=39) => Some("AccessDenied"),
+                        (_, 40..=49) => Some("NoSuchEntity"),
+                        (_, 50..=59) => Some("Client.UnauthorizedOperation"),
                         _ => None,
                     };
                     // Few distinct times: many events share a millisecond.
-                    (1_700_000_000_000 + next(60) as i64, format!("e{:03}", n), principals[next(4) as usize], code)
+                    (1_700_000_000_000 + next(60) as i64, format!("e{:03}", n), principals[who], code)
                 })
                 .collect();
             // Time order, as the expected pass reads the events.
@@ -1211,11 +1282,42 @@ mod sequence_tests {
             if limit == 0 {
                 run.runs = HitRuns::new(0);
             }
+            let counted_first = round % 4 >= 2;
+            // With the count, also a run without it over the same batches, to compare their runs.
+            let mut reference =
+                Detection::new(&["TS-DENIED-THEN-SUCCEEDED".to_string()], &Params::default(), limit).unwrap();
+            if counted_first {
+                let mut counted = Denials::default();
+                for batch in events.chunks(next(40) as usize + 1) {
+                    counted.add(Denials::of(frame(batch).lazy()).collect().unwrap()).unwrap();
+                }
+                let often: hashbrown::HashSet<String> =
+                    denials.iter().filter(|(_, n)| **n >= DENIED_THRESHOLD).map(|(w, _)| w.to_string()).collect();
+                let principals = counted.principals();
+                assert_eq!(principals, often, "round {round}");
+                run.only_principals(principals);
+            }
             let mut rest = &events[..];
             while !rest.is_empty() {
                 let n = (next(40) as usize + 1).min(rest.len());
                 run.add(frame(&rest[..n])).unwrap();
+                if counted_first {
+                    reference.add(frame(&rest[..n])).unwrap();
+                }
                 rest = &rest[n..];
+            }
+            if counted_first {
+                // Without the count every call of arn:d's that succeeded or was denied is marked
+                // (fewer than five denials: any success may yet follow a fifth); with it, none.
+                let d_denied_enough = denials.get("arn:d").is_some_and(|n| *n >= DENIED_THRESHOLD);
+                let d_marked = events
+                    .iter()
+                    .filter(|e| e.2 == "arn:d" && e.3.is_none_or(|c| c == "AccessDenied" || c.ends_with("Operation")))
+                    .count() as u64;
+                let left_out = if d_denied_enough { 0 } else { d_marked };
+                assert_eq!(reference.runs.events() - run.runs.events(), left_out, "round {round}");
+                rounds_left_out += u32::from(left_out > 0);
+                unrounds_left_out += u32::from(d_denied_enough);
             }
             let mut got = Vec::new();
             run.finish(|df| {
@@ -1232,6 +1334,7 @@ mod sequence_tests {
             assert_eq!(got, expected, "round {round}");
         }
         assert!(reported_any > 20, "the events should make findings: {reported_any}");
+        assert!(rounds_left_out > 0 && unrounds_left_out > 0, "{rounds_left_out} {unrounds_left_out}");
     }
 }
 

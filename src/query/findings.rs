@@ -443,6 +443,11 @@ pub struct HitRuns {
 }
 
 impl HitRuns {
+    /// Hit events added so far.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
     /// Runs of at most about `budget` bytes in memory.
     pub fn new(budget: u64) -> HitRuns {
         HitRuns {

@@ -681,8 +681,9 @@ fn questions_answer_the_same_from_a_store() {
 }
 
 /// The questions that fold only the columns they read (`sessions`, `root --summary`, `failures`,
-/// `activity`, also with the filters, whose columns are read for the filter) read only those from a
-/// store too, the rest left null: same answers.
+/// `activity`, also with the filters, whose columns are read for the filter; `detect`, which from a
+/// store counts each principal's denials first) read only those from a store too, the rest left
+/// null: same answers.
 #[test]
 fn folded_questions_read_their_columns_from_a_store() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -695,6 +696,10 @@ fn folded_questions_read_their_columns_from_a_store() {
         &["failures"],
         &["activity"],
         &["activity", "--account", "123837392027", "--region", "us-east-1"],
+        &["detect"],
+        // The Invictus IR sample has one principal denied five times, then succeeding.
+        &["detect", "--check", "TS-DENIED-THEN-SUCCEEDED"],
+        &["detect", "--check", "TS-DENIED-THEN-SUCCEEDED", "--account", "123837392027"],
     ] {
         let run = |input: &str| {
             let out = TestCommand::new(question.iter().copied().chain([input, "--format", "json", "-q"])).run();

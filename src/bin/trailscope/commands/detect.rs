@@ -6,6 +6,7 @@ use polars::prelude::*;
 use super::questions::{fold, format_of, write, Question};
 use crate::cli::{AllowedArgs, InputArgs, OutputArgs};
 use trailscope::error::{PolarsContext, Result};
+use trailscope::query::dataset;
 use trailscope::output;
 use trailscope::query::{self, Answer};
 
@@ -58,6 +59,12 @@ pub fn run(args: &DetectArgs) -> Result<bool> {
     // Only the columns the checks read are filled (from raw files) or decoded (from a store).
     let columns: Option<&'static [&'static str]> = run.columns_read().map(|c| &*Box::leak(c.into_boxed_slice()));
     query::spill::memtrace("detect: start");
+    if run.follows_denials() {
+        if let Some(principals) = denied_principals(&args.input)? {
+            run.only_principals(principals);
+            query::spill::memtrace("detect: denials counted");
+        }
+    }
     let bad = fold(&args.input, columns, |df| run.add(df))?;
     query::spill::memtrace("detect: events checked");
     if output::is_row_format(sink.format) {
@@ -73,4 +80,20 @@ pub fn run(args: &DetectArgs) -> Result<bool> {
     }
     query::spill::memtrace("detect: findings written");
     Ok(bad)
+}
+
+/// When the input is one store, the principals denied often enough for the sequence check to
+/// follow (`query::detect::Denials`: a first pass over the rows with an error code, the same events
+/// and filters as the checks'); `None` otherwise (a second read of raw files would cost more than it
+/// spares, and stores mixed with files or other stores are read through a spill).
+fn denied_principals(input: &InputArgs) -> Result<Option<hashbrown::HashSet<String>>> {
+    let filter = input.filter()?;
+    let inputs = dataset::discover(&input.inputs, &filter, &input.s3_options())?;
+    if inputs.stores.len() != 1 || !inputs.files.is_empty() {
+        return Ok(None);
+    }
+    let data = dataset::from_inputs(inputs, &filter, &input.read_options(), true)?;
+    let mut denials = query::detect::Denials::default();
+    query::stream(query::detect::Denials::of(data.events), |df| denials.add(df))?;
+    Ok(Some(denials.principals()))
 }
