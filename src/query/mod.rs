@@ -191,10 +191,13 @@ pub fn matches(column: &str, pattern: &str) -> Expr {
     e.fill_null(lit(false))
 }
 
+/// The columns a principal pattern (`principal_filter`) is matched against.
+pub const PRINCIPAL_FIELDS: [&str; 6] =
+    [c::PRINCIPAL, c::ARN, c::USER_NAME, c::ACCESS_KEY_ID, c::SESSION_ISSUER_USER_NAME, c::PRINCIPAL_ID];
+
 /// Rows of any of the principals named: an ARN, a user name, an access key id, or a glob of one.
 pub fn principal_filter(patterns: &[String]) -> Option<Expr> {
-    let fields = [c::PRINCIPAL, c::ARN, c::USER_NAME, c::ACCESS_KEY_ID, c::SESSION_ISSUER_USER_NAME, c::PRINCIPAL_ID];
-    patterns.iter().flat_map(|p| fields.iter().map(move |f| matches(f, p))).reduce(|a, b| a.or(b))
+    patterns.iter().flat_map(|p| PRINCIPAL_FIELDS.iter().map(move |f| matches(f, p))).reduce(|a, b| a.or(b))
 }
 
 /// Rows in time order, then by event_id. `sorted` says the events already come in that order (an

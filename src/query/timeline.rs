@@ -32,6 +32,32 @@ pub const COLUMNS: [&str; 16] = [
     c::REQUEST_PARAMETERS,
 ];
 
+/// The columns a timeline without the session pivot reads: its rows' and its pivots' (`selection`:
+/// `--principal` matches the principal's other names too). From raw files the others are left
+/// unfilled: the JSON blobs a timeline does not list are most of what it would otherwise hold or
+/// spill to put the events in time order.
+pub const READ: [&str; 19] = [
+    COLUMNS[0],
+    COLUMNS[1],
+    COLUMNS[2],
+    COLUMNS[3],
+    COLUMNS[4],
+    COLUMNS[5],
+    COLUMNS[6],
+    COLUMNS[7],
+    COLUMNS[8],
+    COLUMNS[9],
+    COLUMNS[10],
+    COLUMNS[11],
+    COLUMNS[12],
+    COLUMNS[13],
+    COLUMNS[14],
+    COLUMNS[15],
+    c::ARN,
+    c::SESSION_ISSUER_USER_NAME,
+    c::PRINCIPAL_ID,
+];
+
 /// STS calls that hand out temporary credentials (their responseElements carry the new key).
 const ISSUING_CALLS: [&str; 6] = [
     "AssumeRole",
@@ -209,6 +235,14 @@ pub fn session(ev: LazyFrame, key: &str) -> Result<LazyFrame> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A timeline read with `READ` has every column its rows list and its pivots match.
+    #[test]
+    fn read_holds_the_rows_and_the_pivots_columns() {
+        let needed = COLUMNS.iter().chain(&super::super::PRINCIPAL_FIELDS);
+        let missing: Vec<&&str> = needed.filter(|n| !READ.contains(n)).collect();
+        assert!(missing.is_empty(), "{missing:?}");
+    }
 
     #[test]
     fn cidr_matching() {

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::questions::{format_of, load, write, Question};
+use super::questions::{format_of, load, load_columns, write, Question};
 use crate::cli::{InputArgs, OutputArgs};
 use trailscope::error::Result;
 use trailscope::output::{self, Format};
@@ -51,7 +51,11 @@ pub struct TimelineArgs {
 }
 
 pub fn run(args: &TimelineArgs) -> Result<bool> {
-    let loaded = load(&args.input)?;
+    // The session pivot follows keys through `responseElements`; otherwise only `READ` is read.
+    let loaded = match &args.session {
+        Some(_) => load(&args.input)?,
+        None => load_columns(&args.input, &query::timeline::READ)?,
+    };
     let bad = super::warn_bad_input(&loaded.stats);
     let source_ips = args.source_ip.iter().map(|s| s.parse()).collect::<Result<Vec<_>>>()?;
     let pivots = query::timeline::Pivots {
