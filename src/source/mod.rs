@@ -185,8 +185,7 @@ mod tests {
                 let name = format!("111122223333_CloudTrail_us-east-1_202405{day:02}T{n:04}Z_x.json.gz");
                 std::fs::write(d.join(name), b"x").unwrap();
             }
-            std::fs::write(d.join(format!("partial{TMP_SUFFIX}", TMP_SUFFIX = crate::layout::TMP_SUFFIX)), b"")
-                .unwrap();
+            std::fs::write(d.join(format!("partial{}", crate::layout::TMP_SUFFIX)), b"").unwrap();
         }
         let digest = root.join("CloudTrail-Digest/us-east-1/2024/05/01");
         std::fs::create_dir_all(&digest).unwrap();
