@@ -493,17 +493,6 @@ pub fn first_occurrences(df: &DataFrame, seen: &mut hashbrown::HashSet<EventKey>
     Ok((mask.into_iter().collect(), dupes))
 }
 
-/// Keep the first row of each event (see `EventKey`) not already in `seen`; returns the frame and the
-/// number of duplicates dropped.
-pub fn dedupe(df: DataFrame, seen: &mut hashbrown::HashSet<EventKey>) -> Result<(DataFrame, u64)> {
-    let (mask, dupes) = first_occurrences(&df, seen)?;
-    if dupes == 0 {
-        return Ok((df, 0));
-    }
-    let out = df.filter(&mask).context("dropping duplicate events")?;
-    Ok((out, dupes))
-}
-
 /// What a file's JSON takes decoded, roughly: gzip inflates CloudTrail about tenfold.
 pub fn estimated_decoded_bytes(f: &InputFile) -> u64 {
     if f.path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz")) {

@@ -104,8 +104,21 @@ pub fn load(
     s3: &crate::store::s3::S3StoreOptions,
     quiet: bool,
 ) -> Result<Dataset> {
+    load_keeping(paths, filter, opts, s3, quiet, None)
+}
+
+/// `load` for a question that will select the rows `keep` selects (and apply it itself): a large
+/// input spills only those (`spilled`, which de-duplicates every row before it selects).
+pub fn load_keeping(
+    paths: &[PathBuf],
+    filter: &Filter,
+    opts: &ReadOptions,
+    s3: &crate::store::s3::S3StoreOptions,
+    quiet: bool,
+    keep: Option<Expr>,
+) -> Result<Dataset> {
     let inputs = discover(paths, filter, s3)?;
-    from_inputs(inputs, filter, opts, quiet)
+    from_inputs_keeping(inputs, filter, opts, quiet, keep)
 }
 
 /// Discover the command line's inputs without reading them: an s3:// store is read from its local
@@ -226,6 +239,17 @@ fn start_reading(
 }
 
 pub fn from_inputs(inputs: Inputs, filter: &Filter, opts: &ReadOptions, quiet: bool) -> Result<Dataset> {
+    from_inputs_keeping(inputs, filter, opts, quiet, None)
+}
+
+/// `from_inputs` with the rows the question will select (see `load_keeping`).
+pub fn from_inputs_keeping(
+    inputs: Inputs,
+    filter: &Filter,
+    opts: &ReadOptions,
+    quiet: bool,
+    keep: Option<Expr>,
+) -> Result<Dataset> {
     super::size_batches_for(opts.memory_limit);
     let Inputs { files, stores, skipped, failed } = inputs;
     let (progress, mut stats) = start_reading(&files, skipped, failed, quiet);
@@ -251,7 +275,7 @@ pub fn from_inputs(inputs: Inputs, filter: &Filter, opts: &ReadOptions, quiet: b
     };
     let fits = stores.is_empty() && estimated_frame_bytes(&files) as f64 * per_byte <= opts.memory_limit as f64;
     if !fits {
-        return spilled(files, stores, stats, filter, opts, progress);
+        return spilled(files, stores, stats, filter, opts, progress, keep);
     }
     let (raw, read) = pipeline::read_files(&files, opts, &progress)?;
     progress.finish();
@@ -286,34 +310,53 @@ fn spilled(
     filter: &Filter,
     opts: &ReadOptions,
     progress: Progress,
+    keep: Option<Expr>,
 ) -> Result<Dataset> {
-    let mut writer = SpillWriter::new(row_filter(filter), opts.memory_limit)?;
+    // De-duplicated as the batches come, as `fold` does (every row counts, selected or not; then the
+    // filter; `duplicates` counts the selected repeats), so that only the rows the question keeps
+    // are spilled: the hours need no de-duplication of their own.
+    let mut writer = SpillWriter::distinct(opts.memory_limit)?;
+    let mut seen = PartitionSeen::spilling();
+    let select = row_filter(filter);
+    let mut duplicates = 0u64;
+    let mut add = |mut df: DataFrame| -> Result<()> {
+        let (first, _) = seen.first_occurrences(&df, |_| Ok(Default::default()))?;
+        seen.set_aside_idle()?;
+        let first: BooleanChunked = first.into_iter().collect();
+        df.with_column(first.with_name(FIRST.into()).into_column()).context("marking first occurrences")?;
+        if let Some(e) = &select {
+            df = df.lazy().filter(e.clone()).collect().context("filtering events")?;
+        }
+        let first = df.column(FIRST).context(FIRST)?.bool().context(FIRST)?.clone();
+        let repeats = first.len() as u64 - first.sum().unwrap_or(0) as u64;
+        duplicates += repeats;
+        if repeats > 0 {
+            df = df.filter(&first).context("dropping duplicate events")?;
+        }
+        let mut df = df.drop(FIRST).context(FIRST)?;
+        if let Some(e) = &keep {
+            df = df.lazy().filter(e.clone()).collect().context("selecting events")?;
+        }
+        writer.add(df)
+    };
     for root in &stores {
         // Stores are read whole here: pruning before de-duplication could change the answer.
         let lf = Store::open(root)?.scan(&Filter::default())?;
-        super::stream(lf, |df| writer.add(df))?;
+        super::stream(lf, &mut add)?;
     }
     // Floors keep a tiny limit from cutting the work into thousands of one-file batches.
     let budget = (opts.memory_limit / 8).max(4 << 20);
     for batch in pipeline::batches(&files, budget, usize::MAX, pipeline::estimated_decoded_bytes) {
         let (df, read) = pipeline::read_files(batch, opts, &progress)?;
         stats.merge(read);
-        writer.add(df)?;
+        add(df)?;
     }
     crate::query::spill::memtrace("events spilled");
     progress.finish();
     let spilled = writer.finish()?;
     crate::query::spill::memtrace("buckets sorted");
     let events = spilled.scan()?;
-    Ok(Dataset {
-        events,
-        stats,
-        duplicates: spilled.duplicates,
-        stores,
-        sorted: true,
-        spill: Some(Arc::new(spilled)),
-        store_rows: None,
-    })
+    Ok(Dataset { events, stats, duplicates, stores, sorted: true, spill: Some(Arc::new(spilled)), store_rows: None })
 }
 
 /// Temporary column: is this row the first of its eventID?
@@ -340,4 +383,48 @@ pub fn row_filter(filter: &Filter) -> Option<Expr> {
 
 fn any_of(e: Expr, values: &[String]) -> Expr {
     values.iter().map(|v| e.clone().eq(lit(v.as_str()))).reduce(|a, b| a.or(b)).expect("non-empty list")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A delivery file of records (eventID, eventTime, identity type), one account and region.
+    fn write_file(dir: &std::path::Path, name: &str, records: &[(&str, &str, &str)]) {
+        let records: Vec<String> = records
+            .iter()
+            .map(|(id, time, kind)| {
+                format!(
+                    r#"{{"eventVersion":"1.08","eventTime":"{time}","eventSource":"s3.amazonaws.com","eventName":"Get-{kind}","awsRegion":"us-east-1","eventID":"{id}","recipientAccountId":"111122223333","userIdentity":{{"type":"{kind}","accountId":"111122223333"}}}}"#
+                )
+            })
+            .collect();
+        let path = dir.join("AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/01").join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, format!(r#"{{"Records":[{}]}}"#, records.join(","))).unwrap();
+    }
+
+    /// Out of core, a question's selection (`keep`) is applied after de-duplication: a first copy
+    /// it does not select still makes a later copy that it would select a duplicate, and the rows
+    /// are those of the in-memory path, selected.
+    #[test]
+    fn spilling_only_the_selected_rows_keeps_the_first_copy_of_each_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = |h: u32| format!("2024-05-01T{h:02}:00:00Z");
+        write_file(dir.path(), "a.json", &[("e1", &t(1), "IAMUser"), ("e2", &t(2), "Root"), ("e3", &t(3), "IAMUser")]);
+        write_file(dir.path(), "b.json", &[("e1", &t(1), "Root"), ("e2", &t(2), "IAMUser"), ("e4", &t(4), "Root")]);
+        let inputs = || source::discover(&[dir.path().to_path_buf()], &Filter::default()).unwrap();
+        let keep = col(c::IDENTITY_TYPE).eq(lit("Root"));
+        let held = from_inputs(inputs(), &Filter::default(), &ReadOptions::default(), true).unwrap();
+        assert!(held.spill.is_none() && held.duplicates == 2);
+        let expected = held.events.filter(keep.clone()).sort([c::EVENT_TIME], Default::default()).collect().unwrap();
+        let tiny = ReadOptions { memory_limit: 1, ..ReadOptions::default() };
+        let spilled = from_inputs_keeping(inputs(), &Filter::default(), &tiny, true, Some(keep)).unwrap();
+        assert!(spilled.spill.is_some() && spilled.sorted);
+        assert_eq!(spilled.duplicates, 2, "every repeat is counted, selected or not");
+        let got = spilled.events.collect().unwrap();
+        let ids: Vec<Option<&str>> = got.column(c::EVENT_ID).unwrap().str().unwrap().iter().collect();
+        assert_eq!(ids, [Some("e2"), Some("e4")], "e1's first copy is not Root");
+        assert_eq!(got, expected);
+    }
 }

@@ -1,15 +1,14 @@
 //! The out-of-core dataset: how a question reads more events than fit in `--memory-limit`.
 //!
 //! Events arrive in batches (raw files read a batch at a time, a store's rows as the streaming engine
-//! produces them). Each batch is filtered and cut by the hour of its eventTime into Parquet pieces in a
-//! temporary directory (`raw/<hour>/<batch>.parquet`). Then each hour is read alone, de-duplicated
-//! (`pipeline::EventKey`) — exact, because a duplicate delivery carries the same eventTime, so every
-//! copy of an event lands in the same hour — sorted by (event_time, event_id) and written back as one file. Questions
-//! scan those files in hour order with Polars' streaming engine: memory is bounded by one batch and
-//! one hour, never by the number of events, and the rows come in time order without a global sort.
-//!
-//! The first copy of an event in input order wins, as in memory: pieces of an hour are read in batch
-//! order and rows within a piece keep their input order.
+//! produces them), de-duplicated, filtered and selected as they come (`dataset::spilled`: the first
+//! copy of an event in input order wins, as in memory), and each batch is cut by the hour of its
+//! eventTime into Parquet pieces in a temporary directory (`raw/<hour>/<batch>.parquet`). Then each
+//! hour is read alone, sorted by (event_time, event_id) and written back as one file (pieces of an
+//! hour are read in batch order and rows within a piece keep their input order, so equal keys keep
+//! it too). Questions scan those files in hour order with Polars' streaming engine: memory is bounded
+//! by one batch and one hour, never by the number of events, and the rows come in time order without
+//! a global sort.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -20,31 +19,24 @@ use polars::prelude::*;
 use crate::error::{Error, PolarsContext, Result};
 use crate::fs::TempDir;
 use crate::ingest::frame::col_name as c;
-use crate::ingest::pipeline;
 
 const HOUR_MS: i64 = 3_600_000;
 
 /// Writes batches of events into hourly pieces; `finish` turns them into de-duplicated, sorted hours.
 pub struct SpillWriter {
     dir: TempDir,
-    filter: Option<Expr>,
     /// Bytes of spill files (LZ4 Parquet on disk) one bucket may have to be de-duplicated and sorted
     /// in memory at once; larger buckets are cut into shorter time ranges first.
     bucket_bytes: u64,
-    /// De-duplicate each bucket by `pipeline::EventKey`: off for rows known to be distinct already
-    /// (a store's, a question's output rows), which need not carry the key's columns.
-    dedupe: bool,
     batches: u64,
     /// Hour (ms since the epoch / 1 h, floored) → its pieces, in batch order.
     hours: BTreeMap<i64, Vec<PathBuf>>,
 }
 
-/// The spilled events: one file per hour, in time order, each sorted and free of duplicates.
+/// The spilled rows: one file per hour, in time order, each sorted.
 pub struct Spilled {
     pub dir: TempDir,
     pub files: Vec<PathBuf>,
-    /// Repeats of an eventID dropped (among the rows the filter selected).
-    pub duplicates: u64,
 }
 
 fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<()> {
@@ -64,27 +56,18 @@ fn read_parquet(path: &Path) -> Result<DataFrame> {
 }
 
 impl SpillWriter {
-    /// Rows not selected by `filter` are dropped as they arrive. `memory` is what the de-duplication
-    /// of the buckets may use (two at a time, one per worker; a bucket in memory takes several times
-    /// its compressed size on disk).
-    pub fn new(filter: Option<Expr>, memory: u64) -> Result<SpillWriter> {
+    /// A writer of rows known to be distinct (events de-duplicated as they were read, a store's
+    /// events, a question's output rows): sorted by (event_time, event_id), any columns including
+    /// those two. `memory` is what sorting the buckets may use (two at a time, one per worker; a
+    /// bucket in memory takes several times its compressed size on disk).
+    pub fn distinct(memory: u64) -> Result<SpillWriter> {
         return_freed_memory();
         let bucket_bytes = (memory / 40).max(512 << 10);
-        Ok(SpillWriter { dir: TempDir::new()?, filter, bucket_bytes, dedupe: true, batches: 0, hours: BTreeMap::new() })
-    }
-
-    /// A writer of rows known to be distinct (a store's events, a question's output rows): sorted
-    /// by (event_time, event_id) like events, not de-duplicated, so any columns including those two.
-    pub fn distinct(memory: u64) -> Result<SpillWriter> {
-        Ok(SpillWriter { dedupe: false, ..SpillWriter::new(None, memory)? })
+        Ok(SpillWriter { dir: TempDir::new()?, bucket_bytes, batches: 0, hours: BTreeMap::new() })
     }
 
     /// Add a batch of events (in input order, after the batches added before it).
     pub fn add(&mut self, df: DataFrame) -> Result<()> {
-        let df = match &self.filter {
-            Some(e) => df.lazy().filter(e.clone()).collect().context("filtering events")?,
-            None => df,
-        };
         if df.height() == 0 {
             return Ok(());
         }
@@ -104,7 +87,7 @@ impl SpillWriter {
     /// whose pieces exceed the bucket size is cut into shorter ranges first (exact all the same: the
     /// copies of an event share its eventTime).
     pub fn finish(self) -> Result<Spilled> {
-        let SpillWriter { dir, hours, bucket_bytes, dedupe, .. } = self;
+        let SpillWriter { dir, hours, bucket_bytes, .. } = self;
         let out_dir = dir.path().join("hours");
         fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
         let buckets: Vec<Bucket> = hours
@@ -114,14 +97,11 @@ impl SpillWriter {
                 len: HOUR_MS,
                 pieces,
                 name: format!("{hour:012}"),
-                dedupe,
             })
             .collect();
         let workers = rayon::current_num_threads();
         let done = each_on_threads(buckets, workers, |bucket| bucket.sort(&out_dir, bucket_bytes))?;
-        let done: Vec<Sorted> = done.into_iter().flatten().collect();
-        let duplicates = done.iter().map(|s| s.duplicates).sum();
-        Ok(Spilled { dir, files: done.into_iter().map(|s| s.path).collect(), duplicates })
+        Ok(Spilled { dir, files: done.into_iter().flatten().collect() })
     }
 }
 
@@ -177,13 +157,6 @@ struct Bucket {
     len: i64,
     pieces: Vec<PathBuf>,
     name: String,
-    dedupe: bool,
-}
-
-/// One sorted, de-duplicated output file.
-struct Sorted {
-    path: PathBuf,
-    duplicates: u64,
 }
 
 /// Into how many ranges a bucket too large for memory is cut.
@@ -194,8 +167,8 @@ impl Bucket {
         self.pieces.iter().map(|p| fs::metadata(p).map_or(0, |m| m.len())).sum()
     }
 
-    /// The bucket's events, de-duplicated and sorted, as one or more files in time order.
-    fn sort(self, out_dir: &Path, budget: u64) -> Result<Vec<Sorted>> {
+    /// The bucket's rows sorted, as one or more files in time order.
+    fn sort(self, out_dir: &Path, budget: u64) -> Result<Vec<PathBuf>> {
         if self.len > 1 && self.pieces.len() > 1 && self.bytes() > budget {
             return self.split(out_dir, budget);
         }
@@ -203,20 +176,16 @@ impl Bucket {
         for p in &self.pieces[1..] {
             df.vstack_mut_owned(read_parquet(p)?).context("stacking a bucket")?;
         }
-        let (df, duplicates) = match self.dedupe {
-            true => pipeline::dedupe(df, &mut hashbrown::HashSet::new())?,
-            false => (df, 0),
-        };
         let mut df = df.sort([c::EVENT_TIME, c::EVENT_ID], super::ascending(2)).context("sorting a bucket")?;
         let path = out_dir.join(format!("{}.parquet", self.name));
         write_parquet(&path, &mut df)?;
         remove(&self.pieces);
-        Ok(vec![Sorted { path, duplicates }])
+        Ok(vec![path])
     }
 
     /// Cut each piece into `FAN_OUT` shorter ranges (keeping the pieces' order in each), then sort
     /// each range in turn.
-    fn split(self, out_dir: &Path, budget: u64) -> Result<Vec<Sorted>> {
+    fn split(self, out_dir: &Path, budget: u64) -> Result<Vec<PathBuf>> {
         let step = (self.len + FAN_OUT - 1) / FAN_OUT;
         let dir = self.pieces[0].with_extension("split");
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -236,7 +205,7 @@ impl Bucket {
             let start = self.start + k as i64 * step;
             let len = step.min(self.start + self.len - start);
             let name = format!("{}-{k:02}", self.name);
-            out.extend(Bucket { start, len, pieces, name, dedupe: self.dedupe }.sort(out_dir, budget)?);
+            out.extend(Bucket { start, len, pieces, name }.sort(out_dir, budget)?);
         }
         Ok(out)
     }

@@ -177,9 +177,15 @@ pub fn fold(
 
 /// `load`, filling only `columns` of the string columns from raw files (see `ReadOptions::columns`).
 pub fn load_columns(input: &InputArgs, columns: &'static [&'static str]) -> Result<Dataset> {
+    load_selecting(input, columns, None)
+}
+
+/// `load_columns` for a question that will select the rows `keep` selects: a large input spills
+/// only the keys of the others (`dataset::load_keeping`).
+pub fn load_selecting(input: &InputArgs, columns: &'static [&'static str], keep: Option<Expr>) -> Result<Dataset> {
     let filter = input.filter()?;
     let opts = trailscope::ingest::pipeline::ReadOptions { columns: Some(columns), ..input.read_options() };
-    let data = dataset::load(&input.inputs, &filter, &opts, &input.s3_options(), input.quiet)?;
+    let data = dataset::load_keeping(&input.inputs, &filter, &opts, &input.s3_options(), input.quiet, keep)?;
     after_load(&data, input.quiet);
     Ok(data)
 }

@@ -5,7 +5,7 @@ use std::io::Write;
 use clap::Args;
 use polars::prelude::IntoLazy;
 
-use super::questions::{format_of, load_columns, write, Question};
+use super::questions::{format_of, load_selecting, write, Question};
 use crate::cli::{InputArgs, OutputArgs};
 use trailscope::error::{PolarsContext, Result};
 use trailscope::output::{self, Format};
@@ -38,11 +38,12 @@ pub fn run(args: &RootArgs) -> Result<bool> {
         return Ok(bad);
     }
     // Only the columns the rows and the summary read are filled from raw files (the others, the
-    // JSON blobs above all, were most of what a large input spilled to put it in time order), and
-    // only the root events of a large store, with those columns, are held or spilled in time order.
+    // JSON blobs above all, were most of what a large input spilled to put it in time order), a large
+    // input spills whole only its root events (the others' keys, for de-duplication), and only the
+    // root events of a large store, with those columns, are held or spilled in time order.
     let listed: &'static [&'static str] = Box::leak(query::root::columns_listed().into_boxed_slice());
     let root = Some(query::root::is_root_usage());
-    let data = load_columns(&args.input, listed)?.time_ordered(args.input.memory_limit, root, Some(listed))?;
+    let data = load_selecting(&args.input, listed, root.clone())?.time_ordered(args.input.memory_limit, root, Some(listed))?;
     let bad = super::warn_bad_input(&data.stats);
     let ev = data.events;
     let format = format_of(&args.output);

@@ -1,8 +1,9 @@
 //! `trailscope timeline`: a forensic timeline with pivots (see `query::timeline`).
 
 use clap::Args;
+use polars::prelude::IntoLazy;
 
-use super::questions::{format_of, load, load_columns, write, Question};
+use super::questions::{format_of, load, load_columns, load_selecting, write, Question};
 use crate::cli::{InputArgs, OutputArgs};
 use trailscope::error::Result;
 use trailscope::output::{self, Format};
@@ -51,12 +52,6 @@ pub struct TimelineArgs {
 }
 
 pub fn run(args: &TimelineArgs) -> Result<bool> {
-    // The session pivot follows keys through `responseElements`; otherwise only `READ` is read.
-    let loaded = match &args.session {
-        Some(_) => load(&args.input)?,
-        None => load_columns(&args.input, &query::timeline::READ)?,
-    };
-    let bad = super::warn_bad_input(&loaded.stats);
     let source_ips = args.source_ip.iter().map(|s| s.parse()).collect::<Result<Vec<_>>>()?;
     let pivots = query::timeline::Pivots {
         principals: args.principal.clone(),
@@ -68,6 +63,18 @@ pub fn run(args: &TimelineArgs) -> Result<bool> {
         read_only: args.read_only,
         writes_only: args.writes_only,
     };
+    // The session pivot follows keys through `responseElements`; otherwise only `READ` is read, and
+    // a large input spills whole only the rows the pivots select (not with `--source-ip`, whose
+    // selection is made from the addresses the events hold).
+    let loaded = match &args.session {
+        Some(_) => load(&args.input)?,
+        None if pivots.source_ips.is_empty() => {
+            let keep = query::timeline::selection(&trailscope::ingest::frame::empty()?.lazy(), &pivots)?;
+            load_selecting(&args.input, &query::timeline::READ, keep)?
+        }
+        None => load_columns(&args.input, &query::timeline::READ)?,
+    };
+    let bad = super::warn_bad_input(&loaded.stats);
     // The pivots and the rows' columns are applied as a large store is read, so that only what
     // the timeline lists is held or spilled in time order; the session pivot follows keys across
     // every event.
