@@ -195,24 +195,9 @@ pub fn fold(
     let mut seen = PartitionSeen::spilling();
     let mut duplicates = 0u64;
     let mut fold_batch = |read: Result<(DataFrame, ReadStats)>| -> Result<()> {
-        let (mut df, read) = read?;
+        let (df, read) = read?;
         stats.merge(read);
-        // Every row counts for de-duplication, selected or not; then the filter; `duplicates`
-        // counts the selected repeats.
-        let (first, _) = seen.first_occurrences(&df, |_| Ok(Default::default()))?;
-        seen.set_aside_idle()?;
-        let first: BooleanChunked = first.into_iter().collect();
-        df.with_column(first.with_name(FIRST.into()).into_column()).context("marking first occurrences")?;
-        if let Some(e) = &select {
-            df = df.lazy().filter(e.clone()).collect().context("filtering events")?;
-        }
-        let first = df.column(FIRST).context(FIRST)?.bool().context(FIRST)?.clone();
-        let repeats = first.len() as u64 - first.sum().unwrap_or(0) as u64;
-        duplicates += repeats;
-        if repeats > 0 {
-            df = df.filter(&first).context("dropping duplicate events")?;
-        }
-        each(df.drop(FIRST).context(FIRST)?)
+        each(first_selected(df, &mut seen, select.as_ref(), &mut duplicates)?)
     };
     pipeline::read_ahead(batches, opts, &progress, |_, read| fold_batch(read))?;
     progress.finish();
@@ -319,21 +304,8 @@ fn spilled(
     let mut seen = PartitionSeen::spilling();
     let select = row_filter(filter);
     let mut duplicates = 0u64;
-    let mut add = |mut df: DataFrame| -> Result<()> {
-        let (first, _) = seen.first_occurrences(&df, |_| Ok(Default::default()))?;
-        seen.set_aside_idle()?;
-        let first: BooleanChunked = first.into_iter().collect();
-        df.with_column(first.with_name(FIRST.into()).into_column()).context("marking first occurrences")?;
-        if let Some(e) = &select {
-            df = df.lazy().filter(e.clone()).collect().context("filtering events")?;
-        }
-        let first = df.column(FIRST).context(FIRST)?.bool().context(FIRST)?.clone();
-        let repeats = first.len() as u64 - first.sum().unwrap_or(0) as u64;
-        duplicates += repeats;
-        if repeats > 0 {
-            df = df.filter(&first).context("dropping duplicate events")?;
-        }
-        let mut df = df.drop(FIRST).context(FIRST)?;
+    let mut add = |df: DataFrame| -> Result<()> {
+        let mut df = first_selected(df, &mut seen, select.as_ref(), &mut duplicates)?;
         if let Some(e) = &keep {
             df = df.lazy().filter(e.clone()).collect().context("selecting events")?;
         }
@@ -357,6 +329,31 @@ fn spilled(
     crate::query::spill::memtrace("buckets sorted");
     let events = spilled.scan()?;
     Ok(Dataset { events, stats, duplicates, stores, sorted: true, spill: Some(Arc::new(spilled)), store_rows: None })
+}
+
+/// The rows of a batch that are the first of their event and that `select` selects, in order. Every
+/// row counts for de-duplication (against the keys `seen` holds of its partition, and added to
+/// them), selected or not; then the filter; `duplicates` counts the selected repeats.
+fn first_selected(
+    mut df: DataFrame,
+    seen: &mut PartitionSeen,
+    select: Option<&Expr>,
+    duplicates: &mut u64,
+) -> Result<DataFrame> {
+    let (first, _) = seen.first_occurrences(&df, |_| Ok(Default::default()))?;
+    seen.set_aside_idle()?;
+    let first: BooleanChunked = first.into_iter().collect();
+    df.with_column(first.with_name(FIRST.into()).into_column()).context("marking first occurrences")?;
+    if let Some(e) = select {
+        df = df.lazy().filter(e.clone()).collect().context("filtering events")?;
+    }
+    let first = df.column(FIRST).context(FIRST)?.bool().context(FIRST)?.clone();
+    let repeats = first.len() as u64 - first.sum().unwrap_or(0) as u64;
+    *duplicates += repeats;
+    if repeats > 0 {
+        df = df.filter(&first).context("dropping duplicate events")?;
+    }
+    df.drop(FIRST).context(FIRST)
 }
 
 /// Temporary column: is this row the first of its eventID?

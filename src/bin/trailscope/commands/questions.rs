@@ -181,7 +181,7 @@ pub fn load_columns(input: &InputArgs, columns: &'static [&'static str]) -> Resu
 }
 
 /// `load_columns` for a question that will select the rows `keep` selects: a large input spills
-/// only the keys of the others (`dataset::load_keeping`).
+/// only those (`dataset::load_keeping`).
 pub fn load_selecting(input: &InputArgs, columns: &'static [&'static str], keep: Option<Expr>) -> Result<Dataset> {
     let filter = input.filter()?;
     let opts = trailscope::ingest::pipeline::ReadOptions { columns: Some(columns), ..input.read_options() };

@@ -39,8 +39,8 @@ pub fn run(args: &RootArgs) -> Result<bool> {
     }
     // Only the columns the rows and the summary read are filled from raw files (the others, the
     // JSON blobs above all, were most of what a large input spilled to put it in time order), a large
-    // input spills whole only its root events (the others' keys, for de-duplication), and only the
-    // root events of a large store, with those columns, are held or spilled in time order.
+    // input spills only its root events (after de-duplicating every event), and only the root
+    // events of a large store, with those columns, are held or spilled in time order.
     let listed: &'static [&'static str] = Box::leak(query::root::columns_listed().into_boxed_slice());
     let root = Some(query::root::is_root_usage());
     let data = load_selecting(&args.input, listed, root.clone())?.time_ordered(args.input.memory_limit, root, Some(listed))?;
