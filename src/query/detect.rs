@@ -872,22 +872,20 @@ pub fn empty_findings() -> crate::error::Result<DataFrame> {
     findings::empty(Shape::Detect)
 }
 
-/// All findings over `ev` as one frame (the report's input; findings, not events, are held). The
-/// events may come in any order; `memory_limit` bounds the findings' runs held before they spill.
-pub fn findings_with(
+/// All findings over `ev`, kept in `detect`'s order to be read again (the report's input): held up
+/// to an eighth of `memory_limit`, spilled past it (`spill::OrderedRows`). The events may come in
+/// any order; `memory_limit` also bounds the runs of hit events held before they spill.
+pub fn findings_kept(
     ev: LazyFrame,
     only: &[String],
     params: &Params,
     memory_limit: u64,
-) -> crate::error::Result<DataFrame> {
+) -> crate::error::Result<super::spill::Kept> {
     let mut run = Detection::new(only, params, memory_limit)?;
     super::stream(ev, |df| run.add(df))?;
-    let mut out = empty_findings()?;
-    run.finish(|df| {
-        out.vstack_mut(&df).context("findings")?;
-        Ok(())
-    })?;
-    Ok(out)
+    let mut out = super::spill::OrderedRows::new(memory_limit / 8);
+    run.finish(|df| out.add(df))?;
+    out.finish(empty_findings()?)
 }
 
 /// The list of checks as a table (for `detect --list`).

@@ -320,6 +320,80 @@ impl TimeOrderedRows {
     }
 }
 
+/// Rows kept in the order they come, to be read again (the report's `detect` findings, which five
+/// of its sections ask about): held while they take under `budget` bytes; past it, every row goes to
+/// numbered Parquet pieces of about `PIECE` rows or the budget, whichever is smaller. Memory: the
+/// budget and one piece, whatever the number of rows.
+pub struct OrderedRows {
+    held: Vec<DataFrame>,
+    held_bytes: u64,
+    budget: u64,
+    spill: Option<(TempDir, Vec<PathBuf>)>,
+}
+
+/// The rows `OrderedRows` kept, as a lazy frame in their order (its pieces live as long as it).
+pub struct Kept {
+    pub rows: LazyFrame,
+    _pieces: Option<TempDir>,
+}
+
+impl OrderedRows {
+    pub fn new(budget: u64) -> Self {
+        OrderedRows { held: Vec::new(), held_bytes: 0, budget, spill: None }
+    }
+
+    /// Add rows (after those added before; all with the same columns).
+    pub fn add(&mut self, rows: DataFrame) -> Result<()> {
+        if rows.height() == 0 {
+            return Ok(());
+        }
+        let rows = owned(rows).context("copying rows out of their batch")?;
+        self.held_bytes += rows.estimated_size() as u64;
+        self.held.push(rows);
+        if self.spill.is_some() {
+            if self.held_bytes > self.budget.clamp(256 << 10, 32 << 20) {
+                self.write_piece()?;
+            }
+        } else if self.held_bytes > self.budget {
+            self.spill = Some((TempDir::new()?, Vec::new()));
+            self.write_piece()?;
+        }
+        Ok(())
+    }
+
+    fn write_piece(&mut self) -> Result<()> {
+        let Some((dir, pieces)) = &mut self.spill else { return Ok(()) };
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let mut df = stack(std::mem::take(&mut self.held))?;
+        self.held_bytes = 0;
+        let path = dir.path().join(format!("{:010}.parquet", pieces.len()));
+        write_parquet(&path, &mut df)?;
+        pieces.push(path);
+        Ok(())
+    }
+
+    /// Every row added, in order; `empty` gives the columns when none was.
+    pub fn finish(mut self, empty: DataFrame) -> Result<Kept> {
+        self.write_piece()?;
+        match self.spill {
+            None if self.held.is_empty() => Ok(Kept { rows: empty.lazy(), _pieces: None }),
+            None => Ok(Kept { rows: stack(self.held)?.lazy(), _pieces: None }),
+            Some((dir, pieces)) => {
+                let paths: Vec<PlRefPath> =
+                    pieces.iter().map(|p| PlRefPath::new(p.to_string_lossy().as_ref())).collect();
+                let args = ScanArgsParquet {
+                    hive_options: HiveOptions { enabled: Some(false), ..Default::default() },
+                    ..Default::default()
+                };
+                let rows = LazyFrame::scan_parquet_files(paths.into(), args).context("scanning kept rows")?;
+                Ok(Kept { rows, _pieces: Some(dir) })
+            }
+        }
+    }
+}
+
 /// Frames with the same columns as one frame, their chunks appended (not copied).
 fn stack(parts: Vec<DataFrame>) -> Result<DataFrame> {
     let mut parts = parts.into_iter();
@@ -525,5 +599,30 @@ mod collector_tests {
         // A slice shares its batch's buffer; the copy has one of its own.
         assert_eq!(time_of(&slice), time_of(&batch).wrapping_add(2));
         assert_ne!(time_of(&copy), time_of(&slice));
+    }
+
+    /// Rows kept by `OrderedRows` come back in the order they were added, held or spilled, and
+    /// spilled ones are on disk (one piece per batch past the 256 KiB floor of a piece: not here).
+    #[test]
+    fn ordered_rows_come_back_in_their_order_held_or_spilled() {
+        let empty = rows(&[], 0);
+        for budget in [0, 1 << 30] {
+            let mut kept = OrderedRows::new(budget);
+            for b in batches() {
+                kept.add(b).expect("adding rows");
+            }
+            let spilled = kept.spill.as_ref().map(|(_, pieces)| pieces.len());
+            let back = kept.finish(empty.clone()).expect("finishing");
+            let all = back.rows.collect().expect("reading back");
+            let mut want = DataFrame::empty();
+            for b in batches() {
+                want.vstack_mut_owned(b).expect("stacking");
+            }
+            assert!(all.equals_missing(&want), "budget {budget}: {all}\n{want}");
+            assert_eq!(spilled.is_some(), budget == 0, "budget {budget}: spilled {spilled:?}");
+            assert_eq!(back._pieces.is_some(), budget == 0);
+        }
+        let none = OrderedRows::new(0).finish(empty.clone()).expect("finishing");
+        assert!(none.rows.collect().expect("no rows").equals_missing(&empty));
     }
 }

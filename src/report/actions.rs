@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::document::{Report, RootEvent};
+use super::document::Report;
 
 /// How urgent an item is (the order of the list: critical first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -111,8 +111,8 @@ pub fn items(r: &Report) -> Vec<ActionItem> {
     // ---- root
     let root = &r.root;
     let sm = root.summary.clone().unwrap_or_default();
-    let root_who = |keep: &dyn Fn(&RootEvent) -> bool| {
-        let accounts = distinct(root.events.iter().filter(|e| keep(e)).map(|e| e.recipient_account_id.as_deref()));
+    let root_who = |accounts: &[String]| {
+        let accounts = distinct(accounts.iter().map(|a| Some(a.as_str())));
         if accounts.is_empty() {
             "root".to_string()
         } else {
@@ -121,11 +121,7 @@ pub fn items(r: &Report) -> Vec<ActionItem> {
     };
     let no_mfa = sm.console_login_success_without_mfa;
     if no_mfa > 0 {
-        let who = root_who(&|e| {
-            text(&e.event_name) == "ConsoleLogin"
-                && text(&e.console_login) == "Success"
-                && !text(&e.mfa_used).eq_ignore_ascii_case("yes")
-        });
+        let who = root_who(&root.accounts.signed_in_without_mfa);
         add(
             Severity::Critical,
             "root_sign_in_without_mfa",
@@ -148,7 +144,7 @@ pub fn items(r: &Report) -> Vec<ActionItem> {
         } else {
             "Root account used: find out why, and use IAM roles or users instead".to_string()
         };
-        add(Severity::High, "root_used", what, root_who(&|_| true), used, "events", "root", "root-events");
+        add(Severity::High, "root_used", what, root_who(&root.accounts.used), used, "events", "root", "root-events");
     }
 
     // ---- integrity and coverage of the evidence
@@ -192,15 +188,9 @@ pub fn items(r: &Report) -> Vec<ActionItem> {
 
     // ---- detect findings: per check, principal, severity and outcome (a failed attempt is often less
     // severe than a success)
-    let mut groups: Vec<([&str; 4], (&str, u64))> = Vec::new();
-    for f in &root.findings {
-        let key = [f.check_id.as_str(), text(&f.principal), f.severity.as_str(), f.outcome.as_str()];
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, (_, count))) => *count += 1,
-            None => groups.push((key, (f.title.as_str(), 1))),
-        }
-    }
-    for ([check, principal, severity, outcome], (title, count)) in groups {
+    for g in &root.finding_groups {
+        let (check, principal, severity, outcome, title) =
+            (g.check_id.as_str(), text(&g.principal), g.severity.as_str(), g.outcome.as_str(), g.title.as_str());
         // detect titles a failed tampering or credential call "Attempted: ..." itself.
         let what = match outcome {
             "" | "succeeded" => format!("{check}: {title}"),
@@ -212,7 +202,7 @@ pub fn items(r: &Report) -> Vec<ActionItem> {
             "detect_finding",
             what,
             principal.to_string(),
-            count,
+            g.count,
             "findings",
             "root",
             "root-findings",
@@ -421,27 +411,22 @@ pub fn items(r: &Report) -> Vec<ActionItem> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::document::{DetectFinding, RootSummary, Unused, UnusedRow};
+    use crate::report::document::{FindingGroup, RootSummary, Unused, UnusedRow};
 
     #[test]
     fn ranked_by_severity_then_kind() {
         let mut r = Report::default();
         r.root.summary = Some(RootSummary { events: 2, console_login_success_without_mfa: 1, ..Default::default() });
-        r.root.events = vec![RootEvent {
-            recipient_account_id: Some("111".into()),
-            event_name: Some("ConsoleLogin".into()),
-            console_login: Some("Success".into()),
-            mfa_used: Some("No".into()),
-            ..Default::default()
-        }];
-        r.root.findings = [("medium", "failed"), ("critical", "succeeded"), ("critical", "succeeded")]
-            .map(|(severity, outcome)| DetectFinding {
+        r.root.accounts.used = vec!["111".into(), "222".into()];
+        r.root.accounts.signed_in_without_mfa = vec!["111".into()];
+        r.root.finding_groups = [("medium", "failed", 1), ("critical", "succeeded", 2)]
+            .map(|(severity, outcome, count)| FindingGroup {
                 check_id: "TS-TRAIL-TAMPER".into(),
                 title: "t".into(),
                 severity: severity.into(),
                 principal: Some("a".into()),
                 outcome: outcome.into(),
-                ..Default::default()
+                count,
             })
             .to_vec();
         r.principals.dormant = Some(vec![UnusedRow { principal: "carol".into(), granted: 5, ..Default::default() }]);
@@ -461,7 +446,7 @@ mod tests {
             [
                 (Severity::Critical, "root_sign_in_without_mfa", "root of 111".into(), 1),
                 (Severity::Critical, "detect_finding", "a".into(), 2),
-                (Severity::High, "root_used", "root of 111".into(), 2),
+                (Severity::High, "root_used", "root of 111, 222".into(), 2),
                 (Severity::High, "can_escalate_never_used", "bob".into(), 2),
                 (Severity::Medium, "detect_finding", "a".into(), 1),
                 (Severity::Medium, "dormant_principal", "carol".into(), 5),

@@ -147,12 +147,44 @@ pub struct Root {
     /// `root --summary`'s row.
     pub summary: Option<RootSummary>,
     pub over_time: OverTime,
-    /// `root`'s rows.
+    /// `root`'s rows: the first `--max-rows` of them.
     pub events: Vec<RootEvent>,
+    /// How many root events there are (`events` may list fewer).
+    pub events_total: u64,
     /// Every `detect` check with its number of findings.
     pub checks: Vec<CheckCount>,
-    /// The findings that are action items (`actions::FINDING_CHECKS`), as `detect` gives them.
+    /// The findings that are action items (`actions::FINDING_CHECKS`), as `detect` gives them: the
+    /// first `--max-rows` of them.
     pub findings: Vec<DetectFinding>,
+    /// How many findings are action items (`findings` may list fewer).
+    pub findings_total: u64,
+    /// The accounts of every root event and of the root console sign-ins without MFA (the action
+    /// items name them; the listed events may be only the first of them).
+    #[serde(skip)]
+    pub accounts: RootAccounts,
+    /// The findings to act on per check, principal, severity and outcome, over all of them (the
+    /// action items count them), in that order.
+    #[serde(skip)]
+    pub finding_groups: Vec<FindingGroup>,
+}
+
+/// The recipient accounts of root's events (see `Root::accounts`).
+#[derive(Debug, Clone, Default)]
+pub struct RootAccounts {
+    pub used: Vec<String>,
+    pub signed_in_without_mfa: Vec<String>,
+}
+
+/// The findings of one check, principal, severity and outcome (see `Root::finding_groups`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FindingGroup {
+    pub check_id: String,
+    pub principal: Option<String>,
+    pub severity: String,
+    pub outcome: String,
+    pub title: String,
+    pub count: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -310,7 +342,10 @@ pub struct GroupActionRow {
 #[derive(Debug, Default, Serialize)]
 pub struct Mfa {
     pub principals: Vec<MfaRow>,
+    /// The CIS-4.2 findings: the first `--max-rows` of them.
     pub console_sign_ins: Vec<MfaSignIn>,
+    /// How many CIS-4.2 findings there are (`console_sign_ins` may list fewer).
+    pub console_sign_ins_total: u64,
 }
 
 /// CIS-4.2 and TS-NO-MFA-SESSION findings of one principal.
@@ -346,7 +381,10 @@ pub struct Failures {
     pub failures: Vec<FailureGroup>,
     /// `failures --denied`'s groups.
     pub denied: Vec<DeniedGroup>,
+    /// `failures`' failed console sign-ins: the first `--max-rows` of them.
     pub console_sign_in_failures: Vec<ConsoleFailure>,
+    /// How many failed console sign-ins there are (`console_sign_in_failures` may list fewer).
+    pub console_sign_in_failures_total: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -487,7 +525,10 @@ pub struct CredentialUser {
 pub struct Sessions {
     /// TS-SSM-SESSION's events.
     pub events: u64,
+    /// The sessions in the order their first event comes: the first `--max-rows` of them.
     pub sessions: Vec<Session>,
+    /// How many sessions there are (`sessions` may list fewer).
+    pub sessions_total: u64,
     pub by_target: Vec<SessionTarget>,
 }
 

@@ -307,6 +307,20 @@ fn timechart(title: &str, ot: &OverTime) -> String {
     svg::timebars(&format!("{title} (per {})", ot.bucket.name()), &rows, &label)
 }
 
+/// Under a list cut at `--max-rows`: how many of how many rows it shows, and which command lists them
+/// all. Nothing when every row is shown.
+fn shown_of(out: &mut String, shown: usize, total: u64, command: &str) {
+    if (shown as u64) < total {
+        let _ = write!(
+            out,
+            "<p class=\"note\">The first {} of {}; <code>{}</code> lists them all (or raise <code>--max-rows</code>).</p>",
+            shown,
+            total,
+            esc(command)
+        );
+    }
+}
+
 fn section_open(out: &mut String, id: &str, title: &str, lead: &str) {
     let _ = write!(out, "<section id=\"{id}\"><h2>{}</h2><p class=\"lead\">{}</p>", esc(title), lead);
 }
@@ -523,6 +537,7 @@ fn root(out: &mut String, r: &Report) {
             col!(outcome, "outcome"),
         ],
     ));
+    shown_of(out, ro.findings.len(), ro.findings_total, "trailscope detect --check ...");
     out.push_str("<h3 id=\"root-events\">Root events</h3>");
     out.push_str(&table(
         &ro.events,
@@ -537,6 +552,7 @@ fn root(out: &mut String, r: &Report) {
             col!(mfa_used, "MFA"),
         ],
     ));
+    shown_of(out, ro.events.len(), ro.events_total, "trailscope root");
     out.push_str("</section>");
 }
 
@@ -675,6 +691,7 @@ fn mfa(out: &mut String, r: &Report) {
         &m.console_sign_ins,
         &[col!(event_time, "time"), col!(principal, "principal"), col!(source_ip, "source IP")],
     ));
+    shown_of(out, m.console_sign_ins.len(), m.console_sign_ins_total, "trailscope detect --check CIS-4.2");
     out.push_str("</section>");
 }
 
@@ -741,6 +758,7 @@ fn failures(out: &mut String, r: &Report) {
             col!(error_message, "message"),
         ],
     ));
+    shown_of(out, f.console_sign_in_failures.len(), f.console_sign_in_failures_total, "trailscope failures");
     out.push_str("</section>");
 }
 
@@ -918,6 +936,7 @@ fn sessions(out: &mut String, r: &Report) {
             col!(resumed, "resumes"),
         ],
     ));
+    shown_of(out, ss.sessions.len(), ss.sessions_total, "trailscope detect --check TS-SSM-SESSION");
     out.push_str("</section>");
 }
 

@@ -671,3 +671,52 @@ fn html_report_renders_in_headless_chromium() {
     let bytes = std::fs::read(&png).expect("screenshot written");
     assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 50_000, "screenshot of {} bytes", bytes.len());
 }
+
+/// `--max-rows` cuts the lists of events and findings to their first rows, gives their totals, and
+/// changes nothing else: the action items count every finding and name every root account, not only
+/// the rows listed.
+#[test]
+fn report_lists_are_cut_at_max_rows_and_their_totals_stay() {
+    let mut full = full_report(None);
+    let mut args = full_report_args(None);
+    args.extend(["--max-rows", "1"].map(String::from));
+    let mut cut = TestCommand::new(args).run().expect_code(BAD_INPUT).json();
+    let mut lists_cut = 0;
+    for (section, list, total) in [
+        ("root", "events", "events_total"),
+        ("root", "findings", "findings_total"),
+        ("mfa", "console_sign_ins", "console_sign_ins_total"),
+        ("failures", "console_sign_in_failures", "console_sign_in_failures_total"),
+        ("sessions", "sessions", "sessions_total"),
+    ] {
+        let all = full[section][list].as_array().expect("a list").clone();
+        let first = cut[section][list].as_array().expect("a list").clone();
+        assert_eq!(num(&full[section], total), all.len() as u64, "{section}.{total} of the whole list");
+        assert_eq!(cut[section][total], full[section][total], "{section}.{total} does not depend on the rows listed");
+        assert_eq!(first, all.iter().take(1).cloned().collect::<Vec<_>>(), "{section}.{list} starts as the whole list");
+        lists_cut += usize::from(all.len() > 1);
+        for r in [&mut full, &mut cut] {
+            r[section][list] = Value::Null;
+        }
+    }
+    assert!(lists_cut >= 4, "the shipped data should fill most lists with more than one row ({lists_cut})");
+    for r in [&mut full, &mut cut] {
+        r["generated_at"] = Value::Null;
+    }
+    assert!(full == cut, "the report, its action items included, changed with --max-rows");
+}
+
+/// The report gives the same answer when its events and its `detect` findings are spilled to disk
+/// (`--memory-limit 1`: every event out of core, every finding in pieces read back in order).
+#[test]
+fn report_spilled_equals_report_held() {
+    let mut held = full_report(None);
+    let mut args = full_report_args(None);
+    args.extend(["--memory-limit", "1"].map(String::from));
+    let mut spilled = TestCommand::new(args).run().expect_code(BAD_INPUT).json();
+    assert!(num(&held["root"], "findings_total") > 3, "the shipped data has findings to act on");
+    for r in [&mut held, &mut spilled] {
+        r["generated_at"] = Value::Null;
+    }
+    assert!(held == spilled, "the report differs when its events and findings are spilled");
+}

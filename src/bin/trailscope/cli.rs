@@ -339,6 +339,11 @@ pub struct ReportArgs {
     /// Judge key and password ages as of this time (default: now).
     #[arg(long, value_name = "TIME")]
     pub as_of: Option<String>,
+    /// List at most N rows of each list of events or findings (root events, findings to act on,
+    /// console sign-ins without MFA, SSM sessions); their totals are always given, and the
+    /// commands themselves (`root`, `detect`) list every row.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_rows: usize,
 }
 
 #[derive(Args, Debug)]
