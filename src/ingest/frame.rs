@@ -255,6 +255,11 @@ fn filled(columns: &[&str], name: &str) -> bool {
     columns.contains(&name) || IDENTITY_COLUMNS.contains(&name)
 }
 
+/// The names of the string columns (the ones a projection may leave unfilled).
+pub fn string_columns() -> impl Iterator<Item = &'static str> {
+    STRINGS.iter().map(|(name, _)| *name)
+}
+
 /// The string columns outside `columns`, the identity columns too: what a store's reader need not
 /// decode for a question that reads only `columns` (a store holds each event once: nothing to
 /// de-duplicate by).

@@ -35,6 +35,10 @@ pub struct ReadOptions {
     /// What a command may hold in memory (`--memory-limit`): decides whether inputs are read at once
     /// or a batch at a time (see `query::dataset`).
     pub memory_limit: u64,
+    /// The question takes the events in any order (it groups them, or sorts only the rows it
+    /// lists: `sql`, `report`): out of core, the batches are spilled as they come, not cut by the
+    /// hour and sorted (see `query::spill`).
+    pub any_order: bool,
 }
 
 /// The default `--memory-limit`: 1 GiB.
@@ -47,6 +51,7 @@ impl Default for ReadOptions {
             absolute_source_file: false,
             columns: None,
             memory_limit: DEFAULT_MEMORY_LIMIT,
+            any_order: false,
         }
     }
 }

@@ -59,7 +59,10 @@ pub fn per_principal(ev: LazyFrame) -> Result<LazyFrame> {
 /// `per_principal`; with `all_accounts`, every account of a row (`principals_frame`).
 fn per_principal_with(ev: LazyFrame, all_accounts: bool) -> Result<LazyFrame> {
     let mut acc = PerPrincipal { all_accounts, ..Default::default() };
-    super::stream(ev, |df| acc.add(df))?;
+    // Only the columns the fold reads are decoded (the report's activity over 1 M spilled events
+    // peaked 0.15 GB higher decoding every column).
+    let read: Vec<Expr> = FOLDED_COLUMNS_READ.iter().chain([&c::EVENT_TIME]).map(|n| col(*n)).collect();
+    super::stream(ev.select(read), |df| acc.add(df))?;
     acc.finish()
 }
 

@@ -300,7 +300,7 @@ fn spilled(
     // De-duplicated as the batches come, as `fold` does (every row counts, selected or not; then the
     // filter; `duplicates` counts the selected repeats), so that only the rows the question keeps
     // are spilled: the hours need no de-duplication of their own.
-    let mut writer = SpillWriter::distinct(opts.memory_limit)?;
+    let mut writer = if opts.any_order { SpillWriter::unordered()? } else { SpillWriter::distinct(opts.memory_limit)? };
     let mut seen = PartitionSeen::spilling();
     let select = row_filter(filter);
     let mut duplicates = 0u64;
@@ -328,7 +328,8 @@ fn spilled(
     let spilled = writer.finish()?;
     crate::query::spill::memtrace("buckets sorted");
     let events = spilled.scan()?;
-    Ok(Dataset { events, stats, duplicates, stores, sorted: true, spill: Some(Arc::new(spilled)), store_rows: None })
+    let sorted = !opts.any_order;
+    Ok(Dataset { events, stats, duplicates, stores, sorted, spill: Some(Arc::new(spilled)), store_rows: None })
 }
 
 /// The rows of a batch that are the first of their event and that `select` selects, in order. Every

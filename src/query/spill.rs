@@ -22,6 +22,9 @@ use crate::ingest::frame::col_name as c;
 
 const HOUR_MS: i64 = 3_600_000;
 
+/// Rows per row group of an unordered spill's pieces (`SpillWriter::unordered`).
+const UNORDERED_ROW_GROUP: usize = 32_768;
+
 /// Writes batches of events into hourly pieces; `finish` turns them into de-duplicated, sorted hours.
 pub struct SpillWriter {
     dir: TempDir,
@@ -31,20 +34,29 @@ pub struct SpillWriter {
     batches: u64,
     /// Hour (ms since the epoch / 1 h, floored) → its pieces, in batch order.
     hours: BTreeMap<i64, Vec<PathBuf>>,
+    /// `unordered`: the batches as they came, one piece each, instead of `hours`.
+    batch_pieces: Option<Vec<PathBuf>>,
 }
 
-/// The spilled rows: one file per hour, in time order, each sorted.
+/// The spilled rows: one file per hour, in time order, each sorted (or, from `SpillWriter::unordered`,
+/// one per batch in input order).
 pub struct Spilled {
     pub dir: TempDir,
     pub files: Vec<PathBuf>,
 }
 
 fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<()> {
+    write_parquet_groups(path, df, None)
+}
+
+/// `write_parquet` in row groups of at most `rows` (Polars' default when `None`).
+fn write_parquet_groups(path: &Path, df: &mut DataFrame, rows: Option<usize>) -> Result<()> {
     let f = fs::File::create(path).map_err(|e| Error::io(path, e))?;
     // LZ4: fast both ways; the pieces live only for this run.
     ParquetWriter::new(std::io::BufWriter::new(f))
         .with_compression(ParquetCompression::Lz4Raw)
         .with_statistics(StatisticsOptions::empty())
+        .with_row_group_size(rows)
         .finish(df)
         .map(|_| ())
         .context("writing a spill file")
@@ -63,16 +75,37 @@ impl SpillWriter {
     pub fn distinct(memory: u64) -> Result<SpillWriter> {
         return_freed_memory();
         let bucket_bytes = (memory / 40).max(512 << 10);
-        Ok(SpillWriter { dir: TempDir::new()?, bucket_bytes, batches: 0, hours: BTreeMap::new() })
+        Ok(SpillWriter { dir: TempDir::new()?, bucket_bytes, batches: 0, hours: BTreeMap::new(), batch_pieces: None })
+    }
+
+    /// A writer for a question that takes the events in any order (`ReadOptions::any_order`): each
+    /// batch is one piece, kept in batch order, and `finish` sorts nothing (its scan comes in input
+    /// order). Over 1 M events `sql`'s group-by spent 3.5 of its 12 s sorting the hours.
+    pub fn unordered() -> Result<SpillWriter> {
+        Ok(SpillWriter {
+            dir: TempDir::new()?,
+            bucket_bytes: 0,
+            batches: 0,
+            hours: BTreeMap::new(),
+            batch_pieces: Some(Vec::new()),
+        })
     }
 
     /// Add a batch of events (in input order, after the batches added before it).
-    pub fn add(&mut self, df: DataFrame) -> Result<()> {
+    pub fn add(&mut self, mut df: DataFrame) -> Result<()> {
         if df.height() == 0 {
             return Ok(());
         }
         let batch = self.batches;
         self.batches += 1;
+        if let Some(pieces) = &mut self.batch_pieces {
+            let path = self.dir.path().join(format!("{batch:010}.parquet"));
+            // A batch is larger than an hour of the ordered path: row groups of a streamed batch's
+            // rows keep what a scan decodes at once as small.
+            write_parquet_groups(&path, &mut df, Some(UNORDERED_ROW_GROUP))?;
+            pieces.push(path);
+            return Ok(());
+        }
         for (hour, mut piece) in cut_by_time(&df, |t| t.div_euclid(HOUR_MS))? {
             let dir = self.dir.path().join("raw").join(format!("{hour}"));
             fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -87,7 +120,10 @@ impl SpillWriter {
     /// whose pieces exceed the bucket size is cut into shorter ranges first (exact all the same: the
     /// copies of an event share its eventTime).
     pub fn finish(self) -> Result<Spilled> {
-        let SpillWriter { dir, hours, bucket_bytes, .. } = self;
+        let SpillWriter { dir, hours, bucket_bytes, batch_pieces, .. } = self;
+        if let Some(files) = batch_pieces {
+            return Ok(Spilled { dir, files });
+        }
         let out_dir = dir.path().join("hours");
         fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
         let buckets: Vec<Bucket> = hours

@@ -124,6 +124,57 @@ pub fn rewrite(query: &str) -> String {
     out
 }
 
+/// The string columns `query` can read (what raw files need filled for it), or `None` for every
+/// column. An over-approximation, read off the query's words (after `rewrite`, outside string
+/// literals): every column it names, by itself or after a table name (`e.event_name`). `None` when
+/// it may read a column it does not name: a `*` other than `count(*)` (`select *`, `e.*`, or a
+/// product, which is not told apart), a `NATURAL` join, Polars' `COLUMNS(...)`.
+pub fn columns_read(query: &str) -> Option<Vec<&'static str>> {
+    let q: Vec<char> = rewrite(query).chars().collect();
+    let mut words: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < q.len() {
+        let ch = q[i];
+        if ch == '\'' {
+            // A string literal ('' is a quote inside it).
+            i += 1;
+            while i < q.len() && !(q[i] == '\'' && q.get(i + 1) != Some(&'\'')) {
+                i += if q[i] == '\'' { 2 } else { 1 };
+            }
+            i += 1;
+        } else if ch == '"' {
+            let end = q[i + 1..].iter().position(|c| *c == '"').map_or(q.len(), |p| i + 1 + p);
+            words.push(q[i + 1..end].iter().collect());
+            i = end + 1;
+        } else if ch.is_ascii_alphabetic() || ch == '_' {
+            let start = i;
+            while i < q.len() && (q[i].is_ascii_alphanumeric() || q[i] == '_' || q[i] == '.') {
+                i += 1;
+            }
+            let word: String = q[start..i].iter().collect();
+            words.extend(word.split('.').map(str::to_string));
+        } else if ch == '*' {
+            let before: String = q[..i].iter().rev().filter(|c| !c.is_whitespace()).take(6).collect();
+            let after = q[i + 1..].iter().find(|c| !c.is_whitespace());
+            // `count(*)`, reversed: "(tnuoc".
+            if !(before.eq_ignore_ascii_case("(tnuoc") && after == Some(&')')) {
+                return None;
+            }
+            i += 1;
+        } else {
+            i += 1;
+        }
+    }
+    if words.iter().any(|w| w.eq_ignore_ascii_case("natural") || w.eq_ignore_ascii_case("columns")) {
+        return None;
+    }
+    Some(
+        crate::ingest::frame::string_columns()
+            .filter(|name| words.iter().any(|w| w.eq_ignore_ascii_case(name)))
+            .collect(),
+    )
+}
+
 fn alias(name: &str) -> Option<&'static str> {
     ALIASES.iter().find(|(a, _)| *a == name).map(|(_, col)| *col)
 }
@@ -165,6 +216,49 @@ pub fn explain_error(e: &PolarsError) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::frame::col_name as c;
+
+    /// The columns a query names are read, by their names or CloudTrail's, bare, quoted or after a
+    /// table; a `*` other than `count(*)`, a natural join or `COLUMNS` reads every column; words in
+    /// string literals name nothing.
+    #[test]
+    fn columns_read_are_the_columns_a_query_names() {
+        let read = |q: &str| {
+            columns_read(q).map(|mut v| {
+                v.sort_unstable();
+                v
+            })
+        };
+        assert_eq!(
+            read("select event_name, count(*) n from events group by event_name order by n desc"),
+            Some(vec![c::EVENT_NAME])
+        );
+        assert_eq!(
+            read("SELECT eventName, \"userIdentity.arn\", COUNT( * ) FROM events e WHERE e.error_code = 'source_ip' GROUP BY 1, 2"),
+            Some({
+                let mut v = vec![c::EVENT_NAME, c::ARN, c::ERROR_CODE];
+                v.sort_unstable();
+                v
+            })
+        );
+        assert_eq!(
+            read("select json_get(request_parameters, '$.bucketName') b from events"),
+            Some(vec![c::REQUEST_PARAMETERS])
+        );
+        assert_eq!(
+            read("select count(*) from events where event_name = 'it''s user_agent'"),
+            Some(vec![c::EVENT_NAME])
+        );
+        for all in [
+            "select * from events",
+            "select e.* from events e",
+            "select count(*) * 2 from events",
+            "select a.event_id from events a natural join events b",
+            "select columns('^event.*$') from events",
+        ] {
+            assert_eq!(read(all), None, "{all}");
+        }
+    }
 
     /// `json_get` reads a field out of JSON text (#11: `request_parameters` could not be queried).
     #[test]

@@ -257,7 +257,7 @@ pub fn build(data: Dataset, opts: &Options) -> Result<Report> {
 
     crate::query::spill::memtrace("report: scope");
     // ---- detect: every check once; the sections below read their findings from here.
-    // Kept on disk past an eighth of the memory limit: the sections below read them again.
+    // Kept on disk past a sixteenth of the memory limit: the sections below read them again.
     let kept = detect::findings_kept(ev.clone(), &[], &opts.params, opts.memory_limit)?;
     let findings = kept.rows.clone();
     let per_check = findings.clone().group_by([col("check_id")]).agg([len().alias("n")]).run().context("findings")?;

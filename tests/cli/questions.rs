@@ -787,3 +787,35 @@ fn sql_json_get_reads_request_parameters() {
     let out = TestCommand::new(["sql", "testdata/invictus-ir", "--format", "json", "-q", "--query", q]).run();
     assert_eq!(out.json(), serde_json::json!([{"bucket": "baker221b-bucketsevidenceeeedc25d-1q9cl0tuy4gbm", "n": 1}]));
 }
+
+/// From raw files `sql` fills only the columns its query names (`query::sql::columns_read`): the
+/// columns a query names, by any of their names, hold the values `select *` gives them, with the
+/// events held in memory or spilled.
+#[test]
+fn sql_reads_the_columns_its_query_names() {
+    let inputs = ["testdata/invictus-ir", "testdata/stratus-red-team"];
+    let keys = ["event_id", "user_agent", "source_ip", "arn", "request_parameters"];
+    let named =
+        "select event_id, user_agent, e.source_ip, \"userIdentity.arn\", requestParameters from events e order by event_id";
+    let every = "select * from events order by event_id";
+    for limit in ["1GiB", "1"] {
+        let run = |q: &str| {
+            let out = TestCommand::new(["sql", "--format", "json", "-q", "--memory-limit", limit, "--query", q])
+                .args(inputs)
+                .run();
+            out.expect_code(0);
+            out.json().as_array().expect("rows").clone()
+        };
+        let (named, every) = (run(named), run(every));
+        assert!(named.len() > 1000, "{} rows", named.len());
+        assert_eq!(named.len(), every.len());
+        let mut filled = [0; 5];
+        for (a, b) in named.iter().zip(&every) {
+            for (k, n) in keys.iter().zip(&mut filled) {
+                assert_eq!(a[*k], b[*k], "{k} of {}", b["event_id"]);
+                *n += usize::from(!a[*k].is_null());
+            }
+        }
+        assert!(filled.iter().all(|n| *n > 100), "columns filled: {filled:?}");
+    }
+}

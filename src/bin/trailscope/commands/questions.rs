@@ -190,6 +190,16 @@ pub fn load_selecting(input: &InputArgs, columns: &'static [&'static str], keep:
     Ok(data)
 }
 
+/// `load` for a question that takes the events in any order (`ReadOptions::any_order`), filling only
+/// `columns` from raw files when given.
+pub fn load_in_any_order(input: &InputArgs, columns: Option<&'static [&'static str]>) -> Result<Dataset> {
+    let filter = input.filter()?;
+    let opts = trailscope::ingest::pipeline::ReadOptions { columns, any_order: true, ..input.read_options() };
+    let data = dataset::load(&input.inputs, &filter, &opts, &input.s3_options(), input.quiet)?;
+    after_load(&data, input.quiet);
+    Ok(data)
+}
+
 pub fn format_of(out: &OutputArgs) -> Format {
     out.format.unwrap_or(if out.output.is_none() && std::io::stdout().is_terminal() {
         Format::Table

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::questions::{load, write, Question};
+use super::questions::{load_in_any_order, write, Question};
 use crate::cli::{InputArgs, OutputArgs};
 use trailscope::error::Result;
 use trailscope::query::{self, Answer};
@@ -26,7 +26,14 @@ pub struct SqlArgs {
 }
 
 pub fn run(args: &SqlArgs) -> Result<bool> {
-    let data = load(&args.input)?;
+    // From raw files, only the columns the query names are filled (and the filters'): a group-by
+    // over two columns does not parse and spill every request and response.
+    // Out of core, the events are spilled as they come: the query groups or sorts them itself.
+    let columns = query::sql::columns_read(&args.query).map(|mut columns| {
+        columns.extend(query::PRINCIPAL_FIELDS);
+        &*Box::leak(columns.into_boxed_slice())
+    });
+    let data = load_in_any_order(&args.input, columns)?;
     let bad = super::warn_bad_input(&data.stats);
     let mut lf = query::sql::plan(data.events, &args.query)?;
     // A bad column name fails here, before any output is written.
