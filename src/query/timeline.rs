@@ -183,6 +183,31 @@ pub fn selection(ev: &LazyFrame, p: &Pivots) -> Result<Option<Expr>> {
     Ok(conds.into_iter().reduce(|a, b| a.and(b)))
 }
 
+/// The columns the session pivot reads: `READ` and the responses it follows the keys through. It
+/// takes the events in any order (it selects a few rows and sorts those).
+pub const SESSION_READ: [&str; 20] = [
+    READ[0],
+    READ[1],
+    READ[2],
+    READ[3],
+    READ[4],
+    READ[5],
+    READ[6],
+    READ[7],
+    READ[8],
+    READ[9],
+    READ[10],
+    READ[11],
+    READ[12],
+    READ[13],
+    READ[14],
+    READ[15],
+    READ[16],
+    READ[17],
+    READ[18],
+    c::RESPONSE_ELEMENTS,
+];
+
 /// The timeline rows of the events (selected by `selection`, see `Dataset::time_ordered`).
 /// `sorted`: the events come in time order already (see `Dataset::sorted`).
 pub fn rows(ev: LazyFrame, sorted: bool) -> LazyFrame {
@@ -242,6 +267,15 @@ mod tests {
         let needed = COLUMNS.iter().chain(&super::super::PRINCIPAL_FIELDS);
         let missing: Vec<&&str> = needed.filter(|n| !READ.contains(n)).collect();
         assert!(missing.is_empty(), "{missing:?}");
+    }
+
+    /// The session pivot plans over events with only `SESSION_READ`'s columns (a column it reads
+    /// beyond them would fail to resolve here).
+    #[test]
+    fn session_read_holds_the_session_pivots_columns() {
+        let ev = crate::ingest::frame::empty().unwrap().lazy().select(SESSION_READ.map(col));
+        let pivot = session(ev, "ASIAEXAMPLE").expect("planning the pivot");
+        assert_eq!(pivot.collect().expect("no rows").height(), 0);
     }
 
     #[test]

@@ -31,6 +31,8 @@ fn spilled_answers_equal_in_memory_answers() {
         &["timeline", "--format", "csv", "--from", "2023-07-10T11:50:00Z"],
         &["timeline", "--format", "json", "--principal", "*benjamin*", "--source-ip", "0.0.0.0/0"],
         &["timeline", "--format", "timesketch"],
+        // The session pivot reads its columns in any order (`ReadOptions::any_order`).
+        &["timeline", "--format", "json", "--session", "ASIANQQHHS551LWULIWD"],
         &["detect", "--format", "json"],
         &["hunt", "--format", "jsonl"],
         &["hunt", "--summary", "--format", "json"],
@@ -184,6 +186,7 @@ fn a_store_spilled_in_time_order_answers_the_same() {
         &["hunt", "--format", "jsonl"],
         &["timeline", "--format", "csv", "--errors-only"],
         &["timeline", "--format", "json", "--principal", "*benjamin*", "--source-ip", "0.0.0.0/0"],
+        &["timeline", "--format", "jsonl", "--session", "ASIANQQHHS551LWULIWD"],
         &["root", "--format", "json"],
         &["root"],
         &["failures", "--format", "json"],

@@ -3,7 +3,7 @@
 use clap::Args;
 use polars::prelude::IntoLazy;
 
-use super::questions::{format_of, load, load_columns, load_selecting, write, Question};
+use super::questions::{format_of, load_columns, load_in_any_order, load_selecting, write, Question};
 use crate::cli::{InputArgs, OutputArgs};
 use trailscope::error::Result;
 use trailscope::output::{self, Format};
@@ -63,11 +63,12 @@ pub fn run(args: &TimelineArgs) -> Result<bool> {
         read_only: args.read_only,
         writes_only: args.writes_only,
     };
-    // The session pivot follows keys through `responseElements`; otherwise only `READ` is read, and
+    // The session pivot reads `READ` and `responseElements` (it follows keys through them), in any
+    // order; otherwise only `READ` is read, and
     // a large input spills whole only the rows the pivots select (not with `--source-ip`, whose
     // selection is made from the addresses the events hold).
     let loaded = match &args.session {
-        Some(_) => load(&args.input)?,
+        Some(_) => load_in_any_order(&args.input, Some(&query::timeline::SESSION_READ))?,
         None if pivots.source_ips.is_empty() => {
             let keep = query::timeline::selection(&trailscope::ingest::frame::empty()?.lazy(), &pivots)?;
             load_selecting(&args.input, &query::timeline::READ, keep)?
@@ -81,8 +82,10 @@ pub fn run(args: &TimelineArgs) -> Result<bool> {
     let limit = args.input.memory_limit;
     let data;
     let lf = match &args.session {
+        // The pivot selects a few rows and sorts them: the events are not put in time order first
+        // (a store was spilled whole by the hour for it, raw files spilled and sorted).
         Some(key) => {
-            data = loaded.time_ordered(limit, None, None)?;
+            data = loaded;
             query::timeline::session(query::timeline::filtered(data.events.clone(), &pivots)?, key)?
         }
         None => {
