@@ -129,30 +129,33 @@ fn any(exprs: Vec<Expr>) -> Option<Expr> {
     exprs.into_iter().reduce(|a, b| a.or(b))
 }
 
-/// Source IPs (as written in the events) that fall in any of `nets`. CloudTrail's sourceIPAddress
-/// is sometimes a service name (`ec2.amazonaws.com`): those never match.
-fn matching_ips(ev: &LazyFrame, nets: &[IpNet]) -> Result<Vec<String>> {
-    let df = ev.clone().select([col(c::SOURCE_IP).drop_nulls().unique()]).run().context("listing source IPs")?;
-    let ips = df.column(c::SOURCE_IP).context("source_ip")?.str().context("source_ip")?.clone();
-    Ok(ips
-        .iter()
-        .flatten()
-        .filter(|s| s.parse::<IpAddr>().is_ok_and(|ip| nets.iter().any(|n| n.contains(&ip))))
-        .map(str::to_string)
-        .collect())
+/// Whether each row's source IP falls in any of `nets`. CloudTrail's sourceIPAddress is sometimes a
+/// service name (`ec2.amazonaws.com`): those never match, nor does a null. Row by row, so that the
+/// pivot can select the rows as a large input is read (it listed the matching addresses of all
+/// the events first, and so spilled every row).
+fn in_networks(nets: &[IpNet]) -> Expr {
+    let nets = nets.to_vec();
+    col(c::SOURCE_IP).map(
+        move |column| {
+            let ips = column.str()?;
+            let inside = |text: &str| text.parse::<IpAddr>().is_ok_and(|ip| nets.iter().any(|n| n.contains(&ip)));
+            let out: BooleanChunked = ips.iter().map(|v| Some(v.is_some_and(inside))).collect();
+            Ok(out.with_name(column.name().clone()).into_column())
+        },
+        |_, field| Ok(Field::new(field.name().clone(), DataType::Boolean)),
+    )
 }
 
 /// Events matching every given pivot (each pivot matches any of its values).
 pub fn filtered(ev: LazyFrame, p: &Pivots) -> Result<LazyFrame> {
-    Ok(match selection(&ev, p)? {
+    Ok(match selection(p) {
         Some(e) => ev.filter(e),
         None => ev,
     })
 }
 
-/// The condition of `filtered`, `None` when no pivot is given: a source-IP pivot lists the
-/// addresses of `ev` that fall in its networks first.
-pub fn selection(ev: &LazyFrame, p: &Pivots) -> Result<Option<Expr>> {
+/// The condition of `filtered`, `None` when no pivot is given.
+pub fn selection(p: &Pivots) -> Option<Expr> {
     let mut conds: Vec<Expr> = Vec::new();
     if let Some(e) = super::principal_filter(&p.principals) {
         conds.push(e);
@@ -176,11 +179,9 @@ pub fn selection(ev: &LazyFrame, p: &Pivots) -> Result<Option<Expr>> {
         conds.push(col(c::READ_ONLY).eq(lit(false)).fill_null(lit(false)));
     }
     if !p.source_ips.is_empty() {
-        let ips = matching_ips(ev, &p.source_ips)?;
-        let list = Series::new("ips".into(), ips);
-        conds.push(col(c::SOURCE_IP).is_in(lit(list).implode(false), false).fill_null(lit(false)));
+        conds.push(in_networks(&p.source_ips));
     }
-    Ok(conds.into_iter().reduce(|a, b| a.and(b)))
+    conds.into_iter().reduce(|a, b| a.and(b))
 }
 
 /// The columns the session pivot reads: `READ` and the responses it follows the keys through. It
@@ -217,7 +218,6 @@ pub fn rows(ev: LazyFrame, sorted: bool) -> LazyFrame {
 /// The session pivot for temporary key `key`: a `pivot` column says whether a row issued a key in the
 /// chain (`issued ASIA...`) or was made with `key` (`used`).
 pub fn session(ev: LazyFrame, key: &str) -> Result<LazyFrame> {
-    let ev = ev.cache();
     let mut parts = vec![ev
         .clone()
         .filter(col(c::ACCESS_KEY_ID).eq(lit(key)).fill_null(lit(false)))

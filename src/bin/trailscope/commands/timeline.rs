@@ -1,9 +1,8 @@
 //! `trailscope timeline`: a forensic timeline with pivots (see `query::timeline`).
 
 use clap::Args;
-use polars::prelude::IntoLazy;
 
-use super::questions::{format_of, load_columns, load_in_any_order, load_selecting, write, Question};
+use super::questions::{format_of, load_in_any_order, load_selecting, write, Question};
 use crate::cli::{InputArgs, OutputArgs};
 use trailscope::error::Result;
 use trailscope::output::{self, Format};
@@ -64,16 +63,11 @@ pub fn run(args: &TimelineArgs) -> Result<bool> {
         writes_only: args.writes_only,
     };
     // The session pivot reads `READ` and `responseElements` (it follows keys through them), in any
-    // order; otherwise only `READ` is read, and
-    // a large input spills whole only the rows the pivots select (not with `--source-ip`, whose
-    // selection is made from the addresses the events hold).
+    // order; otherwise only `READ` is read, and a large input spills only the rows the pivots
+    // select.
     let loaded = match &args.session {
         Some(_) => load_in_any_order(&args.input, Some(&query::timeline::SESSION_READ))?,
-        None if pivots.source_ips.is_empty() => {
-            let keep = query::timeline::selection(&trailscope::ingest::frame::empty()?.lazy(), &pivots)?;
-            load_selecting(&args.input, &query::timeline::READ, keep)?
-        }
-        None => load_columns(&args.input, &query::timeline::READ)?,
+        None => load_selecting(&args.input, &query::timeline::READ, query::timeline::selection(&pivots))?,
     };
     let bad = super::warn_bad_input(&loaded.stats);
     // The pivots and the rows' columns are applied as a large store is read, so that only what
@@ -89,7 +83,7 @@ pub fn run(args: &TimelineArgs) -> Result<bool> {
             query::timeline::session(query::timeline::filtered(data.events.clone(), &pivots)?, key)?
         }
         None => {
-            let select = query::timeline::selection(&loaded.events, &pivots)?;
+            let select = query::timeline::selection(&pivots);
             data = loaded.time_ordered(limit, select, Some(&query::timeline::COLUMNS))?;
             query::timeline::rows(data.events.clone(), data.sorted)
         }
