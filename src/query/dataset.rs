@@ -161,27 +161,12 @@ pub fn fold(
     if !inputs.stores.is_empty() {
         let data = from_inputs(inputs, filter, opts, quiet)?;
         // The columns the question does not read are null from a store, as raw files leave them
-        // (raw files fill the identity columns too, for de-duplication): never decoded, and added
-        // to each batch as it is handed on (as constant columns: filled in the stream, they were
-        // materialized in every morsel in flight, +120 MB at the peak). The row filter's columns
-        // are read for the filter all the same.
-        let Some(columns) = opts.columns else {
-            super::stream(data.events, each)?;
-            return Ok(Folded { stats: data.stats, duplicates: data.duplicates, stores: data.stores });
-        };
-        let mut events = data.events;
-        let schema = events.collect_schema().context("reading the store's schema")?;
-        let null: Vec<&str> = crate::ingest::frame::unread(columns).filter(|n| schema.contains(n)).collect();
-        let read: Vec<Expr> =
-            schema.iter_names().filter(|n| !null.contains(&n.as_str())).map(|n| col(n.clone())).collect();
-        let order: Vec<PlSmallStr> = schema.iter_names().cloned().collect();
-        super::stream(events.select(read), |mut df| {
-            for name in &null {
-                df.with_column(Column::full_null((*name).into(), df.height(), &DataType::String))
-                    .context("a column left null")?;
-            }
-            each(df.select(order.iter().cloned()).context("a column left null")?)
-        })?;
+        // (raw files fill the identity columns too, for de-duplication): never decoded
+        // (`stream_reading`). The row filter's columns are read for the filter all the same.
+        match opts.columns {
+            Some(columns) => super::stream_reading(data.events, columns, each)?,
+            None => super::stream(data.events, each)?,
+        }
         return Ok(Folded { stats: data.stats, duplicates: data.duplicates, stores: data.stores });
     }
     let Inputs { files, stores, skipped, failed } = inputs;

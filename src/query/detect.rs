@@ -886,20 +886,7 @@ pub fn findings_kept(
     // peaked 0.1 GB higher decoding every column); the other string columns come to `add` null, as
     // raw files read for `detect` leave them.
     match run.columns_read() {
-        Some(columns) => {
-            let mut ev = ev;
-            let schema = ev.collect_schema().context("the events' columns")?;
-            let null: Vec<&str> = crate::ingest::frame::unread(&columns).filter(|n| schema.contains(n)).collect();
-            let read: Vec<Expr> =
-                schema.iter_names().filter(|n| !null.contains(&n.as_str())).map(|n| col(n.clone())).collect();
-            super::stream(ev.select(read), |mut df| {
-                for name in &null {
-                    df.with_column(Column::full_null((*name).into(), df.height(), &DataType::String))
-                        .context("a column left null")?;
-                }
-                run.add(df)
-            })?;
-        }
+        Some(columns) => super::stream_reading(ev, &columns, |df| run.add(df))?,
         None => super::stream(ev, |df| run.add(df))?,
     }
     let mut out = super::spill::OrderedRows::new(memory_limit / 16);

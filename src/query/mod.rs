@@ -91,6 +91,28 @@ pub fn stream(lf: LazyFrame, mut each: impl FnMut(DataFrame) -> Result<()>) -> R
     ran.context("answering")
 }
 
+/// `stream` for a question that reads only the string columns `columns` (and every other kind):
+/// the others are never decoded, and come to `each` null, in the frame's column order, as raw files
+/// read with those columns leave them (added to each batch as it is handed on: filled in the
+/// stream, they were materialized in every morsel in flight, +120 MB at the peak).
+pub fn stream_reading(
+    mut lf: LazyFrame,
+    columns: &[&str],
+    mut each: impl FnMut(DataFrame) -> Result<()>,
+) -> Result<()> {
+    let schema = lf.collect_schema().context("reading the events' columns")?;
+    let null: Vec<&str> = crate::ingest::frame::unread(columns).filter(|n| schema.contains(n)).collect();
+    let read: Vec<Expr> = schema.iter_names().filter(|n| !null.contains(&n.as_str())).map(|n| col(n.clone())).collect();
+    let order: Vec<PlSmallStr> = schema.iter_names().cloned().collect();
+    stream(lf.select(read), |mut df| {
+        for name in &null {
+            df.with_column(Column::full_null((*name).into(), df.height(), &DataType::String))
+                .context("a column left null")?;
+        }
+        each(df.select(order.iter().cloned()).context("a column left null")?)
+    })
+}
+
 /// A question's answer: one or more named tables, each in a documented, deterministic order.
 pub struct Answer {
     pub sections: Vec<(String, LazyFrame)>,

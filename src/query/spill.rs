@@ -25,7 +25,8 @@ const HOUR_MS: i64 = 3_600_000;
 /// Rows per row group of an unordered spill's pieces (`SpillWriter::unordered`).
 const UNORDERED_ROW_GROUP: usize = 32_768;
 
-/// Writes batches of events into hourly pieces; `finish` turns them into de-duplicated, sorted hours.
+/// Writes batches of events into hourly pieces; `finish` turns them into sorted hours (or, made
+/// `unordered`, keeps one piece per batch).
 pub struct SpillWriter {
     dir: TempDir,
     /// Bytes of spill files (LZ4 Parquet on disk) one bucket may have to be de-duplicated and sorted
@@ -358,8 +359,8 @@ impl TimeOrderedRows {
 
 /// Rows kept in the order they come, to be read again (the report's `detect` findings, which five
 /// of its sections ask about): held while they take under `budget` bytes; past it, every row goes to
-/// numbered Parquet pieces of about `PIECE` rows or the budget, whichever is smaller. Memory: the
-/// budget and one piece, whatever the number of rows.
+/// numbered Parquet pieces of the budget's size (between 256 KiB and 32 MiB in memory). Memory: the
+/// budget, whatever the number of rows.
 pub struct OrderedRows {
     held: Vec<DataFrame>,
     held_bytes: u64,
@@ -637,8 +638,9 @@ mod collector_tests {
         assert_ne!(time_of(&copy), time_of(&slice));
     }
 
-    /// Rows kept by `OrderedRows` come back in the order they were added, held or spilled, and
-    /// spilled ones are on disk (one piece per batch past the 256 KiB floor of a piece: not here).
+    /// Rows kept by `OrderedRows` come back in the order they were added, held (a large budget) or
+    /// spilled to pieces on disk (no budget; these few rows make one piece), and its pieces live as
+    /// long as the rows.
     #[test]
     fn ordered_rows_come_back_in_their_order_held_or_spilled() {
         let empty = rows(&[], 0);

@@ -185,7 +185,7 @@ pub fn selection(p: &Pivots) -> Option<Expr> {
 }
 
 /// The columns the session pivot reads: `READ` and the responses it follows the keys through. It
-/// takes the events in any order (it selects a few rows and sorts those).
+/// takes the events in any order (it selects the chain's rows and sorts those).
 pub const SESSION_READ: [&str; 20] = [
     READ[0],
     READ[1],
@@ -217,6 +217,9 @@ pub fn rows(ev: LazyFrame, sorted: bool) -> LazyFrame {
 
 /// The session pivot for temporary key `key`: a `pivot` column says whether a row issued a key in the
 /// chain (`issued ASIA...`) or was made with `key` (`used`).
+///
+/// Each part scans `ev` on its own: with `ev.cache()` shared by the parts, the streaming engine
+/// buffered it for the parts it ran later (a 10 M-event pivot peaked at 0.86-0.89 GB, 0.60 without).
 pub fn session(ev: LazyFrame, key: &str) -> Result<LazyFrame> {
     let mut parts = vec![ev
         .clone()

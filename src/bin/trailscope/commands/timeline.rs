@@ -76,8 +76,8 @@ pub fn run(args: &TimelineArgs) -> Result<bool> {
     let limit = args.input.memory_limit;
     let data;
     let lf = match &args.session {
-        // The pivot selects a few rows and sorts them: the events are not put in time order first
-        // (a store was spilled whole by the hour for it, raw files spilled and sorted).
+        // The pivot selects the chain's rows and sorts them: the events are not put in time order
+        // first (a store was spilled whole by the hour for it, raw files spilled and sorted).
         Some(key) => {
             data = loaded;
             query::timeline::session(query::timeline::filtered(data.events.clone(), &pivots)?, key)?
