@@ -76,23 +76,12 @@ pub fn rewrite(query: &str) -> String {
     while i < chars.len() {
         let ch = chars[i];
         if ch == '\'' {
-            // A string literal, '' escaping a quote, copied as it is.
+            // A string literal, copied as it is.
             let start = i;
-            i += 1;
-            while i < chars.len() {
-                if chars[i] == '\'' {
-                    if chars.get(i + 1) == Some(&'\'') {
-                        i += 2;
-                        continue;
-                    }
-                    break;
-                }
-                i += 1;
-            }
-            i = (i + 1).min(chars.len());
+            i = literal_end(&chars, i);
             out.extend(&chars[start..i]);
         } else if ch == '"' {
-            let end = chars[i + 1..].iter().position(|c| *c == '"').map_or(chars.len(), |p| i + 1 + p);
+            let end = quoted_end(&chars, i);
             let name: String = chars[i + 1..end].iter().collect();
             match alias(&name) {
                 Some(col) => out.push_str(col),
@@ -101,9 +90,7 @@ pub fn rewrite(query: &str) -> String {
             i = end + 1;
         } else if ch.is_ascii_alphabetic() || ch == '_' {
             let start = i;
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == '.') {
-                i += 1;
-            }
+            i = word_end(&chars, i);
             let word: String = chars[start..i].iter().collect();
             if word.eq_ignore_ascii_case("sum") {
                 if let Some((n, next)) = summed_number(&chars, i) {
@@ -136,21 +123,14 @@ pub fn columns_read(query: &str) -> Option<Vec<&'static str>> {
     while i < q.len() {
         let ch = q[i];
         if ch == '\'' {
-            // A string literal ('' is a quote inside it).
-            i += 1;
-            while i < q.len() && !(q[i] == '\'' && q.get(i + 1) != Some(&'\'')) {
-                i += if q[i] == '\'' { 2 } else { 1 };
-            }
-            i += 1;
+            i = literal_end(&q, i);
         } else if ch == '"' {
-            let end = q[i + 1..].iter().position(|c| *c == '"').map_or(q.len(), |p| i + 1 + p);
+            let end = quoted_end(&q, i);
             words.push(q[i + 1..end].iter().collect());
             i = end + 1;
         } else if ch.is_ascii_alphabetic() || ch == '_' {
             let start = i;
-            while i < q.len() && (q[i].is_ascii_alphanumeric() || q[i] == '_' || q[i] == '.') {
-                i += 1;
-            }
+            i = word_end(&q, i);
             let word: String = q[start..i].iter().collect();
             words.extend(word.split('.').map(str::to_string));
         } else if ch == '*' {
@@ -173,6 +153,35 @@ pub fn columns_read(query: &str) -> Option<Vec<&'static str>> {
             .filter(|name| words.iter().any(|w| w.eq_ignore_ascii_case(name)))
             .collect(),
     )
+}
+
+/// Past the end of the string literal whose opening quote is at `i` (`''` is a quote inside it).
+fn literal_end(chars: &[char], mut i: usize) -> usize {
+    i += 1;
+    while i < chars.len() {
+        if chars[i] == '\'' {
+            if chars.get(i + 1) == Some(&'\'') {
+                i += 2;
+                continue;
+            }
+            break;
+        }
+        i += 1;
+    }
+    (i + 1).min(chars.len())
+}
+
+/// Where the quoted name whose `"` is at `i` closes (the text's end when it does not).
+fn quoted_end(chars: &[char], i: usize) -> usize {
+    chars[i + 1..].iter().position(|c| *c == '"').map_or(chars.len(), |p| i + 1 + p)
+}
+
+/// The end of the word (letters, digits, `_`, `.`) starting at `i`.
+fn word_end(chars: &[char], mut i: usize) -> usize {
+    while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == '.') {
+        i += 1;
+    }
+    i
 }
 
 fn alias(name: &str) -> Option<&'static str> {
