@@ -122,41 +122,132 @@ pub fn write_table_in(
     total: Option<usize>,
     zone: Zone,
 ) -> Result<()> {
-    let cols = df.columns();
-    let mut grid: Vec<Vec<String>> = vec![cols.iter().map(|c| c.name().to_string()).collect()];
-    for i in 0..df.height() {
-        let mut row = Vec::with_capacity(cols.len());
-        for c in cols {
-            // Whitespace that would break the grid becomes a space; every other control character
-            // (ANSI/OSC escapes in a log field) is shown escaped, never sent to the terminal (#13).
-            let s = cell_in(&c.get(i).context("reading a cell")?, zone).replace(['\n', '\t', '\r'], " ");
-            let mut s = crate::fs::printable(&s).into_owned();
-            if s.chars().count() > max_width {
-                s = s.chars().take(max_width.saturating_sub(1)).collect::<String>() + "…";
-            }
-            row.push(s);
-        }
-        grid.push(row);
+    let mut table = Table::new(df, max_width, total, zone);
+    table.add(w, df)?;
+    table.finish(w)
+}
+
+/// Rows a table holds before it is laid out: an answer with more is written as it comes, its
+/// column widths those of its first `TABLE_HELD_ROWS` rows (text wider than those is cut to them
+/// in a fitted table; numbers, and every cell under `--wide`, overflow their column), so that a
+/// table of millions of events is never held.
+pub const TABLE_HELD_ROWS: usize = 10_000;
+
+/// An aligned text table written a frame at a time (`write_table_in` for a whole frame): rows are
+/// held until the answer ends or `TABLE_HELD_ROWS` of them came, then laid out (the widths fitted
+/// into `total` characters when given) and written, and every later row is written in that layout.
+pub struct Table {
+    titles: Vec<String>,
+    /// Per column: numbers, which a fitted table never cuts (a later row's wider number overflows).
+    numeric: Vec<bool>,
+    max_width: usize,
+    total: Option<usize>,
+    zone: Zone,
+    held: Vec<Vec<String>>,
+    /// Set once laid out.
+    shape: Option<TableShape>,
+    /// A section's name, shown above it with its count of rows (`with_title`), and the rows so far.
+    title: Option<String>,
+    rows: u64,
+}
+
+/// A table's layout: each shown column's width, and how many columns (from the right) are left out.
+struct TableShape {
+    widths: Vec<usize>,
+    hidden: usize,
+}
+
+impl Table {
+    /// A table of `like`'s columns (its rows are not read).
+    pub fn new(like: &DataFrame, max_width: usize, total: Option<usize>, zone: Zone) -> Table {
+        let titles = like.columns().iter().map(|c| c.name().to_string()).collect();
+        let numeric = like.columns().iter().map(|c| c.dtype().is_primitive_numeric()).collect();
+        Table { titles, numeric, max_width, total, zone, held: Vec::new(), shape: None, title: None, rows: 0 }
     }
-    let mut widths: Vec<usize> =
-        (0..cols.len()).map(|j| grid.iter().map(|r| r[j].chars().count()).max().unwrap_or(0)).collect();
-    let mut hidden = 0;
-    if let Some(total) = total {
-        fit_widths(&mut widths, &grid[0], total);
-        // Columns that cannot fit even narrowed are left out, from the right, and counted below.
-        let line = |w: &[usize]| w.iter().sum::<usize>() + 2 * w.len().saturating_sub(1);
-        while widths.len() > 1 && line(&widths) > total {
-            widths.pop();
-            hidden += 1;
+
+    /// The table of a section among several: `name (N rows)` above it, or, when it is laid out
+    /// before its end (`TABLE_HELD_ROWS`), `name` above it and `(N rows)` below.
+    pub fn with_title(mut self, name: &str) -> Table {
+        self.title = Some(name.replace('_', " "));
+        self
+    }
+
+    /// Add the rows of `df` (the table's columns), writing what can be written.
+    pub fn add(&mut self, w: &mut dyn Write, df: &DataFrame) -> Result<()> {
+        let cols = df.columns();
+        self.rows += df.height() as u64;
+        for i in 0..df.height() {
+            let mut row = Vec::with_capacity(cols.len());
+            for c in cols {
+                // Whitespace that would break the grid becomes a space; every other control
+                // character (ANSI/OSC escapes in a log field) is shown escaped, never sent to the
+                // terminal (#13).
+                let s = cell_in(&c.get(i).context("reading a cell")?, self.zone).replace(['\n', '\t', '\r'], " ");
+                let mut s = crate::fs::printable(&s).into_owned();
+                if s.chars().count() > self.max_width {
+                    s = s.chars().take(self.max_width.saturating_sub(1)).collect::<String>() + "…";
+                }
+                row.push(s);
+            }
+            match &self.shape {
+                Some(shape) => self.write_row(w, shape, row)?,
+                None => {
+                    self.held.push(row);
+                    if self.held.len() >= TABLE_HELD_ROWS {
+                        self.lay_out(w, false)?;
+                    }
+                }
+            }
         }
-        for row in grid.iter_mut() {
-            row.truncate(widths.len());
+        Ok(())
+    }
+
+    /// Lay the table out from its titles and the rows held, and write them.
+    fn lay_out(&mut self, w: &mut dyn Write, complete: bool) -> Result<()> {
+        match &self.title {
+            Some(title) if complete => writeln!(w, "{title} ({} rows)", self.rows).map_err(io_err)?,
+            Some(title) => writeln!(w, "{title}").map_err(io_err)?,
+            None => {}
         }
-        for row in grid.iter_mut().skip(1) {
-            for (s, w) in row.iter_mut().zip(&widths) {
+        let grid = || std::iter::once(&self.titles).chain(&self.held);
+        let mut widths: Vec<usize> =
+            (0..self.titles.len()).map(|j| grid().map(|r| r[j].chars().count()).max().unwrap_or(0)).collect();
+        let mut hidden = 0;
+        let mut titles = self.titles.clone();
+        if let Some(total) = self.total {
+            fit_widths(&mut widths, total);
+            // Columns that cannot fit even narrowed are left out, from the right, and counted below.
+            let line = |w: &[usize]| w.iter().sum::<usize>() + 2 * w.len().saturating_sub(1);
+            while widths.len() > 1 && line(&widths) > total {
+                widths.pop();
+                hidden += 1;
+            }
+            titles.truncate(widths.len());
+            for (s, w) in titles.iter_mut().zip(&widths) {
+                if s.chars().count() > *w {
+                    *s = s.chars().take(w.saturating_sub(1)).collect::<String>() + "…";
+                }
+            }
+        }
+        write_line(w, &titles, &widths)?;
+        let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+        writeln!(w, "{}", rule.join("  ")).map_err(io_err)?;
+        let shape = TableShape { widths, hidden };
+        for row in std::mem::take(&mut self.held) {
+            self.write_row(w, &shape, row)?;
+        }
+        self.shape = Some(shape);
+        Ok(())
+    }
+
+    /// Write a row in the table's layout: fitted, its cells are cut to their column's width (an
+    /// ARN from its start: it says who at its end; never a number) and the columns left out dropped.
+    fn write_row(&self, w: &mut dyn Write, shape: &TableShape, mut row: Vec<String>) -> Result<()> {
+        if self.total.is_some() {
+            row.truncate(shape.widths.len());
+            for ((s, w), numeric) in row.iter_mut().zip(&shape.widths).zip(&self.numeric) {
                 let n = s.chars().count();
-                if n > *w {
-                    // An ARN says who at its end (`…:user/alice`); other text at its start.
+                if n > *w && !numeric {
                     *s = if s.starts_with("arn:") {
                         "…".to_string() + &s.chars().skip(n - w.saturating_sub(1)).collect::<String>()
                     } else {
@@ -165,37 +256,44 @@ pub fn write_table_in(
                 }
             }
         }
-        for (s, w) in grid[0].iter_mut().zip(&widths) {
-            if s.chars().count() > *w {
-                *s = s.chars().take(w.saturating_sub(1)).collect::<String>() + "…";
-            }
+        write_line(w, &row, &shape.widths)
+    }
+
+    /// Write what is held, and the note naming the columns left out.
+    pub fn finish(mut self, w: &mut dyn Write) -> Result<()> {
+        let streamed = self.shape.is_some();
+        if !streamed {
+            self.lay_out(w, true)?;
         }
-    }
-    for (n, row) in grid.iter().enumerate() {
-        let line: Vec<String> = row.iter().zip(&widths).map(|(s, w)| format!("{s:<w$}")).collect();
-        writeln!(w, "{}", line.join("  ").trim_end()).map_err(io_err)?;
-        if n == 0 {
-            let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-            writeln!(w, "{}", rule.join("  ")).map_err(io_err)?;
+        let hidden = self.shape.as_ref().map_or(0, |s| s.hidden);
+        if hidden > 0 {
+            let names = self.titles[self.titles.len() - hidden..].join(", ");
+            let note = format!("({hidden} more columns: {names}; --wide or --columns shows them)");
+            let note = if note.chars().count() > self.total.unwrap_or(usize::MAX) {
+                format!("({hidden} more columns: --wide or --columns shows them)")
+            } else {
+                note
+            };
+            writeln!(w, "{note}").map_err(io_err)?;
         }
+        if streamed && self.title.is_some() {
+            writeln!(w, "({} rows)", self.rows).map_err(io_err)?;
+        }
+        Ok(())
     }
-    if hidden > 0 {
-        let names: Vec<&str> = cols[cols.len() - hidden..].iter().map(|c| c.name().as_str()).collect();
-        let note = format!("({hidden} more columns: {}; --wide or --columns shows them)", names.join(", "));
-        let note = if note.chars().count() > total.unwrap_or(usize::MAX) {
-            format!("({hidden} more columns: --wide or --columns shows them)")
-        } else {
-            note
-        };
-        writeln!(w, "{note}").map_err(io_err)?;
-    }
-    Ok(())
+}
+
+/// One line of a table: each cell padded to its column's width (a wider one overflows it), two
+/// spaces between.
+fn write_line(w: &mut dyn Write, row: &[String], widths: &[usize]) -> Result<()> {
+    let line: Vec<String> = row.iter().zip(widths).map(|(s, w)| format!("{s:<w$}")).collect();
+    writeln!(w, "{}", line.join("  ").trim_end()).map_err(io_err)
 }
 
 /// Narrow `widths` (two spaces between columns) until the line fits `total`, the widest first, none
 /// below 20 characters (or its own width, if less): a table keeps fewer readable columns rather than
 /// many unreadable ones (the caller then leaves out what still does not fit).
-fn fit_widths(widths: &mut [usize], _titles: &[String], total: usize) {
+fn fit_widths(widths: &mut [usize], total: usize) {
     const READABLE: usize = 20;
     let floor: Vec<usize> = widths.iter().map(|w| (*w).min(READABLE)).collect();
     let line = |w: &[usize]| w.iter().sum::<usize>() + 2 * w.len().saturating_sub(1);
@@ -487,22 +585,120 @@ fn json_err(e: serde_json::Error) -> Error {
     Error::json_write(e)
 }
 
-/// Does this format write rows one after another, so that an answer can be written as it is
-/// produced (`write_stream`)?
-pub fn is_row_format(format: Format) -> bool {
-    matches!(format, Format::Json | Format::Jsonl | Format::Csv | Format::Timesketch)
-}
-
-/// Write one section in a row format (see `is_row_format`) as the streaming engine produces it, a
-/// batch at a time: the answer is never held whole. The bytes are those `write_sections` writes.
+/// Write one section as the streaming engine produces it, a batch at a time: the answer is never
+/// held whole. The bytes are those `write_sections` writes (a table longer than
+/// `TABLE_HELD_ROWS` rows excepted: see `Table`; Parquet's row groups may differ).
 pub fn write_stream(sink: &Sink<'_>, mut lf: LazyFrame) -> Result<()> {
     let schema = lf.collect_schema().context("planning the answer")?;
     write_batches(sink, &schema, |each| crate::query::stream(lf, each))
 }
 
-/// Write one section in a row format (see `is_row_format`) from batches that `produce` hands to the
-/// writer it is given, in order; `schema` gives the CSV header when no batch comes. The bytes are
-/// those `write_sections` writes for the same rows.
+/// Write named sections as they are produced, none held whole: a single section as `write_stream`
+/// writes it; several as `write_sections` writes them (a table per section under its title; JSON
+/// an object of arrays keyed by section name, in their order; the other formats the first
+/// section).
+pub fn write_sections_streamed(sink: &Sink<'_>, sections: Vec<(String, LazyFrame)>) -> Result<()> {
+    let several = sections.len() > 1 && matches!(sink.format, Format::Json | Format::Table);
+    let mut sections = sections.into_iter();
+    let Some(first) = sections.next() else { return Err(Error::Usage("nothing to write".into())) };
+    if !several {
+        return write_stream(sink, first.1);
+    }
+    let mut sections: Vec<(String, LazyFrame)> = std::iter::once(first).chain(sections).collect();
+    // A bad `--columns` is known before anything is written.
+    let mut schemas = Vec::with_capacity(sections.len());
+    for (name, lf) in &mut sections {
+        let schema = lf.collect_schema().context(&format!("planning the answer ({name})"))?;
+        sink.choose(DataFrame::empty_with_schema(&schema))?;
+        schemas.push(schema);
+    }
+    let mut w = open_output(sink.output)?;
+    if sink.format == Format::Table {
+        for (n, ((name, lf), schema)) in sections.into_iter().zip(schemas).enumerate() {
+            if n > 0 {
+                writeln!(w).map_err(io_err)?;
+            }
+            let empty = sink.choose(DataFrame::empty_with_schema(&schema))?;
+            let mut table = Table::new(&empty, 60, sink.width, sink.zone).with_title(&name);
+            crate::query::stream(lf, |df| table.add(&mut w, &sink.choose(df)?))?;
+            table.finish(&mut w)?;
+        }
+        return w.flush().map_err(io_err);
+    }
+    // An object of arrays as serde_json's pretty printer writes its map (in insertion order: a
+    // dependency enables `preserve_order`), each array as `write_json_rows` writes one, a level
+    // deeper (JSON text has no newline but between its tokens: indenting is putting two spaces
+    // after each).
+    let indented = |w: &mut dyn Write, text: &[u8]| -> Result<()> {
+        for (i, line) in text.split(|b| *b == b'\n').enumerate() {
+            if i > 0 {
+                w.write_all(b"\n  ").map_err(io_err)?;
+            }
+            w.write_all(line).map_err(io_err)?;
+        }
+        Ok(())
+    };
+    w.write_all(b"{").map_err(io_err)?;
+    let mut text = Vec::new();
+    for (n, (name, lf)) in sections.into_iter().enumerate() {
+        w.write_all(if n == 0 { b"\n  " } else { b",\n  " }).map_err(io_err)?;
+        w.write_all(&serde_json::to_vec(&name).map_err(json_err)?).map_err(io_err)?;
+        w.write_all(b": ").map_err(io_err)?;
+        let mut rows = 0;
+        crate::query::stream(lf, |df| {
+            text.clear();
+            rows = write_json_rows(&mut text, &sink.choose(df)?, Layout::Pretty, rows)?;
+            indented(&mut w, &text)
+        })?;
+        indented(&mut w, if rows == 0 { b"[]" } else { b"\n]" })?;
+    }
+    w.write_all(b"\n}\n").map_err(io_err)?;
+    w.flush().map_err(io_err)
+}
+
+/// Rows (at most) of a Parquet row group written as an answer streams: Polars' own default.
+const PARQUET_GROUP_ROWS: usize = 512 * 512;
+/// Bytes (at most, as Polars estimates them) of the rows held for one Parquet row group: small
+/// batches are gathered into row groups of a useful size, and a row group of a wide answer (`sql`'s
+/// `select *`, the JSON blobs) is not a memory peak of its own.
+const PARQUET_GROUP_BYTES: usize = 8 << 20;
+
+/// Polars' Parquet writer taking row groups.
+type ParquetBatches = polars::io::parquet::write::BatchedWriter<std::fs::File>;
+
+/// Where the batches of a streamed answer go, by format.
+enum RowSink {
+    /// JSON (`rows` so far), JSON Lines or CSV text.
+    Text {
+        w: Box<dyn Write + Send>,
+        rows: u64,
+    },
+    Table {
+        w: Box<dyn Write + Send>,
+        table: Table,
+    },
+    /// Row groups of up to `PARQUET_GROUP_ROWS` rows: those waiting in `held`.
+    Parquet {
+        writer: Box<ParquetBatches>,
+        held: Option<DataFrame>,
+    },
+}
+
+impl RowSink {
+    /// Write the Parquet rows held as one row group.
+    fn write_group(writer: &mut ParquetBatches, held: &mut Option<DataFrame>) -> Result<()> {
+        if let Some(mut df) = held.take() {
+            // One chunk per column: the writer needs the columns' chunks aligned.
+            df.rechunk_mut_par();
+            writer.write_batch(&df).context("writing parquet")?;
+        }
+        Ok(())
+    }
+}
+
+/// Write one section from batches that `produce` hands to the writer it is given, in order;
+/// `schema` gives the columns (a CSV header, a table's titles, Parquet's schema) when no batch
+/// comes. The bytes are those `write_sections` writes for the same rows (but see `write_stream`).
 ///
 /// The batches are serialized and written on a thread of their own while `produce` makes the next
 /// (two batches wait at most), so a question that makes its rows on one thread (`hunt` and
@@ -521,30 +717,82 @@ pub fn write_batches(
     // The columns, and a bad `--columns`, are known before anything is written.
     let empty = DataFrame::empty_with_schema(schema);
     let empty = sink.choose(if sink.format == Format::Timesketch { timesketch(&empty)? } else { empty })?;
-    let mut w = open_output(sink.output)?;
-    if csv {
-        // The header even when no row comes.
-        let header: Vec<String> = empty.columns().iter().map(|c| csv_field(c.name())).collect();
-        writeln!(w, "{}", header.join(",")).map_err(io_err)?;
-    }
+    let mut out = match sink.format {
+        Format::Parquet => {
+            let path = sink.output.ok_or_else(|| Error::Usage("--format parquet needs -o FILE".into()))?;
+            let f = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+            let writer = ParquetWriter::new(f).batched(empty.schema()).context("writing parquet")?;
+            RowSink::Parquet { writer: Box::new(writer), held: None }
+        }
+        Format::Table => {
+            RowSink::Table { w: open_output(sink.output)?, table: Table::new(&empty, 60, sink.width, sink.zone) }
+        }
+        _ => {
+            let mut w = open_output(sink.output)?;
+            if csv {
+                // The header even when no row comes.
+                let header: Vec<String> = empty.columns().iter().map(|c| csv_field(c.name())).collect();
+                writeln!(w, "{}", header.join(",")).map_err(io_err)?;
+            }
+            RowSink::Text { w, rows: 0 }
+        }
+    };
     // Set when `produce` has handed on every batch: a JSON document is closed only then, so that the
     // rows of a run that failed half-way are not taken for a whole answer.
     let complete = std::sync::atomic::AtomicBool::new(false);
     let complete = &complete;
-    let mut write = move |rx: std::sync::mpsc::Receiver<DataFrame>| -> Result<()> {
-        let mut rows = 0u64;
+    let write = move |rx: std::sync::mpsc::Receiver<DataFrame>| -> Result<()> {
         for df in rx {
             let df = sink.choose(if sink.format == Format::Timesketch { timesketch(&df)? } else { df })?;
-            match sink.format {
-                Format::Json => rows = write_json_rows(&mut w, &df, Layout::Pretty, rows)?,
-                _ if csv => write_csv_rows(&mut w, &df)?,
-                _ => write_jsonl(&mut w, &df)?,
+            match &mut out {
+                RowSink::Text { w, rows } => match sink.format {
+                    Format::Json => *rows = write_json_rows(w, &df, Layout::Pretty, *rows)?,
+                    _ if csv => write_csv_rows(w, &df)?,
+                    _ => write_jsonl(w, &df)?,
+                },
+                RowSink::Table { w, table } => table.add(w, &df)?,
+                RowSink::Parquet { writer, held } => {
+                    if df.schema() != empty.schema() {
+                        return Err(Error::Polars {
+                            context: "writing parquet".into(),
+                            cause: PolarsError::SchemaMismatch(
+                                format!("a batch's columns {:?}, not {:?}", df.schema(), empty.schema()).into(),
+                            ),
+                        });
+                    }
+                    match held {
+                        Some(h) => {
+                            h.vstack_mut(&df).context("writing parquet")?;
+                        }
+                        None => *held = Some(df),
+                    }
+                    let h = held.as_ref().expect("rows held");
+                    if h.height() >= PARQUET_GROUP_ROWS || h.estimated_size() >= PARQUET_GROUP_BYTES {
+                        RowSink::write_group(writer, held)?;
+                    }
+                }
             }
         }
-        if sink.format == Format::Json && complete.load(std::sync::atomic::Ordering::Acquire) {
-            close_json(&mut w, rows)?;
+        let done = complete.load(std::sync::atomic::Ordering::Acquire);
+        match out {
+            RowSink::Text { mut w, rows } => {
+                if sink.format == Format::Json && done {
+                    close_json(&mut w, rows)?;
+                }
+                w.flush().map_err(io_err)
+            }
+            RowSink::Table { mut w, table } => {
+                table.finish(&mut w)?;
+                w.flush().map_err(io_err)
+            }
+            // A Parquet file without its footer is unreadable: a failed run leaves no answer to
+            // be taken for a whole one.
+            RowSink::Parquet { mut writer, mut held } if done => {
+                RowSink::write_group(&mut writer, &mut held)?;
+                writer.finish().map(|_| ()).context("writing parquet")
+            }
+            RowSink::Parquet { .. } => Ok(()),
         }
-        w.flush().map_err(io_err)
     };
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<DataFrame>(2);
@@ -778,6 +1026,110 @@ mod tests {
             rows_json(&df).unwrap().iter().map(|row| serde_json::to_string(row).unwrap() + "\n").collect();
         assert_eq!(String::from_utf8(out).unwrap(), expected);
         assert!(expected.contains(r#""text":null"#) && expected.contains("2023-11-14T22:13:20.123Z"), "{expected}");
+    }
+
+    /// A table given its rows a frame at a time is the table of the whole frame while it has at most
+    /// `TABLE_HELD_ROWS` rows; past that, the rows after them are written in the layout of those
+    /// (fitted: wider text is cut to its column, an ARN from its start; a number, or any cell under
+    /// `--wide`, overflows), and nothing else is held.
+    #[test]
+    fn a_table_streams_past_its_held_rows_in_their_layout() {
+        let frame = |n: usize, wide_at: Option<usize>| {
+            let who: Vec<String> = (0..n)
+                .map(|i| match wide_at {
+                    Some(at) if i == at => format!("arn:aws:iam::123456789012:user/{}", "x".repeat(20)),
+                    _ => format!("user-{}", i % 7),
+                })
+                .collect();
+            let n_col: Vec<i64> = (0..n as i64).collect();
+            df!("who" => who, "n" => n_col, "note" => vec!["a note that is long enough"; n]).unwrap()
+        };
+        let batched = |df: &DataFrame, total: Option<usize>, step: usize| {
+            let mut out = Vec::new();
+            let mut table = Table::new(df, 60, total, Zone::Utc);
+            let mut at = 0;
+            while at < df.height() {
+                table.add(&mut out, &df.slice(at as i64, step)).unwrap();
+                at += step;
+            }
+            table.finish(&mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let whole = |df: &DataFrame, total: Option<usize>| {
+            let mut out = Vec::new();
+            write_table_in(&mut out, df, 60, total, Zone::Utc).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        // Within the held rows: the same table however the rows come, the wide cell widening its column.
+        let small = frame(500, Some(499));
+        for total in [None, Some(60)] {
+            assert_eq!(batched(&small, total, 7), whole(&small, total), "{total:?}");
+        }
+        // `who` is as wide as its widest cell (51 characters).
+        assert!(whole(&small, None).lines().next().unwrap().starts_with(&format!("who{}n", " ".repeat(50))));
+        // Past them: the layout of the first `TABLE_HELD_ROWS` rows, whatever comes after.
+        let at = TABLE_HELD_ROWS + 10;
+        let big = frame(TABLE_HELD_ROWS + 20, Some(at));
+        let head = frame(TABLE_HELD_ROWS, None);
+        for total in [None, Some(60)] {
+            let text = batched(&big, total, 999);
+            let held = whole(&head, total);
+            let first: Vec<&str> = held.lines().take(TABLE_HELD_ROWS + 2).collect();
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(lines.len(), TABLE_HELD_ROWS + 22, "{total:?}");
+            assert_eq!(&lines[..TABLE_HELD_ROWS + 2], &first[..], "{total:?}");
+            let wide_row = lines[at + 2];
+            let column = first[0].find('n').unwrap();
+            match total {
+                // Cut from its start to the width of `who`, which the other rows set; the number
+                // after it overflows its column.
+                Some(_) => {
+                    assert!(
+                        wide_row.starts_with("…xxx") && wide_row[column + 2..].starts_with(&at.to_string()),
+                        "{wide_row}"
+                    )
+                }
+                None => assert!(wide_row.starts_with("arn:aws:iam::123456789012:user/xxx"), "{wide_row}"),
+            }
+            // The rows around it keep the columns of the first rows.
+            assert_eq!(lines[at + 3].find(&(at + 1).to_string()), Some(column), "{}", lines[at + 3]);
+        }
+    }
+
+    /// Several sections written as they come are the sections written whole: JSON's object of
+    /// arrays (lists, nulls and an empty section included), the tables under their titles; a
+    /// section laid out before its end has its count of rows below it.
+    #[test]
+    fn sections_streamed_are_the_sections_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let numbers = df!("n" => [3i64, 1, 2], "name" => ["c", "a", "b"]).unwrap();
+        let sections = || {
+            vec![
+                ("cells".to_string(), every_cell_kind()),
+                ("none".to_string(), numbers.clear()),
+                ("by_number".to_string(), numbers.clone()),
+            ]
+        };
+        for format in [Format::Json, Format::Table] {
+            let sink = Sink::new(format, Some(&path));
+            write_sections(&sink, sections()).unwrap();
+            let whole = std::fs::read_to_string(&path).unwrap();
+            let lazy = sections().into_iter().map(|(name, df)| (name, df.lazy())).collect();
+            write_sections_streamed(&sink, lazy).unwrap();
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), whole, "{format:?}");
+        }
+        let long = (0..TABLE_HELD_ROWS as i64 + 5).collect::<Vec<_>>();
+        let long = vec![("long_one".to_string(), df!("n" => long).unwrap().lazy()), ("short".into(), numbers.lazy())];
+        write_sections_streamed(&Sink::new(Format::Table, Some(&path)), long).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[..3], ["long one", "n", "----"], "the widths of the first rows");
+        let end = TABLE_HELD_ROWS + 8;
+        assert_eq!(
+            lines[end - 1..end + 3],
+            ["10004", &format!("({} rows)", TABLE_HELD_ROWS + 5), "", "short (3 rows)"]
+        );
     }
 
     /// Text that a spreadsheet would run as a formula gets a leading `'`; numbers keep their sign.

@@ -67,17 +67,8 @@ pub fn run(args: &DetectArgs) -> Result<bool> {
     }
     let bad = fold(&args.input, columns, |df| run.add(df))?;
     query::spill::memtrace("detect: events checked");
-    if output::is_row_format(sink.format) {
-        let schema = query::detect::empty_findings()?.schema().as_ref().clone();
-        output::write_batches(&sink, &schema, |each| run.finish(each))?;
-    } else {
-        let mut df = query::detect::empty_findings()?;
-        run.finish(|batch| {
-            df.vstack_mut(&batch).context("findings")?;
-            Ok(())
-        })?;
-        output::write_sections(&sink, vec![("findings".to_string(), df)])?;
-    }
+    let schema = query::detect::empty_findings()?.schema().as_ref().clone();
+    output::write_batches(&sink, &schema, |each| run.finish(each))?;
     query::spill::memtrace("detect: findings written");
     Ok(bad)
 }

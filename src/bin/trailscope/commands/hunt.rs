@@ -118,16 +118,9 @@ pub fn run(args: &HuntArgs) -> Result<bool> {
             None => sections,
         };
         output::write_sections(&sink, sections)?;
-    } else if output::is_row_format(sink.format) {
+    } else {
         let schema = hunt::empty_hits()?.schema().as_ref().clone();
         output::write_batches(&sink, &schema, |each| hunt.finish(each).map(|_| ()))?;
-    } else {
-        let mut df = hunt::empty_hits()?;
-        hunt.finish(|batch| {
-            df.vstack_mut(&batch).map_err(|e| Error::Polars { context: "hits".into(), cause: e })?;
-            Ok(())
-        })?;
-        output::write_sections(&sink, vec![("hits".to_string(), df)])?;
     }
     Ok(bad)
 }

@@ -12,10 +12,10 @@ use polars::prelude::*;
 
 use super::QUESTIONS;
 use crate::cli::{InputArgs, OutputArgs};
-use trailscope::error::{PolarsContext, Result};
+use trailscope::error::Result;
 use trailscope::output::{self, Format};
 use trailscope::query::dataset::{self, Dataset};
-use trailscope::query::{Answer, Run};
+use trailscope::query::Answer;
 
 /// Every format: for answers whose rows are events (Timesketch imports events, by their time).
 pub const EVENT_FORMATS: &[Format] =
@@ -208,13 +208,12 @@ pub fn format_of(out: &OutputArgs) -> Format {
     })
 }
 
-/// Write the answer's sections (all, or the one `--section` names). A single section in a row format
-/// is written as it is produced; otherwise each section is collected once (they are aggregates, or
-/// a table for a person to read).
+/// Write the answer's sections (all, or the one `--section` names), each as it is produced: none is
+/// held whole (`output::write_sections_streamed`).
 pub fn write(answer: Answer, out: &OutputArgs) -> Result<()> {
     // The spills live until the sections scanned from them are written.
     let Answer { sections, spills: _spills } = answer;
-    let mut sections: Vec<(String, LazyFrame)> =
+    let sections: Vec<(String, LazyFrame)> =
         sections.into_iter().filter(|(name, _)| out.section.as_ref().is_none_or(|s| s == name)).collect();
     if sections.is_empty() {
         return Err(trailscope::error::Error::Usage(format!(
@@ -222,17 +221,7 @@ pub fn write(answer: Answer, out: &OutputArgs) -> Result<()> {
             out.section.as_deref().unwrap_or_default()
         )));
     }
-    let sink = out.sink(format_of(out));
-    if sections.len() == 1 && output::is_row_format(sink.format) {
-        let (_, lf) = sections.pop().expect("one section");
-        return output::write_stream(&sink, lf);
-    }
-    let mut frames = Vec::with_capacity(sections.len());
-    for (name, lf) in sections {
-        let df = lf.run().context(&format!("answering ({name})"))?;
-        frames.push((name, df));
-    }
-    output::write_sections(&sink, frames)
+    output::write_sections_streamed(&out.sink(format_of(out)), sections)
 }
 
 #[cfg(test)]
