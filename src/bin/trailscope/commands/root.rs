@@ -48,13 +48,17 @@ pub fn run(args: &RootArgs) -> Result<bool> {
     let ev = data.events;
     let format = format_of(&args.output);
     if format == Format::Table && args.output.section.is_none() {
-        // The table view closes with the summary, shown vertically.
-        let rows = query::root::events(ev.clone(), data.sorted).run().context("root events")?;
-        let summary = query::root::summary(ev).run().context("root summary")?;
+        // The table view closes with the summary, shown vertically; the events are written as
+        // they come (`output::Table`), never held.
+        let mut rows = query::root::events(ev.clone(), data.sorted);
+        let schema = rows.collect_schema().context("root events")?;
         let mut w = super::open_output(args.output.output.as_deref())?;
-        writeln!(w, "root events ({} rows)", rows.height()).map_err(|e| trailscope::error::Error::io("<output>", e))?;
         let sink = args.output.sink(format);
-        output::write_table_in(&mut w, &rows, 60, sink.width, sink.zone)?;
+        let mut table = output::Table::new(&polars::prelude::DataFrame::empty_with_schema(&schema), 60, sink.width, sink.zone)
+            .with_title("root_events");
+        query::stream(rows, |df| table.add(&mut w, &df))?;
+        table.finish(&mut w)?;
+        let summary = query::root::summary(ev).run().context("root summary")?;
         writeln!(w, "\nsummary").map_err(|e| trailscope::error::Error::io("<output>", e))?;
         output::write_vertical_in(&mut w, &summary, sink.zone)?;
         w.flush().map_err(|e| trailscope::error::Error::io("<output>", e))?;
