@@ -12,6 +12,7 @@ pub mod record;
 pub mod root;
 pub mod scope;
 pub mod sessions;
+pub mod sort;
 pub mod spill;
 pub mod sql;
 pub mod sql_pack;

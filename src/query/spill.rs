@@ -51,7 +51,7 @@ fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<()> {
 }
 
 /// `write_parquet` in row groups of at most `rows` (Polars' default when `None`).
-fn write_parquet_groups(path: &Path, df: &mut DataFrame, rows: Option<usize>) -> Result<()> {
+pub(crate) fn write_parquet_groups(path: &Path, df: &mut DataFrame, rows: Option<usize>) -> Result<()> {
     let f = fs::File::create(path).map_err(|e| Error::io(path, e))?;
     // LZ4: fast both ways; the pieces live only for this run.
     ParquetWriter::new(std::io::BufWriter::new(f))
@@ -151,7 +151,7 @@ impl SpillWriter {
 /// threads (the readers, then Polars' sorting), and memory one phase freed but kept was not reused
 /// by the next. Measured on `timeline`: 0.70 -> 0.43 GB over 1 M events, 1.36 -> 1.18 GB over 10 M
 /// (still over the 1 GiB default: see README, Memory), for 15-20% more time.
-fn return_freed_memory() {
+pub(crate) fn return_freed_memory() {
     // mimalloc's `mi_option_purge_delay` (see mimalloc.h); harmless when another allocator is the
     // global one.
     const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;

@@ -19,6 +19,74 @@ pub fn plan(events: LazyFrame, query: &str) -> Result<LazyFrame> {
     ctx.execute(&rewrite(query)).map_err(|e| explain_error(&e))
 }
 
+/// A query's final ORDER BY, taken out of its plan to be done out of core (`query::sort`): the
+/// rows to sort, with their sort keys added as columns, how they are ordered, and the answer's
+/// columns. Polars' streaming engine sorts by holding every row.
+pub struct FinalOrder {
+    /// The rows before the sort, each key a column of its own (`keys.columns`).
+    pub rows: LazyFrame,
+    pub keys: super::sort::SortKeys,
+    /// The answer's columns, taken from the sorted rows.
+    pub columns: Vec<PlSmallStr>,
+}
+
+/// The final ORDER BY of a planned query, when its plan ends with one (Polars SQL plans
+/// `SELECT cols ... ORDER BY keys` as a projection of plain columns over a sort), without a LIMIT
+/// (Polars keeps the first rows only, in bounded memory) nor anything after it (DISTINCT); `None`
+/// for any other plan, which Polars runs as it is.
+pub fn final_order(lf: &LazyFrame) -> Option<FinalOrder> {
+    let DslPlan::Select { expr, input, .. } = unconverted(&lf.logical_plan) else { return None };
+    let columns = expr
+        .iter()
+        .map(|e| match e {
+            Expr::Column(name) => Some(name.clone()),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let DslPlan::Sort { input, by_column, slice: None, sort_options } = unconverted(input) else { return None };
+    if sort_options.limit.is_some() || by_column.is_empty() {
+        return None;
+    }
+    let names: Vec<PlSmallStr> = (0..by_column.len()).map(|i| format!("__trailscope_sort_key_{i}").into()).collect();
+    let added: Vec<Expr> = by_column.iter().zip(&names).map(|(e, name)| e.clone().alias(name.clone())).collect();
+    // Only the answer's columns and the keys go through the sort (the events' other columns, null
+    // where the query does not name them, took 3x the memory).
+    let mut kept: Vec<Expr> = Vec::new();
+    for name in columns.iter().chain(&names) {
+        if !kept.iter().any(|e| matches!(e, Expr::Column(n) if n == name)) {
+            kept.push(col(name.clone()));
+        }
+    }
+    let rows = LazyFrame::from((**input).clone())
+        .with_optimizations(lf.get_current_optimizations())
+        .with_columns(added)
+        .select(kept);
+    let keys = super::sort::SortKeys {
+        columns: names,
+        descending: broadcast(&sort_options.descending, by_column.len())?,
+        nulls_last: broadcast(&sort_options.nulls_last, by_column.len())?,
+    };
+    Some(FinalOrder { rows, keys, columns })
+}
+
+/// The plan as it was given: Polars wraps a plan it has planned (for its schema, say) in an `IR`
+/// node that keeps the original.
+fn unconverted(plan: &DslPlan) -> &DslPlan {
+    match plan {
+        DslPlan::IR { dsl, .. } => unconverted(dsl),
+        other => other,
+    }
+}
+
+/// A sort option given once for all keys, or once per key.
+fn broadcast(flags: &[bool], keys: usize) -> Option<Vec<bool>> {
+    match flags {
+        [one] => Some(vec![*one; keys]),
+        many if many.len() == keys => Some(many.to_vec()),
+        _ => None,
+    }
+}
+
 /// The functions trailscope adds to Polars SQL (their names in lower case, as Polars looks them up).
 pub const FUNCTIONS: [&str; 1] = ["json_get"];
 
@@ -309,5 +377,40 @@ mod tests {
             rewrite("select sum(n) from t where x = 'it''s sum(1)'"),
             "select sum(n) from t where x = 'it''s sum(1)'"
         );
+    }
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::*;
+
+    /// A final ORDER BY is taken out with its keys, directions and null placement as Polars SQL
+    /// plans them; a LIMIT, a DISTINCT or no ORDER BY leaves the plan to Polars.
+    #[test]
+    fn the_final_order_by_is_taken_out_of_the_plan() {
+        let events = crate::ingest::frame::empty().unwrap().lazy();
+        // As `sql` plans it: its schema asked for first (which wraps the plan).
+        let order = |query: &str| {
+            let mut lf = plan(events.clone(), query).unwrap();
+            lf.collect_schema().unwrap();
+            final_order(&lf)
+        };
+        let found = order("select event_name, principal as who from events order by who desc, event_time").unwrap();
+        assert_eq!(found.columns, ["event_name", "who"]);
+        assert_eq!(found.keys.descending, [true, false]);
+        // Postgres' defaults, as Polars SQL: nulls first descending, last ascending.
+        assert_eq!(found.keys.nulls_last, [false, true]);
+        let mut rows = found.rows;
+        let schema = rows.collect_schema().unwrap();
+        assert!(found.keys.columns.iter().all(|k| schema.contains(k)), "{schema:?}");
+        let nulls = order("select event_name from events order by source_ip nulls first").unwrap();
+        assert_eq!((nulls.keys.descending, nulls.keys.nulls_last), (vec![false], vec![false]));
+        for query in [
+            "select event_name from events order by event_time limit 5",
+            "select distinct event_name from events order by event_name",
+            "select event_name from events",
+        ] {
+            assert!(order(query).is_none(), "{query}");
+        }
     }
 }

@@ -348,3 +348,52 @@ fn parquet_answers_are_the_json_answers_written_as_they_come() {
         }
     }
 }
+
+/// `sql`'s final ORDER BY is done out of core (`query::sort`) past a sixteenth of the limit: with
+/// every batch a sorted run of its own (`--memory-limit 1`) and held, the answer has the rows of
+/// Polars' own sort (the same query with a LIMIT, which Polars sorts itself) and their keys in the
+/// same sequence (rows with equal keys may come in any order: Polars' sort does not keep them in
+/// order either), for keys of several types and directions, nulls first or last, an expression,
+/// and a group-by's answer.
+#[test]
+fn sql_order_by_is_sorted_out_of_core_as_polars_sorts() {
+    let inputs = ["testdata/s3", "testdata/awsdocs", "testdata/stratus-red-team", "testdata/invictus-ir"];
+    let queries: [(&str, &[&str]); 5] = [
+        (
+            "select event_time, event_name, principal, event_id from events \
+             order by principal, event_time desc, event_id",
+            &["principal", "event_time", "event_id"],
+        ),
+        (
+            "select event_name, upper(principal) as who, event_id from events order by who nulls first, event_id desc",
+            &["who", "event_id"],
+        ),
+        (
+            "select source_ip, error_code, event_id from events order by error_code desc nulls last, source_ip, event_id",
+            &["error_code", "source_ip", "event_id"],
+        ),
+        ("select event_name, count(*) as n from events group by event_name order by n desc, event_name", &["n", "event_name"]),
+        ("select * from events order by read_only, event_time, event_id", &["read_only", "event_time", "event_id"]),
+    ];
+    for (query, keys) in queries {
+        let run = |query: &str, limit: &str| {
+            let out = TestCommand::new(["sql", "-q", "--format", "jsonl", "--memory-limit", limit, "--query", query])
+                .args(inputs)
+                .run();
+            assert!(matches!(out.code, Some(0 | 2)), "{query}: {}", out.stderr);
+            let rows: Vec<serde_json::Value> = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+            let keys: Vec<Vec<serde_json::Value>> =
+                rows.iter().map(|r| keys.iter().map(|k| r[*k].clone()).collect()).collect();
+            let mut lines: Vec<String> = out.stdout.lines().map(str::to_string).collect();
+            lines.sort_unstable();
+            (keys, lines)
+        };
+        let polars = run(&format!("{query} limit 1000000"), "1GiB");
+        assert!(polars.0.len() > 20, "{query}: too few rows to tell");
+        for limit in ["1", "1GiB"] {
+            let ours = run(query, limit);
+            assert!(ours.0 == polars.0, "{query} --memory-limit {limit}: the keys are not in Polars' order");
+            assert!(ours.1 == polars.1, "{query} --memory-limit {limit}: not the same rows");
+        }
+    }
+}
