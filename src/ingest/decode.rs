@@ -138,6 +138,30 @@ fn open_regular(path: &Path) -> Result<(File, u64), DecodeError> {
     Ok((file, meta.len()))
 }
 
+/// The bytes of `path` mapped, and whether they are gzipped, when its text is at least `from` bytes
+/// (a gzip file's trailing ISIZE, when deflate could produce it from a file that size; a plain
+/// file's length): a file to read a window at a time (`ingest::window`). `None` for any other file,
+/// and for one that cannot be opened or mapped: reading it whole says why.
+pub fn map_if_large(path: &Path, from: u64) -> Option<(memmap2::Mmap, bool)> {
+    let (file, len) = open_regular(path).ok()?;
+    if len == 0 || (len < from && from > len.saturating_mul(MAX_RATIO as u64)) {
+        return None;
+    }
+    // SAFETY: as in `read_content`: read-only, and dropped before the caller is done with the file.
+    let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+    let gzip = map.starts_with(&GZIP_MAGIC);
+    let size = if gzip {
+        let claimed = u64::from(u32::from_le_bytes(map[map.len().checked_sub(4)?..].try_into().ok()?));
+        if claimed > len.saturating_mul(MAX_RATIO as u64) {
+            return None;
+        }
+        claimed
+    } else {
+        len
+    };
+    (size >= from).then_some((map, gzip))
+}
+
 /// Read `path` and return its JSON text, inflating gzip. `cap` bounds the decompressed size. `buf` is
 /// reused from file to file; call [`DecodeBuffer::release`] when done with the content.
 pub fn read_content<'a>(path: &Path, cap: u64, buf: &'a mut DecodeBuffer) -> Result<Content<'a>, DecodeError> {

@@ -50,6 +50,37 @@ pub fn parse_into<'a>(body: &'a str, records: &mut Vec<Leaves<'a>>) -> Result<Sh
     Ok(shape)
 }
 
+/// A delivery file's records parsed one at a time, each from its `{` (`ingest::window`, which reads
+/// the file's text a piece at a time and handles what is between the records): the leaves of
+/// [`parse`], record by record.
+pub struct RecordParser<'a> {
+    p: Parser<'a>,
+}
+
+impl<'a> RecordParser<'a> {
+    pub fn new(text: &'a str) -> Self {
+        RecordParser {
+            p: Parser { text, s: text.as_bytes(), i: 0, depth: 1, next: [[NOTHING; MAX_NAMES + 2]; OBJECTS] },
+        }
+    }
+
+    /// Parse the record starting with `{` at `at` (at the depth of `{"Records":[`'s records) into
+    /// `records`; the position after it. On [`Unsure`] (the text may also end inside the record),
+    /// `records` is left as it was.
+    pub fn record(&mut self, at: usize, records: &mut Vec<Leaves<'a>>) -> Result<usize, Unsure> {
+        let before = records.len();
+        self.p.i = at;
+        self.p.depth = 1;
+        match self.p.record(records) {
+            Ok(()) => Ok(self.p.i),
+            Err(e) => {
+                records.truncate(before);
+                Err(e)
+            }
+        }
+    }
+}
+
 struct Parser<'a> {
     text: &'a str,
     s: &'a [u8],

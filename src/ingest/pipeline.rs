@@ -17,6 +17,7 @@ use crate::ingest::decode::{self, DecodeBuffer, DecodeError};
 use crate::ingest::frame::FrameBuilder;
 use crate::ingest::parse::{self, ParseError};
 use crate::ingest::record::{text, Leaves, RawEvent, Reject};
+use crate::ingest::window::{self, GiveUp};
 use crate::progress::Progress;
 use crate::source::{InputFile, Skipped};
 
@@ -39,7 +40,16 @@ pub struct ReadOptions {
     /// lists: `sql`, `report`): out of core, the batches are spilled as they come, not cut by the
     /// hour and sorted (see `query::spill`).
     pub any_order: bool,
+    /// Files whose text is at least this many bytes are read a window of records at a time
+    /// (`ingest::window`), so that a worker does not hold a large file's text and records whole; a
+    /// window's records take at most half of it in text (and those of one read, about 1 MB).
+    pub windowed_from: u64,
 }
+
+/// Files from this size of text are read a window at a time: in the generated 10 M-event tree, 17.6%
+/// of the text is in files of 8 MB and more (the largest 54 MB); real delivery files are mostly far
+/// smaller. Read whole, a 54 MB file held 54 MB of text and ~40 MB of parsed records per worker.
+pub const WINDOWED_FROM: u64 = 8 << 20;
 
 /// The default `--memory-limit`: 1 GiB.
 pub const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
@@ -52,6 +62,7 @@ impl Default for ReadOptions {
             columns: None,
             memory_limit: DEFAULT_MEMORY_LIMIT,
             any_order: false,
+            windowed_from: WINDOWED_FROM,
         }
     }
 }
@@ -192,28 +203,74 @@ fn push_records<'a>(
         Err(e @ ParseError::NotCloudTrail(_)) => return Outcome::Skipped(e.to_string()),
         Err(e) => return Outcome::Failed(e.to_string()),
     };
-    let source = if opts.absolute_source_file {
+    let mut counts = Counts::default();
+    counts.push_all(records, out, &source_name(file, opts));
+    counts.outcome()
+}
+
+/// The name a file's rows carry in `source_file`.
+fn source_name(file: &InputFile, opts: &ReadOptions) -> String {
+    if opts.absolute_source_file {
         crate::layout::input_key(&file.path)
     } else {
         crate::fs::display_path(&file.path)
-    };
-    let mut rows = 0;
-    let mut without_id = 0;
-    let mut rejected = BTreeMap::new();
-    for rec in records.iter() {
-        let result = match rec.cloudtrail_event {
-            Some(_) => push_embedded(rec, out, &source),
-            None => out.push(rec, &source),
-        };
-        match result {
-            Ok(has_id) => {
-                rows += 1;
-                without_id += u64::from(!has_id);
+    }
+}
+
+/// What a file's records came to so far: rows, rows without an eventID, rejections by reason.
+#[derive(Default)]
+struct Counts {
+    rows: u64,
+    without_id: u64,
+    rejected: BTreeMap<Reject, u64>,
+}
+
+impl Counts {
+    /// Push the rows of `records` to `out`, counting them.
+    fn push_all(&mut self, records: &[Leaves<'_>], out: &mut FrameBuilder, source: &str) {
+        for rec in records {
+            let result = match rec.cloudtrail_event {
+                Some(_) => push_embedded(rec, out, source),
+                None => out.push(rec, source),
+            };
+            match result {
+                Ok(has_id) => {
+                    self.rows += 1;
+                    self.without_id += u64::from(!has_id);
+                }
+                Err(r) => *self.rejected.entry(r).or_insert(0) += 1,
             }
-            Err(r) => *rejected.entry(r).or_insert(0) += 1,
         }
     }
-    Outcome::Read { records: rows, rejected, without_id }
+
+    fn outcome(self) -> Outcome {
+        Outcome::Read { records: self.rows, rejected: self.rejected, without_id: self.without_id }
+    }
+}
+
+/// A large file read a window of records at a time (`ingest::window`): what it came to and its
+/// rows, as a frame of their own; `None` to read it whole: it is not large, not in the delivery
+/// shape as the windows cut it, or something in it is wrong, which reading it whole reports as for
+/// any file (the rows read so far are dropped with the frame).
+fn read_windowed(file: &InputFile, opts: &ReadOptions, decoded: &AtomicU64) -> Option<(Outcome, Option<DataFrame>)> {
+    let (map, gzip) = decode::map_if_large(&file.path, opts.windowed_from)?;
+    let source = source_name(file, opts);
+    let mut out = FrameBuilder::with_projection(opts.columns);
+    let mut counts = Counts::default();
+    let each = |records: &[Leaves<'_>]| -> std::result::Result<(), GiveUp> {
+        counts.push_all(records, &mut out, &source);
+        Ok(())
+    };
+    let window = usize::try_from(opts.windowed_from / 2).unwrap_or(usize::MAX).max(1);
+    let read = if gzip {
+        window::for_each_window(flate2::read::MultiGzDecoder::new(&map[..]), opts.max_file_bytes, window, each)
+    } else {
+        window::for_each_window(&map[..], opts.max_file_bytes, window, each)
+    };
+    let read = read.ok()?;
+    let frame = if out.is_empty() { None } else { Some(out.finish().ok()?) };
+    decoded.fetch_add(read, Ordering::Relaxed);
+    Some((counts.outcome(), frame))
 }
 
 /// An Event-history record: the event is a JSON string in `CloudTrailEvent`.
@@ -223,37 +280,70 @@ fn push_embedded(rec: &Leaves<'_>, out: &mut FrameBuilder, source: &str) -> Resu
     out.push(&Leaves::of(&ev), source)
 }
 
-/// A run of consecutive files read by one worker: its rows as one frame (none when it has no rows),
-/// each file's outcome in order, and the bytes its files decoded to.
+/// A run of consecutive files read by one worker: its rows as frames in order (one, or several
+/// around files read in windows; none when it has no rows), each file's outcome in order, and the
+/// bytes its files decoded to.
 struct Piece {
-    frame: Option<DataFrame>,
+    frames: Vec<DataFrame>,
     outcomes: Vec<Outcome>,
     decoded: u64,
 }
 
-/// A piece being read: its rows, its files' outcomes, the bytes they decoded to.
+/// A piece being read: its rows (frames done, in order, then the rows being built), its files'
+/// outcomes, the bytes they decoded to, and an error building a frame.
 struct Reading {
+    frames: Vec<DataFrame>,
     builder: FrameBuilder,
     outcomes: Vec<Outcome>,
     decoded: AtomicU64,
+    error: Option<crate::error::Error>,
 }
 
 impl Reading {
     fn new(columns: Option<&[&str]>) -> Reading {
-        Reading { builder: FrameBuilder::with_projection(columns), outcomes: Vec::new(), decoded: AtomicU64::new(0) }
+        Reading {
+            frames: Vec::new(),
+            builder: FrameBuilder::with_projection(columns),
+            outcomes: Vec::new(),
+            decoded: AtomicU64::new(0),
+            error: None,
+        }
     }
 
-    /// Read the next file.
+    /// Read the next file: a large one a window at a time, into a frame of its own, any other into
+    /// the rows being built.
     fn read(mut self, file: &InputFile, opts: &ReadOptions, progress: &Progress) -> Reading {
+        if let Some((outcome, frame)) = read_windowed(file, opts, &self.decoded) {
+            let rows = frame.as_ref().map_or(0, DataFrame::height);
+            if let Some(frame) = frame {
+                // The rows built so far come first.
+                if !self.builder.is_empty() {
+                    let built = std::mem::replace(&mut self.builder, FrameBuilder::with_projection(opts.columns));
+                    match built.finish() {
+                        Ok(df) => self.frames.push(df),
+                        Err(e) => self.error = self.error.take().or(Some(e)),
+                    }
+                }
+                self.frames.push(frame);
+            }
+            self.outcomes.push(outcome);
+            progress.file_done(file.size, rows as u64);
+            return self;
+        }
         let before = self.builder.len();
         self.outcomes.push(read_one(file, opts, &mut self.builder, &self.decoded));
         progress.file_done(file.size, (self.builder.len() - before) as u64);
         self
     }
 
-    fn finish(self) -> Result<Piece> {
-        let frame = if self.builder.is_empty() { None } else { Some(self.builder.finish()?) };
-        Ok(Piece { frame, outcomes: self.outcomes, decoded: self.decoded.into_inner() })
+    fn finish(mut self) -> Result<Piece> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if !self.builder.is_empty() {
+            self.frames.push(self.builder.finish()?);
+        }
+        Ok(Piece { frames: self.frames, outcomes: self.outcomes, decoded: self.decoded.into_inner() })
     }
 }
 
@@ -276,7 +366,7 @@ fn assemble(files: &[InputFile], pieces: Vec<Piece>) -> Result<(DataFrame, ReadS
     let mut frames: Vec<DataFrame> = Vec::with_capacity(pieces.len());
     let outcomes = pieces.into_iter().flat_map(|piece| {
         stats.bytes_decoded += piece.decoded;
-        frames.extend(piece.frame);
+        frames.extend(piece.frames);
         piece.outcomes
     });
     let outcomes: Vec<Outcome> = outcomes.collect();
@@ -635,6 +725,48 @@ mod tests {
             });
             assert!(matches!(result, Err(crate::error::Error::Usage(m)) if m == "stop here"), "{threads} threads");
             assert_eq!(calls, 4, "{threads} threads");
+        }
+    }
+}
+
+#[cfg(test)]
+mod windowed_tests {
+    use super::*;
+
+    /// Every file of `testdata/` (delivery files gzipped and plain, the other shapes, the malformed
+    /// samples), each read a window at a time where it can be, gives the rows and the accounting of
+    /// the same files read whole: every file in windows of one record, or those of 2,000 bytes and
+    /// more in windows of about 1,000; on one thread and two, and under a cap some files pass.
+    #[test]
+    fn files_read_in_windows_are_the_files_read_whole() {
+        let found = crate::source::discover(&[std::path::PathBuf::from("testdata")], &Default::default()).unwrap();
+        assert!(found.files.len() > 100, "{} files", found.files.len());
+        let gzipped = found.files.iter().filter(|f| f.path.extension().is_some_and(|e| e == "gz")).count();
+        assert!(gzipped >= 5, "{gzipped} gzipped files");
+        // The delivery files are read in windows (70 files start as one, 3 of them malformed), the
+        // gzipped ones among them; the others (README, golden answers, arrays, JSON Lines) whole.
+        let all = ReadOptions { windowed_from: 0, ..ReadOptions::default() };
+        let windowed: Vec<&InputFile> =
+            found.files.iter().filter(|f| read_windowed(f, &all, &AtomicU64::new(0)).is_some()).collect();
+        assert!(windowed.len() >= 60, "{} of {} files in windows", windowed.len(), found.files.len());
+        assert!(windowed.iter().any(|f| f.path.extension().is_some_and(|e| e == "gz")));
+        for (threads, cap) in [(1, DEFAULT_MAX_FILE_BYTES), (2, DEFAULT_MAX_FILE_BYTES), (2, 20_000)] {
+            let read = |windowed_from: u64| {
+                let opts = ReadOptions { windowed_from, max_file_bytes: cap, ..ReadOptions::default() };
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let (df, stats) = pool.install(|| read_files(&found.files, &opts, &Progress::hidden())).unwrap();
+                (df, serde_json::to_value(stats).unwrap())
+            };
+            let (whole, whole_stats) = read(u64::MAX);
+            assert!(whole.height() > 100, "{} rows", whole.height());
+            for from in [0, 2_000] {
+                let (windowed, windowed_stats) = read(from);
+                assert!(
+                    windowed.equals_missing(&whole),
+                    "threads {threads}, cap {cap}, from {from}: not the same rows"
+                );
+                assert_eq!(windowed_stats, whole_stats, "threads {threads}, cap {cap}, from {from}");
+            }
         }
     }
 }

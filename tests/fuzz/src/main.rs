@@ -1,6 +1,7 @@
 //! One fuzz target over what trailscope does first with every input file: gunzip (multi-member,
-//! capped), recognise the shape, parse the records, and read each row's values from them; and
-//! the one-pass parser (`fast`) must agree with serde on every file it takes. Any panic, abort or
+//! capped), recognise the shape, parse the records, and read each row's values from them; the
+//! one-pass parser (`fast`) must agree with serde on every file it takes, and a file read in
+//! windows (`window`, as large files are) with the file read whole. Any panic, abort or
 //! hang is a finding. Built and run by `scripts/fuzz` under AFL++; built plainly
 //! (`cargo run -- FILE...`) it replays files, e.g. a crash AFL saved.
 //!
@@ -18,10 +19,12 @@ mod fast;
 mod parse;
 #[path = "../../../src/ingest/record.rs"]
 mod record;
+#[path = "../../../src/ingest/window.rs"]
+mod window;
 
 /// The paths the modules use among themselves (`crate::ingest::record::RawEvent`).
 mod ingest {
-    pub(crate) use super::{decode, fast, parse, record};
+    pub(crate) use super::{decode, fast, parse, record, window};
 }
 
 mod fs {
@@ -36,6 +39,30 @@ mod fs {
 const CAP: u64 = 16 << 20;
 
 fn check(data: &[u8]) {
+    // A file read in windows (as a large one is, `window`) must be read whole too, to the same
+    // records in order (a difference aborts); windows of 1 KB of text, so that files cross them.
+    let mut windowed: Vec<String> = Vec::new();
+    let collect = |records: &[ingest::record::Leaves<'_>]| {
+        windowed.extend(records.iter().map(|r| format!("{r:?}")));
+        Ok(())
+    };
+    let read = if data.starts_with(&[0x1f, 0x8b]) {
+        ingest::window::for_each_window(flate2::read::MultiGzDecoder::new(data), CAP, 1024, collect)
+    } else {
+        ingest::window::for_each_window(data, CAP, 1024, collect)
+    };
+    if read.is_ok() {
+        let text = if data.starts_with(&[0x1f, 0x8b]) {
+            ingest::decode::gunzip(data, CAP).map_err(|e| e.to_string())
+        } else {
+            Ok(data.to_vec())
+        };
+        let whole = text.and_then(|text| {
+            let (shape, records) = ingest::parse::parse(&text).map_err(|e| e.to_string())?;
+            Ok((shape, records.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>()))
+        });
+        assert_eq!(whole, Ok((ingest::parse::Shape::Records, windowed)), "windows and the whole file differ");
+    }
     let inflated;
     let bytes = if data.starts_with(&[0x1f, 0x8b]) {
         match ingest::decode::gunzip(data, CAP) {
