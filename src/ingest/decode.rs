@@ -141,25 +141,25 @@ fn open_regular(path: &Path) -> Result<(File, u64), DecodeError> {
 /// The bytes of `path` mapped, and whether they are gzipped, when its text is at least `from` bytes
 /// (a gzip file's trailing ISIZE, when deflate could produce it from a file that size; a plain
 /// file's length): a file to read a window at a time (`ingest::window`). `None` for any other file,
-/// and for one that cannot be opened or mapped: reading it whole says why.
+/// and for one that cannot be opened, read or mapped: reading it whole says why. Only a file that
+/// is large is mapped (its first two and last four bytes are read to tell).
 pub fn map_if_large(path: &Path, from: u64) -> Option<(memmap2::Mmap, bool)> {
+    use std::os::unix::fs::FileExt;
     let (file, len) = open_regular(path).ok()?;
-    if len == 0 || (len < from && from > len.saturating_mul(MAX_RATIO as u64)) {
+    if len < 4 || len.saturating_mul(MAX_RATIO as u64) < from {
+        return None;
+    }
+    let (mut magic, mut isize) = ([0u8; 2], [0u8; 4]);
+    file.read_exact_at(&mut magic, 0).ok()?;
+    file.read_exact_at(&mut isize, len - 4).ok()?;
+    let gzip = magic == GZIP_MAGIC;
+    let size = if gzip { u64::from(u32::from_le_bytes(isize)) } else { len };
+    if size < from || (gzip && size > len.saturating_mul(MAX_RATIO as u64)) {
         return None;
     }
     // SAFETY: as in `read_content`: read-only, and dropped before the caller is done with the file.
     let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
-    let gzip = map.starts_with(&GZIP_MAGIC);
-    let size = if gzip {
-        let claimed = u64::from(u32::from_le_bytes(map[map.len().checked_sub(4)?..].try_into().ok()?));
-        if claimed > len.saturating_mul(MAX_RATIO as u64) {
-            return None;
-        }
-        claimed
-    } else {
-        len
-    };
-    (size >= from).then_some((map, gzip))
+    Some((map, gzip))
 }
 
 /// Read `path` and return its JSON text, inflating gzip. `cap` bounds the decompressed size. `buf` is
