@@ -133,6 +133,9 @@ pub fn write_table_in(
 /// table of millions of events is never held.
 pub const TABLE_HELD_ROWS: usize = 10_000;
 
+/// The widest a table's cell is written (longer text is cut, with "…"), whatever the layout.
+pub const TABLE_CELL_CHARS: usize = 60;
+
 /// An aligned text table written a frame at a time (`write_table_in` for a whole frame): rows are
 /// held until the answer ends or `TABLE_HELD_ROWS` of them came, then laid out (the widths fitted
 /// into `total` characters when given) and written, and every later row is written in that layout.
@@ -619,7 +622,7 @@ pub fn write_sections_streamed(sink: &Sink<'_>, sections: Vec<(String, LazyFrame
                 writeln!(w).map_err(io_err)?;
             }
             let empty = sink.choose(DataFrame::empty_with_schema(&schema))?;
-            let mut table = Table::new(&empty, 60, sink.width, sink.zone).with_title(&name);
+            let mut table = Table::new(&empty, TABLE_CELL_CHARS, sink.width, sink.zone).with_title(&name);
             crate::query::stream(lf, |df| table.add(&mut w, &sink.choose(df)?))?;
             table.finish(&mut w)?;
         }
@@ -724,9 +727,10 @@ pub fn write_batches(
             let writer = ParquetWriter::new(f).batched(empty.schema()).context("writing parquet")?;
             RowSink::Parquet { writer: Box::new(writer), held: None }
         }
-        Format::Table => {
-            RowSink::Table { w: open_output(sink.output)?, table: Table::new(&empty, 60, sink.width, sink.zone) }
-        }
+        Format::Table => RowSink::Table {
+            w: open_output(sink.output)?,
+            table: Table::new(&empty, TABLE_CELL_CHARS, sink.width, sink.zone),
+        },
         _ => {
             let mut w = open_output(sink.output)?;
             if csv {
@@ -866,7 +870,7 @@ pub fn write_sections(sink: &Sink<'_>, sections: Vec<(String, DataFrame)>) -> Re
                     }
                     writeln!(w, "{} ({} rows)", name.replace('_', " "), df.height()).map_err(io_err)?;
                 }
-                write_table_in(&mut w, df, 60, sink.width, sink.zone)?;
+                write_table_in(&mut w, df, TABLE_CELL_CHARS, sink.width, sink.zone)?;
             }
         }
         Format::Json if sections.len() > 1 => {

@@ -51,12 +51,10 @@ pub fn final_order(lf: &LazyFrame) -> Option<FinalOrder> {
     let added: Vec<Expr> = by_column.iter().zip(&names).map(|(e, name)| e.clone().alias(name.clone())).collect();
     // Only the answer's columns and the keys go through the sort (the events' other columns, null
     // where the query does not name them, took 3x the memory).
-    let mut kept: Vec<Expr> = Vec::new();
-    for name in columns.iter().chain(&names) {
-        if !kept.iter().any(|e| matches!(e, Expr::Column(n) if n == name)) {
-            kept.push(col(name.clone()));
-        }
-    }
+    let kept: Vec<Expr> = {
+        let mut seen = hashbrown::HashSet::new();
+        columns.iter().chain(&names).filter(|n| seen.insert(*n)).map(|n| col(n.clone())).collect()
+    };
     let rows = LazyFrame::from((**input).clone())
         .with_optimizations(lf.get_current_optimizations())
         .with_columns(added)

@@ -54,7 +54,7 @@ pub fn run(args: &RootArgs) -> Result<bool> {
         let schema = rows.collect_schema().context("root events")?;
         let mut w = super::open_output(args.output.output.as_deref())?;
         let sink = args.output.sink(format);
-        let mut table = output::Table::new(&polars::prelude::DataFrame::empty_with_schema(&schema), 60, sink.width, sink.zone)
+        let mut table = output::Table::new(&polars::prelude::DataFrame::empty_with_schema(&schema), output::TABLE_CELL_CHARS, sink.width, sink.zone)
             .with_title("root_events");
         query::stream(rows, |df| table.add(&mut w, &df))?;
         table.finish(&mut w)?;
